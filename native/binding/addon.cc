@@ -1,0 +1,110 @@
+// Module entry: exports NativeSae, build/runtime info, thread and SIMD controls, error-class hook.
+#include <napi.h>
+
+#include "../common/cpu_features.h"
+#include "../common/thread_pool.h"
+#include "../sae/kernels.h"
+#include "addon_data.h"
+#include "args.h"
+#include "js_errors.h"
+#include "sae_wrap.h"
+
+#if defined(CMSAE_WITH_CUDA)
+#include "device_info.h"
+#endif
+
+#ifndef CMSAE_BUILD_FLAVOR
+#define CMSAE_BUILD_FLAVOR "cpu"
+#endif
+
+namespace cmsae::binding {
+namespace {
+
+Napi::Value build_info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("flavor", CMSAE_BUILD_FLAVOR);
+  o.Set("simdDetected", simd_level_name(detect_simd_level()));
+  o.Set("simd", simd_level_name(active_simd_level()));
+  o.Set("kernels", kernels().name);
+  o.Set("threads", num_threads());
+#if defined(CMSAE_WITH_CUDA)
+  o.Set("cudaCompiled", true);
+#else
+  o.Set("cudaCompiled", false);
+#endif
+#if defined(__clang__)
+  o.Set("compiler", "clang " __clang_version__);
+#elif defined(__GNUC__)
+  o.Set("compiler", "gcc " __VERSION__);
+#else
+  o.Set("compiler", "unknown");
+#endif
+  return o;
+}
+
+Napi::Value cuda_info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+#if defined(CMSAE_WITH_CUDA)
+  cuda::DeviceInfo d = cuda::query_devices();
+  o.Set("compiled", true);
+  o.Set("available", d.available);
+  o.Set("status", d.status);
+  o.Set("deviceCount", d.device_count);
+  o.Set("runtimeVersion", d.runtime_version);
+  o.Set("driverVersion", d.driver_version);
+  o.Set("deviceName", d.name);
+  o.Set("message", d.message);
+#else
+  o.Set("compiled", false);
+  o.Set("available", false);
+  o.Set("deviceCount", 0);
+  o.Set("message", "this build has no CUDA backend (nvcc was not found at install time, or SAE_CUDA=OFF)");
+#endif
+  return o;
+}
+
+Napi::Value set_threads(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  long long n = count_arg(env, info[0], "threads", 1);
+  if (n > 1024) throw_js(env, "ERR_ARG", "threads must be <= 1024");
+  set_num_threads(static_cast<int>(n));
+  return Napi::Number::New(env, num_threads());
+}
+
+Napi::Value set_simd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString()) throw_js(env, "ERR_ARG", "simd level must be 'scalar', 'avx2' or 'avx512'");
+  SimdLevel level;
+  if (!parse_simd_level(info[0].As<Napi::String>().Utf8Value(), &level))
+    throw_js(env, "ERR_ARG", "simd level must be 'scalar', 'avx2' or 'avx512'");
+  return Napi::String::New(env, simd_level_name(set_simd_level(level)));
+}
+
+Napi::Value set_error_class(const Napi::CallbackInfo& info) {
+  if (!info[0].IsFunction()) throw_js(info.Env(), "ERR_ARG", "setErrorClass needs a constructor");
+  register_error_class(info.Env(), info[0].As<Napi::Function>());
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+Napi::Object init(Napi::Env env, Napi::Object exports) {
+  auto* data = new AddonData();
+  env.SetInstanceData<AddonData>(data);
+  Napi::Function sae = NativeSae::define(env);
+  data->sae_ctor = Napi::Persistent(sae);
+  exports.Set("NativeSae", sae);
+  exports.Set("buildInfo", Napi::Function::New(env, build_info));
+  exports.Set("cudaInfo", Napi::Function::New(env, cuda_info));
+  exports.Set("setThreads", Napi::Function::New(env, set_threads));
+  exports.Set("setSimdLevel", Napi::Function::New(env, set_simd));
+  exports.Set("setErrorClass", Napi::Function::New(env, set_error_class));
+  return exports;
+}
+
+}  // namespace cmsae::binding
+
+static Napi::Object InitCmsae(Napi::Env env, Napi::Object exports) { return cmsae::binding::init(env, exports); }
+NODE_API_MODULE(cmsae, InitCmsae)

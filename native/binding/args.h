@@ -1,0 +1,68 @@
+// Argument helpers: typed-array views with dtype and length checks, option readers.
+#pragma once
+#include <napi.h>
+
+#include <cstdint>
+#include <string>
+
+#include "js_errors.h"
+
+namespace cmsae::binding {
+
+inline Napi::Float32Array float32_arg(const Napi::Env& env, const Napi::Value& v, const char* name, size_t min_len) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw_js(env, "ERR_DTYPE", std::string(name) + " must be a Float32Array");
+  Napi::Float32Array a = v.As<Napi::Float32Array>();
+  if (a.ElementLength() < min_len)
+    throw_js(env, "ERR_SHAPE", std::string(name) + " has " + std::to_string(a.ElementLength()) +
+                                   " elements but at least " + std::to_string(min_len) + " are needed");
+  return a;
+}
+
+inline Napi::Int32Array int32_arg(const Napi::Env& env, const Napi::Value& v, const char* name, size_t min_len) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+    throw_js(env, "ERR_DTYPE", std::string(name) + " must be an Int32Array");
+  Napi::Int32Array a = v.As<Napi::Int32Array>();
+  if (a.ElementLength() < min_len)
+    throw_js(env, "ERR_SHAPE", std::string(name) + " has " + std::to_string(a.ElementLength()) +
+                                   " elements but at least " + std::to_string(min_len) + " are needed");
+  return a;
+}
+
+inline Napi::Float64Array float64_arg(const Napi::Env& env, const Napi::Value& v, const char* name, size_t min_len) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
+    throw_js(env, "ERR_DTYPE", std::string(name) + " must be a Float64Array");
+  Napi::Float64Array a = v.As<Napi::Float64Array>();
+  if (a.ElementLength() < min_len)
+    throw_js(env, "ERR_SHAPE", std::string(name) + " has " + std::to_string(a.ElementLength()) +
+                                   " elements but at least " + std::to_string(min_len) + " are needed");
+  return a;
+}
+
+inline double number_arg(const Napi::Env& env, const Napi::Value& v, const char* name) {
+  if (!v.IsNumber()) throw_js(env, "ERR_ARG", std::string(name) + " must be a number");
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+inline long long count_arg(const Napi::Env& env, const Napi::Value& v, const char* name, long long min_value) {
+  double x = number_arg(env, v, name);
+  if (!(x >= static_cast<double>(min_value)) || x != static_cast<double>(static_cast<long long>(x)) || x > 9.0e15)
+    throw_js(env, "ERR_ARG", std::string(name) + " must be an integer >= " + std::to_string(min_value));
+  return static_cast<long long>(x);
+}
+
+inline double opt_number(const Napi::Object& o, const char* key, double fallback) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return fallback;
+  if (!v.IsNumber()) throw_js(o.Env(), "ERR_ARG", std::string("option ") + key + " must be a number");
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+inline bool opt_bool(const Napi::Object& o, const char* key, bool fallback) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return fallback;
+  if (!v.IsBoolean()) throw_js(o.Env(), "ERR_ARG", std::string("option ") + key + " must be a boolean");
+  return v.As<Napi::Boolean>().Value();
+}
+
+}  // namespace cmsae::binding

@@ -1,0 +1,474 @@
+#include "sae_wrap.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+#include "../common/validate.h"
+#include "addon_data.h"
+#include "args.h"
+#include "async.h"
+
+namespace cmsae::binding {
+namespace {
+
+// out[i*m + j] = rows[j*d + i]: [m, d] latent-major -> SAELens [d, m] (and back with swapped roles).
+void transpose(const float* src, long src_rows, long src_cols, float* dst) {
+  constexpr long B = 32;
+  for (long r0 = 0; r0 < src_rows; r0 += B)
+    for (long c0 = 0; c0 < src_cols; c0 += B)
+      for (long r = r0; r < std::min(src_rows, r0 + B); ++r)
+        for (long c = c0; c < std::min(src_cols, c0 + B); ++c) dst[c * src_rows + r] = src[r * src_cols + c];
+}
+
+void check_finite_all(const float* p, size_t n, const char* name) { check_finite(p, 1, static_cast<int>(n), name); }
+
+Napi::Object stats_object(Napi::Env env, const StepStats& s) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("loss", s.loss);
+  o.Set("fvu", s.fvu);
+  o.Set("mse", s.mse);
+  o.Set("auxLoss", s.aux_loss);
+  o.Set("l0", s.l0);
+  o.Set("deadFraction", s.dead_fraction);
+  o.Set("gradNorm", s.grad_norm);
+  o.Set("rows", static_cast<double>(s.rows));
+  return o;
+}
+
+std::string str_opt(const Napi::Object& o, const char* key, const std::string& fallback) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return fallback;
+  if (!v.IsString()) throw_js(o.Env(), "ERR_ARG", std::string("option ") + key + " must be a string");
+  return v.As<Napi::String>().Utf8Value();
+}
+
+// Applies the (already validated by lib/) options object onto cfg; re-checks what memory safety needs.
+void apply_options(const Napi::Object& o, SaeConfig& c) {
+  Napi::Env env = o.Env();
+  const std::string act = str_opt(o, "activation", c.activation == Activation::TopK ? "topk" : "batchtopk");
+  if (act == "topk") c.activation = Activation::TopK;
+  else if (act == "batchtopk") c.activation = Activation::BatchTopK;
+  else throw_js(env, "ERR_ARG", "activation must be 'topk' or 'batchtopk'");
+  const std::string loss = str_opt(o, "loss", c.loss == LossKind::Fvu ? "fvu" : "mse");
+  if (loss == "fvu") c.loss = LossKind::Fvu;
+  else if (loss == "mse") c.loss = LossKind::Mse;
+  else throw_js(env, "ERR_ARG", "loss must be 'fvu' or 'mse'");
+  const std::string red = str_opt(o, "pairedReduction", c.paired_mean ? "mean" : "sum");
+  if (red != "sum" && red != "mean") throw_js(env, "ERR_ARG", "pairedReduction must be 'sum' or 'mean'");
+  c.paired_mean = red == "mean";
+  c.normalize_decoder = opt_bool(o, "normalizeDecoder", c.normalize_decoder);
+  c.project_decoder_grad = opt_bool(o, "projectDecoderGrad", c.project_decoder_grad);
+  c.max_grad_norm = static_cast<float>(opt_number(o, "maxGradNorm", c.max_grad_norm));
+  c.beta1 = static_cast<float>(opt_number(o, "beta1", c.beta1));
+  c.beta2 = static_cast<float>(opt_number(o, "beta2", c.beta2));
+  c.eps = static_cast<float>(opt_number(o, "eps", c.eps));
+  c.weight_decay = static_cast<float>(opt_number(o, "weightDecay", c.weight_decay));
+  Napi::Value dv = o.Get("decay");
+  if (dv.IsObject()) {
+    Napi::Object dec = dv.As<Napi::Object>();
+    c.decay_W_enc = opt_bool(dec, "W_enc", c.decay_W_enc);
+    c.decay_b_enc = opt_bool(dec, "b_enc", c.decay_b_enc);
+    c.decay_W_dec = opt_bool(dec, "W_dec", c.decay_W_dec);
+    c.decay_b_dec = opt_bool(dec, "b_dec", c.decay_b_dec);
+  }
+  c.decoder_eps = static_cast<float>(opt_number(o, "decoderEps", c.decoder_eps));
+  c.k_aux = static_cast<int>(opt_number(o, "kAux", c.k_aux));
+  c.aux_coef = static_cast<float>(opt_number(o, "auxCoef", c.aux_coef));
+  c.dead_window = static_cast<long long>(opt_number(o, "deadWindow", static_cast<double>(c.dead_window)));
+  c.batch_capacity = static_cast<int>(opt_number(o, "batchCapacity", c.batch_capacity));
+  c.threshold_momentum = static_cast<float>(opt_number(o, "thresholdMomentum", c.threshold_momentum));
+  if (c.k_aux < 0 || c.k_aux > c.m) throw_js(env, "ERR_ARG", "kAux must be in [0, m]");
+  if (c.batch_capacity < 0) throw_js(env, "ERR_ARG", "batchCapacity must be >= 0");
+  if (c.dead_window < 1) throw_js(env, "ERR_ARG", "deadWindow must be >= 1");
+  if (!(c.aux_coef >= 0)) throw_js(env, "ERR_ARG", "auxCoef must be >= 0");
+}
+
+}  // namespace
+
+Napi::Function NativeSae::define(Napi::Env env) {
+  return DefineClass(env, "NativeSae",
+                     {
+                         InstanceMethod("init", &NativeSae::init),
+                         InstanceMethod("encode", &NativeSae::encode),
+                         InstanceMethod("encodeAsync", &NativeSae::encode_async),
+                         InstanceMethod("decode", &NativeSae::decode),
+                         InstanceMethod("step", &NativeSae::step),
+                         InstanceMethod("stepAsync", &NativeSae::step_async),
+                         InstanceMethod("forwardBackward", &NativeSae::forward_backward),
+                         InstanceMethod("applyUpdate", &NativeSae::apply_update),
+                         InstanceMethod("readGradients", &NativeSae::read_gradients),
+                         InstanceMethod("readWeights", &NativeSae::read_weights),
+                         InstanceMethod("writeWeights", &NativeSae::write_weights),
+                         InstanceMethod("readState", &NativeSae::read_state),
+                         InstanceMethod("writeState", &NativeSae::write_state),
+                         InstanceMethod("lastCodes", &NativeSae::last_codes),
+                         InstanceMethod("status", &NativeSae::status),
+                         InstanceMethod("setOptions", &NativeSae::set_options),
+                         InstanceMethod("dispose", &NativeSae::dispose),
+                     });
+}
+
+NativeSae::NativeSae(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeSae>(info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) throw_js(env, "ERR_ARG", "NativeSae needs an options object");
+  Napi::Object o = info[0].As<Napi::Object>();
+  SaeConfig c;
+  const long long d = count_arg(env, o.Get("d"), "d", 1);
+  const long long m = count_arg(env, o.Get("m"), "m", 1);
+  const long long k = count_arg(env, o.Get("k"), "k", 1);
+  if (k > m) throw_js(env, "ERR_ARG", "k must be <= m");
+  if (d > (1 << 24) || m > (1 << 28) || d * m > (1LL << 33))
+    throw_js(env, "ERR_ARG", "d x m is too large for this build (d <= 2^24, m <= 2^28, d*m <= 2^33)");
+  c.d = static_cast<int>(d);
+  c.m = static_cast<int>(m);
+  c.k = static_cast<int>(k);
+  apply_options(o, c);
+  guarded(env, [&] { model_ = std::make_unique<SaeModel>(c); });
+  accounted_bytes_ = external_bytes();
+  Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(accounted_bytes_));
+}
+
+NativeSae::~NativeSae() = default;
+
+size_t NativeSae::external_bytes() const {
+  if (!model_) return 0;
+  const size_t md = static_cast<size_t>(model_->m()) * model_->d();
+  return md * 4 * (2 /*params*/ + 4 /*moments*/ + 2 /*grad scratch*/);
+}
+
+SaeModel& NativeSae::model(const Napi::Env& env, bool allow_busy) {
+  if (!model_) throw_js(env, "ERR_DISPOSED", "this SAE was disposed; create or load a new one");
+  if (busy_ && !allow_busy)
+    throw_js(env, "ERR_BUSY", "an async operation on this SAE is still running; await it before calling again");
+  return *model_;
+}
+
+Napi::Value NativeSae::init(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SaeModel& m = model(env);
+  const double seed = number_arg(env, info[0], "seed");
+  const bool mean_init = info.Length() > 1 && info[1].ToBoolean().Value();
+  m.init(static_cast<uint64_t>(static_cast<int64_t>(seed)));
+  m.set_b_dec_mean_init_pending(mean_init);
+  return env.Undefined();
+}
+
+Napi::Value NativeSae::encode(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SaeModel& m = model(env);
+  const long long rows = count_arg(env, info[1], "rows", 1);
+  const size_t kc = m.codes_k();
+  Napi::Float32Array x = float32_arg(env, info[0], "x", rows * m.d());
+  Napi::Int32Array idx = int32_arg(env, info[2], "indices", rows * kc);
+  Napi::Float32Array val = float32_arg(env, info[3], "values", rows * kc);
+  guarded(env, [&] {
+    check_finite(x.Data(), rows, m.d(), "x");
+    m.encode(x.Data(), rows, idx.Data(), val.Data());
+  });
+  return env.Undefined();
+}
+
+Napi::Value NativeSae::encode_async(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SaeModel& m = model(env);
+  const long long rows = count_arg(env, info[1], "rows", 1);
+  const size_t kc = m.codes_k();
+  Napi::Float32Array x = float32_arg(env, info[0], "x", rows * m.d());
+  Napi::Int32Array idx = int32_arg(env, info[2], "indices", rows * kc);
+  Napi::Float32Array val = float32_arg(env, info[3], "values", rows * kc);
+  const float* xp = x.Data();
+  int32_t* ip = idx.Data();
+  float* vp = val.Data();
+  SaeModel* mp = &m;
+  busy_ = true;
+  auto* w = new PromiseWorker(
+      env,
+      [mp, xp, rows, ip, vp] {
+        check_finite(xp, rows, mp->d(), "x");
+        mp->encode(xp, rows, ip, vp);
+      },
+      nullptr, [this] { busy_ = false; }, {x, idx, val, Value()});
+  w->Queue();
+  return w->promise();
+}
+
+Napi::Value NativeSae::decode(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SaeModel& m = model(env);
+  const long long rows = count_arg(env, info[2], "rows", 1);
+  const long long k = count_arg(env, info[3], "k", 1);
+  Napi::Int32Array idx = int32_arg(env, info[0], "indices", rows * k);
+  Napi::Float32Array val = float32_arg(env, info[1], "values", rows * k);
+  Napi::Float32Array out = float32_arg(env, info[4], "out", rows * m.d());
+  guarded(env, [&] {
+    const int32_t* ip = idx.Data();
+    for (long long i = 0; i < rows * k; ++i)
+      if (ip[i] < 0 || ip[i] >= m.m())
+        fail("ERR_RANGE", "indices[" + std::to_string(i) + "] = " + std::to_string(ip[i]) +
+                              " is outside [0, m): codes must come from an SAE with the same m");
+    check_finite(val.Data(), rows, static_cast<int>(k), "values");
+    m.decode(ip, val.Data(), rows, static_cast<int>(k), out.Data());
+  });
+  return env.Undefined();
+}
+
+Napi::Value NativeSae::step(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SaeModel& m = model(env);
+  const long long rows = count_arg(env, info[2], "rows", 1);
+  Napi::Float32Array x = float32_arg(env, info[0], "x", rows * m.d());
+  const bool paired = !info[1].IsNull() && !info[1].IsUndefined();
+  Napi::Float32Array y = paired ? float32_arg(env, info[1], "y", rows * m.d()) : Napi::Float32Array();
+  const double lr = number_arg(env, info[3], "lr");
+  if (!(lr >= 0) || !std::isfinite(lr)) throw_js(env, "ERR_ARG", "lr must be a finite number >= 0");
+  StepStats st = guarded(env, [&] {
+    check_finite(x.Data(), rows, m.d(), "x");
+    if (paired) check_finite(y.Data(), rows, m.d(), "y");
+    return m.step(x.Data(), paired ? y.Data() : nullptr, rows, static_cast<float>(lr));
+  });
+  return stats_object(env, st);
+}
+
+Napi::Value NativeSae::step_async(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SaeModel& m = model(env);
+  const long long rows = count_arg(env, info[2], "rows", 1);
+  Napi::Float32Array x = float32_arg(env, info[0], "x", rows * m.d());
+  const bool paired = !info[1].IsNull() && !info[1].IsUndefined();
+  Napi::Float32Array y = paired ? float32_arg(env, info[1], "y", rows * m.d()) : Napi::Float32Array();
+  const double lr = number_arg(env, info[3], "lr");
+  if (!(lr >= 0) || !std::isfinite(lr)) throw_js(env, "ERR_ARG", "lr must be a finite number >= 0");
+  const float* xp = x.Data();
+  const float* yp = paired ? y.Data() : nullptr;
+  SaeModel* mp = &m;
+  auto result = std::make_shared<StepStats>();
+  busy_ = true;
+  auto* w = new PromiseWorker(
+      env,
+      [mp, xp, yp, rows, lr, result] {
+        check_finite(xp, rows, mp->d(), "x");
+        if (yp) check_finite(yp, rows, mp->d(), "y");
+        *result = mp->step(xp, yp, rows, static_cast<float>(lr));
+      },
+      [result](Napi::Env e) -> Napi::Value { return stats_object(e, *result); }, [this] { busy_ = false; },
+      {x, paired ? Napi::Value(y) : env.Undefined(), Value()});
+  w->Queue();
+  return w->promise();
+}
+
+Napi::Value NativeSae::forward_backward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SaeModel& m = model(env);
+  const long long rows = count_arg(env, info[2], "rows", 1);
+  Napi::Float32Array x = float32_arg(env, info[0], "x", rows * m.d());
+  const bool paired = !info[1].IsNull() && !info[1].IsUndefined();
+  Napi::Float32Array y = paired ? float32_arg(env, info[1], "y", rows * m.d()) : Napi::Float32Array();
+  const bool has_extra = info.Length() > 3 && !info[3].IsNull() && !info[3].IsUndefined();
+  const long long total_rows = rows * (paired ? 2 : 1);
+  Napi::Float32Array extra =
+      has_extra ? float32_arg(env, info[3], "extraDval", total_rows * m.config().k) : Napi::Float32Array();
+  StepStats st = guarded(env, [&] {
+    check_finite(x.Data(), rows, m.d(), "x");
+    if (paired) check_finite(y.Data(), rows, m.d(), "y");
+    if (has_extra) check_finite(extra.Data(), total_rows, m.config().k, "extraDval");
+    return m.forward_backward(x.Data(), paired ? y.Data() : nullptr, rows, has_extra ? extra.Data() : nullptr);
+  });
+  return stats_object(env, st);
+}
+
+Napi::Value NativeSae::apply_update(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SaeModel& m = model(env);
+  const double lr = number_arg(env, info[0], "lr");
+  const double scale = number_arg(env, info[1], "gradScale");
+  if (!(lr >= 0) || !std::isfinite(lr)) throw_js(env, "ERR_ARG", "lr must be a finite number >= 0");
+  if (!(scale >= 0) || !std::isfinite(scale)) throw_js(env, "ERR_ARG", "gradScale must be a finite number >= 0");
+  if (m.grads().d != m.d()) throw_js(env, "ERR_STATE", "applyUpdate needs gradients: call forwardBackward first");
+  m.apply_update(static_cast<float>(lr), static_cast<float>(scale));
+  return env.Undefined();
+}
+
+// readGradients(W_enc [d,m], b_enc [m], W_dec [m,d], b_dec [d]): dense copies of the last gradients.
+Napi::Value NativeSae::read_gradients(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SaeModel& m = model(env);
+  const size_t d = m.d(), M = m.m();
+  Napi::Float32Array we = float32_arg(env, info[0], "W_enc", d * M);
+  Napi::Float32Array be = float32_arg(env, info[1], "b_enc", M);
+  Napi::Float32Array wd = float32_arg(env, info[2], "W_dec", d * M);
+  Napi::Float32Array bd = float32_arg(env, info[3], "b_dec", d);
+  const SparseGrads& g = m.grads();
+  if (g.d != m.d()) throw_js(env, "ERR_STATE", "no gradients yet: call computeGradients first");
+  std::fill(we.Data(), we.Data() + d * M, 0.f);
+  std::fill(wd.Data(), wd.Data() + d * M, 0.f);
+  for (size_t i = 0; i < g.touched.size(); ++i) {
+    const size_t j = g.touched[i];
+    for (size_t c = 0; c < d; ++c) we.Data()[c * M + j] = g.g_enc[i * d + c];
+    std::memcpy(wd.Data() + j * d, g.g_dec.data() + i * d, sizeof(float) * d);
+  }
+  std::memcpy(be.Data(), g.g_benc.data(), sizeof(float) * M);
+  std::memcpy(bd.Data(), g.g_bdec.data(), sizeof(float) * d);
+  return env.Undefined();
+}
+
+Napi::Value NativeSae::read_weights(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SaeModel& m = model(env);
+  const size_t d = m.d(), M = m.m();
+  Napi::Float32Array we = float32_arg(env, info[0], "W_enc", d * M);
+  Napi::Float32Array be = float32_arg(env, info[1], "b_enc", M);
+  Napi::Float32Array wd = float32_arg(env, info[2], "W_dec", d * M);
+  Napi::Float32Array bd = float32_arg(env, info[3], "b_dec", d);
+  transpose(m.W_enc_rows(), M, d, we.Data());
+  std::memcpy(be.Data(), m.b_enc(), sizeof(float) * M);
+  std::memcpy(wd.Data(), m.W_dec(), sizeof(float) * d * M);
+  std::memcpy(bd.Data(), m.b_dec(), sizeof(float) * d);
+  return env.Undefined();
+}
+
+Napi::Value NativeSae::write_weights(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SaeModel& m = model(env);
+  const size_t d = m.d(), M = m.m();
+  Napi::Float32Array we = float32_arg(env, info[0], "W_enc", d * M);
+  Napi::Float32Array be = float32_arg(env, info[1], "b_enc", M);
+  Napi::Float32Array wd = float32_arg(env, info[2], "W_dec", d * M);
+  Napi::Float32Array bd = float32_arg(env, info[3], "b_dec", d);
+  guarded(env, [&] {
+    check_finite_all(we.Data(), d * M, "W_enc");
+    check_finite_all(be.Data(), M, "b_enc");
+    check_finite_all(wd.Data(), d * M, "W_dec");
+    check_finite_all(bd.Data(), d, "b_dec");
+  });
+  transpose(we.Data(), d, M, m.W_enc_rows());
+  std::memcpy(m.b_enc(), be.Data(), sizeof(float) * M);
+  std::memcpy(m.W_dec(), wd.Data(), sizeof(float) * d * M);
+  std::memcpy(m.b_dec(), bd.Data(), sizeof(float) * d);
+  return env.Undefined();
+}
+
+// State arrays: moments (W_enc ones in [d, m] orientation like the weights), fire counts,
+// samples since fired, and scalars. readState(obj) fills obj's arrays; writeState(obj) restores.
+static const char* kMomentNames[4][2] = {{"W_enc.exp_avg", "W_enc.exp_avg_sq"},
+                                         {"b_enc.exp_avg", "b_enc.exp_avg_sq"},
+                                         {"W_dec.exp_avg", "W_dec.exp_avg_sq"},
+                                         {"b_dec.exp_avg", "b_dec.exp_avg_sq"}};
+
+Napi::Value NativeSae::read_state(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SaeModel& m = model(env);
+  if (!info[0].IsObject()) throw_js(env, "ERR_ARG", "readState needs an object of arrays");
+  Napi::Object o = info[0].As<Napi::Object>();
+  const size_t d = m.d(), M = m.m();
+  for (int p = 0; p < 4; ++p)
+    for (int q = 0; q < 2; ++q) {
+      std::vector<float>& s = m.adam_state(p, q);
+      Napi::Float32Array a = float32_arg(env, o.Get(kMomentNames[p][q]), kMomentNames[p][q], s.size());
+      if (p == 0) transpose(s.data(), M, d, a.Data());
+      else std::memcpy(a.Data(), s.data(), sizeof(float) * s.size());
+    }
+  Napi::Float64Array fires = float64_arg(env, o.Get("fires"), "fires", M);
+  Napi::Float64Array since = float64_arg(env, o.Get("since"), "since", M);
+  for (size_t j = 0; j < M; ++j) {
+    fires.Data()[j] = m.fire_counts()[j];
+    since.Data()[j] = static_cast<double>(m.since_fired()[j]);
+  }
+  Napi::Object scalars = Napi::Object::New(env);
+  scalars.Set("step", static_cast<double>(m.step_count()));
+  scalars.Set("samplesSeen", static_cast<double>(m.samples_seen()));
+  scalars.Set("threshold", m.threshold());
+  scalars.Set("thresholdReady", m.threshold_ready());
+  scalars.Set("bDecMeanInitPending", m.b_dec_mean_init_pending());
+  return scalars;
+}
+
+Napi::Value NativeSae::write_state(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SaeModel& m = model(env);
+  if (!info[0].IsObject() || !info[1].IsObject()) throw_js(env, "ERR_ARG", "writeState needs (arrays, scalars)");
+  Napi::Object o = info[0].As<Napi::Object>();
+  Napi::Object sc = info[1].As<Napi::Object>();
+  const size_t d = m.d(), M = m.m();
+  std::vector<Napi::Float32Array> moments;
+  for (int p = 0; p < 4; ++p)
+    for (int q = 0; q < 2; ++q)
+      moments.push_back(float32_arg(env, o.Get(kMomentNames[p][q]), kMomentNames[p][q], m.adam_state(p, q).size()));
+  Napi::Float64Array fires = float64_arg(env, o.Get("fires"), "fires", M);
+  Napi::Float64Array since = float64_arg(env, o.Get("since"), "since", M);
+  guarded(env, [&] {
+    for (int i = 0; i < 8; ++i) check_finite_all(moments[i].Data(), m.adam_state(i / 2, i % 2).size(), kMomentNames[i / 2][i % 2]);
+  });
+  const double step = opt_number(sc, "step", 0), seen = opt_number(sc, "samplesSeen", 0);
+  if (!(step >= 0) || !(seen >= 0)) throw_js(env, "ERR_FORMAT", "step and samplesSeen must be >= 0");
+  for (int p = 0; p < 4; ++p)
+    for (int q = 0; q < 2; ++q) {
+      std::vector<float>& s = m.adam_state(p, q);
+      const float* src = moments[p * 2 + q].Data();
+      if (p == 0) transpose(src, d, M, s.data());
+      else std::memcpy(s.data(), src, sizeof(float) * s.size());
+    }
+  for (size_t j = 0; j < M; ++j) {
+    m.fire_counts()[j] = fires.Data()[j];
+    m.since_fired()[j] = static_cast<long long>(since.Data()[j]);
+  }
+  m.set_step_count(static_cast<long long>(step));
+  m.set_samples_seen(static_cast<long long>(seen));
+  m.set_threshold(opt_number(sc, "threshold", 0), opt_bool(sc, "thresholdReady", false));
+  m.set_b_dec_mean_init_pending(opt_bool(sc, "bDecMeanInitPending", false));
+  return env.Undefined();
+}
+
+// lastCodes() -> { rows, k, indices, values } of the last training forward pass.
+Napi::Value NativeSae::last_codes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SaeModel& m = model(env);
+  const CodesBuffer& c = m.last_codes();
+  Napi::Object o = Napi::Object::New(env);
+  Napi::Int32Array idx = Napi::Int32Array::New(env, c.idx.size());
+  Napi::Float32Array val = Napi::Float32Array::New(env, c.val.size());
+  std::memcpy(idx.Data(), c.idx.data(), sizeof(int32_t) * c.idx.size());
+  std::memcpy(val.Data(), c.val.data(), sizeof(float) * c.val.size());
+  o.Set("rows", static_cast<double>(c.rows));
+  o.Set("k", c.k);
+  o.Set("indices", idx);
+  o.Set("values", val);
+  return o;
+}
+
+Napi::Value NativeSae::status(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SaeModel& m = model(env, true);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("codesK", m.codes_k());
+  o.Set("step", static_cast<double>(m.step_count()));
+  o.Set("samplesSeen", static_cast<double>(m.samples_seen()));
+  o.Set("threshold", m.threshold());
+  o.Set("thresholdReady", m.threshold_ready());
+  o.Set("deadFraction", m.dead_fraction());
+  o.Set("busy", busy_);
+  return o;
+}
+
+Napi::Value NativeSae::set_options(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SaeModel& m = model(env);
+  if (!info[0].IsObject()) throw_js(env, "ERR_ARG", "setOptions needs an options object");
+  SaeConfig c = m.config();
+  apply_options(info[0].As<Napi::Object>(), c);
+  m.mutable_config() = c;
+  return env.Undefined();
+}
+
+Napi::Value NativeSae::dispose(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!model_) return env.Undefined();
+  if (busy_) throw_js(env, "ERR_BUSY", "an async operation on this SAE is still running; await it before disposing");
+  model_.reset();
+  Napi::MemoryManagement::AdjustExternalMemory(env, -static_cast<int64_t>(accounted_bytes_));
+  accounted_bytes_ = 0;
+  return env.Undefined();
+}
+
+}  // namespace cmsae::binding

@@ -1,0 +1,64 @@
+#include "cpu_features.h"
+
+#include <atomic>
+#include <cstdlib>
+
+namespace cmsae {
+
+SimdLevel detect_simd_level() {
+#if defined(__x86_64__) || defined(_M_X64)
+#if defined(__GNUC__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+    return SimdLevel::Avx512;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return SimdLevel::Avx2;
+#endif
+#endif
+  return SimdLevel::Scalar;
+}
+
+const char* simd_level_name(SimdLevel level) {
+  switch (level) {
+    case SimdLevel::Avx512: return "avx512";
+    case SimdLevel::Avx2: return "avx2";
+    default: return "scalar";
+  }
+}
+
+bool parse_simd_level(const std::string& name, SimdLevel* out) {
+  if (name == "scalar") *out = SimdLevel::Scalar;
+  else if (name == "avx2") *out = SimdLevel::Avx2;
+  else if (name == "avx512") *out = SimdLevel::Avx512;
+  else return false;
+  return true;
+}
+
+namespace {
+SimdLevel clamp_level(SimdLevel wanted) {
+  SimdLevel best = detect_simd_level();
+  return static_cast<int>(wanted) < static_cast<int>(best) ? wanted : best;
+}
+
+std::atomic<int>& level_slot() {
+  static std::atomic<int> slot([] {
+    SimdLevel level = detect_simd_level();
+    if (const char* env = std::getenv("CMSAE_SIMD")) {
+      SimdLevel wanted;
+      if (parse_simd_level(env, &wanted)) level = clamp_level(wanted);
+    }
+    return static_cast<int>(level);
+  }());
+  return slot;
+}
+}  // namespace
+
+SimdLevel active_simd_level() { return static_cast<SimdLevel>(level_slot().load(std::memory_order_relaxed)); }
+
+SimdLevel set_simd_level(SimdLevel level) {
+  SimdLevel actual = clamp_level(level);
+  level_slot().store(static_cast<int>(actual), std::memory_order_relaxed);
+  return actual;
+}
+
+}  // namespace cmsae

@@ -1,0 +1,402 @@
+// Top-K SAE training step: fused encode -> sparse decode -> FVU/MSE (+AuxK) -> sparse backward ->
+// decoder-gradient projection -> global-norm clipping -> AdamW -> decoder row renormalization.
+#include "model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "../common/errors.h"
+#include "../common/thread_pool.h"
+#include "decode.h"
+#include "kernels.h"
+#include "topk_encode.h"
+#include "topk_select.h"
+
+namespace cmsae {
+namespace {
+
+// splitmix64: small, seedable, and identical on every platform.
+struct SplitMix64 {
+  uint64_t s;
+  uint64_t next() {
+    uint64_t z = (s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+  float uniform01() { return static_cast<float>(next() >> 40) * (1.0f / 16777216.0f); }
+};
+
+struct ColumnStats {
+  std::vector<double> mean;
+  double total_variance = 0;  // sum over rows and columns of (x - column mean)^2
+};
+
+ColumnStats column_stats(const float* X, long rows, int d) {
+  ColumnStats s;
+  s.mean.assign(d, 0.0);
+  for (long r = 0; r < rows; ++r)
+    for (int c = 0; c < d; ++c) s.mean[c] += X[r * d + c];
+  for (int c = 0; c < d; ++c) s.mean[c] /= static_cast<double>(rows);
+  for (long r = 0; r < rows; ++r)
+    for (int c = 0; c < d; ++c) {
+      const double e = X[r * d + c] - s.mean[c];
+      s.total_variance += e * e;
+    }
+  return s;
+}
+
+}  // namespace
+
+SaeModel::SaeModel(const SaeConfig& cfg) : cfg_(cfg) {
+  const size_t md = static_cast<size_t>(cfg.m) * cfg.d;
+  W_enc_.assign(md, 0.f);
+  W_dec_.assign(md, 0.f);
+  b_enc_.assign(cfg.m, 0.f);
+  b_dec_.assign(cfg.d, 0.f);
+  const size_t sizes[4] = {md, static_cast<size_t>(cfg.m), md, static_cast<size_t>(cfg.d)};
+  for (int p = 0; p < 4; ++p)
+    for (int q = 0; q < 2; ++q) adam_[p][q].assign(sizes[p], 0.f);
+  fires_.assign(cfg.m, 0.0);
+  since_.assign(cfg.m, 0);
+}
+
+void SaeModel::init(uint64_t seed) {
+  SplitMix64 rng{seed};
+  const float bound = 1.0f / std::sqrt(static_cast<float>(cfg_.d));
+  for (float& w : W_enc_) w = (2.f * rng.uniform01() - 1.f) * bound;
+  std::fill(b_enc_.begin(), b_enc_.end(), 0.f);
+  std::copy(W_enc_.begin(), W_enc_.end(), W_dec_.begin());
+  renormalize_decoder();
+  std::fill(b_dec_.begin(), b_dec_.end(), 0.f);
+}
+
+void SaeModel::renormalize_decoder() {
+  const SaeKernels& K = kernels();
+  const int d = cfg_.d, m = cfg_.m;
+  const int T = std::max(1, std::min(num_threads(), m / 256 + 1));
+  parallel_for(T, [&](int t) {
+    for (long j = split_begin(m, T, t); j < split_begin(m, T, t + 1); ++j) {
+      float* w = W_dec_.data() + j * d;
+      const float inv = 1.0f / (static_cast<float>(std::sqrt(K.sumsq(w, d))) + cfg_.decoder_eps);
+      for (int c = 0; c < d; ++c) w[c] *= inv;
+    }
+  });
+}
+
+int SaeModel::capacity() const {
+  if (cfg_.activation == Activation::TopK) return cfg_.k;
+  const int cap = cfg_.batch_capacity > 0 ? cfg_.batch_capacity : 4 * cfg_.k;
+  return std::min(std::max(cap, cfg_.k), cfg_.m);
+}
+
+int SaeModel::codes_k() const { return capacity(); }
+
+void SaeModel::encode(const float* x, long rows, int32_t* idx, float* val) const {
+  EncoderView enc{W_enc_.data(), b_enc_.data(), b_dec_.data(), cfg_.d, cfg_.m};
+  float floor = 0.f;
+  if (cfg_.activation == Activation::BatchTopK && theta_ready_) floor = std::max(0.f, static_cast<float>(theta_));
+  topk_encode(enc, x, rows, capacity(), floor, idx, val);
+}
+
+void SaeModel::decode(const int32_t* idx, const float* val, long rows, int k, float* out) const {
+  sparse_decode(W_dec_.data(), b_dec_.data(), cfg_.d, idx, val, rows, k, out);
+}
+
+std::vector<float>& SaeModel::adam_state(int param, int moment) { return adam_[param][moment]; }
+
+double SaeModel::dead_fraction() const {
+  const long long window = std::min<long long>(cfg_.dead_window, seen_);
+  if (window <= 0 || cfg_.m == 0) return 0.0;
+  long long dead = 0;
+  for (long long s : since_) dead += (s >= window);
+  return static_cast<double>(dead) / cfg_.m;
+}
+
+// BatchTopK: keep the R*k largest positive pre-activations of the whole batch (ties: row, then
+// latent order). Per-row candidate lists of `capacity()` are exact unless a row fills its list above
+// the cut; such rows are recomputed with capacity m.
+void SaeModel::batch_topk_select(const float* X, long R) {
+  const int m = cfg_.m, d = cfg_.d;
+  int cap = capacity();
+  EncoderView enc{W_enc_.data(), b_enc_.data(), b_dec_.data(), d, m};
+  std::vector<int32_t> ci(static_cast<size_t>(R) * cap);
+  std::vector<float> cv(static_cast<size_t>(R) * cap);
+  topk_encode(enc, X, R, cap, 0.f, ci.data(), cv.data());
+  std::vector<std::vector<Candidate>> rows(R);
+  for (long r = 0; r < R; ++r)
+    for (int s = 0; s < cap; ++s)
+      if (cv[r * cap + s] > 0.f) rows[r].push_back({cv[r * cap + s], ci[r * cap + s]});
+
+  const long long target = static_cast<long long>(R) * cfg_.k;
+  auto cut_value = [&]() -> float {
+    std::vector<float> all;
+    for (auto& row : rows)
+      for (auto& c : row) all.push_back(c.value);
+    if (static_cast<long long>(all.size()) <= target) return 0.f;  // keep every positive value
+    std::nth_element(all.begin(), all.begin() + (target - 1), all.end(), std::greater<float>());
+    return all[target - 1];
+  };
+  float tau = cut_value();
+  if (cap < m) {
+    std::vector<long> saturated;
+    for (long r = 0; r < R; ++r)
+      if (static_cast<int>(rows[r].size()) == cap && rows[r].back().value >= tau) saturated.push_back(r);
+    if (!saturated.empty()) {
+      std::vector<float> xs(saturated.size() * d);
+      for (size_t i = 0; i < saturated.size(); ++i)
+        std::memcpy(xs.data() + i * d, X + saturated[i] * d, sizeof(float) * d);
+      std::vector<int32_t> fi(saturated.size() * m);
+      std::vector<float> fv(saturated.size() * m);
+      topk_encode(enc, xs.data(), static_cast<long>(saturated.size()), m, 0.f, fi.data(), fv.data());
+      for (size_t i = 0; i < saturated.size(); ++i) {
+        auto& row = rows[saturated[i]];
+        row.clear();
+        for (int s = 0; s < m && fv[i * m + s] > 0.f; ++s) row.push_back({fv[i * m + s], fi[i * m + s]});
+      }
+      tau = cut_value();
+    }
+  }
+  // Keep v > tau, then v == tau in row order until the target count.
+  long long kept = 0;
+  for (auto& row : rows)
+    for (auto& c : row) kept += (c.value > tau);
+  long long tie_budget = target - kept;
+  int k_out = 1;
+  float min_kept = 0.f;
+  bool any = false;
+  for (auto& row : rows) {
+    std::vector<Candidate> keep;
+    for (auto& c : row) {
+      bool take = c.value > tau || (c.value == tau && tau > 0.f && tie_budget > 0);
+      if (c.value == tau && take && !(c.value > tau)) --tie_budget;
+      if (take) {
+        keep.push_back(c);
+        min_kept = any ? std::min(min_kept, c.value) : c.value;
+        any = true;
+      }
+    }
+    row.swap(keep);
+    k_out = std::max<int>(k_out, static_cast<int>(row.size()));
+  }
+  codes_.rows = R;
+  codes_.k = k_out;
+  codes_.idx.resize(static_cast<size_t>(R) * k_out);
+  codes_.val.resize(static_cast<size_t>(R) * k_out);
+  for (long r = 0; r < R; ++r) finalize_row(rows[r], k_out, m, codes_.idx.data() + r * k_out, codes_.val.data() + r * k_out);
+  if (any) {
+    const double mom = cfg_.threshold_momentum;
+    theta_ = theta_ready_ ? mom * theta_ + (1.0 - mom) * min_kept : min_kept;
+    theta_ready_ = true;
+  }
+}
+
+StepStats SaeModel::forward_backward(const float* x, const float* y, long rows, const float* extra_dval) {
+  const int d = cfg_.d, m = cfg_.m;
+  require(rows > 0, "ERR_SHAPE", "empty batch: give at least one row");
+  const int n_seg = y ? 2 : 1;
+  const long R = rows * n_seg;
+  const float* X = x;
+  if (y) {
+    X_.resize(static_cast<size_t>(R) * d);
+    std::memcpy(X_.data(), x, sizeof(float) * rows * d);
+    std::memcpy(X_.data() + static_cast<size_t>(rows) * d, y, sizeof(float) * rows * d);
+    X = X_.data();
+  }
+  // Validate before touching any state.
+  std::vector<ColumnStats> seg_stats;
+  for (int s = 0; s < n_seg; ++s) {
+    seg_stats.push_back(column_stats(X + s * rows * d, rows, d));
+    if (cfg_.loss == LossKind::Fvu && !(seg_stats.back().total_variance > 0.0))
+      fail("ERR_DEGENERATE_BATCH",
+           "FVU is undefined for a batch whose rows are all identical (e.g. a single row): use a batch of "
+           "distinct rows or loss 'mse'");
+  }
+  if (b_dec_mean_pending_) {
+    for (int c = 0; c < d; ++c) {
+      double s = 0;
+      for (long r = 0; r < R; ++r) s += X[r * d + c];
+      b_dec_[c] = static_cast<float>(s / R);
+    }
+    b_dec_mean_pending_ = false;
+  }
+
+  // Dead latents for AuxK.
+  const bool aux_on = cfg_.aux_coef > 0.f;
+  std::vector<uint8_t> dead;
+  long long n_dead = 0;
+  if (aux_on) {
+    dead.assign(m, 0);
+    for (int j = 0; j < m; ++j) {
+      dead[j] = since_[j] >= cfg_.dead_window;
+      n_dead += dead[j];
+    }
+  }
+  const int k_aux_cfg = cfg_.k_aux > 0 ? cfg_.k_aux : std::max(1, d / 2);
+  const int k_aux = aux_on && n_dead > 0 ? static_cast<int>(std::min<long long>(k_aux_cfg, n_dead)) : 0;
+  const double aux_scale = k_aux > 0 ? std::min(1.0, static_cast<double>(n_dead) / k_aux_cfg) : 0.0;
+
+  // Encode.
+  EncoderView enc{W_enc_.data(), b_enc_.data(), b_dec_.data(), d, m};
+  AuxSelect aux_sel{};
+  if (k_aux > 0) {
+    aux_codes_.rows = R;
+    aux_codes_.k = k_aux;
+    aux_codes_.idx.resize(static_cast<size_t>(R) * k_aux);
+    aux_codes_.val.resize(static_cast<size_t>(R) * k_aux);
+    aux_sel = AuxSelect{dead.data(), k_aux, aux_codes_.idx.data(), aux_codes_.val.data()};
+  }
+  if (cfg_.activation == Activation::TopK) {
+    codes_.rows = R;
+    codes_.k = cfg_.k;
+    codes_.idx.resize(static_cast<size_t>(R) * cfg_.k);
+    codes_.val.resize(static_cast<size_t>(R) * cfg_.k);
+    topk_encode(enc, X, R, cfg_.k, 0.f, codes_.idx.data(), codes_.val.data(), k_aux > 0 ? &aux_sel : nullptr);
+  } else {
+    if (k_aux > 0) {  // aux candidates come from a separate pass
+      std::vector<int32_t> tmp_i(static_cast<size_t>(R));
+      std::vector<float> tmp_v(static_cast<size_t>(R));
+      topk_encode(enc, X, R, 1, 0.f, tmp_i.data(), tmp_v.data(), &aux_sel);
+    }
+    batch_topk_select(X, R);
+  }
+  require(extra_dval == nullptr || codes_.k == cfg_.k, "ERR_ARG",
+          "code-level gradients need fixed-k codes (activation 'topk')");
+  const int kc = codes_.k;
+
+  // Decode and loss.
+  xhat_.resize(static_cast<size_t>(R) * d);
+  sparse_decode(W_dec_.data(), b_dec_.data(), d, codes_.idx.data(), codes_.val.data(), R, kc, xhat_.data());
+  G_.resize(static_cast<size_t>(R) * d);
+  const double w = (y && cfg_.paired_mean) ? 0.5 : 1.0;
+  StepStats st;
+  st.rows = R;
+  std::vector<float> aux_hat;
+  if (k_aux > 0) {
+    aux_hat.resize(static_cast<size_t>(R) * d);
+    sparse_decode(W_dec_.data(), nullptr, d, aux_codes_.idx.data(), aux_codes_.val.data(), R, k_aux, aux_hat.data());
+    G_aux_.assign(static_cast<size_t>(R) * d, 0.f);
+  }
+  for (int s = 0; s < n_seg; ++s) {
+    const long r0 = s * rows;
+    double sse = 0;
+    for (long r = r0; r < r0 + rows; ++r)
+      for (int c = 0; c < d; ++c) {
+        const double e = static_cast<double>(xhat_[r * d + c]) - X[r * d + c];
+        sse += e * e;
+      }
+    const double fvu = sse / seg_stats[s].total_variance;
+    const double mse = sse / (static_cast<double>(rows) * d);
+    const double denom = cfg_.loss == LossKind::Fvu ? seg_stats[s].total_variance : static_cast<double>(rows) * d;
+    const float gscale = static_cast<float>(w * 2.0 / denom);
+    for (long r = r0; r < r0 + rows; ++r)
+      for (int c = 0; c < d; ++c) G_[r * d + c] = gscale * (xhat_[r * d + c] - X[r * d + c]);
+    st.fvu += fvu / n_seg;
+    st.mse += mse / n_seg;
+    st.loss += w * (cfg_.loss == LossKind::Fvu ? fvu : mse);
+    if (k_aux > 0) {
+      // e = x - x_hat (a constant for AuxK); aux = coef*scale*||e_hat - e||^2 / sum (e - mean e)^2
+      std::vector<double> emean(d, 0.0);
+      for (long r = r0; r < r0 + rows; ++r)
+        for (int c = 0; c < d; ++c) emean[c] += X[r * d + c] - xhat_[r * d + c];
+      for (int c = 0; c < d; ++c) emean[c] /= rows;
+      double evar = 0, aerr = 0;
+      for (long r = r0; r < r0 + rows; ++r)
+        for (int c = 0; c < d; ++c) {
+          const double e = static_cast<double>(X[r * d + c]) - xhat_[r * d + c];
+          evar += (e - emean[c]) * (e - emean[c]);
+          const double a = aux_hat[r * d + c] - e;
+          aerr += a * a;
+        }
+      if (evar > 0) {
+        const double coef = cfg_.aux_coef * aux_scale;
+        st.aux_loss += w * coef * aerr / evar;
+        const float ascale = static_cast<float>(w * coef * 2.0 / evar);
+        for (long r = r0; r < r0 + rows; ++r)
+          for (int c = 0; c < d; ++c)
+            G_aux_[r * d + c] = ascale * (aux_hat[r * d + c] - (X[r * d + c] - xhat_[r * d + c]));
+      }
+    }
+  }
+  st.loss += st.aux_loss;
+
+  // Latent statistics.
+  long long active = 0;
+  std::vector<uint8_t> fired(m, 0);
+  for (size_t p = 0; p < codes_.val.size(); ++p)
+    if (codes_.val[p] > 0.f) {
+      ++active;
+      fires_[codes_.idx[p]] += 1.0;
+      fired[codes_.idx[p]] = 1;
+    }
+  for (int j = 0; j < m; ++j) since_[j] = fired[j] ? 0 : since_[j] + R;
+  seen_ += R;
+  st.l0 = static_cast<double>(active) / R;
+  st.dead_fraction = dead_fraction();
+
+  // Backward.
+  BackwardInput bin{W_enc_.data(), W_dec_.data(), b_dec_.data(), d, m, X, R,
+                    codes_.idx.data(), codes_.val.data(), kc, G_.data(), extra_dval};
+  if (k_aux > 0) {
+    bin.aux_idx = aux_codes_.idx.data();
+    bin.aux_val = aux_codes_.val.data();
+    bin.k_aux = k_aux;
+    bin.G_aux = G_aux_.data();
+  }
+  sparse_backward(bin, grads_);
+  if (cfg_.project_decoder_grad) project_decoder_grads(W_dec_.data(), grads_);
+  st.grad_norm = std::sqrt(grads_.sum_squares());
+  return st;
+}
+
+void SaeModel::apply_update(float lr, float grad_scale) {
+  const SaeKernels& K = kernels();
+  const int d = cfg_.d, m = cfg_.m;
+  ++t_;
+  const double bc1 = 1.0 - std::pow(static_cast<double>(cfg_.beta1), static_cast<double>(t_));
+  const double bc2 = 1.0 - std::pow(static_cast<double>(cfg_.beta2), static_cast<double>(t_));
+  auto args_for = [&](bool decay) {
+    AdamWArgs a;
+    a.beta1 = cfg_.beta1;
+    a.beta2 = cfg_.beta2;
+    a.eps = cfg_.eps;
+    a.decay_factor = decay ? 1.f - lr * cfg_.weight_decay : 1.f;
+    a.step_size = static_cast<float>(lr / bc1);
+    a.inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
+    a.grad_scale = grad_scale;
+    return a;
+  };
+  const AdamWArgs a_wenc = args_for(cfg_.decay_W_enc), a_benc = args_for(cfg_.decay_b_enc),
+                  a_wdec = args_for(cfg_.decay_W_dec), a_bdec = args_for(cfg_.decay_b_dec);
+  const int T = std::max(1, std::min(num_threads(), m / 64 + 1));
+  parallel_for(T, [&](int t) {
+    for (long j = split_begin(m, T, t); j < split_begin(m, T, t + 1); ++j) {
+      const int32_t slot = grads_.slot[j];
+      const float* ge = slot >= 0 ? grads_.g_enc.data() + static_cast<long>(slot) * d : nullptr;
+      const float* gd = slot >= 0 ? grads_.g_dec.data() + static_cast<long>(slot) * d : nullptr;
+      K.adamw(W_enc_.data() + j * d, adam_[0][0].data() + j * d, adam_[0][1].data() + j * d, ge, d, a_wenc);
+      float* wd = W_dec_.data() + j * d;
+      K.adamw(wd, adam_[2][0].data() + j * d, adam_[2][1].data() + j * d, gd, d, a_wdec);
+      if (cfg_.normalize_decoder) {
+        const float inv = 1.0f / (static_cast<float>(std::sqrt(K.sumsq(wd, d))) + cfg_.decoder_eps);
+        for (int c = 0; c < d; ++c) wd[c] *= inv;
+      }
+    }
+  });
+  K.adamw(b_enc_.data(), adam_[1][0].data(), adam_[1][1].data(), grads_.g_benc.data(), m, a_benc);
+  K.adamw(b_dec_.data(), adam_[3][0].data(), adam_[3][1].data(), grads_.g_bdec.data(), d, a_bdec);
+}
+
+StepStats SaeModel::step(const float* x, const float* y, long rows, float lr) {
+  StepStats st = forward_backward(x, y, rows, nullptr);
+  float scale = 1.f;
+  if (cfg_.max_grad_norm > 0.f) {
+    const double coef = cfg_.max_grad_norm / (st.grad_norm + 1e-6);
+    if (coef < 1.0) scale = static_cast<float>(coef);
+  }
+  apply_update(lr, scale);
+  return st;
+}
+
+}  // namespace cmsae

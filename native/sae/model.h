@@ -1,0 +1,119 @@
+// The Top-K SAE: parameters, AdamW state, latent statistics and the fused training step.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "../common/aligned.h"
+#include "backward.h"
+
+namespace cmsae {
+
+enum class Activation { TopK = 0, BatchTopK = 1 };
+enum class LossKind { Fvu = 0, Mse = 1 };
+
+struct SaeConfig {
+  int d = 0, m = 0, k = 0;
+  Activation activation = Activation::TopK;
+  LossKind loss = LossKind::Fvu;
+  bool normalize_decoder = true;      // unit-norm decoder rows after every update
+  bool project_decoder_grad = true;   // remove the gradient component parallel to each decoder row
+  float max_grad_norm = 1.0f;         // global clipping; <= 0 disables
+  float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, weight_decay = 0.f;
+  bool decay_W_enc = true, decay_b_enc = false, decay_W_dec = true, decay_b_dec = false;
+  bool paired_mean = false;           // paired batch: loss = (L(x)+L(y))/2 instead of L(x)+L(y)
+  float decoder_eps = 1.1920929e-7f;  // W_dec[j] /= ||W_dec[j]|| + eps
+  // AuxK (off when aux_coef == 0)
+  int k_aux = 0;                          // 0 = d/2
+  float aux_coef = 0.f;
+  long long dead_window = 1000000;        // samples without firing after which a latent is dead
+  // BatchTopK
+  int batch_capacity = 0;                 // per-row candidate capacity; 0 = min(m, 4k)
+  float threshold_momentum = 0.99f;       // theta <- mom*theta + (1-mom)*min kept activation
+};
+
+struct StepStats {
+  double loss = 0, fvu = 0, mse = 0, aux_loss = 0, l0 = 0, dead_fraction = 0, grad_norm = 0;
+  long long rows = 0;
+};
+
+// Codes produced by the last forward pass (kept for the backward and for callers).
+struct CodesBuffer {
+  long rows = 0;
+  int k = 0;
+  std::vector<int32_t> idx;
+  std::vector<float> val;
+};
+
+class SaeModel {
+ public:
+  explicit SaeModel(const SaeConfig& cfg);  // zero parameters; call init() or set weights
+  void init(uint64_t seed);                 // W_enc ~ U(+-1/sqrt d), b_enc = 0, W_dec = rownorm(W_enc), b_dec = 0
+
+  const SaeConfig& config() const { return cfg_; }
+  SaeConfig& mutable_config() { return cfg_; }
+  int d() const { return cfg_.d; }
+  int m() const { return cfg_.m; }
+
+  // Parameters (encoder rows are latent-major [m, d]; SAELens W_enc [d, m] is their transpose).
+  float* W_enc_rows() { return W_enc_.data(); }
+  float* b_enc() { return b_enc_.data(); }
+  float* W_dec() { return W_dec_.data(); }
+  float* b_dec() { return b_dec_.data(); }
+  const float* W_enc_rows() const { return W_enc_.data(); }
+  const float* W_dec() const { return W_dec_.data(); }
+  const float* b_enc() const { return b_enc_.data(); }
+  const float* b_dec() const { return b_dec_.data(); }
+
+  // Inference encode. TopK: the k best per row. BatchTopK: latents above the running threshold,
+  // at most capacity() per row. Output rows are [rows, codes_k()].
+  int codes_k() const;
+  int capacity() const;
+  void encode(const float* x, long rows, int32_t* idx, float* val) const;
+  void decode(const int32_t* idx, const float* val, long rows, int k, float* out) const;
+
+  // Forward + backward over one batch (x: [rows, d]; y: optional paired batch of the same shape that
+  // goes through the same SAE). Leaves gradients in grads() (projected if enabled, not clipped).
+  StepStats forward_backward(const float* x, const float* y, long rows, const float* extra_dval = nullptr);
+  // AdamW update from grads() with the given lr and gradient scale, then decoder renormalization.
+  void apply_update(float lr, float grad_scale);
+  // forward_backward + clipping + apply_update.
+  StepStats step(const float* x, const float* y, long rows, float lr);
+
+  const SparseGrads& grads() const { return grads_; }
+  const CodesBuffer& last_codes() const { return codes_; }
+
+  // Optimizer and statistics state (exposed for checkpoints).
+  long long step_count() const { return t_; }
+  void set_step_count(long long t) { t_ = t; }
+  std::vector<float>& adam_state(int param, int moment);  // param: 0 W_enc,1 b_enc,2 W_dec,3 b_dec; moment 0/1
+  std::vector<double>& fire_counts() { return fires_; }
+  std::vector<long long>& since_fired() { return since_; }
+  long long samples_seen() const { return seen_; }
+  void set_samples_seen(long long n) { seen_ = n; }
+  double threshold() const { return theta_; }
+  bool threshold_ready() const { return theta_ready_; }
+  void set_threshold(double theta, bool ready) { theta_ = theta; theta_ready_ = ready; }
+  bool b_dec_mean_init_pending() const { return b_dec_mean_pending_; }
+  void set_b_dec_mean_init_pending(bool v) { b_dec_mean_pending_ = v; }
+  double dead_fraction() const;
+  void renormalize_decoder();
+
+ private:
+  void batch_topk_select(const float* X, long R);
+  SaeConfig cfg_;
+  std::vector<float> W_enc_, b_enc_, W_dec_, b_dec_;
+  std::vector<float> adam_[4][2];
+  long long t_ = 0;
+  std::vector<double> fires_;
+  std::vector<long long> since_;
+  long long seen_ = 0;
+  double theta_ = 0;
+  bool theta_ready_ = false;
+  bool b_dec_mean_pending_ = false;
+  // scratch
+  SparseGrads grads_;
+  CodesBuffer codes_, aux_codes_;
+  std::vector<float> X_, G_, G_aux_, xhat_;
+};
+
+}  // namespace cmsae

@@ -1,0 +1,202 @@
+// Fused Top-K encode: pre = W_enc (x - b_dec) + b_enc, register-tiled GEMM whose epilogue feeds
+// per-row bounded heaps, z = TopK_k(ReLU(pre)). Work is split over latent ranges (and row ranges
+// when there are few latents); per-range candidates are merged per row at the end.
+#include "topk_encode.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "../common/aligned.h"
+#include "../common/thread_pool.h"
+#include "kernels.h"
+#include "topk_select.h"
+
+namespace cmsae {
+namespace {
+
+constexpr long kBlockBytes = 160 * 1024;  // packed encoder block kept in L2 per task
+
+// Xp[panel][k][mr] = x[panel*mr + r][k] - b_dec[k]; rows past `rows` are zero.
+void pack_inputs(const float* x, long rows, int d, const float* b_dec, int mr, float* Xp) {
+  long panels = (rows + mr - 1) / mr;
+  int T = std::max(1, std::min<int>(num_threads(), static_cast<int>(panels)));
+  parallel_for(T, [&](int t) {
+    for (long p = split_begin(panels, T, t); p < split_begin(panels, T, t + 1); ++p) {
+      float* dst = Xp + p * d * mr;
+      for (int r = 0; r < mr; ++r) {
+        long row = p * mr + r;
+        if (row < rows) {
+          const float* src = x + row * d;
+          if (b_dec)
+            for (int k = 0; k < d; ++k) dst[k * mr + r] = src[k] - b_dec[k];
+          else
+            for (int k = 0; k < d; ++k) dst[k * mr + r] = src[k];
+        } else {
+          for (int k = 0; k < d; ++k) dst[k * mr + r] = 0.f;
+        }
+      }
+    }
+  });
+}
+
+// Bp[q][k][nr] = W_rows[(p0+q)*nr + c][k]; bias_p[q][c] = b_enc or -inf for latents past m.
+void pack_encoder_block(const EncoderView& enc, long p0, long p1, int nr, float* Bp, float* bias_p) {
+  const int d = enc.d;
+  for (long p = p0; p < p1; ++p) {
+    float* dst = Bp + (p - p0) * d * nr;
+    float* bdst = bias_p + (p - p0) * nr;
+    for (int c = 0; c < nr; ++c) {
+      long j = p * nr + c;
+      if (j < enc.m) {
+        const float* src = enc.W_rows + j * d;
+        for (int k = 0; k < d; ++k) dst[k * nr + c] = src[k];
+        bdst[c] = enc.b_enc[j];
+      } else {
+        for (int k = 0; k < d; ++k) dst[k * nr + c] = 0.f;
+        bdst[c] = -std::numeric_limits<float>::infinity();
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void topk_encode(const EncoderView& enc, const float* x, long rows, int k, float floor, int32_t* idx,
+                 float* val, const AuxSelect* aux) {
+  if (rows <= 0) return;
+  const SaeKernels& K = kernels();
+  const int mr = K.mr, nr = K.nr, d = enc.d;
+  const long row_panels = (rows + mr - 1) / mr;
+  const long lat_panels = (enc.m + nr - 1) / nr;
+  const int T = num_threads();
+
+  // Task grid: latent ranges x row ranges.
+  int t_lat = static_cast<int>(std::min<long>(T, lat_panels));
+  if (lat_panels < 4L * T) t_lat = 1;
+  int t_row = static_cast<int>(std::max<long>(1, std::min<long>(T / t_lat, row_panels)));
+  const int tasks = t_lat * t_row;
+  const int k_aux = aux ? aux->k : 0;
+
+  AlignedBuffer<float> Xp(static_cast<size_t>(row_panels) * d * mr);
+  pack_inputs(x, rows, d, enc.b_dec, mr, Xp.data());
+
+  // Candidate storage: for each task, its row range x k (and x k_aux).
+  std::vector<std::vector<Candidate>> heaps(tasks), aux_heaps(tasks);
+  std::vector<std::vector<int>> heap_sizes(tasks), aux_sizes(tasks);
+
+  // Dead bits per latent panel (aux only).
+  std::vector<uint32_t> dead_bits;
+  if (aux) {
+    dead_bits.assign(lat_panels, 0u);
+    for (long j = 0; j < enc.m; ++j)
+      if (aux->dead[j]) dead_bits[j / nr] |= 1u << (j % nr);
+  }
+
+  const long block_panels = std::max<long>(1, kBlockBytes / (static_cast<long>(d) * nr * 4));
+
+  parallel_for(tasks, [&](int task) {
+    const int tl = task / t_row, tr = task % t_row;
+    const long lp0 = split_begin(lat_panels, t_lat, tl), lp1 = split_begin(lat_panels, t_lat, tl + 1);
+    const long rp0 = split_begin(row_panels, t_row, tr), rp1 = split_begin(row_panels, t_row, tr + 1);
+    const long r0 = rp0 * mr, r1 = std::min(rows, rp1 * mr);
+    const long nrows = r1 - r0;
+
+    std::vector<Candidate>& store = heaps[task];
+    store.resize(static_cast<size_t>(nrows) * k);
+    std::vector<CandidateHeap> row_heaps;
+    row_heaps.reserve(nrows);
+    for (long r = 0; r < nrows; ++r) row_heaps.emplace_back(store.data() + r * k, k);
+    std::vector<float> thr(static_cast<size_t>(rp1 - rp0) * mr, std::numeric_limits<float>::infinity());
+    for (long r = 0; r < nrows; ++r) thr[r] = floor;
+
+    std::vector<Candidate> aux_store;
+    std::vector<CandidateHeap> aux_row_heaps;
+    std::vector<float> aux_thr;
+    if (aux) {
+      aux_store.resize(static_cast<size_t>(nrows) * k_aux);
+      aux_row_heaps.reserve(nrows);
+      for (long r = 0; r < nrows; ++r) aux_row_heaps.emplace_back(aux_store.data() + r * k_aux, k_aux);
+      aux_thr.assign(nrows, 0.f);
+    }
+
+    AlignedBuffer<float> Bp(static_cast<size_t>(block_panels) * d * nr);
+    AlignedBuffer<float> bias(static_cast<size_t>(block_panels) * nr);
+    std::vector<float> tile(static_cast<size_t>(mr) * nr);
+    std::vector<uint32_t> masks(mr);
+
+    for (long bp0 = lp0; bp0 < lp1; bp0 += block_panels) {
+      const long bp1 = std::min(lp1, bp0 + block_panels);
+      pack_encoder_block(enc, bp0, bp1, nr, Bp.data(), bias.data());
+      for (long rp = rp0; rp < rp1; ++rp) {
+        const float* Ap = Xp.data() + rp * d * mr;
+        float* row_thr = thr.data() + (rp - rp0) * mr;
+        const long rbase = rp * mr - r0;  // local row index of the panel's first row
+        for (long p = bp0; p < bp1; ++p) {
+          const uint32_t dead = aux ? dead_bits[p] : 0u;
+          const uint32_t any = K.encode_tile(d, Ap, Bp.data() + (p - bp0) * d * nr, bias.data() + (p - bp0) * nr,
+                                             row_thr, tile.data(), masks.data(), dead != 0);
+          if (!any && !dead) continue;
+          const int32_t j0 = static_cast<int32_t>(p * nr);
+          for (int r = 0; r < mr; ++r) {
+            const long lr = rbase + r;
+            if (lr >= nrows) break;
+            const float* trow = tile.data() + r * nr;
+            for (uint32_t bits = masks[r]; bits; bits &= bits - 1) {
+              const int c = __builtin_ctz(bits);
+              row_heaps[lr].offer({trow[c], j0 + c});
+            }
+            if (row_heaps[lr].full()) row_thr[r] = std::max(floor, row_heaps[lr].worst().value);
+            if (dead) {
+              for (uint32_t bits = dead; bits; bits &= bits - 1) {
+                const int c = __builtin_ctz(bits);
+                if (trow[c] > aux_thr[lr]) {
+                  aux_row_heaps[lr].offer({trow[c], j0 + c});
+                  if (aux_row_heaps[lr].full()) aux_thr[lr] = aux_row_heaps[lr].worst().value;
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+    heap_sizes[task].resize(nrows);
+    for (long r = 0; r < nrows; ++r) heap_sizes[task][r] = row_heaps[r].size();
+    if (aux) {
+      aux_sizes[task].resize(nrows);
+      for (long r = 0; r < nrows; ++r) aux_sizes[task][r] = aux_row_heaps[r].size();
+      aux_heaps[task] = std::move(aux_store);
+    }
+  });
+
+  // Merge the latent-range candidates of each row.
+  const int TM = std::max(1, std::min<int>(T, static_cast<int>(rows)));
+  parallel_for(TM, [&](int t) {
+    std::vector<Candidate> cands;
+    for (long row = split_begin(rows, TM, t); row < split_begin(rows, TM, t + 1); ++row) {
+      const long rp = row / mr;
+      int tr = 0;
+      while (split_begin(row_panels, t_row, tr + 1) <= rp) ++tr;
+      const long r0 = split_begin(row_panels, t_row, tr) * mr;
+      cands.clear();
+      for (int tl = 0; tl < t_lat; ++tl) {
+        const int task = tl * t_row + tr;
+        const Candidate* h = heaps[task].data() + (row - r0) * k;
+        cands.insert(cands.end(), h, h + heap_sizes[task][row - r0]);
+      }
+      finalize_row(cands, k, enc.m, idx + row * k, val + row * k);
+      if (aux) {
+        cands.clear();
+        for (int tl = 0; tl < t_lat; ++tl) {
+          const int task = tl * t_row + tr;
+          const Candidate* h = aux_heaps[task].data() + (row - r0) * k_aux;
+          cands.insert(cands.end(), h, h + aux_sizes[task][row - r0]);
+        }
+        finalize_row(cands, k_aux, enc.m, aux->idx + row * k_aux, aux->val + row * k_aux);
+      }
+    }
+  });
+}
+
+}  // namespace cmsae
