@@ -78,6 +78,8 @@ void topk_encode(const EncoderView& enc, const float* x, long rows, int k, float
   int t_row = static_cast<int>(std::max<long>(1, std::min<long>(T / t_lat, row_panels)));
   const int tasks = t_lat * t_row;
   const int k_aux = aux ? aux->k : 0;
+  // Candidate buffer length per row: k kept + slack appended between cuts.
+  const int cap = k + std::max(32, std::min(k, 256));
 
   AlignedBuffer<float> Xp(static_cast<size_t>(row_panels) * d * mr);
   pack_inputs(x, rows, d, enc.b_dec, mr, Xp.data());
@@ -103,13 +105,14 @@ void topk_encode(const EncoderView& enc, const float* x, long rows, int k, float
     const long r0 = rp0 * mr, r1 = std::min(rows, rp1 * mr);
     const long nrows = r1 - r0;
 
+    // Per-row append buffers of `cap` candidates; when one fills, it is cut back to its best k and the
+    // row threshold rises to the k-th best value (amortized O(1) per candidate instead of a heap sift).
     std::vector<Candidate>& store = heaps[task];
-    store.resize(static_cast<size_t>(nrows) * k);
-    std::vector<CandidateHeap> row_heaps;
-    row_heaps.reserve(nrows);
-    for (long r = 0; r < nrows; ++r) row_heaps.emplace_back(store.data() + r * k, k);
+    store.resize(static_cast<size_t>(nrows) * cap);
+    std::vector<int>& count = heap_sizes[task];
+    count.assign(nrows, 0);
     std::vector<float> thr(static_cast<size_t>(rp1 - rp0) * mr, std::numeric_limits<float>::infinity());
-    for (long r = 0; r < nrows; ++r) thr[r] = floor;
+    for (long r = 0; r < nrows; ++r) thr[r] = k > 0 ? floor : std::numeric_limits<float>::infinity();
 
     std::vector<Candidate> aux_store;
     std::vector<CandidateHeap> aux_row_heaps;
@@ -143,11 +146,23 @@ void topk_encode(const EncoderView& enc, const float* x, long rows, int k, float
             const long lr = rbase + r;
             if (lr >= nrows) break;
             const float* trow = tile.data() + r * nr;
-            for (uint32_t bits = masks[r]; bits; bits &= bits - 1) {
-              const int c = __builtin_ctz(bits);
-              row_heaps[lr].offer({trow[c], j0 + c});
+            if (uint32_t bits = masks[r]) {
+              Candidate* buf = store.data() + lr * cap;
+              int n = count[lr];
+              float t = row_thr[r];
+              for (; bits; bits &= bits - 1) {
+                const int c = __builtin_ctz(bits);
+                if (!(trow[c] > t)) continue;
+                buf[n++] = {trow[c], j0 + c};
+                if (n == cap) {
+                  std::nth_element(buf, buf + (k - 1), buf + n, ranks_before);
+                  n = k;
+                  t = std::max(floor, buf[k - 1].value);
+                }
+              }
+              count[lr] = n;
+              row_thr[r] = t;
             }
-            if (row_heaps[lr].full()) row_thr[r] = std::max(floor, row_heaps[lr].worst().value);
             if (dead) {
               for (uint32_t bits = dead; bits; bits &= bits - 1) {
                 const int c = __builtin_ctz(bits);
@@ -161,8 +176,6 @@ void topk_encode(const EncoderView& enc, const float* x, long rows, int k, float
         }
       }
     }
-    heap_sizes[task].resize(nrows);
-    for (long r = 0; r < nrows; ++r) heap_sizes[task][r] = row_heaps[r].size();
     if (aux) {
       aux_sizes[task].resize(nrows);
       for (long r = 0; r < nrows; ++r) aux_sizes[task][r] = aux_row_heaps[r].size();
@@ -182,7 +195,7 @@ void topk_encode(const EncoderView& enc, const float* x, long rows, int k, float
       cands.clear();
       for (int tl = 0; tl < t_lat; ++tl) {
         const int task = tl * t_row + tr;
-        const Candidate* h = heaps[task].data() + (row - r0) * k;
+        const Candidate* h = heaps[task].data() + (row - r0) * cap;
         cands.insert(cands.end(), h, h + heap_sizes[task][row - r0]);
       }
       finalize_row(cands, k, enc.m, idx + row * k, val + row * k);

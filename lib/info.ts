@@ -1,0 +1,55 @@
+/** Library and runtime facts, and process-wide native settings (threads, SIMD level). */
+import { SaeError } from './errors.js';
+import { native, nativePath } from './native/load.js';
+import type { NativeCudaInfo } from './native/types.js';
+import { VERSION } from './version.js';
+
+export interface Info {
+  version: string;
+  /** Backend used for computation (the CUDA backend is not wired to kernels yet). */
+  backend: 'cpu';
+  /** Native build flavor: 'cpu', or 'cuda' when compiled with nvcc. */
+  build: 'cpu' | 'cuda';
+  /** SIMD level in use and the best one this CPU supports. */
+  simd: string;
+  simdDetected: string;
+  threads: number;
+  cuda: NativeCudaInfo;
+  addonPath: string | undefined;
+  compiler: string;
+  node: string;
+  platform: string;
+}
+
+export function info(): Info {
+  const b = native();
+  const bi = b.buildInfo();
+  return {
+    version: VERSION,
+    backend: 'cpu',
+    build: bi.flavor,
+    simd: bi.simd,
+    simdDetected: bi.simdDetected,
+    threads: bi.threads,
+    cuda: b.cudaInfo(),
+    addonPath: nativePath(),
+    compiler: bi.compiler,
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+  };
+}
+
+/** Sets the native thread count (default: CMSAE_THREADS, else the number of cores). Returns it. */
+export function setThreads(n: number): number {
+  if (!Number.isInteger(n) || n < 1 || n > 1024) throw new SaeError('ERR_ARG', `threads must be an integer in [1, 1024], got ${String(n)}`);
+  return native().setThreads(n);
+}
+
+export function getThreads(): number {
+  return native().buildInfo().threads;
+}
+
+/** Forces a SIMD level ('scalar' | 'avx2' | 'avx512'), clamped to what the CPU supports. Returns the level set. */
+export function setSimdLevel(level: 'scalar' | 'avx2' | 'avx512'): string {
+  return native().setSimdLevel(level);
+}

@@ -1,0 +1,317 @@
+/** TopKSAE: the public handle of a native Top-K sparse autoencoder. */
+import { SaeError } from '../errors.js';
+import { native } from '../native/load.js';
+import type { NativeSaeHandle, NativeStepStats } from '../native/types.js';
+import type { Matrix, SparseCodes } from '../types.js';
+import { checkCodes, checkFloatArray, checkMatrix } from '../validate.js';
+import { nativeOptions, resolveOptions, type ResolvedOptions, type TopKSAEOptions } from './options.js';
+
+/** Weights in SAELens orientation: W_enc [d, m], b_enc [m], W_dec [m, d], b_dec [d]. */
+export interface SaeWeights {
+  W_enc: Matrix;
+  b_enc: Float32Array;
+  W_dec: Matrix;
+  b_dec: Float32Array;
+}
+
+export interface StepResult {
+  /** Total loss (reconstruction + AuxK). */
+  loss: number;
+  /** Fraction of variance unexplained (mean over the two halves of a paired batch). */
+  fvu: number;
+  /** Mean squared error per element. */
+  mse: number;
+  auxLoss: number;
+  /** Mean number of active latents per row. */
+  l0: number;
+  /** Fraction of latents that have not fired within min(deadWindow, samples seen). */
+  deadFraction: number;
+  /** Global gradient norm before clipping. */
+  gradNorm: number;
+}
+
+export interface StepOptions {
+  lr: number;
+  /** Paired batch (same rows as x) passed through the same SAE: loss = L(x) + L(pair) (or the mean). */
+  pair?: Matrix;
+}
+
+/** Optimizer moments and latent statistics, for checkpoints (W_enc moments in [d, m] like W_enc). */
+export interface TrainingState {
+  arrays: Record<string, Float32Array | Float64Array>;
+  step: number;
+  samplesSeen: number;
+  threshold: number;
+  thresholdReady: boolean;
+  bDecMeanInitPending: boolean;
+}
+
+export const MOMENT_NAMES = [
+  'W_enc.exp_avg',
+  'W_enc.exp_avg_sq',
+  'b_enc.exp_avg',
+  'b_enc.exp_avg_sq',
+  'W_dec.exp_avg',
+  'W_dec.exp_avg_sq',
+  'b_dec.exp_avg',
+  'b_dec.exp_avg_sq',
+] as const;
+
+function toResult(s: NativeStepStats): StepResult {
+  return {
+    loss: s.loss,
+    fvu: s.fvu,
+    mse: s.mse,
+    auxLoss: s.auxLoss,
+    l0: s.l0,
+    deadFraction: s.deadFraction,
+    gradNorm: s.gradNorm,
+  };
+}
+
+export class TopKSAE implements Disposable {
+  readonly options: ResolvedOptions;
+  #handle: NativeSaeHandle | null;
+  #queue: Promise<unknown> = Promise.resolve();
+  #pending = 0;
+
+  private constructor(options: ResolvedOptions, initialize: boolean) {
+    this.options = options;
+    const binding = native();
+    this.#handle = new binding.NativeSae(nativeOptions(options));
+    if (initialize) this.#handle.init(options.seed, options.bDecInit === 'mean');
+  }
+
+  /** A freshly initialized SAE: W_enc ~ U(+-1/sqrt d), b_enc = 0, W_dec = row-normalized W_enc, b_dec = 0. */
+  static create(options: TopKSAEOptions): TopKSAE {
+    return new TopKSAE(resolveOptions(options), true);
+  }
+
+  /** An SAE with the given weights (SAELens orientation). d and m are taken from the weights. */
+  static fromWeights(weights: SaeWeights, options: Omit<TopKSAEOptions, 'd' | 'm'> & { d?: number; m?: number }): TopKSAE {
+    if (typeof weights !== 'object' || weights === null) throw new SaeError('ERR_ARG', 'weights must be an object');
+    checkMatrix(weights.W_enc, 'W_enc');
+    const d = weights.W_enc.rows;
+    const m = weights.W_enc.cols;
+    if ((options.d !== undefined && options.d !== d) || (options.m !== undefined && options.m !== m))
+      throw new SaeError('ERR_SHAPE', `options say d=${options.d}, m=${options.m} but W_enc is ${d} x ${m}`);
+    const sae = new TopKSAE(resolveOptions({ ...options, d, m }), false);
+    try {
+      sae.setWeights(weights);
+    } catch (e) {
+      sae.dispose();
+      throw e;
+    }
+    return sae;
+  }
+
+  get d(): number {
+    return this.options.d;
+  }
+  get m(): number {
+    return this.options.m;
+  }
+  get k(): number {
+    return this.options.k;
+  }
+  get disposed(): boolean {
+    return this.#handle === null;
+  }
+
+  #native(): NativeSaeHandle {
+    if (!this.#handle) throw new SaeError('ERR_DISPOSED', 'this SAE was disposed; create or load a new one');
+    return this.#handle;
+  }
+
+  /** Runs an async native call after the ones already queued on this SAE. */
+  #enqueue<T>(fn: (h: NativeSaeHandle) => Promise<T>): Promise<T> {
+    const h = this.#native();
+    this.#pending++;
+    const run = this.#queue.then(
+      () => fn(h),
+      () => fn(h),
+    );
+    this.#queue = run.catch(() => undefined).finally(() => this.#pending--);
+    return run;
+  }
+
+  #allocCodes(rows: number): SparseCodes {
+    const k = this.#native().status().codesK;
+    return { rows, k, indices: new Int32Array(rows * k), values: new Float32Array(rows * k) };
+  }
+
+  /** Top-K codes of each row of x (BatchTopK models: latents above the learned threshold, at most the capacity). */
+  encode(x: Matrix): SparseCodes {
+    checkMatrix(x, 'x', this.d);
+    const codes = this.#allocCodes(x.rows);
+    this.#native().encode(x.data, x.rows, codes.indices, codes.values);
+    return codes;
+  }
+
+  /** encode() on a worker thread; x must not be modified until the promise settles. */
+  encodeAsync(x: Matrix): Promise<SparseCodes> {
+    try {
+      checkMatrix(x, 'x', this.d);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.#enqueue(async (h) => {
+      const k = h.status().codesK;
+      const codes: SparseCodes = { rows: x.rows, k, indices: new Int32Array(x.rows * k), values: new Float32Array(x.rows * k) };
+      await h.encodeAsync(x.data, x.rows, codes.indices, codes.values);
+      return codes;
+    });
+  }
+
+  /** x_hat = codes . W_dec + b_dec. */
+  decode(codes: SparseCodes): Matrix {
+    checkCodes(codes, 'codes', this.m);
+    const out: Matrix = { rows: codes.rows, cols: this.d, data: new Float32Array(codes.rows * this.d) };
+    this.#native().decode(codes.indices, codes.values, codes.rows, codes.k, out.data);
+    return out;
+  }
+
+  #checkBatch(x: Matrix, pair: Matrix | undefined): void {
+    checkMatrix(x, 'x', this.d);
+    if (pair !== undefined) {
+      checkMatrix(pair, 'pair', this.d);
+      if (pair.rows !== x.rows) throw new SaeError('ERR_SHAPE', `pair has ${pair.rows} rows but x has ${x.rows}: paired batches need equal rows`);
+    }
+  }
+
+  /** One training step: forward, loss, sparse backward, projection, clipping, AdamW, decoder renorm. */
+  step(x: Matrix, opts: StepOptions): StepResult {
+    this.#checkBatch(x, opts?.pair);
+    return toResult(this.#native().step(x.data, opts.pair?.data ?? null, x.rows, checkLr(opts?.lr)));
+  }
+
+  /** step() on a worker thread; the event loop stays free. Inputs must not be modified until it settles. */
+  stepAsync(x: Matrix, opts: StepOptions): Promise<StepResult> {
+    try {
+      this.#checkBatch(x, opts?.pair);
+      checkLr(opts?.lr);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.#enqueue(async (h) => toResult(await h.stepAsync(x.data, opts.pair?.data ?? null, x.rows, opts.lr)));
+  }
+
+  /**
+   * Forward + backward without an update; gradients stay inside for applyUpdate() (used to clip several
+   * SAEs jointly). `extraDval` ([rows(*2), k]) adds dL/d(code value) from code-level losses.
+   */
+  forwardBackward(x: Matrix, opts: { pair?: Matrix; extraDval?: Float32Array } = {}): StepResult {
+    this.#checkBatch(x, opts.pair);
+    if (opts.extraDval !== undefined) checkFloatArray(opts.extraDval, 'extraDval', x.rows * (opts.pair ? 2 : 1) * this.k);
+    return toResult(this.#native().forwardBackward(x.data, opts.pair?.data ?? null, x.rows, opts.extraDval ?? null));
+  }
+
+  /** AdamW update from the gradients of the last forwardBackward(), scaled by gradScale (clipping). */
+  applyUpdate(lr: number, gradScale = 1): void {
+    this.#native().applyUpdate(checkLr(lr), gradScale);
+  }
+
+  /** Loss and dense gradients (after decoder-gradient projection when enabled, before clipping); no update. */
+  computeGradients(x: Matrix, opts: { pair?: Matrix } = {}): { loss: number; stats: StepResult; grads: SaeWeights } {
+    const stats = this.forwardBackward(x, opts);
+    const grads = this.#emptyWeights();
+    this.#native().readGradients(grads.W_enc.data, grads.b_enc, grads.W_dec.data, grads.b_dec);
+    return { loss: stats.loss, stats, grads };
+  }
+
+  /** Codes chosen by the last training forward pass (rows of x, then rows of the pair). */
+  lastCodes(): SparseCodes {
+    return this.#native().lastCodes();
+  }
+
+  #emptyWeights(): SaeWeights {
+    const { d, m } = this;
+    return {
+      W_enc: { rows: d, cols: m, data: new Float32Array(d * m) },
+      b_enc: new Float32Array(m),
+      W_dec: { rows: m, cols: d, data: new Float32Array(m * d) },
+      b_dec: new Float32Array(d),
+    };
+  }
+
+  /** A copy of the weights in SAELens orientation. */
+  getWeights(): SaeWeights {
+    const w = this.#emptyWeights();
+    this.#native().readWeights(w.W_enc.data, w.b_enc, w.W_dec.data, w.b_dec);
+    return w;
+  }
+
+  /** Replaces the weights (validated: shapes, dtypes, finiteness). Optimizer state is kept. */
+  setWeights(w: SaeWeights): void {
+    const { d, m } = this;
+    if (typeof w !== 'object' || w === null) throw new SaeError('ERR_ARG', 'weights must be an object');
+    checkMatrix(w.W_enc, 'W_enc', m);
+    if (w.W_enc.rows !== d) throw new SaeError('ERR_SHAPE', `W_enc must be ${d} x ${m}, got ${w.W_enc.rows} x ${w.W_enc.cols}`);
+    checkMatrix(w.W_dec, 'W_dec', d);
+    if (w.W_dec.rows !== m) throw new SaeError('ERR_SHAPE', `W_dec must be ${m} x ${d}, got ${w.W_dec.rows} x ${w.W_dec.cols}`);
+    checkFloatArray(w.b_enc, 'b_enc', m);
+    checkFloatArray(w.b_dec, 'b_dec', d);
+    this.#native().writeWeights(w.W_enc.data, w.b_enc, w.W_dec.data, w.b_dec);
+  }
+
+  /** Optimizer moments, step count, latent fire statistics and the BatchTopK threshold. */
+  getTrainingState(): TrainingState {
+    const { d, m } = this;
+    const sizes: Record<string, number> = { W_enc: d * m, b_enc: m, W_dec: d * m, b_dec: d };
+    const arrays: Record<string, Float32Array | Float64Array> = {};
+    for (const name of MOMENT_NAMES) arrays[name] = new Float32Array(sizes[name.split('.')[0]]);
+    arrays.fires = new Float64Array(m);
+    arrays.since = new Float64Array(m);
+    const s = this.#native().readState(arrays);
+    return { arrays, ...s };
+  }
+
+  setTrainingState(state: TrainingState): void {
+    const { arrays, ...scalars } = state;
+    this.#native().writeState(arrays, scalars);
+  }
+
+  /** Per-latent fire counts and samples since each latent last fired. */
+  latentStats(): { fireCounts: Float64Array; samplesSinceFired: Float64Array; samplesSeen: number } {
+    const s = this.getTrainingState();
+    return { fireCounts: s.arrays.fires as Float64Array, samplesSinceFired: s.arrays.since as Float64Array, samplesSeen: s.samplesSeen };
+  }
+
+  /** Optimizer step count, samples seen, BatchTopK threshold and dead fraction. */
+  status(): { step: number; samplesSeen: number; threshold: number | null; deadFraction: number; k: number } {
+    const s = this.#native().status();
+    return { step: s.step, samplesSeen: s.samplesSeen, threshold: s.thresholdReady ? s.threshold : null, deadFraction: s.deadFraction, k: s.codesK };
+  }
+
+  /** Saves cfg.json + sae_weights.safetensors (+ trainer_state.safetensors) atomically. */
+  async save(dir: string, opts: { includeTrainingState?: boolean } = {}): Promise<void> {
+    const { saveSae } = await import('../io/checkpoint.js');
+    await this.#queue;
+    await saveSae(this, dir, opts);
+  }
+
+  /** Loads an SAE saved by save(), or a SAELens "topk" checkpoint (cfg.json + sae_weights.safetensors). */
+  static async load(dir: string, overrides: Partial<TopKSAEOptions> = {}): Promise<TopKSAE> {
+    const { loadSae } = await import('../io/checkpoint.js');
+    return loadSae(dir, overrides);
+  }
+
+  /** Frees the native memory. Idempotent; waits for queued async work before freeing. */
+  dispose(): void {
+    const h = this.#handle;
+    if (!h) return;
+    this.#handle = null;
+    if (this.#pending > 0) void this.#queue.finally(() => h.dispose());
+    else h.dispose();
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
+
+function checkLr(lr: unknown): number {
+  if (typeof lr !== 'number' || !Number.isFinite(lr) || lr < 0)
+    throw new SaeError('ERR_ARG', `lr must be a finite number >= 0, got ${String(lr)}`);
+  return lr;
+}
