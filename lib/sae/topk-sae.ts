@@ -1,5 +1,6 @@
 /** TopKSAE: the public handle of a native Top-K sparse autoencoder. */
 import { SaeError } from '../errors.js';
+import { loadSae, saveSae } from '../io/checkpoint.js';
 import { native } from '../native/load.js';
 import type { NativeSaeHandle, NativeStepStats } from '../native/types.js';
 import type { Matrix, SparseCodes } from '../types.js';
@@ -285,14 +286,12 @@ export class TopKSAE implements Disposable {
 
   /** Saves cfg.json + sae_weights.safetensors (+ trainer_state.safetensors) atomically. */
   async save(dir: string, opts: { includeTrainingState?: boolean } = {}): Promise<void> {
-    const { saveSae } = await import('../io/checkpoint.js');
     await this.#queue;
     await saveSae(this, dir, opts);
   }
 
   /** Loads an SAE saved by save(), or a SAELens "topk" checkpoint (cfg.json + sae_weights.safetensors). */
   static async load(dir: string, overrides: Partial<TopKSAEOptions> = {}): Promise<TopKSAE> {
-    const { loadSae } = await import('../io/checkpoint.js');
     return loadSae(dir, overrides);
   }
 

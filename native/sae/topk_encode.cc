@@ -5,6 +5,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <cstdlib>
+#include <functional>
 #include <limits>
 #include <vector>
 
@@ -42,23 +45,44 @@ void pack_inputs(const float* x, long rows, int d, const float* b_dec, int mr, f
 }
 
 // Bp[q][k][nr] = W_rows[(p0+q)*nr + c][k]; bias_p[q][c] = b_enc or -inf for latents past m.
+// Transposed in 16-deep chunks so the rows are read sequentially and each written chunk stays in L1.
 void pack_encoder_block(const EncoderView& enc, long p0, long p1, int nr, float* Bp, float* bias_p) {
+  constexpr int KC = 16;
   const int d = enc.d;
   for (long p = p0; p < p1; ++p) {
-    float* dst = Bp + (p - p0) * d * nr;
+    float* __restrict dst = Bp + (p - p0) * d * nr;
     float* bdst = bias_p + (p - p0) * nr;
-    for (int c = 0; c < nr; ++c) {
-      long j = p * nr + c;
-      if (j < enc.m) {
-        const float* src = enc.W_rows + j * d;
-        for (int k = 0; k < d; ++k) dst[k * nr + c] = src[k];
-        bdst[c] = enc.b_enc[j];
-      } else {
-        for (int k = 0; k < d; ++k) dst[k * nr + c] = 0.f;
-        bdst[c] = -std::numeric_limits<float>::infinity();
+    const int valid = static_cast<int>(std::max<long>(0, std::min<long>(nr, enc.m - p * nr)));
+    const float* src = enc.W_rows + p * nr * d;
+    for (int k0 = 0; k0 < d; k0 += KC) {
+      const int kn = std::min(KC, d - k0);
+      for (int c = 0; c < valid; ++c) {
+        const float* __restrict s = src + static_cast<long>(c) * d + k0;
+        float* __restrict o = dst + static_cast<long>(k0) * nr + c;
+        for (int kk = 0; kk < kn; ++kk) o[kk * nr] = s[kk];
       }
+      for (int c = valid; c < nr; ++c)
+        for (int kk = 0; kk < kn; ++kk) dst[static_cast<long>(k0 + kk) * nr + c] = 0.f;
     }
+    for (int c = 0; c < nr; ++c) bdst[c] = c < valid ? enc.b_enc[p * nr + c] : -std::numeric_limits<float>::infinity();
   }
+}
+
+// Candidates as 64-bit keys whose unsigned order is the ranking order (value desc, then index asc):
+// high word = order-preserving bits of the value (-0 folded into +0), low word = ~index.
+inline uint64_t candidate_key(float v, int32_t j) {
+  uint32_t u;
+  v += 0.f;
+  std::memcpy(&u, &v, 4);
+  u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+  return (static_cast<uint64_t>(u) << 32) | (0xFFFFFFFFu - static_cast<uint32_t>(j));
+}
+inline Candidate key_candidate(uint64_t key) {
+  uint32_t u = static_cast<uint32_t>(key >> 32);
+  u = (u & 0x80000000u) ? (u & 0x7FFFFFFFu) : ~u;
+  float v;
+  std::memcpy(&v, &u, 4);
+  return {v, static_cast<int32_t>(0xFFFFFFFFu - static_cast<uint32_t>(key))};
 }
 
 }  // namespace
@@ -96,7 +120,8 @@ void topk_encode(const EncoderView& enc, const float* x, long rows, int k, float
       if (aux->dead[j]) dead_bits[j / nr] |= 1u << (j % nr);
   }
 
-  const long block_panels = std::max<long>(1, kBlockBytes / (static_cast<long>(d) * nr * 4));
+  static const long kbb = getenv("KBB") ? atol(getenv("KBB")) * 1024 : kBlockBytes;  // TEMP
+  const long block_panels = std::max<long>(1, kbb / (static_cast<long>(d) * nr * 4));
 
   parallel_for(tasks, [&](int task) {
     const int tl = task / t_row, tr = task % t_row;
@@ -107,8 +132,7 @@ void topk_encode(const EncoderView& enc, const float* x, long rows, int k, float
 
     // Per-row append buffers of `cap` candidates; when one fills, it is cut back to its best k and the
     // row threshold rises to the k-th best value (amortized O(1) per candidate instead of a heap sift).
-    std::vector<Candidate>& store = heaps[task];
-    store.resize(static_cast<size_t>(nrows) * cap);
+    std::vector<uint64_t> store(static_cast<size_t>(nrows) * cap);
     std::vector<int>& count = heap_sizes[task];
     count.assign(nrows, 0);
     std::vector<float> thr(static_cast<size_t>(rp1 - rp0) * mr, std::numeric_limits<float>::infinity());
@@ -147,17 +171,17 @@ void topk_encode(const EncoderView& enc, const float* x, long rows, int k, float
             if (lr >= nrows) break;
             const float* trow = tile.data() + r * nr;
             if (uint32_t bits = masks[r]) {
-              Candidate* buf = store.data() + lr * cap;
+              uint64_t* buf = store.data() + lr * cap;
               int n = count[lr];
               float t = row_thr[r];
               for (; bits; bits &= bits - 1) {
                 const int c = __builtin_ctz(bits);
                 if (!(trow[c] > t)) continue;
-                buf[n++] = {trow[c], j0 + c};
+                buf[n++] = candidate_key(trow[c], j0 + c);
                 if (n == cap) {
-                  std::nth_element(buf, buf + (k - 1), buf + n, ranks_before);
+                  std::nth_element(buf, buf + (k - 1), buf + n, std::greater<uint64_t>());
                   n = k;
-                  t = std::max(floor, buf[k - 1].value);
+                  t = std::max(floor, key_candidate(buf[k - 1]).value);
                 }
               }
               count[lr] = n;
@@ -176,6 +200,10 @@ void topk_encode(const EncoderView& enc, const float* x, long rows, int k, float
         }
       }
     }
+    std::vector<Candidate>& out = heaps[task];
+    out.resize(static_cast<size_t>(nrows) * cap);
+    for (long r = 0; r < nrows; ++r)
+      for (int i = 0; i < count[r]; ++i) out[r * cap + i] = key_candidate(store[r * cap + i]);
     if (aux) {
       aux_sizes[task].resize(nrows);
       for (long r = 0; r < nrows; ++r) aux_sizes[task][r] = aux_row_heaps[r].size();
