@@ -31,9 +31,10 @@ export function packageRoot(): string {
 
 /** Candidate paths in the order they are tried. */
 export function bindingCandidates(): string[] {
+  // An explicit override is the only candidate: never fall back silently to another build.
+  if (process.env.CMSAE_NATIVE_BINDING) return [path.resolve(process.env.CMSAE_NATIVE_BINDING)];
   const root = packageRoot();
   const list: string[] = [];
-  if (process.env.CMSAE_NATIVE_BINDING) list.push(path.resolve(process.env.CMSAE_NATIVE_BINDING));
   list.push(
     path.join(root, 'build', 'Release', 'cmsae.node'),
     path.join(root, 'build-gyp', 'Release', 'cmsae.node'),
@@ -45,8 +46,13 @@ export function bindingCandidates(): string[] {
 /** Loads (once) and returns the native binding, or throws SaeError ERR_ADDON_MISSING saying what to do. */
 export function native(): NativeBinding {
   if (cached) return cached;
+  return loadFrom(bindingCandidates());
+}
+
+/** Loads the first candidate that works (and caches it); throws ERR_ADDON_MISSING listing every attempt. */
+export function loadFrom(candidates: string[]): NativeBinding {
   const tried: string[] = [];
-  for (const candidate of bindingCandidates()) {
+  for (const candidate of candidates) {
     if (!existsSync(candidate)) {
       tried.push(`  - ${candidate}: not found`);
       continue;

@@ -121,18 +121,27 @@ export class TopKSAE implements Disposable {
 
   #native(): NativeSaeHandle {
     if (!this.#handle) throw new SaeError('ERR_DISPOSED', 'this SAE was disposed; create or load a new one');
+    if (this.#pending > 0)
+      throw new SaeError('ERR_BUSY', 'async operations on this SAE are still queued or running; await them before calling a sync method');
+    return this.#handle;
+  }
+
+  #handleForQueue(): NativeSaeHandle {
+    if (!this.#handle) throw new SaeError('ERR_DISPOSED', 'this SAE was disposed; create or load a new one');
     return this.#handle;
   }
 
   /** Runs an async native call after the ones already queued on this SAE. */
   #enqueue<T>(fn: (h: NativeSaeHandle) => Promise<T>): Promise<T> {
-    const h = this.#native();
+    let h: NativeSaeHandle;
+    try {
+      h = this.#handleForQueue();
+    } catch (e) {
+      return Promise.reject(e);
+    }
     this.#pending++;
-    const run = this.#queue.then(
-      () => fn(h),
-      () => fn(h),
-    );
-    this.#queue = run.catch(() => undefined).finally(() => this.#pending--);
+    const run = this.#queue.then(() => fn(h)).finally(() => this.#pending--);
+    this.#queue = run.catch(() => undefined);
     return run;
   }
 

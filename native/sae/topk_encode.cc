@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <cstdlib>
 #include <functional>
 #include <limits>
 #include <vector>
@@ -54,16 +53,18 @@ void pack_encoder_block(const EncoderView& enc, long p0, long p1, int nr, float*
     float* bdst = bias_p + (p - p0) * nr;
     const int valid = static_cast<int>(std::max<long>(0, std::min<long>(nr, enc.m - p * nr)));
     const float* src = enc.W_rows + p * nr * d;
-    for (int k0 = 0; k0 < d; k0 += KC) {
-      const int kn = std::min(KC, d - k0);
+    int k0 = 0;
+    for (; k0 + KC <= d; k0 += KC) {
       for (int c = 0; c < valid; ++c) {
         const float* __restrict s = src + static_cast<long>(c) * d + k0;
         float* __restrict o = dst + static_cast<long>(k0) * nr + c;
-        for (int kk = 0; kk < kn; ++kk) o[kk * nr] = s[kk];
+        for (int kk = 0; kk < KC; ++kk) o[kk * nr] = s[kk];
       }
-      for (int c = valid; c < nr; ++c)
-        for (int kk = 0; kk < kn; ++kk) dst[static_cast<long>(k0 + kk) * nr + c] = 0.f;
     }
+    for (int c = 0; c < valid; ++c)
+      for (int kk = k0; kk < d; ++kk) dst[static_cast<long>(kk) * nr + c] = src[static_cast<long>(c) * d + kk];
+    for (int c = valid; c < nr; ++c)
+      for (int kk = 0; kk < d; ++kk) dst[static_cast<long>(kk) * nr + c] = 0.f;
     for (int c = 0; c < nr; ++c) bdst[c] = c < valid ? enc.b_enc[p * nr + c] : -std::numeric_limits<float>::infinity();
   }
 }
@@ -85,6 +86,31 @@ inline Candidate key_candidate(uint64_t key) {
   return {v, static_cast<int32_t>(0xFFFFFFFFu - static_cast<uint32_t>(key))};
 }
 
+// Min-heap of keys (root = worst kept): insert `key` into h[0..n).
+inline void key_heap_push(uint64_t* h, int n, uint64_t key) {
+  int i = n;
+  while (i > 0) {
+    const int parent = (i - 1) >> 1;
+    if (h[parent] <= key) break;
+    h[i] = h[parent];
+    i = parent;
+  }
+  h[i] = key;
+}
+// Replace the root of the full heap h[0..n) by `key` (> root) and restore the heap order.
+inline void key_heap_replace_top(uint64_t* h, int n, uint64_t key) {
+  int i = 0;
+  for (;;) {
+    int l = 2 * i + 1;
+    if (l >= n) break;
+    if (l + 1 < n && h[l + 1] < h[l]) ++l;
+    if (key <= h[l]) break;
+    h[i] = h[l];
+    i = l;
+  }
+  h[i] = key;
+}
+
 }  // namespace
 
 void topk_encode(const EncoderView& enc, const float* x, long rows, int k, float floor, int32_t* idx,
@@ -103,7 +129,7 @@ void topk_encode(const EncoderView& enc, const float* x, long rows, int k, float
   const int tasks = t_lat * t_row;
   const int k_aux = aux ? aux->k : 0;
   // Candidate buffer length per row: k kept + slack appended between cuts.
-  const int cap = k + std::max(32, std::min(k, 256));
+  const int cap = k;
 
   AlignedBuffer<float> Xp(static_cast<size_t>(row_panels) * d * mr);
   pack_inputs(x, rows, d, enc.b_dec, mr, Xp.data());
@@ -120,8 +146,7 @@ void topk_encode(const EncoderView& enc, const float* x, long rows, int k, float
       if (aux->dead[j]) dead_bits[j / nr] |= 1u << (j % nr);
   }
 
-  static const long kbb = getenv("KBB") ? atol(getenv("KBB")) * 1024 : kBlockBytes;  // TEMP
-  const long block_panels = std::max<long>(1, kbb / (static_cast<long>(d) * nr * 4));
+  const long block_panels = std::max<long>(1, kBlockBytes / (static_cast<long>(d) * nr * 4));
 
   parallel_for(tasks, [&](int task) {
     const int tl = task / t_row, tr = task % t_row;
@@ -177,11 +202,13 @@ void topk_encode(const EncoderView& enc, const float* x, long rows, int k, float
               for (; bits; bits &= bits - 1) {
                 const int c = __builtin_ctz(bits);
                 if (!(trow[c] > t)) continue;
-                buf[n++] = candidate_key(trow[c], j0 + c);
-                if (n == cap) {
-                  std::nth_element(buf, buf + (k - 1), buf + n, std::greater<uint64_t>());
-                  n = k;
-                  t = std::max(floor, key_candidate(buf[k - 1]).value);
+                const uint64_t key = candidate_key(trow[c], j0 + c);
+                if (n < k) {
+                  key_heap_push(buf, n++, key);
+                  if (n == k) t = std::max(floor, key_candidate(buf[0]).value);
+                } else if (key > buf[0]) {
+                  key_heap_replace_top(buf, k, key);
+                  t = std::max(floor, key_candidate(buf[0]).value);
                 }
               }
               count[lr] = n;

@@ -2,21 +2,10 @@ import { expect } from 'chai';
 import { promises as fs, readdirSync } from 'node:fs';
 import path from 'node:path';
 
-import { SaeError, TopKSAE, serializeSafetensors, type Matrix } from '../../lib/index.js';
+import { TopKSAE, serializeSafetensors, type Matrix } from '../../lib/index.js';
+import { expectSaeRejection } from '../helpers/expect-error.js';
 import { Rng } from '../helpers/random.js';
 import { tempDir } from '../helpers/tmp.js';
-
-async function expectCode(p: Promise<unknown>, code: string, text?: RegExp): Promise<SaeError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).to.be.instanceOf(SaeError);
-    expect((e as SaeError).code, (e as Error).message).to.equal(code);
-    if (text) expect((e as Error).message).to.match(text);
-    return e as SaeError;
-  }
-  throw new Error(`expected a rejection with ${code}`);
-}
 
 describe('checkpoints', () => {
   const { dir: root, cleanup } = tempDir();
@@ -142,33 +131,33 @@ describe('checkpoints', () => {
       const b = await fs.readFile(weights(dir));
       await fs.writeFile(weights(dir), b.subarray(0, b.length - 17));
     });
-    await expectCode(TopKSAE.load(truncated), 'ERR_FORMAT', /truncated|outside|bytes/);
+    await expectSaeRejection(TopKSAE.load(truncated), 'ERR_FORMAT', /truncated|outside|bytes/);
     const tiny = await variant('tiny', async (dir) => fs.writeFile(weights(dir), Buffer.from([1, 2, 3])));
-    await expectCode(TopKSAE.load(tiny), 'ERR_FORMAT');
+    await expectSaeRejection(TopKSAE.load(tiny), 'ERR_FORMAT');
     const garbage = await variant('garbage', async (dir) => fs.writeFile(weights(dir), Buffer.alloc(4096, 0x41)));
-    await expectCode(TopKSAE.load(garbage), 'ERR_FORMAT');
+    await expectSaeRejection(TopKSAE.load(garbage), 'ERR_FORMAT');
     const badCfg = await variant('badcfg', async (dir) => fs.writeFile(path.join(dir, 'cfg.json'), '{"architecture": "topk", "d_in": 6,'));
-    await expectCode(TopKSAE.load(badCfg), 'ERR_FORMAT', /JSON/);
+    await expectSaeRejection(TopKSAE.load(badCfg), 'ERR_FORMAT', /JSON/);
     const foreign = await variant('foreign', async (dir) =>
       fs.writeFile(path.join(dir, 'cfg.json'), JSON.stringify({ architecture: 'gated', d_in: 6, d_sae: 10 })),
     );
-    await expectCode(TopKSAE.load(foreign), 'ERR_FORMAT', /gated/);
+    await expectSaeRejection(TopKSAE.load(foreign), 'ERR_FORMAT', /gated/);
     const wrongShape = await variant('wrongshape', async (dir) => {
       const cfg = JSON.parse(await fs.readFile(path.join(dir, 'cfg.json'), 'utf8'));
       cfg.cmsae.options.m = 11;
       cfg.d_sae = 11;
       await fs.writeFile(path.join(dir, 'cfg.json'), JSON.stringify(cfg));
     });
-    await expectCode(TopKSAE.load(wrongShape), 'ERR_FORMAT', /shape/);
+    await expectSaeRejection(TopKSAE.load(wrongShape), 'ERR_FORMAT', /shape/);
     const nanWeights = await variant('nan', async (dir) => {
       const b = await fs.readFile(weights(dir));
       b.writeFloatLE(NaN, b.length - 4); // last element of b_dec
       await fs.writeFile(weights(dir), b);
     });
-    await expectCode(TopKSAE.load(nanWeights), 'ERR_NONFINITE');
+    await expectSaeRejection(TopKSAE.load(nanWeights), 'ERR_NONFINITE');
     const badState = await variant('badstate', async (dir) => fs.writeFile(path.join(dir, 'trainer_state.safetensors'), Buffer.alloc(10)));
-    await expectCode(TopKSAE.load(badState), 'ERR_FORMAT');
-    await expectCode(TopKSAE.load(path.join(root, 'does-not-exist')), 'ERR_IO', /not found/);
+    await expectSaeRejection(TopKSAE.load(badState), 'ERR_FORMAT');
+    await expectSaeRejection(TopKSAE.load(path.join(root, 'does-not-exist')), 'ERR_IO', /not found/);
   });
 
   it('replaces a checkpoint atomically and recovers one whose save was interrupted between renames', async () => {
@@ -198,7 +187,7 @@ describe('checkpoints', () => {
     const a = TopKSAE.create({ d: 6, m: 10, k: 2 });
     await a.save(dir);
     const before = await fs.readFile(path.join(dir, 'sae_weights.safetensors'));
-    await expectCode(a.save(path.join(dir, 'cfg.json', 'sub')), 'ERR_IO');
+    await expectSaeRejection(a.save(path.join(dir, 'cfg.json', 'sub')), 'ERR_IO');
     expect(Buffer.compare(before, await fs.readFile(path.join(dir, 'sae_weights.safetensors')))).to.equal(0);
     a.dispose();
   });

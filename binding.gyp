@@ -1,0 +1,49 @@
+{
+  "targets": [
+    {
+      "target_name": "cmsae",
+      "sources": [
+        "native/binding/addon.cc",
+        "native/binding/js_errors.cc",
+        "native/binding/sae_wrap.cc",
+        "native/common/cpu_features.cc",
+        "native/common/thread_pool.cc",
+        "native/sae/kernels.cc",
+        "native/sae/kernels_scalar.cc",
+        "native/sae/topk_select.cc",
+        "native/sae/topk_encode.cc",
+        "native/sae/decode.cc",
+        "native/sae/backward.cc",
+        "native/sae/model.cc"
+      ],
+      "include_dirs": ["<!@(node -p \"require('node-addon-api').include\")", "native"],
+      "dependencies": ["cmsae_avx2", "cmsae_avx512"],
+      "defines": [
+        "NAPI_VERSION=9",
+        "NODE_ADDON_API_CPP_EXCEPTIONS",
+        "NODE_ADDON_API_CPP_EXCEPTIONS_ALL",
+        "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS",
+        "CMSAE_HAVE_X86_SIMD=1",
+        "CMSAE_BUILD_FLAVOR=\"cpu\""
+      ],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
+      "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-frtti", "-fopenmp-simd", "-fno-math-errno", "-fvisibility=hidden"]
+    },
+    {
+      "target_name": "cmsae_avx2",
+      "type": "static_library",
+      "sources": ["native/sae/kernels_avx2.cc"],
+      "include_dirs": ["native"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
+      "cflags_cc": ["-std=c++17", "-O3", "-fPIC", "-mavx2", "-mfma", "-fopenmp-simd", "-fno-math-errno"]
+    },
+    {
+      "target_name": "cmsae_avx512",
+      "type": "static_library",
+      "sources": ["native/sae/kernels_avx512.cc"],
+      "include_dirs": ["native"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
+      "cflags_cc": ["-std=c++17", "-O3", "-fPIC", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma", "-mavx2", "-fopenmp-simd", "-fno-math-errno"]
+    }
+  ]
+}

@@ -1,0 +1,65 @@
+import { expect } from 'chai';
+import { execFileSync, spawnSync } from 'node:child_process';
+import path from 'node:path';
+
+import { SaeError, getThreads, info, setThreads } from '../../lib/index.js';
+import { packageRoot } from '../../lib/native/load.js';
+
+describe('info, threads and the addon loader', () => {
+  it('info() reports version, backend, SIMD level, threads and CUDA availability', () => {
+    const i = info();
+    expect(i.version).to.match(/^\d+\.\d+\.\d+/);
+    expect(i.backend).to.equal('cpu');
+    expect(['cpu', 'cuda']).to.include(i.build);
+    expect(['scalar', 'avx2', 'avx512']).to.include(i.simd);
+    expect(i.threads).to.be.at.least(1);
+    expect(i.cuda.compiled).to.equal(i.build === 'cuda');
+    expect(i.cuda.available).to.be.a('boolean');
+    if (!i.cuda.available) expect(i.cuda.message).to.be.a('string').and.not.equal('');
+  });
+
+  it('setThreads changes the native thread count and validates its argument', () => {
+    const before = getThreads();
+    expect(setThreads(3)).to.equal(3);
+    expect(getThreads()).to.equal(3);
+    setThreads(before);
+    expect(() => setThreads(0)).to.throw(SaeError);
+    expect(() => setThreads(1.5)).to.throw(SaeError);
+  });
+
+  it('CMSAE_THREADS sets the default thread count', () => {
+    const out = execFileSync(process.execPath, ['--import', 'tsx', '-e', "import('./lib/index.ts').then(m => console.log(m.getThreads()))"], {
+      cwd: packageRoot(),
+      env: { ...process.env, CMSAE_THREADS: '3' },
+      encoding: 'utf8',
+    });
+    expect(out.trim()).to.equal('3');
+  });
+
+  it('a missing addon gives ERR_ADDON_MISSING with the paths tried and the fix', () => {
+    const script = `
+      import('./lib/native/load.ts').then((l) => {
+        try { l.loadFrom(['/nonexistent/cmsae.node']); } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); }
+      });`;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', script], { cwd: packageRoot(), encoding: 'utf8' });
+    const out = JSON.parse(r.stdout.trim());
+    expect(out.code).to.equal('ERR_ADDON_MISSING');
+    expect(out.message).to.contain('/nonexistent/cmsae.node');
+    expect(out.message).to.match(/npm install/);
+  });
+
+  it('cmsae info exits 0; unknown commands exit 2', () => {
+    const bin = path.join(packageRoot(), 'lib', 'cli', 'main.ts');
+    const run = (args: string[]) =>
+      spawnSync(process.execPath, ['--import', 'tsx', '-e', `import(${JSON.stringify(bin)}).then(async (m) => { process.exitCode = await m.main(${JSON.stringify(args)}); })`], {
+        cwd: packageRoot(),
+        encoding: 'utf8',
+      });
+    const ok = run(['info', '--json']);
+    expect(ok.status, ok.stderr).to.equal(0);
+    expect(JSON.parse(ok.stdout).simd).to.be.a('string');
+    const bad = run(['frobnicate']);
+    expect(bad.status).to.equal(2);
+    expect(bad.stderr).to.match(/unknown command/);
+  });
+});

@@ -1,0 +1,100 @@
+import { expect } from 'chai';
+import { Worker } from 'node:worker_threads';
+
+import { TopKSAE, type Matrix } from '../../lib/index.js';
+import { native, nativePath } from '../../lib/native/load.js';
+import { Rng } from '../helpers/random.js';
+
+describe('async API', () => {
+  const rng = new Rng(3);
+  const d = 256, m = 4096, k = 16, B = 2048;
+  const x: Matrix = { rows: B, cols: d, data: rng.normals(B * d) };
+
+  it('encodeAsync keeps the event loop free: a timer fires while it runs', async () => {
+    const sae = TopKSAE.create({ d, m, k });
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
+    const t0 = performance.now();
+    const codes = await sae.encodeAsync(x);
+    const elapsed = performance.now() - t0;
+    clearInterval(timer);
+    expect(elapsed).to.be.greaterThan(5);
+    expect(ticks, `ticks during a ${elapsed.toFixed(1)} ms encode`).to.be.at.least(2);
+    const sync = sae.encode(x);
+    expect(Array.from(codes.indices)).to.deep.equal(Array.from(sync.indices));
+    expect(Array.from(codes.values)).to.deep.equal(Array.from(sync.values));
+    sae.dispose();
+  });
+
+  it('stepAsync equals step, queued calls run in order, and sync calls during async work throw ERR_BUSY', async () => {
+    const a = TopKSAE.create({ d: 32, m: 128, k: 4, seed: 9 });
+    const b = TopKSAE.create({ d: 32, m: 128, k: 4, seed: 9 });
+    const batches = Array.from({ length: 6 }, () => ({ rows: 64, cols: 32, data: rng.normals(64 * 32) }));
+    const syncLosses = batches.map((xb) => a.step(xb, { lr: 1e-2 }).loss);
+    const pending = batches.map((xb) => b.stepAsync(xb, { lr: 1e-2 }));
+    let busy: unknown;
+    try {
+      b.encode(batches[0]);
+    } catch (e) {
+      busy = e;
+    }
+    expect((busy as { code?: string })?.code).to.equal('ERR_BUSY');
+    const asyncLosses = (await Promise.all(pending)).map((r) => r.loss);
+    expect(asyncLosses).to.deep.equal(syncLosses);
+    expect(Array.from(b.getWeights().W_dec.data)).to.deep.equal(Array.from(a.getWeights().W_dec.data));
+    a.dispose();
+    b.dispose();
+  });
+
+  it('dispose while async work is queued frees after it finishes; the pending promises still resolve', async () => {
+    const sae = TopKSAE.create({ d: 32, m: 128, k: 4 });
+    const xb = { rows: 64, cols: 32, data: rng.normals(64 * 32) };
+    const p1 = sae.stepAsync(xb, { lr: 1e-3 });
+    const p2 = sae.encodeAsync(xb);
+    sae.dispose();
+    const [r1, r2] = await Promise.all([p1, p2]);
+    expect(r1.loss).to.be.a('number');
+    expect(r2.rows).to.equal(64);
+    expect(sae.disposed).to.equal(true);
+  });
+
+  it('inputs stay valid while a worker runs even if the caller drops them (pinned across GC)', async () => {
+    const sae = TopKSAE.create({ d: 64, m: 512, k: 8, seed: 2 });
+    const data = rng.normals(512 * 64);
+    const expected = sae.encode({ rows: 512, cols: 64, data });
+    const p = sae.encodeAsync({ rows: 512, cols: 64, data: data.slice() });
+    const big: Float32Array[] = [];
+    for (let i = 0; i < 20; i++) big.push(new Float32Array(1 << 18)); // churn the heap
+    (globalThis as { gc?: () => void }).gc?.();
+    const got = await p;
+    expect(Array.from(got.indices)).to.deep.equal(Array.from(expected.indices));
+    sae.dispose();
+  });
+
+  it('the addon loads and trains inside several worker_threads at once', async () => {
+    native(); // make sure the addon is built and loadable here first
+    const src = `
+      const { parentPort, workerData } = require('node:worker_threads');
+      const a = require(workerData);
+      const sae = new a.NativeSae({ d: 16, m: 64, k: 4 });
+      sae.init(1, false);
+      const x = Float32Array.from({ length: 512 }, (_, i) => Math.sin(i * 1.7));
+      sae.stepAsync(x, null, 32, 1e-3).then((r) => { sae.dispose(); parentPort.postMessage(r.loss); },
+                                           (e) => parentPort.postMessage('error: ' + e.message));`;
+    const results = await Promise.all(
+      [0, 1, 2].map(
+        () =>
+          new Promise<unknown>((resolve, reject) => {
+            const w = new Worker(src, { eval: true, workerData: nativePath() });
+            w.once('message', (v) => {
+              resolve(v);
+              void w.terminate();
+            });
+            w.once('error', reject);
+          }),
+      ),
+    );
+    for (const r of results) expect(r).to.be.a('number');
+    expect(new Set(results).size).to.equal(1);
+  });
+});

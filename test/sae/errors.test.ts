@@ -1,0 +1,105 @@
+import { expect } from 'chai';
+
+import { TopKSAE, type Matrix } from '../../lib/index.js';
+import { expectSaeError, expectSaeRejection } from '../helpers/expect-error.js';
+import { Rng } from '../helpers/random.js';
+
+describe('bad input gives typed errors and leaves the model unchanged', () => {
+  const d = 8, m = 20, k = 3;
+  const rng = new Rng(1);
+  const good: Matrix = { rows: 4, cols: d, data: rng.normals(4 * d) };
+
+  it('rejects bad options', () => {
+    expectSaeError(() => TopKSAE.create({ d, m, k: 0 }), 'ERR_ARG', /k/);
+    expectSaeError(() => TopKSAE.create({ d, m, k: m + 1 }), 'ERR_ARG', /k = 21 is larger than m = 20/);
+    expectSaeError(() => TopKSAE.create({ d: 0, m, k }), 'ERR_ARG', /d/);
+    expectSaeError(() => TopKSAE.create({ d, m: -5, k }), 'ERR_ARG', /m/);
+    expectSaeError(() => TopKSAE.create({ d: 2.5, m, k }), 'ERR_ARG');
+    expectSaeError(() => TopKSAE.create({ d, m, k, activation: 'relu' as never }), 'ERR_ARG', /activation/);
+    expectSaeError(() => TopKSAE.create({ d, m, k, beta1: 2 }), 'ERR_ARG', /beta1/);
+    expectSaeError(() => TopKSAE.create({ d, m, k, lr: 1 } as never), 'ERR_ARG', /unknown option 'lr'/);
+    expectSaeError(() => TopKSAE.create({ d, m, k, decay: { W_x: true } as never }), 'ERR_ARG', /W_x/);
+    expectSaeError(() => TopKSAE.create(null as never), 'ERR_ARG');
+  });
+
+  it('rejects NaN/Inf, wrong shapes, wrong dtypes, empty batches and bad lr without changing weights', () => {
+    const sae = TopKSAE.create({ d, m, k, seed: 5 });
+    const before = sae.getWeights();
+    const withNaN = { ...good, data: good.data.slice() };
+    withNaN.data[2 * d + 3] = NaN;
+    const e = expectSaeError(() => sae.step(withNaN, { lr: 1e-3 }), 'ERR_NONFINITE', /row 2, column 3/);
+    expect(e.message).to.match(/NaN/);
+    const withInf = { ...good, data: good.data.slice() };
+    withInf.data[0] = -Infinity;
+    expectSaeError(() => sae.encode(withInf), 'ERR_NONFINITE', /Inf/);
+    expectSaeError(() => sae.step(good, { lr: 1e-3, pair: withInf }), 'ERR_NONFINITE', /^y /);
+    expectSaeError(() => sae.encode({ rows: 4, cols: d + 1, data: new Float32Array(4 * (d + 1)) }), 'ERR_SHAPE', /expects d = 8/);
+    expectSaeError(() => sae.encode({ rows: 4, cols: d, data: new Float32Array(4 * d - 1) }), 'ERR_SHAPE', /elements/);
+    expectSaeError(() => sae.encode({ rows: 0, cols: d, data: new Float32Array(0) }), 'ERR_SHAPE', /empty/);
+    expectSaeError(() => sae.encode({ rows: 4, cols: d, data: Array.from(good.data) as never }), 'ERR_DTYPE', /Float32Array/);
+    expectSaeError(() => sae.encode({ rows: 4, cols: d, data: Float64Array.from(good.data) as never }), 'ERR_DTYPE', /Float64Array/);
+    expectSaeError(() => sae.encode(undefined as never), 'ERR_ARG');
+    expectSaeError(() => sae.step(good, { lr: NaN }), 'ERR_ARG', /lr/);
+    expectSaeError(() => sae.step(good, { lr: -1 }), 'ERR_ARG', /lr/);
+    expectSaeError(() => sae.step(good, { lr: 1e-3, pair: { ...good, rows: 3, data: good.data.subarray(0, 3 * d) } }), 'ERR_SHAPE', /equal rows/);
+    // FVU of a single row is undefined (zero batch variance).
+    expectSaeError(() => sae.step({ rows: 1, cols: d, data: good.data.subarray(0, d) }, { lr: 1e-3 }), 'ERR_DEGENERATE_BATCH', /mse/);
+    const after = sae.getWeights();
+    expect(Array.from(after.W_enc.data)).to.deep.equal(Array.from(before.W_enc.data));
+    expect(Array.from(after.b_dec)).to.deep.equal(Array.from(before.b_dec));
+    expect(sae.status().step).to.equal(0);
+    expect(sae.status().samplesSeen).to.equal(0);
+    sae.dispose();
+  });
+
+  it('rejects codes that do not fit the model', () => {
+    const sae = TopKSAE.create({ d, m, k });
+    const codes = sae.encode(good);
+    expectSaeError(() => sae.decode({ ...codes, indices: codes.indices.map((v, i) => (i === 5 ? m : v)) }), 'ERR_RANGE', /indices\[5\] = 20/);
+    expectSaeError(() => sae.decode({ ...codes, indices: codes.indices.map((v, i) => (i === 1 ? -1 : v)) }), 'ERR_RANGE');
+    expectSaeError(() => sae.decode({ ...codes, values: codes.values.map((v, i) => (i === 0 ? NaN : v)) }), 'ERR_NONFINITE');
+    expectSaeError(() => sae.decode({ ...codes, k: m + 1 }), 'ERR_SHAPE');
+    expectSaeError(() => sae.decode({ ...codes, values: new Float32Array(3) }), 'ERR_SHAPE');
+    expectSaeError(() => sae.decode({ ...codes, indices: Float32Array.from(codes.indices) as never }), 'ERR_DTYPE');
+    sae.dispose();
+  });
+
+  it('rejects bad weights', () => {
+    const sae = TopKSAE.create({ d, m, k });
+    const w = sae.getWeights();
+    expectSaeError(() => sae.setWeights({ ...w, W_enc: { rows: m, cols: d, data: w.W_enc.data } }), 'ERR_SHAPE');
+    expectSaeError(() => sae.setWeights({ ...w, b_enc: new Float32Array(m + 1) }), 'ERR_SHAPE');
+    const nan = w.W_dec.data.slice();
+    nan[7] = NaN;
+    expectSaeError(() => sae.setWeights({ ...w, W_dec: { ...w.W_dec, data: nan } }), 'ERR_NONFINITE');
+    expectSaeError(() => TopKSAE.fromWeights({ ...w, b_dec: new Float32Array(2) }, { k }), 'ERR_SHAPE');
+    sae.dispose();
+  });
+
+  it('dispose is idempotent and later calls throw ERR_DISPOSED', async () => {
+    const sae = TopKSAE.create({ d, m, k });
+    sae.dispose();
+    sae.dispose();
+    sae[Symbol.dispose]();
+    expect(sae.disposed).to.equal(true);
+    expectSaeError(() => sae.encode(good), 'ERR_DISPOSED');
+    expectSaeError(() => sae.step(good, { lr: 1 }), 'ERR_DISPOSED');
+    await expectSaeRejection(sae.encodeAsync(good), 'ERR_DISPOSED');
+    {
+      using scoped = TopKSAE.create({ d, m, k });
+      scoped.encode(good);
+    }
+  });
+
+  it('an async failure rejects with a typed error and the SAE stays usable', async () => {
+    const sae = TopKSAE.create({ d, m, k });
+    const bad = { ...good, data: good.data.slice() };
+    bad.data[1] = NaN;
+    await expectSaeRejection(sae.stepAsync(bad, { lr: 1e-3 }), 'ERR_NONFINITE');
+    await expectSaeRejection(sae.encodeAsync(bad), 'ERR_NONFINITE');
+    await expectSaeRejection(sae.stepAsync(good, { lr: -3 }), 'ERR_ARG');
+    const r = await sae.stepAsync(good, { lr: 1e-3 });
+    expect(r.loss).to.be.a('number');
+    sae.dispose();
+  });
+});
