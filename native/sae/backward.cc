@@ -26,8 +26,14 @@ void SparseGrads::resize(int d_, int m_) {
 double SparseGrads::sum_squares() const {
   const SaeKernels& K = kernels();
   const long n = static_cast<long>(touched.size()) * d;
-  double s = K.sumsq(g_enc.data(), n) + K.sumsq(g_dec.data(), n);
-  s += K.sumsq(g_benc.data(), m) + K.sumsq(g_bdec.data(), d);
+  const int T = static_cast<int>(std::max<long>(1, std::min<long>(num_threads(), n / 65536 + 1)));
+  std::vector<double> part(T, 0.0);
+  parallel_for(T, [&](int t) {
+    const long b = split_begin(n, T, t), e = split_begin(n, T, t + 1);
+    part[t] = K.sumsq(g_enc.data() + b, e - b) + K.sumsq(g_dec.data() + b, e - b);
+  });
+  double s = K.sumsq(g_benc.data(), m) + K.sumsq(g_bdec.data(), d);
+  for (int t = 0; t < T; ++t) s += part[t];
   return s;
 }
 
@@ -101,8 +107,17 @@ void sparse_backward(const BackwardInput& in, SparseGrads& out) {
       float dpre_sum = 0.f;
       for (int32_t e = offsets[j]; e < offsets[j + 1]; ++e) {
         const Entry& en = entries[e];
+        if (e + 1 < offsets[j + 1]) {  // rows are random: prefetch the next entry's G and x rows
+          const Entry& nx = entries[e + 1];
+          const float* ng = (nx.pos >= 0 ? in.G : in.G_aux) + static_cast<long>(nx.row) * d;
+          const float* nxr = in.X + static_cast<long>(nx.row) * d;
+          for (int c = 0; c < d; c += 16) {
+            __builtin_prefetch(ng + c);
+            __builtin_prefetch(nxr + c);
+          }
+        }
         const float* grow = (en.pos >= 0 ? in.G : in.G_aux) + static_cast<long>(en.row) * d;
-        float dval = K.dot(grow, wd, d);
+        float dval = en.pos >= 0 ? in.dval[en.pos] : K.dot(grow, wd, d);
         if (en.pos >= 0 && in.extra_dval) dval += in.extra_dval[en.pos];
         K.axpy(en.val, grow, gd, d);
         K.axpy(dval, in.X + static_cast<long>(en.row) * d, ge, d);

@@ -31,6 +31,7 @@ struct BackwardInput {
   const float* val;    // [R, k] their activations (0 = not active: no gradient)
   int k;
   const float* G;           // [R, d] dL/dx_hat
+  const float* dval;        // [R, k] dL/dval = G . W_dec[idx] (from decode_with_gradient)
   const float* extra_dval;  // [R, k] extra dL/dval from code-level losses, or nullptr
   // AuxK: x_hat_aux = sum val_aux W_dec[idx_aux] (no b_dec), with dL/dx_hat_aux = G_aux.
   const int32_t* aux_idx = nullptr;

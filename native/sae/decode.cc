@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "../common/thread_pool.h"
 #include "kernels.h"
@@ -26,6 +27,48 @@ void sparse_decode(const float* W_dec, const float* b_dec, int d, const int32_t*
       }
     }
   });
+}
+
+}  // namespace cmsae
+
+namespace cmsae {
+
+double decode_with_gradient(const float* W_dec, const float* b_dec, int d, const int32_t* idx, const float* val, int k,
+                            const float* X, long r0, long rows, float gscale, float* xhat, float* G, float* dval) {
+  const SaeKernels& K = kernels();
+  const int T = static_cast<int>(std::max<long>(1, std::min<long>(num_threads(), rows / 16 + 1)));
+  std::vector<double> part(T, 0.0);
+  parallel_for(T, [&](int t) {
+    double acc = 0;
+    for (long b = r0 + split_begin(rows, T, t); b < r0 + split_begin(rows, T, t + 1); ++b) {
+      float* o = xhat + b * d;
+      float* g = G + b * d;
+      const float* x = X + b * d;
+      if (b + 1 < r0 + rows)  // the next row's decoder rows are random gathers: start fetching them now
+        for (int s = 0; s < k; ++s) {
+          const float* nxt = W_dec + static_cast<long>(idx[(b + 1) * k + s]) * d;
+          for (int c = 0; c < d; c += 16) __builtin_prefetch(nxt + c);
+        }
+      std::memcpy(o, b_dec, sizeof(float) * d);
+      for (int s = 0; s < k; ++s) {
+        const float v = val[b * k + s];
+        if (v != 0.f) K.axpy(v, W_dec + static_cast<long>(idx[b * k + s]) * d, o, d);
+      }
+      for (int c = 0; c < d; ++c) {
+        const float e = o[c] - x[c];
+        acc += static_cast<double>(e) * e;
+        g[c] = gscale * e;
+      }
+      for (int s = 0; s < k; ++s) {
+        const float v = val[b * k + s];
+        dval[b * k + s] = v > 0.f ? K.dot(g, W_dec + static_cast<long>(idx[b * k + s]) * d, d) : 0.f;
+      }
+    }
+    part[t] = acc;
+  });
+  double sse = 0;
+  for (int t = 0; t < T; ++t) sse += part[t];
+  return sse;
 }
 
 }  // namespace cmsae

@@ -3,7 +3,10 @@
 #include "model.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "../common/errors.h"
@@ -36,16 +39,44 @@ struct ColumnStats {
 ColumnStats column_stats(const float* X, long rows, int d) {
   ColumnStats s;
   s.mean.assign(d, 0.0);
-  for (long r = 0; r < rows; ++r)
-    for (int c = 0; c < d; ++c) s.mean[c] += X[r * d + c];
+  const int T = static_cast<int>(std::max<long>(1, std::min<long>(num_threads(), rows / 64 + 1)));
+  std::vector<std::vector<double>> part(T, std::vector<double>(d, 0.0));
+  parallel_for(T, [&](int t) {
+    std::vector<double>& p = part[t];
+    for (long r = split_begin(rows, T, t); r < split_begin(rows, T, t + 1); ++r)
+      for (int c = 0; c < d; ++c) p[c] += X[r * d + c];
+  });
+  for (int t = 0; t < T; ++t)
+    for (int c = 0; c < d; ++c) s.mean[c] += part[t][c];
   for (int c = 0; c < d; ++c) s.mean[c] /= static_cast<double>(rows);
-  for (long r = 0; r < rows; ++r)
-    for (int c = 0; c < d; ++c) {
-      const double e = X[r * d + c] - s.mean[c];
-      s.total_variance += e * e;
-    }
+  std::vector<double> tv(T, 0.0);
+  parallel_for(T, [&](int t) {
+    double acc = 0;
+    for (long r = split_begin(rows, T, t); r < split_begin(rows, T, t + 1); ++r)
+      for (int c = 0; c < d; ++c) {
+        const double e = X[r * d + c] - s.mean[c];
+        acc += e * e;
+      }
+    tv[t] = acc;
+  });
+  for (int t = 0; t < T; ++t) s.total_variance += tv[t];
   return s;
 }
+
+// CMSAE_PROFILE=1 prints the time of each phase of forward_backward to stderr.
+struct PhaseTimer {
+  bool on = std::getenv("CMSAE_PROFILE") != nullptr;
+  std::chrono::steady_clock::time_point last = std::chrono::steady_clock::now();
+  void mark(const char* phase) {
+    if (!on) return;
+    auto now = std::chrono::steady_clock::now();
+    std::fprintf(stderr, "%s %.2fms  ", phase, std::chrono::duration<double, std::milli>(now - last).count());
+    last = now;
+  }
+  void end() {
+    if (on) std::fprintf(stderr, "\n");
+  }
+};
 
 }  // namespace
 
@@ -195,6 +226,7 @@ void SaeModel::batch_topk_select(const float* X, long R) {
 StepStats SaeModel::forward_backward(const float* x, const float* y, long rows, const float* extra_dval) {
   const int d = cfg_.d, m = cfg_.m;
   require(rows > 0, "ERR_SHAPE", "empty batch: give at least one row");
+  PhaseTimer timer;
   const int n_seg = y ? 2 : 1;
   const long R = rows * n_seg;
   const float* X = x;
@@ -213,6 +245,7 @@ StepStats SaeModel::forward_backward(const float* x, const float* y, long rows, 
            "FVU is undefined for a batch whose rows are all identical (e.g. a single row): use a batch of "
            "distinct rows or loss 'mse'");
   }
+  timer.mark("stats");
   if (b_dec_mean_pending_) {
     for (int c = 0; c < d; ++c) {
       double s = 0;
@@ -261,14 +294,15 @@ StepStats SaeModel::forward_backward(const float* x, const float* y, long rows, 
     }
     batch_topk_select(X, R);
   }
+  timer.mark("encode");
   require(extra_dval == nullptr || codes_.k == cfg_.k, "ERR_ARG",
           "code-level gradients need fixed-k codes (activation 'topk')");
   const int kc = codes_.k;
 
-  // Decode and loss.
+  // Decode, loss, dL/dx_hat and dL/dval in one pass over rows.
   xhat_.resize(static_cast<size_t>(R) * d);
-  sparse_decode(W_dec_.data(), b_dec_.data(), d, codes_.idx.data(), codes_.val.data(), R, kc, xhat_.data());
   G_.resize(static_cast<size_t>(R) * d);
+  dval_.resize(static_cast<size_t>(R) * kc);
   const double w = (y && cfg_.paired_mean) ? 0.5 : 1.0;
   StepStats st;
   st.rows = R;
@@ -280,18 +314,13 @@ StepStats SaeModel::forward_backward(const float* x, const float* y, long rows, 
   }
   for (int s = 0; s < n_seg; ++s) {
     const long r0 = s * rows;
-    double sse = 0;
-    for (long r = r0; r < r0 + rows; ++r)
-      for (int c = 0; c < d; ++c) {
-        const double e = static_cast<double>(xhat_[r * d + c]) - X[r * d + c];
-        sse += e * e;
-      }
-    const double fvu = sse / seg_stats[s].total_variance;
-    const double mse = sse / (static_cast<double>(rows) * d);
     const double denom = cfg_.loss == LossKind::Fvu ? seg_stats[s].total_variance : static_cast<double>(rows) * d;
     const float gscale = static_cast<float>(w * 2.0 / denom);
-    for (long r = r0; r < r0 + rows; ++r)
-      for (int c = 0; c < d; ++c) G_[r * d + c] = gscale * (xhat_[r * d + c] - X[r * d + c]);
+    const double sse = decode_with_gradient(W_dec_.data(), b_dec_.data(), d, codes_.idx.data(), codes_.val.data(), kc, X,
+                                            r0, rows, gscale, xhat_.data(), G_.data(), dval_.data());
+    const double fvu = sse / seg_stats[s].total_variance;
+    const double mse = sse / (static_cast<double>(rows) * d);
+    timer.mark("decode+loss");
     st.fvu += fvu / n_seg;
     st.mse += mse / n_seg;
     st.loss += w * (cfg_.loss == LossKind::Fvu ? fvu : mse);
@@ -320,6 +349,7 @@ StepStats SaeModel::forward_backward(const float* x, const float* y, long rows, 
     }
   }
   st.loss += st.aux_loss;
+  timer.mark("aux");
 
   // Latent statistics.
   long long active = 0;
@@ -337,16 +367,21 @@ StepStats SaeModel::forward_backward(const float* x, const float* y, long rows, 
 
   // Backward.
   BackwardInput bin{W_enc_.data(), W_dec_.data(), b_dec_.data(), d, m, X, R,
-                    codes_.idx.data(), codes_.val.data(), kc, G_.data(), extra_dval};
+                    codes_.idx.data(), codes_.val.data(), kc, G_.data(), dval_.data(), extra_dval};
   if (k_aux > 0) {
     bin.aux_idx = aux_codes_.idx.data();
     bin.aux_val = aux_codes_.val.data();
     bin.k_aux = k_aux;
     bin.G_aux = G_aux_.data();
   }
+  timer.mark("latent-stats");
   sparse_backward(bin, grads_);
+  timer.mark("backward");
   if (cfg_.project_decoder_grad) project_decoder_grads(W_dec_.data(), grads_);
+  timer.mark("project");
   st.grad_norm = std::sqrt(grads_.sum_squares());
+  timer.mark("norm");
+  timer.end();
   return st;
 }
 

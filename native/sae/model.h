@@ -113,7 +113,7 @@ class SaeModel {
   // scratch
   SparseGrads grads_;
   CodesBuffer codes_, aux_codes_;
-  std::vector<float> X_, G_, G_aux_, xhat_;
+  std::vector<float> X_, G_, G_aux_, xhat_, dval_;
 };
 
 }  // namespace cmsae

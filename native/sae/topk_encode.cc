@@ -128,10 +128,15 @@ void topk_encode(const EncoderView& enc, const float* x, long rows, int k, float
   int t_row = static_cast<int>(std::max<long>(1, std::min<long>(T / t_lat, row_panels)));
   const int tasks = t_lat * t_row;
   const int k_aux = aux ? aux->k : 0;
-  // Candidate buffer length per row: k kept + slack appended between cuts.
-  const int cap = k;
 
-  AlignedBuffer<float> Xp(static_cast<size_t>(row_panels) * d * mr);
+  // Packed inputs: a per-thread buffer reused across calls (no page faults per call) up to 64 MiB.
+  const size_t xp_len = static_cast<size_t>(row_panels) * d * mr;
+  thread_local AlignedBuffer<float> xp_cache;
+  AlignedBuffer<float> xp_local;
+  AlignedBuffer<float>* xp_buf = &xp_local;
+  if (xp_len * sizeof(float) <= (64u << 20)) xp_buf = &xp_cache;
+  if (xp_buf->size() < xp_len) xp_buf->reset(xp_len);
+  AlignedBuffer<float>& Xp = *xp_buf;
   pack_inputs(x, rows, d, enc.b_dec, mr, Xp.data());
 
   // Candidate storage: for each task, its row range x k (and x k_aux).
@@ -155,9 +160,9 @@ void topk_encode(const EncoderView& enc, const float* x, long rows, int k, float
     const long r0 = rp0 * mr, r1 = std::min(rows, rp1 * mr);
     const long nrows = r1 - r0;
 
-    // Per-row append buffers of `cap` candidates; when one fills, it is cut back to its best k and the
-    // row threshold rises to the k-th best value (amortized O(1) per candidate instead of a heap sift).
-    std::vector<uint64_t> store(static_cast<size_t>(nrows) * cap);
+    // Per-row bounded min-heaps of candidate keys (integer compares); the row threshold is the worst
+    // kept value once k are kept.
+    std::vector<uint64_t> store(static_cast<size_t>(nrows) * k);
     std::vector<int>& count = heap_sizes[task];
     count.assign(nrows, 0);
     std::vector<float> thr(static_cast<size_t>(rp1 - rp0) * mr, std::numeric_limits<float>::infinity());
@@ -196,7 +201,7 @@ void topk_encode(const EncoderView& enc, const float* x, long rows, int k, float
             if (lr >= nrows) break;
             const float* trow = tile.data() + r * nr;
             if (uint32_t bits = masks[r]) {
-              uint64_t* buf = store.data() + lr * cap;
+              uint64_t* buf = store.data() + lr * k;
               int n = count[lr];
               float t = row_thr[r];
               for (; bits; bits &= bits - 1) {
@@ -228,9 +233,9 @@ void topk_encode(const EncoderView& enc, const float* x, long rows, int k, float
       }
     }
     std::vector<Candidate>& out = heaps[task];
-    out.resize(static_cast<size_t>(nrows) * cap);
+    out.resize(static_cast<size_t>(nrows) * k);
     for (long r = 0; r < nrows; ++r)
-      for (int i = 0; i < count[r]; ++i) out[r * cap + i] = key_candidate(store[r * cap + i]);
+      for (int i = 0; i < count[r]; ++i) out[r * k + i] = key_candidate(store[r * k + i]);
     if (aux) {
       aux_sizes[task].resize(nrows);
       for (long r = 0; r < nrows; ++r) aux_sizes[task][r] = aux_row_heaps[r].size();
@@ -250,7 +255,7 @@ void topk_encode(const EncoderView& enc, const float* x, long rows, int k, float
       cands.clear();
       for (int tl = 0; tl < t_lat; ++tl) {
         const int task = tl * t_row + tr;
-        const Candidate* h = heaps[task].data() + (row - r0) * cap;
+        const Candidate* h = heaps[task].data() + (row - r0) * k;
         cands.insert(cands.end(), h, h + heap_sizes[task][row - r0]);
       }
       finalize_row(cands, k, enc.m, idx + row * k, val + row * k);
