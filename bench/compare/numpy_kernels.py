@@ -26,8 +26,9 @@ def best_of(fn, reps):
 def encode_job(B, d, m, k, reps, seed):
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((B, d), dtype=np.float32)
-    W = (rng.random((d, m), dtype=np.float32) * 2 - 1) / np.sqrt(d)
+    W = ((rng.random((d, m), dtype=np.float32) * 2 - 1) / np.float32(np.sqrt(d))).astype(np.float32)
     b = np.zeros(m, dtype=np.float32)
+    assert X.dtype == W.dtype == np.float32  # a float64 operand would silently turn this into dgemm
 
     def sgemm():
         X @ W
@@ -60,6 +61,7 @@ class NumpySae:
         self.m1 = [np.zeros_like(p) for p in self.params]
         self.m2 = [np.zeros_like(p) for p in self.params]
         self.t = 0
+        assert all(p.dtype == np.float32 for p in self.params)
 
     def step(self, X, lr, b1=0.9, b2=0.999, eps=1e-8, wd=1e-5, max_norm=1.0):
         import scipy.sparse as sp
@@ -87,6 +89,7 @@ class NumpySae:
         gb_dec = g.sum(0) - self.W_enc @ gb_enc
         gW_dec -= (gW_dec * self.W_dec).sum(1, keepdims=True) * self.W_dec
         grads = [gW_enc, gb_enc, gW_dec, gb_dec.astype(np.float32)]
+        assert all(gg.dtype == np.float32 for gg in grads) and pre.dtype == np.float32
         norm = np.sqrt(sum(float((gg * gg).sum()) for gg in grads))
         coef = min(1.0, max_norm / (norm + 1e-6))
         self.t += 1

@@ -93,7 +93,30 @@ SaeModel::SaeModel(const SaeConfig& cfg) : cfg_(cfg) {
   since_.assign(cfg.m, 0);
 }
 
+EncoderView SaeModel::encoder_view() const {
+  EncoderView enc{W_enc_.data(), b_enc_.data(), b_dec_.data(), cfg_.d, cfg_.m};
+  const int nr = kernels().nr;
+  const long panels = (cfg_.m + nr - 1) / nr;
+  std::lock_guard<std::mutex> lock(pack_mutex_);
+  if (!packed_valid_ || packed_nr_ != nr) {
+    packed_W_.reset(static_cast<size_t>(panels) * nr * cfg_.d);
+    packed_bias_.reset(static_cast<size_t>(panels) * nr);
+    const int T = static_cast<int>(std::max<long>(1, std::min<long>(num_threads(), panels)));
+    parallel_for(T, [&](int t) {
+      const long p0 = split_begin(panels, T, t), p1 = split_begin(panels, T, t + 1);
+      pack_encoder_panels(enc, p0, p1, nr, packed_W_.data() + p0 * nr * cfg_.d, packed_bias_.data() + p0 * nr);
+    });
+    packed_nr_ = nr;
+    packed_valid_ = true;
+  }
+  enc.packed_W = packed_W_.data();
+  enc.packed_bias = packed_bias_.data();
+  enc.packed_nr = packed_nr_;
+  return enc;
+}
+
 void SaeModel::init(uint64_t seed) {
+  packed_valid_ = false;
   SplitMix64 rng{seed};
   const float bound = 1.0f / std::sqrt(static_cast<float>(cfg_.d));
   for (float& w : W_enc_) w = (2.f * rng.uniform01() - 1.f) * bound;
@@ -125,7 +148,7 @@ int SaeModel::capacity() const {
 int SaeModel::codes_k() const { return capacity(); }
 
 void SaeModel::encode(const float* x, long rows, int32_t* idx, float* val) const {
-  EncoderView enc{W_enc_.data(), b_enc_.data(), b_dec_.data(), cfg_.d, cfg_.m};
+  const EncoderView enc = encoder_view();
   float floor = 0.f;
   if (cfg_.activation == Activation::BatchTopK && theta_ready_) floor = std::max(0.f, static_cast<float>(theta_));
   topk_encode(enc, x, rows, capacity(), floor, idx, val);
@@ -151,7 +174,7 @@ double SaeModel::dead_fraction() const {
 void SaeModel::batch_topk_select(const float* X, long R) {
   const int m = cfg_.m, d = cfg_.d;
   int cap = capacity();
-  EncoderView enc{W_enc_.data(), b_enc_.data(), b_dec_.data(), d, m};
+  const EncoderView enc = encoder_view();
   std::vector<int32_t> ci(static_cast<size_t>(R) * cap);
   std::vector<float> cv(static_cast<size_t>(R) * cap);
   topk_encode(enc, X, R, cap, 0.f, ci.data(), cv.data());
@@ -271,7 +294,7 @@ StepStats SaeModel::forward_backward(const float* x, const float* y, long rows, 
   const double aux_scale = k_aux > 0 ? std::min(1.0, static_cast<double>(n_dead) / k_aux_cfg) : 0.0;
 
   // Encode.
-  EncoderView enc{W_enc_.data(), b_enc_.data(), b_dec_.data(), d, m};
+  const EncoderView enc = encoder_view();
   AuxSelect aux_sel{};
   if (k_aux > 0) {
     aux_codes_.rows = R;
@@ -404,23 +427,37 @@ void SaeModel::apply_update(float lr, float grad_scale) {
   };
   const AdamWArgs a_wenc = args_for(cfg_.decay_W_enc), a_benc = args_for(cfg_.decay_b_enc),
                   a_wdec = args_for(cfg_.decay_W_dec), a_bdec = args_for(cfg_.decay_b_dec);
-  const int T = std::max(1, std::min(num_threads(), m / 64 + 1));
-  parallel_for(T, [&](int t) {
-    for (long j = split_begin(m, T, t); j < split_begin(m, T, t + 1); ++j) {
-      const int32_t slot = grads_.slot[j];
-      const float* ge = slot >= 0 ? grads_.g_enc.data() + static_cast<long>(slot) * d : nullptr;
-      const float* gd = slot >= 0 ? grads_.g_dec.data() + static_cast<long>(slot) * d : nullptr;
-      K.adamw(W_enc_.data() + j * d, adam_[0][0].data() + j * d, adam_[0][1].data() + j * d, ge, d, a_wenc);
-      float* wd = W_dec_.data() + j * d;
-      K.adamw(wd, adam_[2][0].data() + j * d, adam_[2][1].data() + j * d, gd, d, a_wdec);
-      if (cfg_.normalize_decoder) {
-        const float inv = 1.0f / (static_cast<float>(std::sqrt(K.sumsq(wd, d))) + cfg_.decoder_eps);
-        for (int c = 0; c < d; ++c) wd[c] *= inv;
-      }
-    }
-  });
+  // b_enc first: the W_enc pass below repacks each encoder panel (weights and bias) right after updating it.
   K.adamw(b_enc_.data(), adam_[1][0].data(), adam_[1][1].data(), grads_.g_benc.data(), m, a_benc);
   K.adamw(b_dec_.data(), adam_[3][0].data(), adam_[3][1].data(), grads_.g_bdec.data(), d, a_bdec);
+  const int nr = kernels().nr;
+  const long panels = (m + nr - 1) / nr;
+  std::lock_guard<std::mutex> lock(pack_mutex_);
+  if (packed_nr_ != nr || packed_W_.size() != static_cast<size_t>(panels) * nr * d) {
+    packed_W_.reset(static_cast<size_t>(panels) * nr * d);
+    packed_bias_.reset(static_cast<size_t>(panels) * nr);
+    packed_nr_ = nr;
+  }
+  const EncoderView raw{W_enc_.data(), b_enc_.data(), b_dec_.data(), d, m};
+  const int T = static_cast<int>(std::max<long>(1, std::min<long>(num_threads(), panels / 4 + 1)));
+  parallel_for(T, [&](int t) {
+    for (long p = split_begin(panels, T, t); p < split_begin(panels, T, t + 1); ++p) {
+      for (long j = p * nr; j < std::min<long>(m, (p + 1) * nr); ++j) {
+        const int32_t slot = grads_.slot[j];
+        const float* ge = slot >= 0 ? grads_.g_enc.data() + static_cast<long>(slot) * d : nullptr;
+        const float* gd = slot >= 0 ? grads_.g_dec.data() + static_cast<long>(slot) * d : nullptr;
+        K.adamw(W_enc_.data() + j * d, adam_[0][0].data() + j * d, adam_[0][1].data() + j * d, ge, d, a_wenc);
+        float* wd = W_dec_.data() + j * d;
+        K.adamw(wd, adam_[2][0].data() + j * d, adam_[2][1].data() + j * d, gd, d, a_wdec);
+        if (cfg_.normalize_decoder) {
+          const float inv = 1.0f / (static_cast<float>(std::sqrt(K.sumsq(wd, d))) + cfg_.decoder_eps);
+          for (int c = 0; c < d; ++c) wd[c] *= inv;
+        }
+      }
+      pack_encoder_panels(raw, p, p + 1, nr, packed_W_.data() + p * nr * d, packed_bias_.data() + p * nr);
+    }
+  });
+  packed_valid_ = true;
 }
 
 StepStats SaeModel::step(const float* x, const float* y, long rows, float lr) {

@@ -1,10 +1,12 @@
 // The Top-K SAE: parameters, AdamW state, latent statistics and the fused training step.
 #pragma once
 #include <cstdint>
+#include <mutex>
 #include <vector>
 
 #include "../common/aligned.h"
 #include "backward.h"
+#include "topk_encode.h"
 
 namespace cmsae {
 
@@ -55,8 +57,9 @@ class SaeModel {
   int m() const { return cfg_.m; }
 
   // Parameters (encoder rows are latent-major [m, d]; SAELens W_enc [d, m] is their transpose).
-  float* W_enc_rows() { return W_enc_.data(); }
-  float* b_enc() { return b_enc_.data(); }
+  // Mutable access to W_enc / b_enc invalidates the packed encoder copy.
+  float* W_enc_rows() { packed_valid_ = false; return W_enc_.data(); }
+  float* b_enc() { packed_valid_ = false; return b_enc_.data(); }
   float* W_dec() { return W_dec_.data(); }
   float* b_dec() { return b_dec_.data(); }
   const float* W_enc_rows() const { return W_enc_.data(); }
@@ -100,6 +103,8 @@ class SaeModel {
 
  private:
   void batch_topk_select(const float* X, long R);
+  // The encoder with an up-to-date packed copy of W_enc/b_enc in the active kernels' panel layout.
+  EncoderView encoder_view() const;
   SaeConfig cfg_;
   std::vector<float> W_enc_, b_enc_, W_dec_, b_dec_;
   std::vector<float> adam_[4][2];
@@ -110,6 +115,11 @@ class SaeModel {
   double theta_ = 0;
   bool theta_ready_ = false;
   bool b_dec_mean_pending_ = false;
+  // Packed encoder (kept in sync by apply_update; rebuilt lazily after other weight changes).
+  mutable AlignedBuffer<float> packed_W_, packed_bias_;
+  mutable int packed_nr_ = 0;
+  mutable bool packed_valid_ = false;
+  mutable std::mutex pack_mutex_;
   // scratch
   SparseGrads grads_;
   CodesBuffer codes_, aux_codes_;

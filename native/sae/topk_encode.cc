@@ -43,9 +43,10 @@ void pack_inputs(const float* x, long rows, int d, const float* b_dec, int mr, f
   });
 }
 
-// Bp[q][k][nr] = W_rows[(p0+q)*nr + c][k]; bias_p[q][c] = b_enc or -inf for latents past m.
+}  // namespace
+
 // Transposed in 16-deep chunks so the rows are read sequentially and each written chunk stays in L1.
-void pack_encoder_block(const EncoderView& enc, long p0, long p1, int nr, float* Bp, float* bias_p) {
+void pack_encoder_panels(const EncoderView& enc, long p0, long p1, int nr, float* Bp, float* bias_p) {
   constexpr int KC = 16;
   const int d = enc.d;
   for (long p = p0; p < p1; ++p) {
@@ -68,6 +69,8 @@ void pack_encoder_block(const EncoderView& enc, long p0, long p1, int nr, float*
     for (int c = 0; c < nr; ++c) bdst[c] = c < valid ? enc.b_enc[p * nr + c] : -std::numeric_limits<float>::infinity();
   }
 }
+
+namespace {
 
 // Candidates as 64-bit keys whose unsigned order is the ranking order (value desc, then index asc):
 // high word = order-preserving bits of the value (-0 folded into +0), low word = ~index.
@@ -129,12 +132,12 @@ void topk_encode(const EncoderView& enc, const float* x, long rows, int k, float
   const int tasks = t_lat * t_row;
   const int k_aux = aux ? aux->k : 0;
 
-  // Packed inputs: a per-thread buffer reused across calls (no page faults per call) up to 64 MiB.
+  // Packed inputs: a per-thread buffer reused across calls (no page faults per call) up to 16 MiB.
   const size_t xp_len = static_cast<size_t>(row_panels) * d * mr;
   thread_local AlignedBuffer<float> xp_cache;
   AlignedBuffer<float> xp_local;
   AlignedBuffer<float>* xp_buf = &xp_local;
-  if (xp_len * sizeof(float) <= (64u << 20)) xp_buf = &xp_cache;
+  if (xp_len * sizeof(float) <= (16u << 20)) xp_buf = &xp_cache;
   if (xp_buf->size() < xp_len) xp_buf->reset(xp_len);
   AlignedBuffer<float>& Xp = *xp_buf;
   pack_inputs(x, rows, d, enc.b_dec, mr, Xp.data());
@@ -152,6 +155,7 @@ void topk_encode(const EncoderView& enc, const float* x, long rows, int k, float
   }
 
   const long block_panels = std::max<long>(1, kBlockBytes / (static_cast<long>(d) * nr * 4));
+  const bool prepacked = enc.packed_W != nullptr && enc.packed_bias != nullptr && enc.packed_nr == nr;
 
   parallel_for(tasks, [&](int task) {
     const int tl = task / t_row, tr = task % t_row;
@@ -178,21 +182,28 @@ void topk_encode(const EncoderView& enc, const float* x, long rows, int k, float
       aux_thr.assign(nrows, 0.f);
     }
 
-    AlignedBuffer<float> Bp(static_cast<size_t>(block_panels) * d * nr);
-    AlignedBuffer<float> bias(static_cast<size_t>(block_panels) * nr);
+    AlignedBuffer<float> Bp(prepacked ? 0 : static_cast<size_t>(block_panels) * d * nr);
+    AlignedBuffer<float> bias(prepacked ? 0 : static_cast<size_t>(block_panels) * nr);
     std::vector<float> tile(static_cast<size_t>(mr) * nr);
     std::vector<uint32_t> masks(mr);
 
     for (long bp0 = lp0; bp0 < lp1; bp0 += block_panels) {
       const long bp1 = std::min(lp1, bp0 + block_panels);
-      pack_encoder_block(enc, bp0, bp1, nr, Bp.data(), bias.data());
+      const float* Wblock = Bp.data();
+      const float* bblock = bias.data();
+      if (prepacked) {
+        Wblock = enc.packed_W + bp0 * d * nr;
+        bblock = enc.packed_bias + bp0 * nr;
+      } else {
+        pack_encoder_panels(enc, bp0, bp1, nr, Bp.data(), bias.data());
+      }
       for (long rp = rp0; rp < rp1; ++rp) {
         const float* Ap = Xp.data() + rp * d * mr;
         float* row_thr = thr.data() + (rp - rp0) * mr;
         const long rbase = rp * mr - r0;  // local row index of the panel's first row
         for (long p = bp0; p < bp1; ++p) {
           const uint32_t dead = aux ? dead_bits[p] : 0u;
-          const uint32_t any = K.encode_tile(d, Ap, Bp.data() + (p - bp0) * d * nr, bias.data() + (p - bp0) * nr,
+          const uint32_t any = K.encode_tile(d, Ap, Wblock + (p - bp0) * d * nr, bblock + (p - bp0) * nr,
                                              row_thr, tile.data(), masks.data(), dead != 0);
           if (!any && !dead) continue;
           const int32_t j0 = static_cast<int32_t>(p * nr);

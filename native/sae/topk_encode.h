@@ -10,7 +10,16 @@ struct EncoderView {
   const float* b_dec;   // [d], subtracted from x before encoding (nullptr: nothing subtracted)
   int d;
   int m;
+  // Optional pre-packed copy of W_rows/b_enc (pack_encoder_panels over all panels with packed_nr == the
+  // active kernels' nr); when absent the encoder packs each block on the fly.
+  const float* packed_W = nullptr;
+  const float* packed_bias = nullptr;
+  int packed_nr = 0;
 };
+
+// Bp[q][k][nr] = W_rows[(p0+q)*nr + c][k] and bias_p[q][c] = b_enc[...] (-inf past m) for latent panels
+// [p0, p1) of nr latents: the layout encode_tile reads.
+void pack_encoder_panels(const EncoderView& enc, long p0, long p1, int nr, float* Bp, float* bias_p);
 
 // Optional second selection among "dead" latents (AuxK): the k best pre-activations > 0 per row.
 struct AuxSelect {

@@ -3,7 +3,7 @@ import { expect } from 'chai';
 import { TopKSAE, getThreads, info, setSimdLevel, setThreads } from '../../lib/index.js';
 import { Rng } from '../helpers/random.js';
 import { randomParams, refDecode, refEncode, roundToF32 } from '../helpers/reference.js';
-import { saeFromRef, worstRatio } from '../helpers/sae.js';
+import { fromWeights, saeFromRef, toWeights, worstRatio } from '../helpers/sae.js';
 
 interface Shape {
   B: number;
@@ -118,6 +118,33 @@ describe('fused Top-K encode', () => {
     sae.dispose();
     expect(Array.from(codes.indices)).to.deep.equal([7, 0, 1, 2]);
     expect(Array.from(codes.values)).to.deep.equal([2, 0, 0, 0]);
+  });
+
+  it('always encodes with the current weights (after setWeights, training steps and SIMD changes)', () => {
+    const rng = new Rng(21);
+    const s = { B: 20, d: 24, m: 70, k: 6 };
+    const p = roundToF32(randomParams(s.d, s.m, () => rng.next()));
+    const x = { rows: s.B, cols: s.d, data: rng.normals(s.B * s.d) };
+    const sae = saeFromRef(p, { k: s.k });
+    const check = () => {
+      const q = fromWeights(sae.getWeights());
+      expect(Array.from(sae.encode(x).indices)).to.deep.equal(Array.from(refEncode(q, x.data, s.B, s.k).indices));
+    };
+    check();
+    const p2 = roundToF32(randomParams(s.d, s.m, () => rng.next()));
+    sae.setWeights(toWeights(p2));
+    check();
+    for (let i = 0; i < 3; i++) {
+      sae.step(x, { lr: 0.05 });
+      check();
+    }
+    setSimdLevel('scalar');
+    check();
+    sae.step(x, { lr: 0.05 });
+    check();
+    setSimdLevel(simd);
+    check();
+    sae.dispose();
   });
 
   it('is deterministic for a given seed', () => {
