@@ -120,11 +120,26 @@ def step_job(B, d, m, k, reps, seed):
     return {"step": best_of(lambda: sae.step(X, 5e-4), reps)}
 
 
+def trajectory_job(B, d, m, k, steps, lr, seed, out_dir):
+    """Writes the initial weights and data as raw float32 files and returns the numpy step's losses, so a
+    test can check that this anchor computes the same training step as ours."""
+    import os
+
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((B, d), dtype=np.float32)
+    sae = NumpySae(d, m, k, seed)
+    sae.b_enc += rng.standard_normal(m, dtype=np.float32) * np.float32(0.01)
+    for name, arr in [("X", X), ("W_enc", sae.W_enc), ("b_enc", sae.b_enc), ("W_dec", sae.W_dec), ("b_dec", sae.b_dec)]:
+        np.ascontiguousarray(arr, dtype=np.float32).tofile(os.path.join(out_dir, name + ".f32"))
+    losses = [sae.step(X, lr) for _ in range(steps)]
+    return {"losses": losses, "W_dec_sum": float(np.abs(sae.W_dec).sum())}
+
+
 def main():
     job = json.loads(sys.argv[1])
     kind = job.pop("kind")
-    out = encode_job(**job) if kind == "encode" else step_job(**job)
-    print(json.dumps(out))
+    runner = {"encode": encode_job, "step": step_job, "trajectory": trajectory_job}[kind]
+    print(json.dumps(runner(**job)))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ namespace cmsae {
 namespace {
 
 thread_local bool tls_in_region = false;
+thread_local int tls_worker = 0;
 
 class Pool {
  public:
@@ -31,20 +32,23 @@ class Pool {
     threads_ = n;
     stopping_ = false;
     const unsigned long long start_generation = generation_;
-    for (int i = 1; i < n; ++i) workers_.emplace_back([this, start_generation] { worker_loop(start_generation); });
+    for (int i = 1; i < n; ++i)
+      workers_.emplace_back([this, start_generation, i] { worker_loop(start_generation, i); });
   }
 
-  void run(int n_tasks, const std::function<void(int)>& fn) {
+  void run(int n_tasks, const std::function<void(int, int)>& fn) {
     if (n_tasks <= 0) return;
     if (tls_in_region || n_tasks == 1) {
-      for (int t = 0; t < n_tasks; ++t) fn(t);
+      const int w = tls_in_region ? tls_worker : 0;
+      for (int t = 0; t < n_tasks; ++t) fn(t, w);
       return;
     }
     std::lock_guard<std::mutex> region(region_mutex_);
     if (threads_ == 1) {
       tls_in_region = true;
+      tls_worker = 0;
       try {
-        for (int t = 0; t < n_tasks; ++t) fn(t);
+        for (int t = 0; t < n_tasks; ++t) fn(t, 0);
       } catch (...) {
         tls_in_region = false;
         throw;
@@ -62,7 +66,7 @@ class Pool {
       ++generation_;
     }
     wake_.notify_all();
-    work();
+    work(0);
     std::unique_lock<std::mutex> lock(mutex_);
     done_.wait(lock, [this] { return active_workers_ == 0; });
     job_ = nullptr;
@@ -79,13 +83,14 @@ class Pool {
     return hc == 0 ? 1 : static_cast<int>(hc);
   }
 
-  void work() {
+  void work(int worker) {
     tls_in_region = true;
+    tls_worker = worker;
     for (;;) {
       int t = next_task_.fetch_add(1);
       if (t >= n_tasks_) break;
       try {
-        (*job_)(t);
+        (*job_)(t, worker);
       } catch (...) {
         std::lock_guard<std::mutex> lock(mutex_);
         if (!error_) error_ = std::current_exception();
@@ -94,7 +99,7 @@ class Pool {
     tls_in_region = false;
   }
 
-  void worker_loop(unsigned long long seen) {
+  void worker_loop(unsigned long long seen, int worker) {
     for (;;) {
       {
         std::unique_lock<std::mutex> lock(mutex_);
@@ -102,7 +107,7 @@ class Pool {
         if (stopping_) return;
         seen = generation_;
       }
-      work();
+      work(worker);
       {
         std::lock_guard<std::mutex> lock(mutex_);
         if (--active_workers_ == 0) done_.notify_all();
@@ -127,7 +132,7 @@ class Pool {
   int threads_ = 0;
   bool stopping_ = false;
   unsigned long long generation_ = 0;
-  const std::function<void(int)>* job_ = nullptr;
+  const std::function<void(int, int)>* job_ = nullptr;
   int n_tasks_ = 0;
   std::atomic<int> next_task_{0};
   int active_workers_ = 0;
@@ -143,6 +148,9 @@ Pool& pool() {
 
 int num_threads() { return pool().size(); }
 void set_num_threads(int n) { pool().resize(n); }
-void parallel_for(int n_tasks, const std::function<void(int)>& fn) { pool().run(n_tasks, fn); }
+void parallel_for(int n_tasks, const std::function<void(int)>& fn) {
+  pool().run(n_tasks, [&fn](int task, int) { fn(task); });
+}
+void parallel_for_workers(int n_tasks, const std::function<void(int, int)>& fn) { pool().run(n_tasks, fn); }
 
 }  // namespace cmsae

@@ -1,6 +1,8 @@
 // Fused Top-K encode: pre = W_enc (x - b_dec) + b_enc, register-tiled GEMM whose epilogue feeds
-// per-row bounded heaps, z = TopK_k(ReLU(pre)). Work is split over latent ranges (and row ranges
-// when there are few latents); per-range candidates are merged per row at the end.
+// per-row bounded heaps, z = TopK_k(ReLU(pre)). Work items (row chunk x latent block) are handed out
+// dynamically; each thread keeps candidate heaps for every row, merged per row at the end. The
+// selection is exact under the total order (value desc, index asc), so the result does not depend on
+// which thread ran which item.
 #include "topk_encode.h"
 
 #include <algorithm>
@@ -18,7 +20,7 @@
 namespace cmsae {
 namespace {
 
-constexpr long kBlockBytes = 160 * 1024;  // packed encoder block kept in L2 per task
+constexpr long kBlockBytes = 160 * 1024;  // packed encoder block kept in L2 per work item
 
 // Xp[panel][k][mr] = x[panel*mr + r][k] - b_dec[k]; rows past `rows` are zero.
 void pack_inputs(const float* x, long rows, int d, const float* b_dec, int mr, float* Xp) {
@@ -116,20 +118,59 @@ inline void key_heap_replace_top(uint64_t* h, int n, uint64_t key) {
 
 }  // namespace
 
-void topk_encode(const EncoderView& enc, const float* x, long rows, int k, float floor, int32_t* idx,
-                 float* val, const AuxSelect* aux) {
-  if (rows <= 0) return;
+namespace {
+
+constexpr long kMaxRowsPerPass = 8192;  // bounds the per-thread candidate storage (threads x rows x k)
+constexpr long kTargetRowsPerItem = 2048;
+
+// Candidate lists of one thread for every row of a pass: bounded min-heaps of keys (root = worst kept)
+// and the threshold a pre-activation must exceed to be offered.
+struct RowHeaps {
+  int cap = 0;
+  std::vector<uint64_t> keys;  // [rows, cap]
+  std::vector<int> count;      // [rows]
+  std::vector<float> thr;      // [padded rows]
+  void reset(long rows, long padded_rows, int c, float floor) {
+    cap = c;
+    keys.resize(static_cast<size_t>(rows) * c);
+    count.assign(rows, 0);
+    thr.assign(padded_rows, std::numeric_limits<float>::infinity());
+    std::fill(thr.begin(), thr.begin() + rows, c > 0 ? floor : std::numeric_limits<float>::infinity());
+  }
+  // Offers (v, j) to row r (v > thr[r] already checked) and returns the row's new threshold: just below
+  // the worst kept value, so that a later latent with an equal value and a smaller index still reaches
+  // the exact key comparison (threads visit latent blocks in any order).
+  float offer(long r, float v, int32_t j, float floor) {
+    uint64_t* h = keys.data() + r * cap;
+    const uint64_t key = candidate_key(v, j);
+    int& n = count[r];
+    if (n < cap) {
+      key_heap_push(h, n++, key);
+      if (n < cap) return thr[r];
+    } else if (key > h[0]) {
+      key_heap_replace_top(h, cap, key);
+    } else {
+      return thr[r];
+    }
+    const float worst = key_candidate(h[0]).value;
+    return std::max(floor, std::nextafter(worst, -std::numeric_limits<float>::infinity()));
+  }
+};
+
+struct WorkerState {
+  RowHeaps main, aux;
+  AlignedBuffer<float> Bp, bias;  // per-block packing when the encoder is not pre-packed
+  AlignedBuffer<float> tile;      // one register tile (64-byte aligned: no false sharing between threads)
+  AlignedBuffer<uint32_t> masks;
+};
+
+void encode_pass(const EncoderView& enc, const float* x, long rows, int k, float floor, int32_t* idx, float* val,
+                 const AuxSelect* aux, long aux_row0) {
   const SaeKernels& K = kernels();
   const int mr = K.mr, nr = K.nr, d = enc.d;
   const long row_panels = (rows + mr - 1) / mr;
   const long lat_panels = (enc.m + nr - 1) / nr;
   const int T = num_threads();
-
-  // Task grid: latent ranges x row ranges.
-  int t_lat = static_cast<int>(std::min<long>(T, lat_panels));
-  if (lat_panels < 4L * T) t_lat = 1;
-  int t_row = static_cast<int>(std::max<long>(1, std::min<long>(T / t_lat, row_panels)));
-  const int tasks = t_lat * t_row;
   const int k_aux = aux ? aux->k : 0;
 
   // Packed inputs: a per-thread buffer reused across calls (no page faults per call) up to 16 MiB.
@@ -142,10 +183,6 @@ void topk_encode(const EncoderView& enc, const float* x, long rows, int k, float
   AlignedBuffer<float>& Xp = *xp_buf;
   pack_inputs(x, rows, d, enc.b_dec, mr, Xp.data());
 
-  // Candidate storage: for each task, its row range x k (and x k_aux).
-  std::vector<std::vector<Candidate>> heaps(tasks), aux_heaps(tasks);
-  std::vector<std::vector<int>> heap_sizes(tasks), aux_sizes(tasks);
-
   // Dead bits per latent panel (aux only).
   std::vector<uint32_t> dead_bits;
   if (aux) {
@@ -154,133 +191,97 @@ void topk_encode(const EncoderView& enc, const float* x, long rows, int k, float
       if (aux->dead[j]) dead_bits[j / nr] |= 1u << (j % nr);
   }
 
+  // Work items: (row chunk, latent block) pairs, handed out dynamically so a slowed core does not hold
+  // the others back. A latent block (packed encoder panels) stays in L2 while a row chunk streams past.
   const long block_panels = std::max<long>(1, kBlockBytes / (static_cast<long>(d) * nr * 4));
+  const long n_blocks = (lat_panels + block_panels - 1) / block_panels;
+  long chunk_panels = std::max<long>(1, kTargetRowsPerItem / mr);
+  if (n_blocks < 8L * T) {  // few latent blocks: cut the rows finer so every thread gets work
+    const long want_chunks = (8L * T + n_blocks - 1) / n_blocks;
+    chunk_panels = std::max<long>(1, std::min(chunk_panels, (row_panels + want_chunks - 1) / want_chunks));
+  }
+  const long n_chunks = (row_panels + chunk_panels - 1) / chunk_panels;
+  const long n_items = n_chunks * n_blocks;
   const bool prepacked = enc.packed_W != nullptr && enc.packed_bias != nullptr && enc.packed_nr == nr;
+  const int workers = static_cast<int>(std::min<long>(T, n_items));
 
-  parallel_for(tasks, [&](int task) {
-    const int tl = task / t_row, tr = task % t_row;
-    const long lp0 = split_begin(lat_panels, t_lat, tl), lp1 = split_begin(lat_panels, t_lat, tl + 1);
-    const long rp0 = split_begin(row_panels, t_row, tr), rp1 = split_begin(row_panels, t_row, tr + 1);
-    const long r0 = rp0 * mr, r1 = std::min(rows, rp1 * mr);
-    const long nrows = r1 - r0;
-
-    // Per-row bounded min-heaps of candidate keys (integer compares); the row threshold is the worst
-    // kept value once k are kept.
-    std::vector<uint64_t> store(static_cast<size_t>(nrows) * k);
-    std::vector<int>& count = heap_sizes[task];
-    count.assign(nrows, 0);
-    std::vector<float> thr(static_cast<size_t>(rp1 - rp0) * mr, std::numeric_limits<float>::infinity());
-    for (long r = 0; r < nrows; ++r) thr[r] = k > 0 ? floor : std::numeric_limits<float>::infinity();
-
-    std::vector<Candidate> aux_store;
-    std::vector<CandidateHeap> aux_row_heaps;
-    std::vector<float> aux_thr;
-    if (aux) {
-      aux_store.resize(static_cast<size_t>(nrows) * k_aux);
-      aux_row_heaps.reserve(nrows);
-      for (long r = 0; r < nrows; ++r) aux_row_heaps.emplace_back(aux_store.data() + r * k_aux, k_aux);
-      aux_thr.assign(nrows, 0.f);
+  std::vector<WorkerState> state(workers);
+  for (WorkerState& ws : state) {
+    ws.main.reset(rows, row_panels * mr, k, floor);
+    if (aux) ws.aux.reset(rows, row_panels * mr, k_aux, 0.f);
+    if (!prepacked) {
+      ws.Bp.reset(static_cast<size_t>(block_panels) * d * nr);
+      ws.bias.reset(static_cast<size_t>(block_panels) * nr);
     }
+    ws.tile.reset(static_cast<size_t>(mr) * nr);
+    ws.masks.reset(mr);
+  }
 
-    AlignedBuffer<float> Bp(prepacked ? 0 : static_cast<size_t>(block_panels) * d * nr);
-    AlignedBuffer<float> bias(prepacked ? 0 : static_cast<size_t>(block_panels) * nr);
-    std::vector<float> tile(static_cast<size_t>(mr) * nr);
-    std::vector<uint32_t> masks(mr);
-
-    for (long bp0 = lp0; bp0 < lp1; bp0 += block_panels) {
-      const long bp1 = std::min(lp1, bp0 + block_panels);
-      const float* Wblock = Bp.data();
-      const float* bblock = bias.data();
-      if (prepacked) {
-        Wblock = enc.packed_W + bp0 * d * nr;
-        bblock = enc.packed_bias + bp0 * nr;
-      } else {
-        pack_encoder_panels(enc, bp0, bp1, nr, Bp.data(), bias.data());
-      }
-      for (long rp = rp0; rp < rp1; ++rp) {
-        const float* Ap = Xp.data() + rp * d * mr;
-        float* row_thr = thr.data() + (rp - rp0) * mr;
-        const long rbase = rp * mr - r0;  // local row index of the panel's first row
-        for (long p = bp0; p < bp1; ++p) {
-          const uint32_t dead = aux ? dead_bits[p] : 0u;
-          const uint32_t any = K.encode_tile(d, Ap, Wblock + (p - bp0) * d * nr, bblock + (p - bp0) * nr,
-                                             row_thr, tile.data(), masks.data(), dead != 0);
-          if (!any && !dead) continue;
-          const int32_t j0 = static_cast<int32_t>(p * nr);
-          for (int r = 0; r < mr; ++r) {
-            const long lr = rbase + r;
-            if (lr >= nrows) break;
-            const float* trow = tile.data() + r * nr;
-            if (uint32_t bits = masks[r]) {
-              uint64_t* buf = store.data() + lr * k;
-              int n = count[lr];
-              float t = row_thr[r];
-              for (; bits; bits &= bits - 1) {
-                const int c = __builtin_ctz(bits);
-                if (!(trow[c] > t)) continue;
-                const uint64_t key = candidate_key(trow[c], j0 + c);
-                if (n < k) {
-                  key_heap_push(buf, n++, key);
-                  if (n == k) t = std::max(floor, key_candidate(buf[0]).value);
-                } else if (key > buf[0]) {
-                  key_heap_replace_top(buf, k, key);
-                  t = std::max(floor, key_candidate(buf[0]).value);
-                }
-              }
-              count[lr] = n;
-              row_thr[r] = t;
-            }
-            if (dead) {
-              for (uint32_t bits = dead; bits; bits &= bits - 1) {
-                const int c = __builtin_ctz(bits);
-                if (trow[c] > aux_thr[lr]) {
-                  aux_row_heaps[lr].offer({trow[c], j0 + c});
-                  if (aux_row_heaps[lr].full()) aux_thr[lr] = aux_row_heaps[lr].worst().value;
-                }
-              }
-            }
+  parallel_for_workers(static_cast<int>(std::min<long>(n_items, 1L << 30)), [&](int item, int worker) {
+    WorkerState& ws = state[worker % workers];
+    const long chunk = item / n_blocks, block = item % n_blocks;
+    const long rp0 = chunk * chunk_panels, rp1 = std::min(row_panels, rp0 + chunk_panels);
+    const long bp0 = block * block_panels, bp1 = std::min(lat_panels, bp0 + block_panels);
+    const float* Wblock = prepacked ? enc.packed_W + bp0 * d * nr : ws.Bp.data();
+    const float* bblock = prepacked ? enc.packed_bias + bp0 * nr : ws.bias.data();
+    if (!prepacked) pack_encoder_panels(enc, bp0, bp1, nr, ws.Bp.data(), ws.bias.data());
+    for (long rp = rp0; rp < rp1; ++rp) {
+      const float* Ap = Xp.data() + rp * d * mr;
+      float* row_thr = ws.main.thr.data() + rp * mr;
+      for (long p = bp0; p < bp1; ++p) {
+        const uint32_t dead = aux ? dead_bits[p] : 0u;
+        const uint32_t any = K.encode_tile(d, Ap, Wblock + (p - bp0) * d * nr, bblock + (p - bp0) * nr, row_thr,
+                                           ws.tile.data(), ws.masks.data(), dead != 0);
+        if (!any && !dead) continue;
+        const int32_t j0 = static_cast<int32_t>(p * nr);
+        for (int r = 0; r < mr; ++r) {
+          const long row = rp * mr + r;
+          if (row >= rows) break;
+          const float* trow = ws.tile.data() + r * nr;
+          for (uint32_t bits = ws.masks[r]; bits; bits &= bits - 1) {
+            const int c = __builtin_ctz(bits);
+            if (trow[c] > row_thr[r]) row_thr[r] = ws.main.offer(row, trow[c], j0 + c, floor);
+          }
+          for (uint32_t bits = dead; bits; bits &= bits - 1) {
+            const int c = __builtin_ctz(bits);
+            if (trow[c] > ws.aux.thr[row]) ws.aux.thr[row] = ws.aux.offer(row, trow[c], j0 + c, 0.f);
           }
         }
       }
     }
-    std::vector<Candidate>& out = heaps[task];
-    out.resize(static_cast<size_t>(nrows) * k);
-    for (long r = 0; r < nrows; ++r)
-      for (int i = 0; i < count[r]; ++i) out[r * k + i] = key_candidate(store[r * k + i]);
-    if (aux) {
-      aux_sizes[task].resize(nrows);
-      for (long r = 0; r < nrows; ++r) aux_sizes[task][r] = aux_row_heaps[r].size();
-      aux_heaps[task] = std::move(aux_store);
-    }
   });
 
-  // Merge the latent-range candidates of each row.
+  // Merge the threads' candidates of each row.
   const int TM = std::max(1, std::min<int>(T, static_cast<int>(rows)));
   parallel_for(TM, [&](int t) {
     std::vector<Candidate> cands;
-    for (long row = split_begin(rows, TM, t); row < split_begin(rows, TM, t + 1); ++row) {
-      const long rp = row / mr;
-      int tr = 0;
-      while (split_begin(row_panels, t_row, tr + 1) <= rp) ++tr;
-      const long r0 = split_begin(row_panels, t_row, tr) * mr;
+    auto gather = [&](long row, RowHeaps WorkerState::*which) {
       cands.clear();
-      for (int tl = 0; tl < t_lat; ++tl) {
-        const int task = tl * t_row + tr;
-        const Candidate* h = heaps[task].data() + (row - r0) * k;
-        cands.insert(cands.end(), h, h + heap_sizes[task][row - r0]);
+      for (const WorkerState& ws : state) {
+        const RowHeaps& h = ws.*which;
+        for (int i = 0; i < h.count[row]; ++i) cands.push_back(key_candidate(h.keys[row * h.cap + i]));
       }
+    };
+    for (long row = split_begin(rows, TM, t); row < split_begin(rows, TM, t + 1); ++row) {
+      gather(row, &WorkerState::main);
       finalize_row(cands, k, enc.m, idx + row * k, val + row * k);
       if (aux) {
-        cands.clear();
-        for (int tl = 0; tl < t_lat; ++tl) {
-          const int task = tl * t_row + tr;
-          const Candidate* h = aux_heaps[task].data() + (row - r0) * k_aux;
-          cands.insert(cands.end(), h, h + aux_sizes[task][row - r0]);
-        }
-        finalize_row(cands, k_aux, enc.m, aux->idx + row * k_aux, aux->val + row * k_aux);
+        gather(row, &WorkerState::aux);
+        const long out_row = aux_row0 + row;
+        finalize_row(cands, k_aux, enc.m, aux->idx + out_row * k_aux, aux->val + out_row * k_aux);
       }
     }
   });
+}
+
+}  // namespace
+
+void topk_encode(const EncoderView& enc, const float* x, long rows, int k, float floor, int32_t* idx,
+                 float* val, const AuxSelect* aux) {
+  for (long r0 = 0; r0 < rows; r0 += kMaxRowsPerPass) {
+    const long n = std::min(kMaxRowsPerPass, rows - r0);
+    encode_pass(enc, x + r0 * enc.d, n, k, floor, idx + r0 * k, val + r0 * k, aux, r0);
+  }
 }
 
 }  // namespace cmsae
