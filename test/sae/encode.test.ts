@@ -21,6 +21,7 @@ const SHAPES: Shape[] = [
   { B: 37, d: 65, m: 257, k: 16 },
   { B: 64, d: 130, m: 600, k: 32 },
   { B: 7, d: 3, m: 5, k: 5 },
+  { B: 9001, d: 5, m: 21, k: 3 }, // more rows than one encode pass handles (8192)
 ];
 
 /** Native encode must equal the reference: same index sets (and order), values to 1e-5 relative. */

@@ -3,7 +3,7 @@ import { expect } from 'chai';
 import type { TopKSAEOptions } from '../../lib/index.js';
 import { Rng } from '../helpers/random.js';
 import { cloneParams, fdGradients, preActivations, projectDecoderGrad, randomParams, refLoss, roundToF32, type LossOptions, type RefParams } from '../helpers/reference.js';
-import { saeFromRef, worstRatio } from '../helpers/sae.js';
+import { fromWeights, saeFromRef, worstRatio } from '../helpers/sae.js';
 
 const d = 6, m = 12, k = 3, B = 6;
 
@@ -45,6 +45,29 @@ const CASES: Case[] = [
 ];
 
 describe('gradients against float64 finite differences', () => {
+  it('AuxK selection stays exact when a batch spans several encode passes (> 8192 rows)', () => {
+    const rng = new Rng(99);
+    const [dd, mm, kk, R] = [4, 24, 2, 4500];
+    const p = roundToF32(randomParams(dd, mm, () => rng.next()));
+    const x = rng.normals(R * dd), y = rng.normals(R * dd);
+    const sae = saeFromRef(p, { k: kk, auxCoef: 1, kAux: 3, deadWindow: 1 });
+    const xm = { rows: R, cols: dd, data: x }, pair = { rows: R, cols: dd, data: y };
+    // Make latents 0..5 dead: they fire in no row (very negative bias) during the first pass.
+    const w = sae.getWeights();
+    for (let j = 0; j < 6; j++) w.b_enc[j] = -50;
+    sae.setWeights(w);
+    sae.forwardBackward(xm, { pair });
+    for (let j = 0; j < 6; j++) w.b_enc[j] = -0.5; // now they can activate again, as AuxK candidates
+    sae.setWeights(w);
+    const q = fromWeights(sae.getWeights());
+    const s = sae.forwardBackward(xm, { pair });
+    const dead = new Set([0, 1, 2, 3, 4, 5]);
+    const want = refLoss(q, x, R, { k: kk, loss: 'fvu', pairedReduction: 'sum', aux: { dead, kAux: 3, coef: 1 } }, y);
+    expect(s.loss).to.be.closeTo(want, 1e-4 * want);
+    expect(s.auxLoss).to.be.greaterThan(0);
+    sae.dispose();
+  });
+
   for (const c of CASES) {
     it(c.name, () => {
       // Find a seed whose Top-K selections are stable under the finite-difference steps.
