@@ -15,21 +15,12 @@ export interface SaeWeights {
   b_dec: Float32Array;
 }
 
-export interface StepResult {
-  /** Total loss (reconstruction + AuxK). */
-  loss: number;
-  /** Fraction of variance unexplained (mean over the two halves of a paired batch). */
-  fvu: number;
-  /** Mean squared error per element. */
-  mse: number;
-  auxLoss: number;
-  /** Mean number of active latents per row. */
-  l0: number;
-  /** Fraction of latents that have not fired within min(deadWindow, samples seen). */
-  deadFraction: number;
-  /** Global gradient norm before clipping. */
-  gradNorm: number;
-}
+/**
+ * Statistics of one training step: loss (reconstruction + AuxK), fvu (mean over the halves of a paired
+ * batch), mse (per element), auxLoss, l0 (mean active latents per row), deadFraction (latents that have not
+ * fired within min(deadWindow, samples seen)) and gradNorm (global gradient norm before clipping).
+ */
+export type StepResult = Omit<NativeStepStats, 'rows'>;
 
 export interface StepOptions {
   lr: number;
@@ -58,16 +49,8 @@ export const MOMENT_NAMES = [
   'b_dec.exp_avg_sq',
 ] as const;
 
-function toResult(s: NativeStepStats): StepResult {
-  return {
-    loss: s.loss,
-    fvu: s.fvu,
-    mse: s.mse,
-    auxLoss: s.auxLoss,
-    l0: s.l0,
-    deadFraction: s.deadFraction,
-    gradNorm: s.gradNorm,
-  };
+function toResult({ rows: _rows, ...stats }: NativeStepStats): StepResult {
+  return stats;
 }
 
 export class TopKSAE implements Disposable {

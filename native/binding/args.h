@@ -9,34 +9,44 @@
 
 namespace cmsae::binding {
 
+template <class Array>
+struct TypedArrayKind;
+template <>
+struct TypedArrayKind<Napi::Float32Array> {
+  static constexpr napi_typedarray_type type = napi_float32_array;
+  static constexpr const char* name = "a Float32Array";
+};
+template <>
+struct TypedArrayKind<Napi::Int32Array> {
+  static constexpr napi_typedarray_type type = napi_int32_array;
+  static constexpr const char* name = "an Int32Array";
+};
+template <>
+struct TypedArrayKind<Napi::Float64Array> {
+  static constexpr napi_typedarray_type type = napi_float64_array;
+  static constexpr const char* name = "a Float64Array";
+};
+
+// v as a typed array of the given kind with at least min_len elements, else ERR_DTYPE / ERR_SHAPE.
+template <class Array>
+Array typed_arg(const Napi::Env& env, const Napi::Value& v, const char* name, size_t min_len) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != TypedArrayKind<Array>::type)
+    throw_js(env, "ERR_DTYPE", std::string(name) + " must be " + TypedArrayKind<Array>::name);
+  Array a = v.As<Array>();
+  if (a.ElementLength() < min_len)
+    throw_js(env, "ERR_SHAPE", std::string(name) + " has " + std::to_string(a.ElementLength()) +
+                                   " elements but at least " + std::to_string(min_len) + " are needed");
+  return a;
+}
+
 inline Napi::Float32Array float32_arg(const Napi::Env& env, const Napi::Value& v, const char* name, size_t min_len) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
-    throw_js(env, "ERR_DTYPE", std::string(name) + " must be a Float32Array");
-  Napi::Float32Array a = v.As<Napi::Float32Array>();
-  if (a.ElementLength() < min_len)
-    throw_js(env, "ERR_SHAPE", std::string(name) + " has " + std::to_string(a.ElementLength()) +
-                                   " elements but at least " + std::to_string(min_len) + " are needed");
-  return a;
+  return typed_arg<Napi::Float32Array>(env, v, name, min_len);
 }
-
 inline Napi::Int32Array int32_arg(const Napi::Env& env, const Napi::Value& v, const char* name, size_t min_len) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
-    throw_js(env, "ERR_DTYPE", std::string(name) + " must be an Int32Array");
-  Napi::Int32Array a = v.As<Napi::Int32Array>();
-  if (a.ElementLength() < min_len)
-    throw_js(env, "ERR_SHAPE", std::string(name) + " has " + std::to_string(a.ElementLength()) +
-                                   " elements but at least " + std::to_string(min_len) + " are needed");
-  return a;
+  return typed_arg<Napi::Int32Array>(env, v, name, min_len);
 }
-
 inline Napi::Float64Array float64_arg(const Napi::Env& env, const Napi::Value& v, const char* name, size_t min_len) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array)
-    throw_js(env, "ERR_DTYPE", std::string(name) + " must be a Float64Array");
-  Napi::Float64Array a = v.As<Napi::Float64Array>();
-  if (a.ElementLength() < min_len)
-    throw_js(env, "ERR_SHAPE", std::string(name) + " has " + std::to_string(a.ElementLength()) +
-                                   " elements but at least " + std::to_string(min_len) + " are needed");
-  return a;
+  return typed_arg<Napi::Float64Array>(env, v, name, min_len);
 }
 
 inline double number_arg(const Napi::Env& env, const Napi::Value& v, const char* name) {

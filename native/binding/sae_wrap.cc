@@ -85,6 +85,16 @@ void apply_options(const Napi::Object& o, SaeConfig& c) {
   if (!(c.aux_coef >= 0)) throw_js(env, "ERR_ARG", "auxCoef must be >= 0");
 }
 
+// The four parameter arrays (W_enc [d, m], b_enc [m], W_dec [m, d], b_dec [d]) from info[0..3].
+struct ParamArrays {
+  Napi::Float32Array W_enc, b_enc, W_dec, b_dec;
+};
+ParamArrays param_arrays(const Napi::CallbackInfo& info, size_t d, size_t m) {
+  Napi::Env env = info.Env();
+  return {float32_arg(env, info[0], "W_enc", d * m), float32_arg(env, info[1], "b_enc", m),
+          float32_arg(env, info[2], "W_dec", d * m), float32_arg(env, info[3], "b_dec", d)};
+}
+
 }  // namespace
 
 Napi::Function NativeSae::define(Napi::Env env) {
@@ -155,41 +165,78 @@ Napi::Value NativeSae::init(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+namespace {
+
+// encode(x, rows, indicesOut, valuesOut): arguments shared by the sync and async forms.
+struct EncodeCall {
+  Napi::Float32Array x;
+  Napi::Int32Array idx;
+  Napi::Float32Array val;
+  long long rows;
+};
+
+EncodeCall parse_encode(const Napi::CallbackInfo& info, const SaeModel& m) {
+  Napi::Env env = info.Env();
+  const long long rows = count_arg(env, info[1], "rows", 1);
+  const size_t kc = m.codes_k();
+  return {float32_arg(env, info[0], "x", rows * m.d()), int32_arg(env, info[2], "indices", rows * kc),
+          float32_arg(env, info[3], "values", rows * kc), rows};
+}
+
+void run_encode(const SaeModel& m, const float* x, long long rows, int32_t* idx, float* val) {
+  check_finite(x, rows, m.d(), "x");
+  m.encode(x, rows, idx, val);
+}
+
+// step(x, y | null, rows, lr): arguments shared by the sync and async forms.
+struct StepCall {
+  Napi::Float32Array x, y;
+  bool paired;
+  long long rows;
+  double lr;
+};
+
+StepCall parse_step(const Napi::CallbackInfo& info, const SaeModel& m) {
+  Napi::Env env = info.Env();
+  StepCall c;
+  c.rows = count_arg(env, info[2], "rows", 1);
+  c.x = float32_arg(env, info[0], "x", c.rows * m.d());
+  c.paired = !info[1].IsNull() && !info[1].IsUndefined();
+  if (c.paired) c.y = float32_arg(env, info[1], "y", c.rows * m.d());
+  c.lr = number_arg(env, info[3], "lr");
+  if (!(c.lr >= 0) || !std::isfinite(c.lr)) throw_js(env, "ERR_ARG", "lr must be a finite number >= 0");
+  return c;
+}
+
+StepStats run_step(SaeModel& m, const float* x, const float* y, long long rows, double lr) {
+  check_finite(x, rows, m.d(), "x");
+  if (y) check_finite(y, rows, m.d(), "y");
+  return m.step(x, y, rows, static_cast<float>(lr));
+}
+
+}  // namespace
+
 Napi::Value NativeSae::encode(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   SaeModel& m = model(env);
-  const long long rows = count_arg(env, info[1], "rows", 1);
-  const size_t kc = m.codes_k();
-  Napi::Float32Array x = float32_arg(env, info[0], "x", rows * m.d());
-  Napi::Int32Array idx = int32_arg(env, info[2], "indices", rows * kc);
-  Napi::Float32Array val = float32_arg(env, info[3], "values", rows * kc);
-  guarded(env, [&] {
-    check_finite(x.Data(), rows, m.d(), "x");
-    m.encode(x.Data(), rows, idx.Data(), val.Data());
-  });
+  EncodeCall c = parse_encode(info, m);
+  guarded(env, [&] { run_encode(m, c.x.Data(), c.rows, c.idx.Data(), c.val.Data()); });
   return env.Undefined();
 }
 
 Napi::Value NativeSae::encode_async(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   SaeModel& m = model(env);
-  const long long rows = count_arg(env, info[1], "rows", 1);
-  const size_t kc = m.codes_k();
-  Napi::Float32Array x = float32_arg(env, info[0], "x", rows * m.d());
-  Napi::Int32Array idx = int32_arg(env, info[2], "indices", rows * kc);
-  Napi::Float32Array val = float32_arg(env, info[3], "values", rows * kc);
-  const float* xp = x.Data();
-  int32_t* ip = idx.Data();
-  float* vp = val.Data();
+  EncodeCall c = parse_encode(info, m);
+  const float* xp = c.x.Data();
+  int32_t* ip = c.idx.Data();
+  float* vp = c.val.Data();
+  const long long rows = c.rows;
   SaeModel* mp = &m;
   busy_ = true;
   auto* w = new PromiseWorker(
-      env,
-      [mp, xp, rows, ip, vp] {
-        check_finite(xp, rows, mp->d(), "x");
-        mp->encode(xp, rows, ip, vp);
-      },
-      nullptr, [this] { busy_ = false; }, {x, idx, val, Value()});
+      env, [mp, xp, rows, ip, vp] { run_encode(*mp, xp, rows, ip, vp); }, nullptr, [this] { busy_ = false; },
+      {c.x, c.idx, c.val, Value()});
   w->Queue();
   return w->promise();
 }
@@ -217,43 +264,26 @@ Napi::Value NativeSae::decode(const Napi::CallbackInfo& info) {
 Napi::Value NativeSae::step(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   SaeModel& m = model(env);
-  const long long rows = count_arg(env, info[2], "rows", 1);
-  Napi::Float32Array x = float32_arg(env, info[0], "x", rows * m.d());
-  const bool paired = !info[1].IsNull() && !info[1].IsUndefined();
-  Napi::Float32Array y = paired ? float32_arg(env, info[1], "y", rows * m.d()) : Napi::Float32Array();
-  const double lr = number_arg(env, info[3], "lr");
-  if (!(lr >= 0) || !std::isfinite(lr)) throw_js(env, "ERR_ARG", "lr must be a finite number >= 0");
-  StepStats st = guarded(env, [&] {
-    check_finite(x.Data(), rows, m.d(), "x");
-    if (paired) check_finite(y.Data(), rows, m.d(), "y");
-    return m.step(x.Data(), paired ? y.Data() : nullptr, rows, static_cast<float>(lr));
-  });
+  StepCall c = parse_step(info, m);
+  StepStats st = guarded(env, [&] { return run_step(m, c.x.Data(), c.paired ? c.y.Data() : nullptr, c.rows, c.lr); });
   return stats_object(env, st);
 }
 
 Napi::Value NativeSae::step_async(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   SaeModel& m = model(env);
-  const long long rows = count_arg(env, info[2], "rows", 1);
-  Napi::Float32Array x = float32_arg(env, info[0], "x", rows * m.d());
-  const bool paired = !info[1].IsNull() && !info[1].IsUndefined();
-  Napi::Float32Array y = paired ? float32_arg(env, info[1], "y", rows * m.d()) : Napi::Float32Array();
-  const double lr = number_arg(env, info[3], "lr");
-  if (!(lr >= 0) || !std::isfinite(lr)) throw_js(env, "ERR_ARG", "lr must be a finite number >= 0");
-  const float* xp = x.Data();
-  const float* yp = paired ? y.Data() : nullptr;
+  StepCall c = parse_step(info, m);
+  const float* xp = c.x.Data();
+  const float* yp = c.paired ? c.y.Data() : nullptr;
+  const long long rows = c.rows;
+  const double lr = c.lr;
   SaeModel* mp = &m;
   auto result = std::make_shared<StepStats>();
   busy_ = true;
   auto* w = new PromiseWorker(
-      env,
-      [mp, xp, yp, rows, lr, result] {
-        check_finite(xp, rows, mp->d(), "x");
-        if (yp) check_finite(yp, rows, mp->d(), "y");
-        *result = mp->step(xp, yp, rows, static_cast<float>(lr));
-      },
+      env, [mp, xp, yp, rows, lr, result] { *result = run_step(*mp, xp, yp, rows, lr); },
       [result](Napi::Env e) -> Napi::Value { return stats_object(e, *result); }, [this] { busy_ = false; },
-      {x, paired ? Napi::Value(y) : env.Undefined(), Value()});
+      {c.x, c.paired ? Napi::Value(c.y) : env.Undefined(), Value()});
   w->Queue();
   return w->promise();
 }
@@ -295,10 +325,7 @@ Napi::Value NativeSae::read_gradients(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   SaeModel& m = model(env);
   const size_t d = m.d(), M = m.m();
-  Napi::Float32Array we = float32_arg(env, info[0], "W_enc", d * M);
-  Napi::Float32Array be = float32_arg(env, info[1], "b_enc", M);
-  Napi::Float32Array wd = float32_arg(env, info[2], "W_dec", d * M);
-  Napi::Float32Array bd = float32_arg(env, info[3], "b_dec", d);
+  auto [we, be, wd, bd] = param_arrays(info, d, M);
   const SparseGrads& g = m.grads();
   if (g.d != m.d()) throw_js(env, "ERR_STATE", "no gradients yet: call computeGradients first");
   std::fill(we.Data(), we.Data() + d * M, 0.f);
@@ -317,10 +344,7 @@ Napi::Value NativeSae::read_weights(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   SaeModel& m = model(env);
   const size_t d = m.d(), M = m.m();
-  Napi::Float32Array we = float32_arg(env, info[0], "W_enc", d * M);
-  Napi::Float32Array be = float32_arg(env, info[1], "b_enc", M);
-  Napi::Float32Array wd = float32_arg(env, info[2], "W_dec", d * M);
-  Napi::Float32Array bd = float32_arg(env, info[3], "b_dec", d);
+  auto [we, be, wd, bd] = param_arrays(info, d, M);
   transpose(m.W_enc_rows(), M, d, we.Data());
   std::memcpy(be.Data(), m.b_enc(), sizeof(float) * M);
   std::memcpy(wd.Data(), m.W_dec(), sizeof(float) * d * M);
@@ -332,10 +356,7 @@ Napi::Value NativeSae::write_weights(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   SaeModel& m = model(env);
   const size_t d = m.d(), M = m.m();
-  Napi::Float32Array we = float32_arg(env, info[0], "W_enc", d * M);
-  Napi::Float32Array be = float32_arg(env, info[1], "b_enc", M);
-  Napi::Float32Array wd = float32_arg(env, info[2], "W_dec", d * M);
-  Napi::Float32Array bd = float32_arg(env, info[3], "b_dec", d);
+  auto [we, be, wd, bd] = param_arrays(info, d, M);
   guarded(env, [&] {
     check_finite_all(we.Data(), d * M, "W_enc");
     check_finite_all(be.Data(), M, "b_enc");
