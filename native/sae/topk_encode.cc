@@ -6,6 +6,11 @@
 #include "topk_encode.h"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <atomic>
+#include <memory>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -74,23 +79,6 @@ void pack_encoder_panels(const EncoderView& enc, long p0, long p1, int nr, float
 
 namespace {
 
-// Candidates as 64-bit keys whose unsigned order is the ranking order (value desc, then index asc):
-// high word = order-preserving bits of the value (-0 folded into +0), low word = ~index.
-inline uint64_t candidate_key(float v, int32_t j) {
-  uint32_t u;
-  v += 0.f;
-  std::memcpy(&u, &v, 4);
-  u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
-  return (static_cast<uint64_t>(u) << 32) | (0xFFFFFFFFu - static_cast<uint32_t>(j));
-}
-inline Candidate key_candidate(uint64_t key) {
-  uint32_t u = static_cast<uint32_t>(key >> 32);
-  u = (u & 0x80000000u) ? (u & 0x7FFFFFFFu) : ~u;
-  float v;
-  std::memcpy(&v, &u, 4);
-  return {v, static_cast<int32_t>(0xFFFFFFFFu - static_cast<uint32_t>(key))};
-}
-
 // Min-heap of keys (root = worst kept): insert `key` into h[0..n).
 inline void key_heap_push(uint64_t* h, int n, uint64_t key) {
   int i = n;
@@ -120,7 +108,8 @@ inline void key_heap_replace_top(uint64_t* h, int n, uint64_t key) {
 
 namespace {
 
-constexpr long kMaxRowsPerPass = 8192;  // bounds the per-thread candidate storage (threads x rows x k)
+constexpr long kMaxRowsPerPass = 8192;
+constexpr int kMaxMr = 16;  // largest register-tile height of any kernel table  // bounds the per-thread candidate storage (threads x rows x k)
 constexpr long kTargetRowsPerItem = 2048;
 
 // Candidate lists of one thread for every row of a pass: bounded min-heaps of keys (root = worst kept)
@@ -168,6 +157,7 @@ void encode_pass(const EncoderView& enc, const float* x, long rows, int k, float
                  const AuxSelect* aux, long aux_row0) {
   const SaeKernels& K = kernels();
   const int mr = K.mr, nr = K.nr, d = enc.d;
+  static_assert(kMaxMr >= 12, "kMaxMr must cover every kernel table's mr");
   const long row_panels = (rows + mr - 1) / mr;
   const long lat_panels = (enc.m + nr - 1) / nr;
   const int T = num_threads();
@@ -181,7 +171,9 @@ void encode_pass(const EncoderView& enc, const float* x, long rows, int k, float
   if (xp_len * sizeof(float) <= (16u << 20)) xp_buf = &xp_cache;
   if (xp_buf->size() < xp_len) xp_buf->reset(xp_len);
   AlignedBuffer<float>& Xp = *xp_buf;
+  const auto t_start = std::chrono::steady_clock::now();
   pack_inputs(x, rows, d, enc.b_dec, mr, Xp.data());
+  const auto t_packed = std::chrono::steady_clock::now();
 
   // Dead bits per latent panel (aux only).
   std::vector<uint32_t> dead_bits;
@@ -205,6 +197,10 @@ void encode_pass(const EncoderView& enc, const float* x, long rows, int k, float
   const bool prepacked = enc.packed_W != nullptr && enc.packed_bias != nullptr && enc.packed_nr == nr;
   const int workers = static_cast<int>(std::min<long>(T, n_items));
 
+  // Per-row thresholds published by the threads: each is just below some thread's k-th best value, so a
+  // value below it cannot be in the final top k (exact); races only make the filter less tight.
+  std::unique_ptr<std::atomic<float>[]> shared_thr(new std::atomic<float>[row_panels * mr]);
+  for (long r = 0; r < row_panels * mr; ++r) shared_thr[r].store(floor, std::memory_order_relaxed);
   std::vector<WorkerState> state(workers);
   for (WorkerState& ws : state) {
     ws.main.reset(rows, row_panels * mr, k, floor);
@@ -225,12 +221,15 @@ void encode_pass(const EncoderView& enc, const float* x, long rows, int k, float
     const float* Wblock = prepacked ? enc.packed_W + bp0 * d * nr : ws.Bp.data();
     const float* bblock = prepacked ? enc.packed_bias + bp0 * nr : ws.bias.data();
     if (!prepacked) pack_encoder_panels(enc, bp0, bp1, nr, ws.Bp.data(), ws.bias.data());
+    float thr[kMaxMr];
     for (long rp = rp0; rp < rp1; ++rp) {
       const float* Ap = Xp.data() + rp * d * mr;
-      float* row_thr = ws.main.thr.data() + rp * mr;
+      float* own_thr = ws.main.thr.data() + rp * mr;
+      // A value must beat this thread's k-th best and every other thread's published k-th best.
+      for (int r = 0; r < mr; ++r) thr[r] = std::max(own_thr[r], shared_thr[rp * mr + r].load(std::memory_order_relaxed));
       for (long p = bp0; p < bp1; ++p) {
         const uint32_t dead = aux ? dead_bits[p] : 0u;
-        const uint32_t any = K.encode_tile(d, Ap, Wblock + (p - bp0) * d * nr, bblock + (p - bp0) * nr, row_thr,
+        const uint32_t any = K.encode_tile(d, Ap, Wblock + (p - bp0) * d * nr, bblock + (p - bp0) * nr, thr,
                                            ws.tile.data(), ws.masks.data(), dead != 0);
         if (!any && !dead) continue;
         const int32_t j0 = static_cast<int32_t>(p * nr);
@@ -238,9 +237,13 @@ void encode_pass(const EncoderView& enc, const float* x, long rows, int k, float
           const long row = rp * mr + r;
           if (row >= rows) break;
           const float* trow = ws.tile.data() + r * nr;
-          for (uint32_t bits = ws.masks[r]; bits; bits &= bits - 1) {
-            const int c = __builtin_ctz(bits);
-            if (trow[c] > row_thr[r]) row_thr[r] = ws.main.offer(row, trow[c], j0 + c, floor);
+          if (uint32_t bits = ws.masks[r]) {
+            for (; bits; bits &= bits - 1) {
+              const int c = __builtin_ctz(bits);
+              if (trow[c] > thr[r]) thr[r] = std::max(thr[r], own_thr[r] = ws.main.offer(row, trow[c], j0 + c, floor));
+            }
+            if (own_thr[r] > shared_thr[row].load(std::memory_order_relaxed))
+              shared_thr[row].store(own_thr[r], std::memory_order_relaxed);
           }
           for (uint32_t bits = dead; bits; bits &= bits - 1) {
             const int c = __builtin_ctz(bits);
@@ -251,27 +254,35 @@ void encode_pass(const EncoderView& enc, const float* x, long rows, int k, float
     }
   });
 
+  const auto t_items = std::chrono::steady_clock::now();
   // Merge the threads' candidates of each row.
   const int TM = std::max(1, std::min<int>(T, static_cast<int>(rows)));
   parallel_for(TM, [&](int t) {
-    std::vector<Candidate> cands;
+    std::vector<uint64_t> keys;
     auto gather = [&](long row, RowHeaps WorkerState::*which) {
-      cands.clear();
+      keys.clear();
       for (const WorkerState& ws : state) {
         const RowHeaps& h = ws.*which;
-        for (int i = 0; i < h.count[row]; ++i) cands.push_back(key_candidate(h.keys[row * h.cap + i]));
+        keys.insert(keys.end(), h.keys.begin() + row * h.cap, h.keys.begin() + row * h.cap + h.count[row]);
       }
     };
     for (long row = split_begin(rows, TM, t); row < split_begin(rows, TM, t + 1); ++row) {
       gather(row, &WorkerState::main);
-      finalize_row(cands, k, enc.m, idx + row * k, val + row * k);
+      finalize_keys(keys, k, enc.m, idx + row * k, val + row * k);
       if (aux) {
         gather(row, &WorkerState::aux);
         const long out_row = aux_row0 + row;
-        finalize_row(cands, k_aux, enc.m, aux->idx + out_row * k_aux, aux->val + out_row * k_aux);
+        finalize_keys(keys, k_aux, enc.m, aux->idx + out_row * k_aux, aux->val + out_row * k_aux);
       }
     }
   });
+  static const bool profile = std::getenv("CMSAE_PROFILE") != nullptr;
+  if (profile) {
+    const auto t_end = std::chrono::steady_clock::now();
+    auto ms = [](auto a, auto b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
+    std::fprintf(stderr, "[encode %ld rows] pack %.2fms tiles %.2fms merge %.2fms\n", rows, ms(t_start, t_packed),
+                 ms(t_packed, t_items), ms(t_items, t_end));
+  }
 }
 
 }  // namespace
