@@ -249,6 +249,8 @@ void SaeModel::batch_topk_select(const float* X, long R) {
 StepStats SaeModel::forward_backward(const float* x, const float* y, long rows, const float* extra_dval) {
   const int d = cfg_.d, m = cfg_.m;
   require(rows > 0, "ERR_SHAPE", "empty batch: give at least one row");
+  require(extra_dval == nullptr || cfg_.activation == Activation::TopK, "ERR_ARG",
+          "code-level gradients need fixed-k codes (activation 'topk')");
   PhaseTimer timer;
   const int n_seg = y ? 2 : 1;
   const long R = rows * n_seg;
@@ -318,8 +320,6 @@ StepStats SaeModel::forward_backward(const float* x, const float* y, long rows, 
     batch_topk_select(X, R);
   }
   timer.mark("encode");
-  require(extra_dval == nullptr || codes_.k == cfg_.k, "ERR_ARG",
-          "code-level gradients need fixed-k codes (activation 'topk')");
   const int kc = codes_.k;
 
   // Decode, loss, dL/dx_hat and dL/dval in one pass over rows.
