@@ -8,10 +8,6 @@ namespace cmsae {
 void sparse_decode(const float* W_dec, const float* b_dec, int d, const int32_t* idx, const float* val, long rows,
                    int k, float* out);
 
-}  // namespace cmsae
-
-namespace cmsae {
-
 // Fused decode + residual + loss gradient + code gradient for rows [r0, r0+rows):
 //   x_hat[b] = b_dec + sum_s val[b,s] W_dec[idx[b,s]];  G[b] = gscale (x_hat[b] - X[b]);
 //   dval[b,s] = G[b] . W_dec[idx[b,s]] (0 where val[b,s] == 0).  Returns sum_b ||x_hat[b] - X[b]||^2 (float64).
