@@ -14,7 +14,11 @@
         "native/sae/topk_encode.cc",
         "native/sae/decode.cc",
         "native/sae/backward.cc",
-        "native/sae/model.cc"
+        "native/sae/model.cc",
+        "native/binding/corr_wrap.cc",
+        "native/corr/corr_accumulator.cc",
+        "native/lap/dense_sap.cc",
+        "native/lap/align.cc"
       ],
       "include_dirs": ["<!@(node -p \"require('node-addon-api').include\")", "native"],
       "dependencies": ["cmsae_avx2", "cmsae_avx512"],

@@ -14,6 +14,7 @@ export type SaeErrorCode =
   | 'ERR_STATE'
   | 'ERR_DEGENERATE_BATCH'
   | 'ERR_NOMEM'
+  | 'ERR_INFEASIBLE'
   | 'ERR_CUDA_UNAVAILABLE'
   | 'ERR_INTERNAL';
 

@@ -5,4 +5,6 @@ export { TopKSAE, type SaeWeights, type StepResult, type StepOptions, type Train
 export { DEFAULTS as SAE_DEFAULTS, resolveOptions, type TopKSAEOptions, type ResolvedOptions, type Activation, type LossKind, type DecayFlags, type DecayGroups } from './sae/options.js';
 export { info, setThreads, getThreads, setSimdLevel, type Info } from './info.js';
 export { parseSafetensors, serializeSafetensors } from './io/safetensors.js';
+export { CorrelationAccumulator, type CorrelationResult, type TopCorrelations } from './align/correlation.js';
+export { solveAssignment, solveAssignmentAsync, alignLatents, type Assignment, type AssignmentOptions, type CostMatrix } from './align/assignment.js';
 export { VERSION } from './version.js';

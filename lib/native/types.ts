@@ -70,8 +70,47 @@ export interface NativeCudaInfo {
   message: string;
 }
 
+export interface NativeCorrStats {
+  n: number;
+  firesA: Float64Array;
+  firesB: Float64Array;
+  aliveA: Uint8Array;
+  aliveB: Uint8Array;
+  meanA: Float64Array;
+  meanB: Float64Array;
+  stdA: Float64Array;
+  stdB: Float64Array;
+}
+
+export interface NativeCorrHandle {
+  add(aIdx: Int32Array, aVal: Float32Array, kA: number, bIdx: Int32Array, bVal: Float32Array, kB: number, rows: number): void;
+  addAsync(aIdx: Int32Array, aVal: Float32Array, kA: number, bIdx: Int32Array, bVal: Float32Array, kB: number, rows: number): Promise<void>;
+  merge(other: NativeCorrHandle): void;
+  serialize(): Uint8Array;
+  stats(minFires: number): NativeCorrStats;
+  correlation(minFires: number, out: Float32Array | Float64Array): void;
+  top(k: number, minFires: number): { rowIndices: Int32Array; rowValues: Float32Array; colIndices: Int32Array; colValues: Float32Array };
+  dispose(): void;
+}
+
+export interface NativeAssignment {
+  rowToCol: Int32Array;
+  colToRow: Int32Array;
+  objective: number;
+  u: Float64Array;
+  v: Float64Array;
+}
+
 export interface NativeBinding {
   NativeSae: new (options: Record<string, unknown>) => NativeSaeHandle;
+  NativeCorr: { new (mA: number, mB: number): NativeCorrHandle; new (bytes: Uint8Array): NativeCorrHandle };
+  solveAssignment(data: Float32Array | Float64Array, rows: number, cols: number, maximize: boolean): NativeAssignment;
+  solveAssignmentAsync(data: Float32Array | Float64Array, rows: number, cols: number, maximize: boolean): Promise<NativeAssignment>;
+  certifyAssignment(
+    data: Float32Array | Float64Array, rows: number, cols: number, maximize: boolean,
+    rowToCol: Int32Array, colToRow: Int32Array, u: Float64Array, v: Float64Array,
+  ): { maxViolation: number; gap: number; objective: number };
+  alignLatents(correlation: Float32Array, m: number, aliveA: Uint8Array, aliveB: Uint8Array, signed: boolean): Int32Array;
   buildInfo(): NativeBuildInfo;
   cudaInfo(): NativeCudaInfo;
   setThreads(n: number): number;

@@ -7,6 +7,7 @@
 #include "addon_data.h"
 #include "args.h"
 #include "js_errors.h"
+#include "corr_wrap.h"
 #include "sae_wrap.h"
 
 #if defined(CMSAE_WITH_CUDA)
@@ -96,6 +97,10 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   Napi::Function sae = NativeSae::define(env);
   data->sae_ctor = Napi::Persistent(sae);
   exports.Set("NativeSae", sae);
+  Napi::Function corr = NativeCorr::define(env);
+  data->corr_ctor = Napi::Persistent(corr);
+  exports.Set("NativeCorr", corr);
+  register_lap_functions(env, exports);
   exports.Set("buildInfo", Napi::Function::New(env, build_info));
   exports.Set("cudaInfo", Napi::Function::New(env, cuda_info));
   exports.Set("setThreads", Napi::Function::New(env, set_threads));

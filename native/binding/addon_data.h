@@ -7,6 +7,7 @@ namespace cmsae::binding {
 struct AddonData {
   Napi::FunctionReference error_ctor;
   Napi::FunctionReference sae_ctor;
+  Napi::FunctionReference corr_ctor;
 };
 
 }  // namespace cmsae::binding

@@ -22,6 +22,11 @@ struct TypedArrayKind<Napi::Int32Array> {
   static constexpr const char* name = "an Int32Array";
 };
 template <>
+struct TypedArrayKind<Napi::Uint8Array> {
+  static constexpr napi_typedarray_type type = napi_uint8_array;
+  static constexpr const char* name = "a Uint8Array";
+};
+template <>
 struct TypedArrayKind<Napi::Float64Array> {
   static constexpr napi_typedarray_type type = napi_float64_array;
   static constexpr const char* name = "a Float64Array";

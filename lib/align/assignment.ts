@@ -1,0 +1,86 @@
+/** Exact linear assignment (rectangular, min or max, forbidden pairs, duals) and latent alignment. */
+import { SaeError } from '../errors.js';
+import { native } from '../native/load.js';
+import type { Matrix } from '../types.js';
+import { describe } from '../validate.js';
+import type { CorrelationResult } from './correlation.js';
+
+export interface CostMatrix {
+  rows: number;
+  cols: number;
+  data: Float32Array | Float64Array;
+}
+
+export interface AssignmentOptions {
+  /** Maximize the total instead of minimizing it (default false). No negated copy is made. */
+  maximize?: boolean;
+  /** 'auto' (default) | 'dense' | 'sparse'. Only the dense exact solver exists so far; see docs/alignment.md. */
+  algorithm?: 'auto' | 'dense' | 'sparse';
+  /** Return the dual variables that certify optimality. */
+  returnDuals?: boolean;
+}
+
+export interface Assignment {
+  /** Column matched to each row; -1 for rows left unmatched (rows > cols). */
+  rowToCol: Int32Array;
+  /** Row matched to each column; -1 for columns left unmatched (cols > rows). */
+  colToRow: Int32Array;
+  /** Sum of the chosen entries (float64). */
+  objective: number;
+  /**
+   * Duals in the problem's own sense (minimize: u_i + v_j <= c_ij; maximize: u_i + v_j >= c_ij), tight on
+   * the chosen pairs; sum(u) + sum(v) equals the objective.
+   */
+  duals?: { u: Float64Array; v: Float64Array };
+}
+
+function checkCost(cost: CostMatrix, opts: AssignmentOptions): void {
+  if (typeof cost !== 'object' || cost === null) throw new SaeError('ERR_ARG', `cost must be a matrix { rows, cols, data }, got ${describe(cost)}`);
+  if (!(cost.data instanceof Float32Array) && !(cost.data instanceof Float64Array))
+    throw new SaeError('ERR_DTYPE', `cost.data must be a Float32Array or Float64Array, got ${describe(cost.data)}`);
+  if (!Number.isInteger(cost.rows) || !Number.isInteger(cost.cols) || cost.rows < 0 || cost.cols < 0)
+    throw new SaeError('ERR_SHAPE', `cost needs integer rows, cols >= 0, got ${cost.rows} x ${cost.cols}`);
+  if (cost.data.length !== cost.rows * cost.cols)
+    throw new SaeError('ERR_SHAPE', `cost.data has ${cost.data.length} elements but rows x cols = ${cost.rows * cost.cols}`);
+  const alg = opts.algorithm ?? 'auto';
+  if (!['auto', 'dense', 'sparse'].includes(alg)) throw new SaeError('ERR_ARG', `algorithm must be 'auto', 'dense' or 'sparse'`);
+  if (alg === 'sparse') throw new SaeError('ERR_ARG', "algorithm 'sparse' is not implemented yet; use 'auto' or 'dense'");
+}
+
+function toAssignment(r: { rowToCol: Int32Array; colToRow: Int32Array; objective: number; u: Float64Array; v: Float64Array }, opts: AssignmentOptions): Assignment {
+  const out: Assignment = { rowToCol: r.rowToCol, colToRow: r.colToRow, objective: r.objective };
+  if (opts.returnDuals) out.duals = { u: r.u, v: r.v };
+  return out;
+}
+
+/**
+ * Exact optimum of the matrix as given. Rectangular in both orientations (min(rows, cols) pairs), float32 or
+ * float64, read in place. Forbidden pairs: +Inf when minimizing, -Inf when maximizing. NaN (or an infinity
+ * in the favourable direction) -> ERR_NONFINITE; no complete assignment -> ERR_INFEASIBLE. Ties are broken
+ * deterministically.
+ */
+export function solveAssignment(cost: CostMatrix, opts: AssignmentOptions = {}): Assignment {
+  checkCost(cost, opts);
+  return toAssignment(native().solveAssignment(cost.data, cost.rows, cost.cols, !!opts.maximize), opts);
+}
+
+/** solveAssignment on a worker thread (the input must not change until it settles). */
+export async function solveAssignmentAsync(cost: CostMatrix, opts: AssignmentOptions = {}): Promise<Assignment> {
+  checkCost(cost, opts);
+  return toAssignment(await native().solveAssignmentAsync(cost.data, cost.rows, cost.cols, !!opts.maximize), opts);
+}
+
+/**
+ * perm[i] = B (text) latent matched to A (image) latent i: a bijection over all latents. Alive x alive
+ * pairs come from the assignment maximizing the total correlation (signed by default, |C| with
+ * signed: false); the remaining latents of both sides are then paired in ascending index order.
+ */
+export function alignLatents(r: Pick<CorrelationResult, 'correlation' | 'aliveA' | 'aliveB'>, opts: { signed?: boolean } = {}): Int32Array {
+  const c: Matrix = r?.correlation;
+  if (!c || !(c.data instanceof Float32Array)) throw new SaeError('ERR_ARG', 'alignLatents needs a correlation result (CorrelationAccumulator.result())');
+  if (c.rows !== c.cols)
+    throw new SaeError('ERR_SHAPE', `a bijection needs as many A latents as B latents, got ${c.rows} x ${c.cols}`);
+  if (!(r.aliveA instanceof Uint8Array) || !(r.aliveB instanceof Uint8Array) || r.aliveA.length !== c.rows || r.aliveB.length !== c.cols)
+    throw new SaeError('ERR_SHAPE', 'aliveA / aliveB must be Uint8Arrays with one entry per latent');
+  return native().alignLatents(c.data, c.rows, r.aliveA, r.aliveB, opts.signed ?? true);
+}

@@ -1,0 +1,353 @@
+// Streaming co-activation accumulator: S_ij += a_i b_j for every co-active pair of a paired row (float64,
+// exact per product), applied in chunks grouped by A latent so that each thread owns a band of S's rows
+// (no atomics) and updates one L2-resident row at a time. Pearson: C_ij = (S_ij/n - mu_i mu_j)/(s_i s_j).
+#include "corr_accumulator.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "../common/errors.h"
+#include "../common/thread_pool.h"
+#include "../sae/topk_select.h"
+
+namespace cmsae {
+namespace {
+
+constexpr size_t kFlushEntries = size_t(1) << 21;  // buffered A nonzeros before a chunk is applied
+constexpr char kMagic[8] = {'C', 'M', 'S', 'A', 'E', 'C', 'R', '1'};
+constexpr uint32_t kFormatVersion = 1;
+
+void check_codes(const int32_t* idx, const float* val, int k, long rows, int m, const char* side,
+                 std::vector<int64_t>& stamp, int64_t row0) {
+  for (long r = 0; r < rows; ++r) {
+    for (int s = 0; s < k; ++s) {
+      const long p = r * k + s;
+      const float v = val[p];
+      if (!std::isfinite(v))
+        fail("ERR_NONFINITE", std::string(side) + " codes: value at row " + std::to_string(r) + ", slot " +
+                                  std::to_string(s) + " is not finite; repair the codes before adding them");
+      if (v == 0.f) continue;
+      const int32_t j = idx[p];
+      if (j < 0 || j >= m)
+        fail("ERR_RANGE", std::string(side) + " codes: index " + std::to_string(j) + " at row " + std::to_string(r) +
+                              " is outside [0, " + std::to_string(m) + "): the codes do not come from an SAE with m = " +
+                              std::to_string(m));
+      if (stamp[j] == row0 + r)
+        fail("ERR_ARG", std::string(side) + " codes: latent " + std::to_string(j) + " is active twice in row " +
+                            std::to_string(r) + "; each row may name a latent once");
+      stamp[j] = row0 + r;
+    }
+  }
+}
+
+void append_rows(const int32_t* idx, const float* val, int k, long rows, CorrSide& side, std::vector<int64_t>& off,
+                 std::vector<int32_t>& bidx, std::vector<float>& bval) {
+  if (off.empty()) off.push_back(0);
+  for (long r = 0; r < rows; ++r) {
+    for (int s = 0; s < k; ++s) {
+      const float v = val[r * k + s];
+      if (v == 0.f) continue;
+      const int32_t j = idx[r * k + s];
+      side.sum[j] += v;
+      side.sumsq[j] += static_cast<double>(v) * v;
+      side.fires[j] += 1.0;
+      side.min_nz[j] = std::min(side.min_nz[j], v);
+      side.max_nz[j] = std::max(side.max_nz[j], v);
+      bidx.push_back(j);
+      bval.push_back(v);
+    }
+    off.push_back(static_cast<int64_t>(bidx.size()));
+  }
+}
+
+template <class T>
+void put(std::vector<uint8_t>& out, const T* p, size_t n) {
+  const uint8_t* b = reinterpret_cast<const uint8_t*>(p);
+  out.insert(out.end(), b, b + n * sizeof(T));
+}
+
+template <class T>
+void get(const uint8_t*& p, const uint8_t* end, T* dst, size_t n) {
+  if (static_cast<size_t>(end - p) < n * sizeof(T)) fail("ERR_FORMAT", "correlation state is truncated");
+  std::memcpy(dst, p, n * sizeof(T));
+  p += n * sizeof(T);
+}
+
+}  // namespace
+
+void CorrSide::resize(int m) {
+  sum.assign(m, 0.0);
+  sumsq.assign(m, 0.0);
+  fires.assign(m, 0.0);
+  min_nz.assign(m, std::numeric_limits<float>::infinity());
+  max_nz.assign(m, -std::numeric_limits<float>::infinity());
+}
+
+CorrAccumulator::CorrAccumulator(int mA, int mB) : mA_(mA), mB_(mB) {
+  require(mA > 0 && mB > 0, "ERR_ARG", "mA and mB must be >= 1");
+  A_.resize(mA);
+  B_.resize(mB);
+  S_.assign(static_cast<size_t>(mA) * mB, 0.0);
+}
+
+void CorrAccumulator::add(const int32_t* ai, const float* av, int kA, const int32_t* bi, const float* bv, int kB,
+                          long rows) {
+  if (rows <= 0) return;
+  {  // validate first: a rejected batch leaves the state untouched
+    std::vector<int64_t> stamp_a(mA_, -1), stamp_b(mB_, -1);
+    check_codes(ai, av, kA, rows, mA_, "A", stamp_a, 0);
+    check_codes(bi, bv, kB, rows, mB_, "B", stamp_b, 0);
+  }
+  append_rows(ai, av, kA, rows, A_, bufA_off_, bufA_idx_, bufA_val_);
+  append_rows(bi, bv, kB, rows, B_, bufB_off_, bufB_idx_, bufB_val_);
+  n_ += rows;
+  if (bufA_idx_.size() >= kFlushEntries) flush();
+}
+
+void CorrAccumulator::flush() {
+  if (bufA_off_.size() < 2) return;
+  const long rows = static_cast<long>(bufA_off_.size()) - 1;
+  // Group A nonzeros by latent (counting sort; stable in row order).
+  std::vector<int64_t> start(static_cast<size_t>(mA_) + 1, 0);
+  for (int32_t i : bufA_idx_) ++start[i + 1];
+  for (int i = 0; i < mA_; ++i) start[i + 1] += start[i];
+  std::vector<int32_t> ent_row(bufA_idx_.size());
+  std::vector<float> ent_val(bufA_idx_.size());
+  {
+    std::vector<int64_t> cur(start.begin(), start.end() - 1);
+    for (long r = 0; r < rows; ++r)
+      for (int64_t p = bufA_off_[r]; p < bufA_off_[r + 1]; ++p) {
+        const int32_t i = bufA_idx_[p];
+        ent_row[cur[i]] = static_cast<int32_t>(r);
+        ent_val[cur[i]] = bufA_val_[p];
+        ++cur[i];
+      }
+  }
+  // Bands of A latents with about equal numbers of updates.
+  std::vector<double> work(static_cast<size_t>(mA_) + 1, 0.0);
+  for (int i = 0; i < mA_; ++i) {
+    double w = 0;
+    for (int64_t e = start[i]; e < start[i + 1]; ++e) w += static_cast<double>(bufB_off_[ent_row[e] + 1] - bufB_off_[ent_row[e]]);
+    work[i + 1] = work[i] + w;
+  }
+  const int T = std::max(1, std::min(num_threads(), mA_));
+  std::vector<int> band(T + 1, mA_);
+  band[0] = 0;
+  for (int t = 1, i = 0; t < T; ++t) {
+    while (i < mA_ && work[i] < work[mA_] * t / T) ++i;
+    band[t] = i;
+  }
+  parallel_for(T, [&](int t) {
+    for (int i = band[t]; i < band[t + 1]; ++i) {
+      double* row = S_.data() + static_cast<size_t>(i) * mB_;
+      for (int64_t e = start[i]; e < start[i + 1]; ++e) {
+        const double a = ent_val[e];
+        const int32_t r = ent_row[e];
+        const int64_t b0 = bufB_off_[r], b1 = bufB_off_[r + 1];
+        for (int64_t q = b0; q < b1; ++q) row[bufB_idx_[q]] += a * bufB_val_[q];
+      }
+    }
+  });
+  bufA_off_.clear();
+  bufB_off_.clear();
+  bufA_idx_.clear();
+  bufB_idx_.clear();
+  bufA_val_.clear();
+  bufB_val_.clear();
+}
+
+void CorrAccumulator::merge(CorrAccumulator& o) {
+  require(o.mA_ == mA_ && o.mB_ == mB_, "ERR_SHAPE",
+          "cannot merge correlation accumulators of different sizes (" + std::to_string(mA_) + "x" +
+              std::to_string(mB_) + " vs " + std::to_string(o.mA_) + "x" + std::to_string(o.mB_) + ")");
+  require(&o != this, "ERR_ARG", "cannot merge an accumulator into itself");
+  flush();
+  o.flush();
+  auto merge_side = [](CorrSide& d, const CorrSide& s) {
+    for (size_t j = 0; j < d.sum.size(); ++j) {
+      d.sum[j] += s.sum[j];
+      d.sumsq[j] += s.sumsq[j];
+      d.fires[j] += s.fires[j];
+      d.min_nz[j] = std::min(d.min_nz[j], s.min_nz[j]);
+      d.max_nz[j] = std::max(d.max_nz[j], s.max_nz[j]);
+    }
+  };
+  merge_side(A_, o.A_);
+  merge_side(B_, o.B_);
+  const size_t total = S_.size();
+  const int T = num_threads();
+  parallel_for(T, [&](int t) {
+    for (size_t p = split_begin(total, T, t); p < static_cast<size_t>(split_begin(total, T, t + 1)); ++p) S_[p] += o.S_[p];
+  });
+  n_ += o.n_;
+}
+
+void CorrAccumulator::side_stats(bool side_b, double min_fires, CorrResult& out) {
+  flush();
+  const CorrSide& s = side_b ? B_ : A_;
+  const int m = side_b ? mB_ : mA_;
+  out.mean.assign(m, 0.0);
+  out.std.assign(m, 0.0);
+  out.alive.assign(m, 0);
+  if (n_ == 0) return;
+  const double n = static_cast<double>(n_);
+  for (int j = 0; j < m; ++j) {
+    out.mean[j] = s.sum[j] / n;
+    // Constant latents (never active, or always active with one value) have exactly zero variance.
+    const bool constant = s.fires[j] == 0 || (s.fires[j] == n && s.min_nz[j] == s.max_nz[j]);
+    const double var = constant ? 0.0 : std::max(0.0, (s.sumsq[j] - s.sum[j] * s.sum[j] / n) / n);
+    out.std[j] = std::sqrt(var);
+    out.alive[j] = !constant && var > 0 && s.fires[j] >= min_fires;
+  }
+}
+
+template <class T>
+void CorrAccumulator::correlation_into(const CorrResult& a, const CorrResult& b, T* out) {
+  flush();
+  const double n = static_cast<double>(n_);
+  const int T_ = std::max(1, std::min(num_threads(), mA_));
+  parallel_for(T_, [&](int t) {
+    for (long i = split_begin(mA_, T_, t); i < split_begin(mA_, T_, t + 1); ++i) {
+      T* o = out + static_cast<size_t>(i) * mB_;
+      if (!a.alive[i]) {
+        std::fill(o, o + mB_, T(0));
+        continue;
+      }
+      const double* row = S_.data() + static_cast<size_t>(i) * mB_;
+      for (int j = 0; j < mB_; ++j)
+        o[j] = b.alive[j] ? static_cast<T>((row[j] / n - a.mean[i] * b.mean[j]) / (a.std[i] * b.std[j])) : T(0);
+    }
+  });
+}
+
+void CorrAccumulator::correlation(const CorrResult& a, const CorrResult& b, float* out) { correlation_into(a, b, out); }
+void CorrAccumulator::correlation(const CorrResult& a, const CorrResult& b, double* out) { correlation_into(a, b, out); }
+
+void CorrAccumulator::top_correlations(const CorrResult& a, const CorrResult& b, int k, int32_t* row_idx,
+                                       float* row_val, int32_t* col_idx, float* col_val) {
+  flush();
+  const double n = static_cast<double>(n_);
+  const int T = std::max(1, std::min(num_threads(), mA_));
+  // Per-thread column candidate heaps (min-heaps of keys), merged at the end.
+  std::vector<std::vector<uint64_t>> col_keys(T, std::vector<uint64_t>(static_cast<size_t>(mB_) * k));
+  std::vector<std::vector<int>> col_cnt(T, std::vector<int>(mB_, 0));
+  auto heap_offer = [k](uint64_t* h, int& cnt, uint64_t key) {
+    auto sift_down = [&](int i) {
+      for (;;) {
+        int l = 2 * i + 1;
+        if (l >= cnt) break;
+        if (l + 1 < cnt && h[l + 1] < h[l]) ++l;
+        if (h[i] <= h[l]) break;
+        std::swap(h[i], h[l]);
+        i = l;
+      }
+    };
+    if (cnt < k) {
+      int i = cnt++;
+      h[i] = key;
+      while (i > 0 && h[(i - 1) / 2] > h[i]) {
+        std::swap(h[i], h[(i - 1) / 2]);
+        i = (i - 1) / 2;
+      }
+    } else if (key > h[0]) {
+      h[0] = key;
+      sift_down(0);
+    }
+  };
+  parallel_for(T, [&](int t) {
+    std::vector<uint64_t> keys;
+    std::vector<uint64_t>& ck = col_keys[t];
+    std::vector<int>& cc = col_cnt[t];
+    for (long i = split_begin(mA_, T, t); i < split_begin(mA_, T, t + 1); ++i) {
+      keys.clear();
+      if (a.alive[i]) {
+        const double* row = S_.data() + static_cast<size_t>(i) * mB_;
+        for (int j = 0; j < mB_; ++j) {
+          if (!b.alive[j]) continue;
+          const float c = static_cast<float>((row[j] / n - a.mean[i] * b.mean[j]) / (a.std[i] * b.std[j]));
+          keys.push_back(candidate_key(c, j));
+          heap_offer(ck.data() + static_cast<size_t>(j) * k, cc[j], candidate_key(c, static_cast<int32_t>(i)));
+        }
+      }
+      const int keep = std::min<int>(k, static_cast<int>(keys.size()));
+      std::partial_sort(keys.begin(), keys.begin() + keep, keys.end(), std::greater<uint64_t>());
+      for (int s = 0; s < k; ++s) {
+        const Candidate c = s < keep ? key_candidate(keys[s]) : Candidate{0.f, -1};
+        row_idx[i * k + s] = c.index;
+        row_val[i * k + s] = c.value;
+      }
+    }
+  });
+  const int TC = std::max(1, std::min(num_threads(), mB_));
+  parallel_for(TC, [&](int t) {
+    std::vector<uint64_t> keys;
+    for (long j = split_begin(mB_, TC, t); j < split_begin(mB_, TC, t + 1); ++j) {
+      keys.clear();
+      for (int u = 0; u < T; ++u) keys.insert(keys.end(), col_keys[u].begin() + j * k, col_keys[u].begin() + j * k + col_cnt[u][j]);
+      const int keep = std::min<int>(k, static_cast<int>(keys.size()));
+      std::partial_sort(keys.begin(), keys.begin() + keep, keys.end(), std::greater<uint64_t>());
+      for (int s = 0; s < k; ++s) {
+        const Candidate c = s < keep ? key_candidate(keys[s]) : Candidate{0.f, -1};
+        col_idx[j * k + s] = c.index;
+        col_val[j * k + s] = c.value;
+      }
+    }
+  });
+}
+
+std::vector<uint8_t> CorrAccumulator::serialize() {
+  flush();
+  std::vector<uint8_t> out;
+  out.reserve(64 + S_.size() * 8 + (mA_ + mB_) * 32);
+  put(out, kMagic, 8);
+  const uint32_t header[4] = {kFormatVersion, static_cast<uint32_t>(mA_), static_cast<uint32_t>(mB_), 0};
+  put(out, header, 4);
+  const int64_t n = n_;
+  put(out, &n, 1);
+  for (const CorrSide* s : {&A_, &B_}) {
+    put(out, s->sum.data(), s->sum.size());
+    put(out, s->sumsq.data(), s->sumsq.size());
+    put(out, s->fires.data(), s->fires.size());
+    put(out, s->min_nz.data(), s->min_nz.size());
+    put(out, s->max_nz.data(), s->max_nz.size());
+  }
+  put(out, S_.data(), S_.size());
+  return out;
+}
+
+CorrAccumulator CorrAccumulator::deserialize(const uint8_t* data, size_t size) {
+  const uint8_t* p = data;
+  const uint8_t* end = data + size;
+  char magic[8];
+  get(p, end, magic, 8);
+  if (std::memcmp(magic, kMagic, 8) != 0) fail("ERR_FORMAT", "not a serialized CorrelationAccumulator (bad magic)");
+  uint32_t header[4];
+  get(p, end, header, 4);
+  if (header[0] != kFormatVersion)
+    fail("ERR_FORMAT", "CorrelationAccumulator format version " + std::to_string(header[0]) + " is not supported");
+  if (header[1] == 0 || header[2] == 0 || header[1] > (1u << 28) || header[2] > (1u << 28))
+    fail("ERR_FORMAT", "serialized CorrelationAccumulator has invalid sizes");
+  const uint64_t mA = header[1], mB = header[2];
+  const uint64_t expect = 8 + 16 + 8 + (mA + mB) * (3 * 8 + 2 * 4) + mA * mB * 8;
+  if (size != expect)
+    fail("ERR_FORMAT", "serialized CorrelationAccumulator has " + std::to_string(size) + " bytes, expected " +
+                           std::to_string(expect) + " (truncated or corrupt)");
+  CorrAccumulator acc(static_cast<int>(mA), static_cast<int>(mB));
+  int64_t n;
+  get(p, end, &n, 1);
+  if (n < 0) fail("ERR_FORMAT", "serialized CorrelationAccumulator has a negative row count");
+  acc.n_ = n;
+  for (CorrSide* s : {&acc.A_, &acc.B_}) {
+    get(p, end, s->sum.data(), s->sum.size());
+    get(p, end, s->sumsq.data(), s->sumsq.size());
+    get(p, end, s->fires.data(), s->fires.size());
+    get(p, end, s->min_nz.data(), s->min_nz.size());
+    get(p, end, s->max_nz.data(), s->max_nz.size());
+  }
+  get(p, end, acc.S_.data(), acc.S_.size());
+  return acc;
+}
+
+}  // namespace cmsae

@@ -1,0 +1,66 @@
+// Streaming, exact co-activation statistics of two paired sparse code sets, for Pearson correlation:
+// per latent n, sum a, sum a^2, fire count, min/max of nonzero values; per pair S_ij = sum_n a_i b_j (float64).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "../common/aligned.h"
+
+namespace cmsae {
+
+struct CorrSide {
+  std::vector<double> sum, sumsq, fires;
+  std::vector<float> min_nz, max_nz;  // extremes of the nonzero values (constancy test)
+  void resize(int m);
+};
+
+struct CorrResult {
+  std::vector<double> mean, std;     // per side (population std)
+  std::vector<uint8_t> alive;        // fires >= min_fires and not constant
+};
+
+class CorrAccumulator {
+ public:
+  CorrAccumulator(int mA, int mB);
+
+  int mA() const { return mA_; }
+  int mB() const { return mB_; }
+  long long n() const { return n_; }
+
+  // Adds `rows` paired rows of codes (A: [rows, kA], B: [rows, kB]); a value of 0 means "not active".
+  // Validates everything (indices in range, no duplicate active index in a row, finite values) first.
+  void add(const int32_t* ai, const float* av, int kA, const int32_t* bi, const float* bv, int kB, long rows);
+  // this += other (same mA, mB); equal to one pass over both streams up to float64 rounding.
+  void merge(CorrAccumulator& other);
+
+  // Per-side statistics; alive = fires >= min_fires and the latent is not constant.
+  void side_stats(bool side_b, double min_fires, CorrResult& out);
+  // Pearson correlation [mA, mB] in float32; 0 wherever either latent is not alive.
+  void correlation(const CorrResult& a, const CorrResult& b, float* out);
+  void correlation(const CorrResult& a, const CorrResult& b, double* out);
+  // The k largest correlations of each row (over alive columns) and of each column (over alive rows),
+  // best first, without materializing the dense matrix. Missing entries have index -1.
+  void top_correlations(const CorrResult& a, const CorrResult& b, int k, int32_t* row_idx, float* row_val,
+                        int32_t* col_idx, float* col_val);
+
+  const CorrSide& side(bool b) const { return b ? B_ : A_; }
+  std::vector<uint8_t> serialize();
+  static CorrAccumulator deserialize(const uint8_t* data, size_t size);
+
+ private:
+  void flush();
+  template <class T>
+  void correlation_into(const CorrResult& a, const CorrResult& b, T* out);
+  double pair_moment(int i, int j) const { return S_[static_cast<size_t>(i) * mB_ + j]; }
+  int mA_, mB_;
+  long long n_ = 0;
+  CorrSide A_, B_;
+  std::vector<double> S_;  // [mA, mB] co-moments (dense float64)
+  // Rows buffered until a chunk is large enough to apply efficiently (compacted nonzeros).
+  std::vector<int64_t> bufA_off_, bufB_off_;
+  std::vector<int32_t> bufA_idx_, bufB_idx_;
+  std::vector<float> bufA_val_, bufB_val_;
+};
+
+}  // namespace cmsae

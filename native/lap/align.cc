@@ -1,0 +1,56 @@
+// Latent alignment: maximize sum_i C[i, perm[i]] over alive A x alive B latents (exact assignment on the
+// compacted alive submatrix), then pair the leftover latents of both sides in ascending index order.
+#include "align.h"
+
+#include <cmath>
+
+#include "../common/errors.h"
+#include "../common/thread_pool.h"
+#include "assignment.h"
+
+namespace cmsae {
+
+std::vector<int32_t> align_latents(const float* corr, int m, const uint8_t* alive_a, const uint8_t* alive_b,
+                                   bool use_signed) {
+  std::vector<int32_t> ra, rb;  // alive latents of each side
+  for (int i = 0; i < m; ++i) {
+    if (alive_a[i]) ra.push_back(i);
+    if (alive_b[i]) rb.push_back(i);
+  }
+  const long na = static_cast<long>(ra.size()), nb = static_cast<long>(rb.size());
+  std::vector<int32_t> perm(m, -1);
+  std::vector<uint8_t> used_b(m, 0);
+  if (na > 0 && nb > 0) {
+    std::vector<float> sub(static_cast<size_t>(na) * nb);
+    const int T = static_cast<int>(std::max<long>(1, std::min<long>(num_threads(), na)));
+    parallel_for(T, [&](int t) {
+      for (long r = split_begin(na, T, t); r < split_begin(na, T, t + 1); ++r) {
+        const float* row = corr + static_cast<size_t>(ra[r]) * m;
+        float* o = sub.data() + r * nb;
+        for (long c = 0; c < nb; ++c) o[c] = use_signed ? row[rb[c]] : std::fabs(row[rb[c]]);
+      }
+    });
+    AssignmentInput in;
+    in.f32 = sub.data();
+    in.rows = na;
+    in.cols = nb;
+    in.maximize = true;
+    const AssignmentResult res = solve_assignment_dense(in);
+    for (long r = 0; r < na; ++r)
+      if (res.row_to_col[r] >= 0) {
+        perm[ra[r]] = rb[res.row_to_col[r]];
+        used_b[rb[res.row_to_col[r]]] = 1;
+      }
+  }
+  // Leftovers (dead latents, and alive ones the rectangular optimum left out): ascending on both sides.
+  int next_b = 0;
+  for (int i = 0; i < m; ++i) {
+    if (perm[i] >= 0) continue;
+    while (used_b[next_b]) ++next_b;
+    perm[i] = next_b;
+    used_b[next_b] = 1;
+  }
+  return perm;
+}
+
+}  // namespace cmsae

@@ -1,0 +1,14 @@
+// Post-hoc latent alignment: the permutation that maximizes total correlation between alive latents.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace cmsae {
+
+// perm[i] = B latent matched to A latent i, a bijection over all m latents (mA == mB == m):
+// alive x alive pairs from the optimal assignment on C (signed) or |C|, then the remaining latents of
+// both sides paired in ascending index order.
+std::vector<int32_t> align_latents(const float* corr, int m, const uint8_t* alive_a, const uint8_t* alive_b,
+                                   bool use_signed);
+
+}  // namespace cmsae

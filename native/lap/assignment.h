@@ -1,0 +1,37 @@
+// Linear assignment: exact optimum of a dense rows x cols cost matrix (min or max), rectangular in both
+// orientations, with dual variables that certify optimality.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace cmsae {
+
+struct AssignmentInput {
+  const float* f32 = nullptr;   // exactly one of f32 / f64 is set; row-major [rows, cols], read in place
+  const double* f64 = nullptr;
+  long rows = 0, cols = 0;
+  bool maximize = false;
+};
+
+struct AssignmentResult {
+  std::vector<int32_t> row_to_col;  // [rows], -1 when unassigned (rows > cols)
+  std::vector<int32_t> col_to_row;  // [cols], -1 when unassigned (cols > rows)
+  double objective = 0;             // sum of the chosen entries, in float64
+  // Duals in the problem's own sense: minimize: u_i + v_j <= c_ij; maximize: u_i + v_j >= c_ij; with
+  // equality on chosen pairs, and the larger side's unassigned duals equal to 0.
+  std::vector<double> u, v;
+};
+
+// Validates the input (NaN, +-Inf in the favourable direction: ERR_NONFINITE; forbidden entries are +Inf
+// when minimizing and -Inf when maximizing) and solves it exactly. ERR_INFEASIBLE when the smaller side
+// cannot be matched completely through allowed entries. Ties are broken deterministically.
+AssignmentResult solve_assignment_dense(const AssignmentInput& in);
+
+// Largest violation of dual feasibility (0 when optimal) and |primal - dual| of a result.
+struct Certificate {
+  double max_violation = 0;
+  double gap = 0;
+};
+Certificate certify_assignment(const AssignmentInput& in, const AssignmentResult& r);
+
+}  // namespace cmsae
