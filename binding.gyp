@@ -18,6 +18,7 @@
         "native/binding/corr_wrap.cc",
         "native/corr/corr_accumulator.cc",
         "native/lap/dense_sap.cc",
+        "native/lap/sparse_certified.cc",
         "native/lap/align.cc"
       ],
       "include_dirs": ["<!@(node -p \"require('node-addon-api').include\")", "native"],

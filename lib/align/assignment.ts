@@ -1,6 +1,7 @@
 /** Exact linear assignment (rectangular, min or max, forbidden pairs, duals) and latent alignment. */
 import { SaeError } from '../errors.js';
 import { native } from '../native/load.js';
+import type { NativeAssignment, NativeAssignmentStats } from '../native/types.js';
 import type { Matrix } from '../types.js';
 import { describe } from '../validate.js';
 import type { CorrelationResult } from './correlation.js';
@@ -14,8 +15,14 @@ export interface CostMatrix {
 export interface AssignmentOptions {
   /** Maximize the total instead of minimizing it (default false). No negated copy is made. */
   maximize?: boolean;
-  /** 'auto' (default) | 'dense' | 'sparse'. Only the dense exact solver exists so far; see docs/alignment.md. */
+  /**
+   * 'dense': successive shortest augmenting paths over the full matrix. 'sparse': the certified path (k cheapest
+   * entries per row and column, exact sparse solve, dense pricing pass, repeat until no entry violates the
+   * duals). 'auto' (default): sparse from 512 rows/cols up. Both return the exact optimum.
+   */
   algorithm?: 'auto' | 'dense' | 'sparse';
+  /** Candidates per row and per column for the sparse path (default 16). */
+  candidates?: number;
   /** Return the dual variables that certify optimality. */
   returnDuals?: boolean;
 }
@@ -32,6 +39,8 @@ export interface Assignment {
    * the chosen pairs; sum(u) + sum(v) equals the objective.
    */
   duals?: { u: Float64Array; v: Float64Array };
+  /** Sparse path: pricing rounds, entries added by pricing, final graph edges, whether it fell back to dense. */
+  stats: NativeAssignmentStats;
 }
 
 function checkCost(cost: CostMatrix, opts: AssignmentOptions): void {
@@ -44,11 +53,12 @@ function checkCost(cost: CostMatrix, opts: AssignmentOptions): void {
     throw new SaeError('ERR_SHAPE', `cost.data has ${cost.data.length} elements but rows x cols = ${cost.rows * cost.cols}`);
   const alg = opts.algorithm ?? 'auto';
   if (!['auto', 'dense', 'sparse'].includes(alg)) throw new SaeError('ERR_ARG', `algorithm must be 'auto', 'dense' or 'sparse'`);
-  if (alg === 'sparse') throw new SaeError('ERR_ARG', "algorithm 'sparse' is not implemented yet; use 'auto' or 'dense'");
+  const k = opts.candidates ?? 16;
+  if (!Number.isInteger(k) || k < 1) throw new SaeError('ERR_ARG', `candidates must be an integer >= 1, got ${String(k)}`);
 }
 
-function toAssignment(r: { rowToCol: Int32Array; colToRow: Int32Array; objective: number; u: Float64Array; v: Float64Array }, opts: AssignmentOptions): Assignment {
-  const out: Assignment = { rowToCol: r.rowToCol, colToRow: r.colToRow, objective: r.objective };
+function toAssignment(r: NativeAssignment, opts: AssignmentOptions): Assignment {
+  const out: Assignment = { rowToCol: r.rowToCol, colToRow: r.colToRow, objective: r.objective, stats: r.stats };
   if (opts.returnDuals) out.duals = { u: r.u, v: r.v };
   return out;
 }
@@ -61,13 +71,13 @@ function toAssignment(r: { rowToCol: Int32Array; colToRow: Int32Array; objective
  */
 export function solveAssignment(cost: CostMatrix, opts: AssignmentOptions = {}): Assignment {
   checkCost(cost, opts);
-  return toAssignment(native().solveAssignment(cost.data, cost.rows, cost.cols, !!opts.maximize), opts);
+  return toAssignment(native().solveAssignment(cost.data, cost.rows, cost.cols, !!opts.maximize, opts.algorithm ?? 'auto', opts.candidates ?? 16), opts);
 }
 
 /** solveAssignment on a worker thread (the input must not change until it settles). */
 export async function solveAssignmentAsync(cost: CostMatrix, opts: AssignmentOptions = {}): Promise<Assignment> {
   checkCost(cost, opts);
-  return toAssignment(await native().solveAssignmentAsync(cost.data, cost.rows, cost.cols, !!opts.maximize), opts);
+  return toAssignment(await native().solveAssignmentAsync(cost.data, cost.rows, cost.cols, !!opts.maximize, opts.algorithm ?? 'auto', opts.candidates ?? 16), opts);
 }
 
 /**

@@ -93,7 +93,15 @@ export interface NativeCorrHandle {
   dispose(): void;
 }
 
+export interface NativeAssignmentStats {
+  rounds: number;
+  violations: number;
+  edges: number;
+  fellBack: boolean;
+}
+
 export interface NativeAssignment {
+  stats: NativeAssignmentStats;
   rowToCol: Int32Array;
   colToRow: Int32Array;
   objective: number;
@@ -104,8 +112,8 @@ export interface NativeAssignment {
 export interface NativeBinding {
   NativeSae: new (options: Record<string, unknown>) => NativeSaeHandle;
   NativeCorr: { new (mA: number, mB: number): NativeCorrHandle; new (bytes: Uint8Array): NativeCorrHandle };
-  solveAssignment(data: Float32Array | Float64Array, rows: number, cols: number, maximize: boolean): NativeAssignment;
-  solveAssignmentAsync(data: Float32Array | Float64Array, rows: number, cols: number, maximize: boolean): Promise<NativeAssignment>;
+  solveAssignment(data: Float32Array | Float64Array, rows: number, cols: number, maximize: boolean, algorithm: string, k: number): NativeAssignment;
+  solveAssignmentAsync(data: Float32Array | Float64Array, rows: number, cols: number, maximize: boolean, algorithm: string, k: number): Promise<NativeAssignment>;
   certifyAssignment(
     data: Float32Array | Float64Array, rows: number, cols: number, maximize: boolean,
     rowToCol: Int32Array, colToRow: Int32Array, u: Float64Array, v: Float64Array,

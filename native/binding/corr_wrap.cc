@@ -199,10 +199,23 @@ Napi::Value NativeCorr::dispose(const Napi::CallbackInfo& info) {
 
 namespace {
 
-struct SolveCall {
+// What a solve needs (plain data: safe to use on a worker thread).
+struct SolvePlan {
   AssignmentInput in;
-  Napi::TypedArray data;
+  std::string algorithm = "auto";
+  int k = 16;
 };
+
+struct SolveCall : SolvePlan {
+  Napi::TypedArray data;  // pinned while an async solve runs
+};
+
+// 'auto' takes the certified sparse path from 512 rows/cols up, the dense solver below.
+AssignmentResult run_solve(const SolvePlan& c, SparseStats* stats) {
+  const bool sparse = c.algorithm == "sparse" || (c.algorithm == "auto" && std::min(c.in.rows, c.in.cols) >= 512);
+  if (!sparse) return solve_assignment_dense(c.in);
+  return solve_assignment_sparse(c.in, static_cast<int>(std::min<long>(c.k, std::max(c.in.rows, c.in.cols))), 12, stats);
+}
 
 SolveCall parse_solve(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -216,11 +229,23 @@ SolveCall parse_solve(const Napi::CallbackInfo& info) {
   if (c.data.TypedArrayType() == napi_float32_array) c.in.f32 = float32_arg(env, info[0], "cost", n).Data();
   else if (c.data.TypedArrayType() == napi_float64_array) c.in.f64 = float64_arg(env, info[0], "cost", n).Data();
   else throw_js(env, "ERR_DTYPE", "cost data must be a Float32Array or Float64Array");
+  if (info.Length() > 4 && info[4].IsString()) {
+    c.algorithm = info[4].As<Napi::String>().Utf8Value();
+    if (c.algorithm != "auto" && c.algorithm != "dense" && c.algorithm != "sparse")
+      throw_js(env, "ERR_ARG", "algorithm must be 'auto', 'dense' or 'sparse'");
+  }
+  if (info.Length() > 5 && info[5].IsNumber()) c.k = static_cast<int>(count_arg(env, info[5], "k", 1));
   return c;
 }
 
-Napi::Object result_object(Napi::Env env, const AssignmentResult& r) {
+Napi::Object result_object(Napi::Env env, const AssignmentResult& r, const SparseStats& st) {
   Napi::Object o = Napi::Object::New(env);
+  Napi::Object s = Napi::Object::New(env);
+  s.Set("rounds", st.rounds);
+  s.Set("violations", static_cast<double>(st.violations));
+  s.Set("edges", static_cast<double>(st.edges));
+  s.Set("fellBack", st.fell_back);
+  o.Set("stats", s);
   o.Set("rowToCol", copy_out<int32_t, Napi::Int32Array>(env, r.row_to_col));
   o.Set("colToRow", copy_out<int32_t, Napi::Int32Array>(env, r.col_to_row));
   o.Set("objective", r.objective);
@@ -233,18 +258,19 @@ Napi::Object result_object(Napi::Env env, const AssignmentResult& r) {
 Napi::Value solve_assignment(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   SolveCall c = parse_solve(info);
-  AssignmentResult r = guarded(env, [&] { return solve_assignment_dense(c.in); });
-  return result_object(env, r);
+  SparseStats st;
+  AssignmentResult r = guarded(env, [&] { return run_solve(c, &st); });
+  return result_object(env, r, st);
 }
 
 Napi::Value solve_assignment_async(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   SolveCall c = parse_solve(info);
-  auto result = std::make_shared<AssignmentResult>();
-  const AssignmentInput in = c.in;
+  auto result = std::make_shared<std::pair<AssignmentResult, SparseStats>>();
+  auto call = std::make_shared<SolvePlan>(static_cast<const SolvePlan&>(c));
   auto* w = new PromiseWorker(
-      env, [in, result] { *result = solve_assignment_dense(in); },
-      [result](Napi::Env e) -> Napi::Value { return result_object(e, *result); }, nullptr, {c.data});
+      env, [call, result] { result->first = run_solve(*call, &result->second); },
+      [result](Napi::Env e) -> Napi::Value { return result_object(e, result->first, result->second); }, nullptr, {c.data});
   w->Queue();
   return w->promise();
 }

@@ -2,6 +2,7 @@
 // compacted alive submatrix), then pair the leftover latents of both sides in ascending index order.
 #include "align.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "../common/errors.h"
@@ -35,7 +36,8 @@ std::vector<int32_t> align_latents(const float* corr, int m, const uint8_t* aliv
     in.rows = na;
     in.cols = nb;
     in.maximize = true;
-    const AssignmentResult res = solve_assignment_dense(in);
+    const AssignmentResult res =
+        std::min(na, nb) >= 512 ? solve_assignment_sparse(in, 16, 12) : solve_assignment_dense(in);
     for (long r = 0; r < na; ++r)
       if (res.row_to_col[r] >= 0) {
         perm[ra[r]] = rb[res.row_to_col[r]];

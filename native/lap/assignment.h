@@ -27,6 +27,20 @@ struct AssignmentResult {
 // cannot be matched completely through allowed entries. Ties are broken deterministically.
 AssignmentResult solve_assignment_dense(const AssignmentInput& in);
 
+// The same optimum through the certified sparse path: k cheapest entries per row and per column, exact
+// sparse solve, dense pricing pass, repeated with the violating entries until none is left (at most
+// max_rounds, then the dense solver).
+struct SparseStats {
+  int rounds = 0;
+  long violations = 0;  // entries added by the pricing passes
+  long edges = 0;       // edges of the final sparse graph
+  bool fell_back = false;
+};
+AssignmentResult solve_assignment_sparse(const AssignmentInput& in, int k, int max_rounds, SparseStats* stats = nullptr);
+
+// Throws ERR_NONFINITE for NaN or an infinity in the favourable direction.
+void validate_assignment_input(const AssignmentInput& in);
+
 // Largest violation of dual feasibility (0 when optimal) and |primal - dual| of a result.
 struct Certificate {
   double max_violation = 0;

@@ -177,6 +177,11 @@ Certificate certify_typed(const T* c, long rows, long cols, bool maximize, const
 
 }  // namespace
 
+void validate_assignment_input(const AssignmentInput& in) {
+  if (in.f32) validate(in.f32, in.rows, in.cols, in.maximize);
+  else validate(in.f64, in.rows, in.cols, in.maximize);
+}
+
 AssignmentResult solve_assignment_dense(const AssignmentInput& in) {
   require(in.rows >= 0 && in.cols >= 0, "ERR_SHAPE", "rows and cols must be >= 0");
   if (in.rows == 0 || in.cols == 0) {

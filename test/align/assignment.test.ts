@@ -12,8 +12,8 @@ interface Case extends LsaJob {
 }
 
 /** Duals must certify optimality: dual feasible everywhere (forbidden pairs excepted) and no duality gap. */
-function certify(c: CostMatrix, maximize: boolean): { objective: number } {
-  const r = solveAssignment(c, { maximize, returnDuals: true });
+function certify(c: CostMatrix, maximize: boolean, algorithm: 'dense' | 'sparse' | 'auto' = 'auto', candidates?: number): { objective: number } {
+  const r = solveAssignment(c, { maximize, returnDuals: true, algorithm, candidates });
   const cert = native().certifyAssignment(c.data, c.rows, c.cols, maximize, r.rowToCol, r.colToRow, r.duals!.u, r.duals!.v);
   let scale = 1;
   for (const x of c.data) if (Number.isFinite(x)) scale = Math.max(scale, Math.abs(x));
@@ -82,8 +82,11 @@ describe('solveAssignment (exact, certified)', () => {
       cs.forEach((c, i) => {
         const a = answers[i];
         if ('error' in a) throw new Error(`scipy failed on ${c.name}: ${a.error}`);
-        const r = certify(c, c.maximize);
-        expect(r.objective, c.name).to.be.closeTo(a.objective, 1e-9 * Math.max(1, Math.abs(a.objective)));
+        // Both exact paths; the sparse one with few candidates so that pricing rounds really happen.
+        for (const [algorithm, k] of [['dense', undefined], ['sparse', 2], ['sparse', 16]] as const) {
+          const r = certify(c, c.maximize, algorithm, k);
+          expect(r.objective, `${c.name} (${algorithm}${k ? `, k=${k}` : ''})`).to.be.closeTo(a.objective, 1e-9 * Math.max(1, Math.abs(a.objective)));
+        }
       });
     } finally {
       cleanup();
@@ -97,8 +100,9 @@ describe('solveAssignment (exact, certified)', () => {
       const maximize = rng.next() < 0.5;
       const ints = rng.next() < 0.5;
       const c = matrix(rows, cols, () => (ints ? rng.int(5) : rng.normal()), rng.next() < 0.5);
-      const r = certify(c, maximize);
-      expect(r.objective, `case ${t}`).to.be.closeTo(bruteForce(c, maximize), 1e-9);
+      const want = bruteForce(c, maximize);
+      expect(certify(c, maximize, 'dense').objective, `case ${t}`).to.be.closeTo(want, 1e-9);
+      expect(certify(c, maximize, 'sparse', 1).objective, `case ${t} sparse`).to.be.closeTo(want, 1e-9);
     }
   });
 

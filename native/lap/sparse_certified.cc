@@ -1,0 +1,328 @@
+// Certified sparse assignment (Lee & Orlin 1993 "sparsify and price out"): keep the k cheapest entries of
+// every row and every column (one streaming pass), solve that sparse problem exactly (successive shortest
+// augmenting paths, binary-heap Dijkstra, float64 duals), then check every entry of the dense matrix:
+// reduced costs c_ij - u_i - v_j >= -tol certify the sparse optimum as the dense optimum; otherwise the
+// violating entries join the graph and the sparse problem is solved again. Falls back to the dense solver
+// when the sparse graph has no complete matching or the rounds do not converge.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <queue>
+#include <string>
+#include <vector>
+
+#include "../common/errors.h"
+#include "../common/thread_pool.h"
+#include "assignment.h"
+
+namespace cmsae {
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+struct Edge {
+  int32_t col;
+  double cost;
+};
+
+// Min-form cost of the ORIGINAL matrix (maximize negates; forbidden = +inf).
+template <class T>
+struct Dense {
+  const T* data;
+  long rows, cols;
+  bool maximize;
+  double at(long i, long j) const {
+    const double c = static_cast<double>(data[i * cols + j]);
+    return maximize ? -c : c;
+  }
+};
+
+// Oriented sparse graph: rows = the smaller side.
+struct Graph {
+  long nr, nc;
+  std::vector<std::vector<Edge>> adj;
+  void add(long r, long c, double cost) {
+    for (const Edge& e : adj[r])
+      if (e.col == c) return;
+    adj[r].push_back({static_cast<int32_t>(c), cost});
+  }
+};
+
+// Sparse successive shortest paths from scratch: row reduction + greedy tight matching, then one
+// Dijkstra per free row. Returns false when some row cannot be matched within the graph.
+bool solve_sparse(const Graph& g, std::vector<int32_t>& col4row, std::vector<int32_t>& row4col, std::vector<double>& u,
+                  std::vector<double>& v) {
+  const long nr = g.nr, nc = g.nc;
+  col4row.assign(nr, -1);
+  row4col.assign(nc, -1);
+  u.assign(nr, 0.0);
+  v.assign(nc, 0.0);
+  // Row reduction (v = 0 keeps the rectangular dual sign v <= 0) and greedy matching on tight edges.
+  for (long i = 0; i < nr; ++i) {
+    double best = kInf;
+    int32_t bj = -1;
+    for (const Edge& e : g.adj[i])
+      if (e.cost < best || (e.cost == best && e.col < bj)) {
+        best = e.cost;
+        bj = e.col;
+      }
+    if (bj < 0) return false;
+    u[i] = best;
+    if (row4col[bj] < 0) {
+      row4col[bj] = static_cast<int32_t>(i);
+      col4row[i] = bj;
+    }
+  }
+  std::vector<double> dist(nc, kInf);
+  std::vector<int32_t> pred(nc, -1);
+  std::vector<uint8_t> done(nc, 0);
+  std::vector<int32_t> touched, scanned_cols, scanned_rows;
+  using Item = std::pair<double, int64_t>;  // (distance, tie key: matched flag then column)
+  std::priority_queue<Item, std::vector<Item>, std::greater<Item>> heap;
+  for (long cur = 0; cur < nr; ++cur) {
+    if (col4row[cur] >= 0) continue;
+    for (int32_t j : touched) {
+      dist[j] = kInf;
+      pred[j] = -1;
+      done[j] = 0;
+    }
+    touched.clear();
+    scanned_cols.clear();
+    scanned_rows.clear();
+    heap = decltype(heap)();
+    double min_val = 0;
+    long i = cur, sink = -1;
+    while (sink < 0) {
+      scanned_rows.push_back(static_cast<int32_t>(i));
+      for (const Edge& e : g.adj[i]) {
+        const int32_t j = e.col;
+        if (done[j]) continue;
+        const double nd = min_val + e.cost - u[i] - v[j];
+        if (nd < dist[j]) {
+          if (dist[j] == kInf) touched.push_back(j);
+          dist[j] = nd;
+          pred[j] = static_cast<int32_t>(i);
+          heap.push({nd, (static_cast<int64_t>(row4col[j] >= 0) << 32) | j});
+        }
+      }
+      int32_t j = -1;
+      while (!heap.empty()) {
+        const Item top = heap.top();
+        heap.pop();
+        const int32_t c = static_cast<int32_t>(top.second & 0xffffffff);
+        if (done[c] || top.first != dist[c]) continue;
+        j = c;
+        break;
+      }
+      if (j < 0) return false;
+      min_val = dist[j];
+      done[j] = 1;
+      scanned_cols.push_back(j);
+      if (row4col[j] < 0)
+        sink = j;
+      else
+        i = row4col[j];
+    }
+    u[cur] += min_val;
+    for (int32_t r : scanned_rows)
+      if (r != cur) u[r] += min_val - dist[col4row[r]];
+    for (int32_t c : scanned_cols) v[c] -= min_val - dist[c];
+    long j = sink;
+    for (;;) {
+      const long r = pred[j];
+      row4col[j] = static_cast<int32_t>(r);
+      const long prev = col4row[r];
+      col4row[r] = static_cast<int32_t>(j);
+      if (r == cur) break;
+      j = prev;
+    }
+  }
+  return true;
+}
+
+// Keeps the k smallest (value, index) pairs; worst at h[0].
+struct TopK {
+  std::vector<std::pair<double, int32_t>> h;
+  int k;
+  double thr() const { return static_cast<int>(h.size()) < k ? kInf : h.front().first; }
+  void offer(double c, int32_t j) {
+    if (static_cast<int>(h.size()) < k) {
+      h.push_back({c, j});
+      std::push_heap(h.begin(), h.end());
+    } else if (std::make_pair(c, j) < h.front()) {
+      std::pop_heap(h.begin(), h.end());
+      h.back() = {c, j};
+      std::push_heap(h.begin(), h.end());
+    }
+  }
+};
+
+// Streaming filters, compiled for AVX2 and baseline x86-64 (chosen at load time by the ifunc resolver).
+// flags[j] = sign*x[j] < row_thr || sign*x[j] < col_thr[j]; returns the number of flags set.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define CMSAE_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define CMSAE_CLONES
+#endif
+#define CMSAE_CANDIDATE_FLAGS(T)                                                                          \
+  CMSAE_CLONES int candidate_flags(const T* x, long n, T sign, T row_thr, const T* col_thr, uint8_t* flags) { \
+    int hits = 0;                                                                                      \
+    for (long j = 0; j < n; ++j) {                                                                     \
+      const T c = sign * x[j];                                                                         \
+      const uint8_t f = static_cast<uint8_t>((c < row_thr) | (c < col_thr[j]));                       \
+      flags[j] = f;                                                                                    \
+      hits += f;                                                                                       \
+    }                                                                                                  \
+    return hits;                                                                                       \
+  }
+CMSAE_CANDIDATE_FLAGS(float)
+CMSAE_CANDIDATE_FLAGS(double)
+// flags[j] = sign*x[j] - u - v[j] < -tol (a violated reduced cost); returns the number of flags set.
+#define CMSAE_PRICE_FLAGS(T)                                                                               \
+  CMSAE_CLONES int price_flags(const T* x, long n, double sign, double u, const double* v, double tol,       \
+                               uint8_t* flags) {                                                         \
+    int hits = 0;                                                                                        \
+    for (long j = 0; j < n; ++j) {                                                                       \
+      const uint8_t f = static_cast<uint8_t>(sign * static_cast<double>(x[j]) - u - v[j] < -tol);        \
+      flags[j] = f;                                                                                      \
+      hits += f;                                                                                         \
+    }                                                                                                    \
+    return hits;                                                                                         \
+  }
+CMSAE_PRICE_FLAGS(float)
+CMSAE_PRICE_FLAGS(double)
+
+constexpr long kChunk = 512;  // columns filtered per call (thresholds refresh between chunks)
+
+template <class Cost>
+AssignmentResult solve_typed(const Dense<Cost>& D, int k, int max_rounds, SparseStats* stats) {
+  const long rows = D.rows, cols = D.cols;
+  const bool transposed = rows > cols;
+  const long nr = transposed ? cols : rows, nc = transposed ? rows : cols;
+  Graph g{nr, nc, std::vector<std::vector<Edge>>(nr)};
+  auto add_original = [&](long i, long j, double c) {
+    if (transposed) g.add(j, i, c);
+    else g.add(i, j, c);
+  };
+
+  // Pass A: k cheapest per original row and per original column (per-thread column lists, merged).
+  const int T = static_cast<int>(std::max<long>(1, std::min<long>(num_threads(), rows)));
+  std::vector<std::vector<TopK>> colk(T, std::vector<TopK>(cols, TopK{{}, k}));
+  std::vector<TopK> rowk(rows, TopK{{}, k});
+  const Cost sign = D.maximize ? Cost(-1) : Cost(1);
+  parallel_for(T, [&](int t) {
+    std::vector<TopK>& ck = colk[t];
+    std::vector<Cost> col_thr(cols, std::numeric_limits<Cost>::infinity());
+    uint8_t flags[kChunk];
+    for (long i = split_begin(rows, T, t); i < split_begin(rows, T, t + 1); ++i) {
+      TopK& rk = rowk[i];
+      const Cost* row = D.data + i * cols;
+      for (long j0 = 0; j0 < cols; j0 += kChunk) {
+        const long len = std::min(kChunk, cols - j0);
+        const double rthr = rk.thr();
+        const Cost row_thr = rthr == kInf ? std::numeric_limits<Cost>::infinity() : static_cast<Cost>(rthr);
+        if (!candidate_flags(row + j0, len, sign, row_thr, col_thr.data() + j0, flags)) continue;
+        for (long q = 0; q < len; ++q) {
+          if (!flags[q]) continue;
+          const long j = j0 + q;
+          const double c = D.at(i, j);
+          if (c == kInf) continue;
+          if (c < rk.thr()) rk.offer(c, static_cast<int32_t>(j));
+          if (c < ck[j].thr()) {
+            ck[j].offer(c, static_cast<int32_t>(i));
+            const double ct = ck[j].thr();
+            col_thr[j] = ct == kInf ? std::numeric_limits<Cost>::infinity() : static_cast<Cost>(ct);
+          }
+        }
+      }
+    }
+  });
+  for (long i = 0; i < rows; ++i)
+    for (const auto& e : rowk[i].h) add_original(i, e.second, e.first);
+  for (int t = 0; t < T; ++t)
+    for (long j = 0; j < cols; ++j) {
+      TopK merged{{}, k};
+      for (const auto& e : colk[t][j].h) merged.offer(e.first, e.second);
+      for (const auto& e : merged.h) add_original(e.second, j, e.first);
+    }
+  colk.clear();
+  rowk.clear();
+
+  std::vector<int32_t> col4row, row4col;
+  std::vector<double> u, v;
+  double scale = 0;
+  for (long r = 0; r < nr; ++r)
+    for (const Edge& e : g.adj[r]) scale = std::max(scale, std::fabs(e.cost));
+  const double tol = 1e-12 * std::max(1.0, scale) * static_cast<double>(std::max(nr, nc));
+
+  for (int round = 0; round < max_rounds; ++round) {
+    if (!solve_sparse(g, col4row, row4col, u, v)) break;  // no complete matching in the graph: go dense
+    if (stats) stats->rounds = round + 1;
+    // Pass C: price out every dense entry against the sparse duals (original orientation).
+    const std::vector<double>& ur = transposed ? v : u;  // dual of each original row
+    const std::vector<double>& vc = transposed ? u : v;  // dual of each original column
+    // The most violating 4k entries of each row are kept (memory stays O(n k)).
+    std::vector<TopK> viol(rows, TopK{{}, 4 * k});
+    std::vector<long> counts(T, 0);
+    parallel_for(T, [&](int t) {
+      uint8_t flags[kChunk];
+      for (long i = split_begin(rows, T, t); i < split_begin(rows, T, t + 1); ++i) {
+        const double ui = ur[i];
+        TopK& vi = viol[i];
+        const Cost* row = D.data + i * cols;
+        for (long j0 = 0; j0 < cols; j0 += kChunk) {
+          const long len = std::min(kChunk, cols - j0);
+          if (!price_flags(row + j0, len, static_cast<double>(sign), ui, vc.data() + j0, tol, flags)) continue;
+          for (long q = 0; q < len; ++q) {
+            if (!flags[q]) continue;
+            const double red = D.at(i, j0 + q) - ui - vc[j0 + q];
+            ++counts[t];
+            if (red < vi.thr()) vi.offer(red, static_cast<int32_t>(j0 + q));
+          }
+        }
+      }
+    });
+    long total = 0;
+    for (long c : counts) total += c;
+    if (stats) stats->violations += total;
+    if (total == 0) {
+      AssignmentResult out;
+      const double sign = D.maximize ? -1.0 : 1.0;
+      out.u.resize(rows);
+      out.v.resize(cols);
+      for (long i = 0; i < rows; ++i) out.u[i] = sign * ur[i];
+      for (long j = 0; j < cols; ++j) out.v[j] = sign * vc[j];
+      out.row_to_col = transposed ? row4col : col4row;
+      out.col_to_row = transposed ? col4row : row4col;
+      double obj = 0;
+      for (long i = 0; i < rows; ++i)
+        if (out.row_to_col[i] >= 0) obj += static_cast<double>(D.data[i * cols + out.row_to_col[i]]);
+      out.objective = obj;
+      if (stats) stats->edges = 0;
+      for (long r = 0; r < nr && stats; ++r) stats->edges += static_cast<long>(g.adj[r].size());
+      return out;
+    }
+    for (long i = 0; i < rows; ++i)
+      for (const auto& e : viol[i].h) add_original(i, e.second, D.at(i, e.second));
+  }
+  if (stats) stats->fell_back = true;
+  AssignmentInput in;
+  if constexpr (sizeof(Cost) == 4) in.f32 = reinterpret_cast<const float*>(D.data);
+  else in.f64 = reinterpret_cast<const double*>(D.data);
+  in.rows = rows;
+  in.cols = cols;
+  in.maximize = D.maximize;
+  return solve_assignment_dense(in);
+}
+
+}  // namespace
+
+AssignmentResult solve_assignment_sparse(const AssignmentInput& in, int k, int max_rounds, SparseStats* stats) {
+  require(k >= 1, "ERR_ARG", "k must be >= 1");
+  if (in.rows == 0 || in.cols == 0) return solve_assignment_dense(in);
+  validate_assignment_input(in);
+  if (in.f32) return solve_typed(Dense<float>{in.f32, in.rows, in.cols, in.maximize}, k, max_rounds, stats);
+  return solve_typed(Dense<double>{in.f64, in.rows, in.cols, in.maximize}, k, max_rounds, stats);
+}
+
+}  // namespace cmsae
