@@ -23,46 +23,82 @@ constexpr char kMagic[8] = {'C', 'M', 'S', 'A', 'E', 'C', 'R', '1'};
 constexpr uint32_t kFormatVersion = 1;
 
 void check_codes(const int32_t* idx, const float* val, int k, long rows, int m, const char* side,
-                 std::vector<int64_t>& stamp, int64_t row0) {
+                 std::vector<int64_t>& stamp, int64_t row0, long row_label0) {
   for (long r = 0; r < rows; ++r) {
     for (int s = 0; s < k; ++s) {
       const long p = r * k + s;
       const float v = val[p];
       if (!std::isfinite(v))
-        fail("ERR_NONFINITE", std::string(side) + " codes: value at row " + std::to_string(r) + ", slot " +
+        fail("ERR_NONFINITE", std::string(side) + " codes: value at row " + std::to_string(row_label0 + r) + ", slot " +
                                   std::to_string(s) + " is not finite; repair the codes before adding them");
       if (v == 0.f) continue;
       const int32_t j = idx[p];
       if (j < 0 || j >= m)
-        fail("ERR_RANGE", std::string(side) + " codes: index " + std::to_string(j) + " at row " + std::to_string(r) +
+        fail("ERR_RANGE", std::string(side) + " codes: index " + std::to_string(j) + " at row " + std::to_string(row_label0 + r) +
                               " is outside [0, " + std::to_string(m) + "): the codes do not come from an SAE with m = " +
                               std::to_string(m));
       if (stamp[j] == row0 + r)
         fail("ERR_ARG", std::string(side) + " codes: latent " + std::to_string(j) + " is active twice in row " +
-                            std::to_string(r) + "; each row may name a latent once");
+                            std::to_string(row_label0 + r) + "; each row may name a latent once");
       stamp[j] = row0 + r;
     }
   }
 }
 
-void append_rows(const int32_t* idx, const float* val, int k, long rows, CorrSide& side, std::vector<int64_t>& off,
-                 std::vector<int32_t>& bidx, std::vector<float>& bval) {
+// Per-thread partial moments of one side, merged in thread order.
+struct PartialMoments {
+  std::vector<double> sum, sumsq, fires;
+  std::vector<float> mn, mx;
+  explicit PartialMoments(int m)
+      : sum(m, 0.0), sumsq(m, 0.0), fires(m, 0.0), mn(m, std::numeric_limits<float>::infinity()),
+        mx(m, -std::numeric_limits<float>::infinity()) {}
+};
+
+// Appends the nonzeros of rows [0, rows) to the CSR buffers (rows split over threads) and adds their
+// moments to `side`.
+void append_rows(const int32_t* idx, const float* val, int k, long rows, int m, CorrSide& side,
+                 std::vector<int64_t>& off, std::vector<int32_t>& bidx, std::vector<float>& bval) {
   if (off.empty()) off.push_back(0);
+  const size_t off0 = off.size() - 1;
+  off.resize(off0 + rows + 1);
   for (long r = 0; r < rows; ++r) {
-    for (int s = 0; s < k; ++s) {
-      const float v = val[r * k + s];
-      if (v == 0.f) continue;
-      const int32_t j = idx[r * k + s];
-      side.sum[j] += v;
-      side.sumsq[j] += static_cast<double>(v) * v;
-      side.fires[j] += 1.0;
-      side.min_nz[j] = std::min(side.min_nz[j], v);
-      side.max_nz[j] = std::max(side.max_nz[j], v);
-      bidx.push_back(j);
-      bval.push_back(v);
-    }
-    off.push_back(static_cast<int64_t>(bidx.size()));
+    int c = 0;
+    for (int s = 0; s < k; ++s) c += val[r * k + s] != 0.f;
+    off[off0 + r + 1] = c;
   }
+  for (long r = 0; r < rows; ++r) off[off0 + r + 1] += off[off0 + r];
+  bidx.resize(off.back());
+  bval.resize(off.back());
+  const int T = static_cast<int>(std::max<long>(1, std::min<long>(num_threads(), rows / 1024 + 1)));
+  std::vector<PartialMoments> part(T, PartialMoments(0));
+  parallel_for(T, [&](int t) {
+    PartialMoments pm(m);
+    for (long r = split_begin(rows, T, t); r < split_begin(rows, T, t + 1); ++r) {
+      int64_t q = off[off0 + r];
+      for (int s = 0; s < k; ++s) {
+        const float v = val[r * k + s];
+        if (v == 0.f) continue;
+        const int32_t j = idx[r * k + s];
+        pm.sum[j] += v;
+        pm.sumsq[j] += static_cast<double>(v) * v;
+        pm.fires[j] += 1.0;
+        pm.mn[j] = std::min(pm.mn[j], v);
+        pm.mx[j] = std::max(pm.mx[j], v);
+        bidx[q] = j;
+        bval[q] = v;
+        ++q;
+      }
+    }
+    part[t] = std::move(pm);
+  });
+  for (int t = 0; t < T; ++t)
+    for (int j = 0; j < m; ++j) {
+      side.sum[j] += part[t].sum[j];
+      side.sumsq[j] += part[t].sumsq[j];
+      side.fires[j] += part[t].fires[j];
+      side.min_nz[j] = std::min(side.min_nz[j], part[t].mn[j]);
+      side.max_nz[j] = std::max(side.max_nz[j], part[t].mx[j]);
+    }
 }
 
 template <class T>
@@ -98,13 +134,17 @@ CorrAccumulator::CorrAccumulator(int mA, int mB) : mA_(mA), mB_(mB) {
 void CorrAccumulator::add(const int32_t* ai, const float* av, int kA, const int32_t* bi, const float* bv, int kB,
                           long rows) {
   if (rows <= 0) return;
-  {  // validate first: a rejected batch leaves the state untouched
-    std::vector<int64_t> stamp_a(mA_, -1), stamp_b(mB_, -1);
-    check_codes(ai, av, kA, rows, mA_, "A", stamp_a, 0);
-    check_codes(bi, bv, kB, rows, mB_, "B", stamp_b, 0);
+  {  // validate first (rows split over threads): a rejected batch leaves the state untouched
+    const int T = static_cast<int>(std::max<long>(1, std::min<long>(num_threads(), rows / 1024 + 1)));
+    parallel_for(T, [&](int t) {
+      const long r0 = split_begin(rows, T, t), r1 = split_begin(rows, T, t + 1);
+      std::vector<int64_t> stamp_a(mA_, -1), stamp_b(mB_, -1);
+      check_codes(ai + r0 * kA, av + r0 * kA, kA, r1 - r0, mA_, "A", stamp_a, 0, r0);
+      check_codes(bi + r0 * kB, bv + r0 * kB, kB, r1 - r0, mB_, "B", stamp_b, 0, r0);
+    });
   }
-  append_rows(ai, av, kA, rows, A_, bufA_off_, bufA_idx_, bufA_val_);
-  append_rows(bi, bv, kB, rows, B_, bufB_off_, bufB_idx_, bufB_val_);
+  append_rows(ai, av, kA, rows, mA_, A_, bufA_off_, bufA_idx_, bufA_val_);
+  append_rows(bi, bv, kB, rows, mB_, B_, bufB_off_, bufB_idx_, bufB_val_);
   n_ += rows;
   if (bufA_idx_.size() >= kFlushEntries) flush();
 }
@@ -114,29 +154,48 @@ void CorrAccumulator::flush() {
   static const bool profile = std::getenv("CMSAE_PROFILE") != nullptr;
   const auto t0 = std::chrono::steady_clock::now();
   const long rows = static_cast<long>(bufA_off_.size()) - 1;
-  // Group A nonzeros by latent (counting sort; stable in row order).
+  // Group A nonzeros by latent: a parallel counting sort over row ranges (stable in row order), which also
+  // sums each latent's update count (the B nonzeros of its rows) for load balancing.
+  const int TG = static_cast<int>(std::max<long>(1, std::min<long>(num_threads(), rows / 1024 + 1)));
+  std::vector<std::vector<int64_t>> cnt(TG, std::vector<int64_t>(mA_, 0));
+  std::vector<std::vector<double>> wpart(TG, std::vector<double>(mA_, 0.0));
+  parallel_for(TG, [&](int t) {
+    for (long r = split_begin(rows, TG, t); r < split_begin(rows, TG, t + 1); ++r) {
+      const double nb = static_cast<double>(bufB_off_[r + 1] - bufB_off_[r]);
+      for (int64_t p = bufA_off_[r]; p < bufA_off_[r + 1]; ++p) {
+        ++cnt[t][bufA_idx_[p]];
+        wpart[t][bufA_idx_[p]] += nb;
+      }
+    }
+  });
   std::vector<int64_t> start(static_cast<size_t>(mA_) + 1, 0);
-  for (int32_t i : bufA_idx_) ++start[i + 1];
-  for (int i = 0; i < mA_; ++i) start[i + 1] += start[i];
-  std::vector<int32_t> ent_row(bufA_idx_.size());
-  std::vector<float> ent_val(bufA_idx_.size());
-  {
-    std::vector<int64_t> cur(start.begin(), start.end() - 1);
-    for (long r = 0; r < rows; ++r)
+  std::vector<double> work(static_cast<size_t>(mA_) + 1, 0.0);
+  for (int i = 0; i < mA_; ++i) {
+    int64_t c = 0;
+    double w = 0;
+    for (int t = 0; t < TG; ++t) {
+      const int64_t ct = cnt[t][i];
+      cnt[t][i] = start[i] + c;  // becomes thread t's write cursor for latent i
+      c += ct;
+      w += wpart[t][i];
+    }
+    start[i + 1] = start[i] + c;
+    work[i + 1] = work[i] + w;
+  }
+  std::vector<int32_t>& ent_row = ent_row_;  // kept between flushes: no page faults per chunk
+  std::vector<float>& ent_val = ent_val_;
+  ent_row.resize(bufA_idx_.size());
+  ent_val.resize(bufA_idx_.size());
+  parallel_for(TG, [&](int t) {
+    std::vector<int64_t>& cur = cnt[t];
+    for (long r = split_begin(rows, TG, t); r < split_begin(rows, TG, t + 1); ++r)
       for (int64_t p = bufA_off_[r]; p < bufA_off_[r + 1]; ++p) {
         const int32_t i = bufA_idx_[p];
         ent_row[cur[i]] = static_cast<int32_t>(r);
         ent_val[cur[i]] = bufA_val_[p];
         ++cur[i];
       }
-  }
-  // Bands of A latents with about equal numbers of updates.
-  std::vector<double> work(static_cast<size_t>(mA_) + 1, 0.0);
-  for (int i = 0; i < mA_; ++i) {
-    double w = 0;
-    for (int64_t e = start[i]; e < start[i + 1]; ++e) w += static_cast<double>(bufB_off_[ent_row[e] + 1] - bufB_off_[ent_row[e]]);
-    work[i + 1] = work[i] + w;
-  }
+  });
   const int T = std::max(1, std::min(num_threads(), mA_));
   std::vector<int> band(T + 1, mA_);
   band[0] = 0;
@@ -229,6 +288,13 @@ template <class T>
 void CorrAccumulator::correlation_into(const CorrResult& a, const CorrResult& b, T* out) {
   flush();
   const double n = static_cast<double>(n_);
+  // C_ij = (S_ij/n - mu_i mu_j) / (s_i s_j) = S_ij (1/(n s_i)) (1/s_j) - (mu_i/s_i)(mu_j/s_j); 0 for dead j.
+  std::vector<double> inv_b(mB_, 0.0), mean_over_std_b(mB_, 0.0);
+  for (int j = 0; j < mB_; ++j)
+    if (b.alive[j]) {
+      inv_b[j] = 1.0 / b.std[j];
+      mean_over_std_b[j] = b.mean[j] / b.std[j];
+    }
   const int T_ = std::max(1, std::min(num_threads(), mA_));
   parallel_for(T_, [&](int t) {
     for (long i = split_begin(mA_, T_, t); i < split_begin(mA_, T_, t + 1); ++i) {
@@ -238,8 +304,8 @@ void CorrAccumulator::correlation_into(const CorrResult& a, const CorrResult& b,
         continue;
       }
       const double* row = S_.data() + static_cast<size_t>(i) * mB_;
-      for (int j = 0; j < mB_; ++j)
-        o[j] = b.alive[j] ? static_cast<T>((row[j] / n - a.mean[i] * b.mean[j]) / (a.std[i] * b.std[j])) : T(0);
+      const double f = 1.0 / (n * a.std[i]), g = a.mean[i] / a.std[i];
+      for (int j = 0; j < mB_; ++j) o[j] = static_cast<T>(row[j] * f * inv_b[j] - g * mean_over_std_b[j]);
     }
   });
 }
