@@ -6,8 +6,10 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "../common/errors.h"
+#include "../common/thread_pool.h"
 #include "assignment.h"
 
 namespace cmsae {
@@ -100,7 +102,19 @@ void solve_rows(const View& cost, long nr, long nc, std::vector<int32_t>& col4ro
 template <class T>
 void validate(const T* c, long rows, long cols, bool maximize) {
   const double bad_inf = maximize ? kInf : -kInf;
-  for (long p = 0; p < rows * cols; ++p) {
+  const long n = rows * cols;
+  // Fast parallel screen (x - x is NaN exactly for NaN and +-Inf), then an exact look where it fired.
+  const int T_ = static_cast<int>(std::max<long>(1, std::min<long>(num_threads(), n / 65536 + 1)));
+  std::vector<uint8_t> suspicious(T_, 0);
+  parallel_for(T_, [&](int t) {
+    double probe = 0;
+    for (long p = split_begin(n, T_, t); p < split_begin(n, T_, t + 1); ++p) probe += static_cast<double>(c[p]) - static_cast<double>(c[p]);
+    suspicious[t] = probe != 0;  // NaN != 0
+  });
+  bool any = false;
+  for (uint8_t f : suspicious) any |= f;
+  if (!any) return;
+  for (long p = 0; p < n; ++p) {
     const double x = static_cast<double>(c[p]);
     if (std::isnan(x) || x == bad_inf)
       fail("ERR_NONFINITE", std::string("cost[") + std::to_string(p / cols) + "][" + std::to_string(p % cols) + "] is " +

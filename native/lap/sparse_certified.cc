@@ -5,6 +5,9 @@
 // violating entries join the graph and the sparse problem is solved again. Falls back to the dense solver
 // when the sparse graph has no complete matching or the rounds do not converge.
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cmath>
 #include <limits>
 #include <queue>
@@ -50,14 +53,14 @@ struct Graph {
 
 // Sparse successive shortest paths from scratch: row reduction + greedy tight matching, then one
 // Dijkstra per free row. Returns false when some row cannot be matched within the graph.
-bool solve_sparse(const Graph& g, std::vector<int32_t>& col4row, std::vector<int32_t>& row4col, std::vector<double>& u,
-                  std::vector<double>& v) {
+// Row reduction (v = 0 keeps the rectangular dual sign v <= 0) and greedy matching on tight edges.
+bool init_sparse(const Graph& g, std::vector<int32_t>& col4row, std::vector<int32_t>& row4col, std::vector<double>& u,
+                 std::vector<double>& v) {
   const long nr = g.nr, nc = g.nc;
   col4row.assign(nr, -1);
   row4col.assign(nc, -1);
   u.assign(nr, 0.0);
   v.assign(nc, 0.0);
-  // Row reduction (v = 0 keeps the rectangular dual sign v <= 0) and greedy matching on tight edges.
   for (long i = 0; i < nr; ++i) {
     double best = kInf;
     int32_t bj = -1;
@@ -73,6 +76,13 @@ bool solve_sparse(const Graph& g, std::vector<int32_t>& col4row, std::vector<int
       col4row[i] = bj;
     }
   }
+  return true;
+}
+
+// Augments every free row along a shortest path (reduced costs c - u - v >= 0 on the graph are assumed).
+bool augment_free_rows(const Graph& g, std::vector<int32_t>& col4row, std::vector<int32_t>& row4col,
+                       std::vector<double>& u, std::vector<double>& v) {
+  const long nr = g.nr, nc = g.nc;
   std::vector<double> dist(nc, kInf);
   std::vector<int32_t> pred(nc, -1);
   std::vector<uint8_t> done(nc, 0);
@@ -140,7 +150,7 @@ bool solve_sparse(const Graph& g, std::vector<int32_t>& col4row, std::vector<int
   return true;
 }
 
-// Keeps the k smallest (value, index) pairs; worst at h[0].
+// Keeps the k smallest (value, index) pairs; worst at h[0] (used where few offers arrive: pricing).
 struct TopK {
   std::vector<std::pair<double, int32_t>> h;
   int k;
@@ -154,6 +164,25 @@ struct TopK {
       h.back() = {c, j};
       std::push_heap(h.begin(), h.end());
     }
+  }
+};
+
+// Collects (about) the k smallest offers cheaply: offers below the threshold are appended; when 2k are
+// buffered, nth_element keeps the k smallest and the threshold drops to the k-th. Only a heuristic for the
+// candidate graph (the pricing pass guarantees optimality whatever it keeps).
+struct CandidateBuffer {
+  std::vector<std::pair<double, int32_t>> buf;
+  double thr = kInf;
+  void offer(double c, int32_t j, int k) {
+    buf.push_back({c, j});
+    if (static_cast<int>(buf.size()) >= 2 * k) compact(k);
+  }
+  void compact(int k) {
+    if (static_cast<int>(buf.size()) <= k) return;
+    std::nth_element(buf.begin(), buf.begin() + (k - 1), buf.end());
+    buf.resize(k);
+    thr = buf[k - 1].first;
+    for (const auto& e : buf) thr = std::max(thr, e.first);
   }
 };
 
@@ -205,48 +234,60 @@ AssignmentResult solve_typed(const Dense<Cost>& D, int k, int max_rounds, Sparse
     else g.add(i, j, c);
   };
 
-  // Pass A: k cheapest per original row and per original column (per-thread column lists, merged).
+  const auto t_start = std::chrono::steady_clock::now();
+  // Pass A: about the k cheapest entries of every original row and column (per-thread column buffers).
   const int T = static_cast<int>(std::max<long>(1, std::min<long>(num_threads(), rows)));
-  std::vector<std::vector<TopK>> colk(T, std::vector<TopK>(cols, TopK{{}, k}));
-  std::vector<TopK> rowk(rows, TopK{{}, k});
+  std::vector<std::vector<CandidateBuffer>> colk(T, std::vector<CandidateBuffer>(cols));
+  std::vector<CandidateBuffer> rowk(rows);
   const Cost sign = D.maximize ? Cost(-1) : Cost(1);
+  auto as_cost = [](double t) { return t == kInf ? std::numeric_limits<Cost>::infinity() : static_cast<Cost>(t); };
   parallel_for(T, [&](int t) {
-    std::vector<TopK>& ck = colk[t];
+    std::vector<CandidateBuffer>& ck = colk[t];
     std::vector<Cost> col_thr(cols, std::numeric_limits<Cost>::infinity());
     uint8_t flags[kChunk];
     for (long i = split_begin(rows, T, t); i < split_begin(rows, T, t + 1); ++i) {
-      TopK& rk = rowk[i];
+      CandidateBuffer& rk = rowk[i];
       const Cost* row = D.data + i * cols;
       for (long j0 = 0; j0 < cols; j0 += kChunk) {
         const long len = std::min(kChunk, cols - j0);
-        const double rthr = rk.thr();
-        const Cost row_thr = rthr == kInf ? std::numeric_limits<Cost>::infinity() : static_cast<Cost>(rthr);
-        if (!candidate_flags(row + j0, len, sign, row_thr, col_thr.data() + j0, flags)) continue;
+        if (!candidate_flags(row + j0, len, sign, as_cost(rk.thr), col_thr.data() + j0, flags)) continue;
         for (long q = 0; q < len; ++q) {
           if (!flags[q]) continue;
           const long j = j0 + q;
           const double c = D.at(i, j);
           if (c == kInf) continue;
-          if (c < rk.thr()) rk.offer(c, static_cast<int32_t>(j));
-          if (c < ck[j].thr()) {
-            ck[j].offer(c, static_cast<int32_t>(i));
-            const double ct = ck[j].thr();
-            col_thr[j] = ct == kInf ? std::numeric_limits<Cost>::infinity() : static_cast<Cost>(ct);
+          if (c < rk.thr) rk.offer(c, static_cast<int32_t>(j), k);
+          if (c < ck[j].thr) {
+            ck[j].offer(c, static_cast<int32_t>(i), k);
+            col_thr[j] = as_cost(ck[j].thr);
           }
         }
       }
+      rk.compact(k);
     }
   });
   for (long i = 0; i < rows; ++i)
-    for (const auto& e : rowk[i].h) add_original(i, e.second, e.first);
-  for (int t = 0; t < T; ++t)
-    for (long j = 0; j < cols; ++j) {
-      TopK merged{{}, k};
-      for (const auto& e : colk[t][j].h) merged.offer(e.first, e.second);
-      for (const auto& e : merged.h) add_original(e.second, j, e.first);
+    for (const auto& e : rowk[i].buf) add_original(i, e.second, e.first);
+  for (long j = 0; j < cols; ++j) {
+    CandidateBuffer merged;
+    for (int t = 0; t < T; ++t) {
+      colk[t][j].compact(k);
+      merged.buf.insert(merged.buf.end(), colk[t][j].buf.begin(), colk[t][j].buf.end());
     }
+    merged.compact(k);
+    for (const auto& e : merged.buf) add_original(e.second, j, e.first);
+  }
   colk.clear();
   rowk.clear();
+  static const bool profile = std::getenv("CMSAE_PROFILE") != nullptr;
+  auto clock = t_start;
+  auto lap = [&](const char* what) {
+    if (!profile) return;
+    const auto now = std::chrono::steady_clock::now();
+    std::fprintf(stderr, "%s %.1fms  ", what, std::chrono::duration<double, std::milli>(now - clock).count());
+    clock = now;
+  };
+  lap("candidates");
 
   std::vector<int32_t> col4row, row4col;
   std::vector<double> u, v;
@@ -255,8 +296,38 @@ AssignmentResult solve_typed(const Dense<Cost>& D, int k, int max_rounds, Sparse
     for (const Edge& e : g.adj[r]) scale = std::max(scale, std::fabs(e.cost));
   const double tol = 1e-12 * std::max(1.0, scale) * static_cast<double>(std::max(nr, nc));
 
+  // Square problems may keep their matching and duals between rounds (rows that received violating entries
+  // get a lowered u_i and are re-augmented); rectangular ones are re-solved from scratch to keep v <= 0 with
+  // v = 0 on unmatched columns.
+  // Warm starts pay off when few entries violate (a local repair); after a round with many violations the
+  // duals are far off and a fresh solve on the enlarged graph converges in fewer rounds.
+  std::vector<int32_t> touched_rows;
+  long last_violations = 0;
   for (int round = 0; round < max_rounds; ++round) {
-    if (!solve_sparse(g, col4row, row4col, u, v)) break;  // no complete matching in the graph: go dense
+    bool ok;
+    const bool warm = nr == nc && round > 0 && last_violations <= nr / 2;
+    if (!warm) {
+      ok = init_sparse(g, col4row, row4col, u, v) && augment_free_rows(g, col4row, row4col, u, v);
+    } else {
+      for (int32_t r : touched_rows) {
+        double best = kInf;
+        for (const Edge& e : g.adj[r]) best = std::min(best, e.cost - v[e.col]);
+        u[r] = best;
+        const int32_t j = col4row[r];
+        if (j >= 0) {
+          double cj = kInf;
+          for (const Edge& e : g.adj[r])
+            if (e.col == j) cj = e.cost;
+          if (cj - u[r] - v[j] > tol) {
+            col4row[r] = -1;
+            row4col[j] = -1;
+          }
+        }
+      }
+      ok = augment_free_rows(g, col4row, row4col, u, v);
+    }
+    lap(warm ? "warm-solve" : "solve");
+    if (!ok) break;  // no complete matching in the graph: go dense
     if (stats) stats->rounds = round + 1;
     // Pass C: price out every dense entry against the sparse duals (original orientation).
     const std::vector<double>& ur = transposed ? v : u;  // dual of each original row
@@ -284,6 +355,9 @@ AssignmentResult solve_typed(const Dense<Cost>& D, int k, int max_rounds, Sparse
     });
     long total = 0;
     for (long c : counts) total += c;
+    last_violations = total;
+    lap("pricing");
+    if (profile) std::fprintf(stderr, "(%ld violations)\n", total);
     if (stats) stats->violations += total;
     if (total == 0) {
       AssignmentResult out;
@@ -302,8 +376,17 @@ AssignmentResult solve_typed(const Dense<Cost>& D, int k, int max_rounds, Sparse
       for (long r = 0; r < nr && stats; ++r) stats->edges += static_cast<long>(g.adj[r].size());
       return out;
     }
-    for (long i = 0; i < rows; ++i)
+    touched_rows.clear();
+    for (long i = 0; i < rows; ++i) {
+      if (viol[i].h.empty()) continue;
       for (const auto& e : viol[i].h) add_original(i, e.second, D.at(i, e.second));
+      if (transposed)
+        for (const auto& e : viol[i].h) touched_rows.push_back(e.second);
+      else
+        touched_rows.push_back(static_cast<int32_t>(i));
+    }
+    std::sort(touched_rows.begin(), touched_rows.end());
+    touched_rows.erase(std::unique(touched_rows.begin(), touched_rows.end()), touched_rows.end());
   }
   if (stats) stats->fell_back = true;
   AssignmentInput in;
