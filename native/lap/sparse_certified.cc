@@ -16,6 +16,7 @@
 
 #include "../common/errors.h"
 #include "../common/thread_pool.h"
+#include "../sae/topk_select.h"
 #include "assignment.h"
 
 namespace cmsae {
@@ -44,10 +45,14 @@ struct Dense {
 struct Graph {
   long nr, nc;
   std::vector<std::vector<Edge>> adj;
-  void add(long r, long c, double cost) {
-    for (const Edge& e : adj[r])
-      if (e.col == c) return;
-    adj[r].push_back({static_cast<int32_t>(c), cost});
+  // Edges are appended without a duplicate check: the candidate pass dedupes once (dedupe()), and the
+  // entries a pricing pass adds violate the duals, which no edge already in the graph does.
+  void add(long r, long c, double cost) { adj[r].push_back({static_cast<int32_t>(c), cost}); }
+  void dedupe() {
+    for (auto& row : adj) {
+      std::sort(row.begin(), row.end(), [](const Edge& a, const Edge& b) { return a.col < b.col; });
+      row.erase(std::unique(row.begin(), row.end(), [](const Edge& a, const Edge& b) { return a.col == b.col; }), row.end());
+    }
   }
 };
 
@@ -167,23 +172,26 @@ struct TopK {
   }
 };
 
-// Collects (about) the k smallest offers cheaply: offers below the threshold are appended; when 2k are
-// buffered, nth_element keeps the k smallest and the threshold drops to the k-th. Only a heuristic for the
+// Collects (about) the k smallest offers cheaply: offers below the threshold are appended as integer keys
+// (candidate_key of -cost: larger key = cheaper, ties to the smaller index); when 2k are buffered,
+// nth_element keeps the k best and the threshold drops to the k-th cost. Only a heuristic for the
 // candidate graph (the pricing pass guarantees optimality whatever it keeps).
 struct CandidateBuffer {
-  std::vector<std::pair<double, int32_t>> buf;
+  std::vector<uint64_t> buf;
   double thr = kInf;
   void offer(double c, int32_t j, int k) {
-    buf.push_back({c, j});
+    buf.push_back(candidate_key(static_cast<float>(-c), j));
     if (static_cast<int>(buf.size()) >= 2 * k) compact(k);
   }
   void compact(int k) {
     if (static_cast<int>(buf.size()) <= k) return;
-    std::nth_element(buf.begin(), buf.begin() + (k - 1), buf.end());
+    std::nth_element(buf.begin(), buf.begin() + (k - 1), buf.end(), std::greater<uint64_t>());
     buf.resize(k);
-    thr = buf[k - 1].first;
-    for (const auto& e : buf) thr = std::max(thr, e.first);
+    uint64_t worst = buf[0];
+    for (uint64_t key : buf) worst = std::min(worst, key);
+    thr = -static_cast<double>(key_candidate(worst).value);
   }
+  int32_t index(uint64_t key) const { return key_candidate(key).index; }
 };
 
 // Streaming filters, compiled for AVX2 and baseline x86-64 (chosen at load time by the ifunc resolver).
@@ -267,7 +275,10 @@ AssignmentResult solve_typed(const Dense<Cost>& D, int k, int max_rounds, Sparse
     }
   });
   for (long i = 0; i < rows; ++i)
-    for (const auto& e : rowk[i].buf) add_original(i, e.second, e.first);
+    for (uint64_t key : rowk[i].buf) {
+      const long j = rowk[i].index(key);
+      add_original(i, j, D.at(i, j));
+    }
   for (long j = 0; j < cols; ++j) {
     CandidateBuffer merged;
     for (int t = 0; t < T; ++t) {
@@ -275,8 +286,12 @@ AssignmentResult solve_typed(const Dense<Cost>& D, int k, int max_rounds, Sparse
       merged.buf.insert(merged.buf.end(), colk[t][j].buf.begin(), colk[t][j].buf.end());
     }
     merged.compact(k);
-    for (const auto& e : merged.buf) add_original(e.second, j, e.first);
+    for (uint64_t key : merged.buf) {
+      const long i = merged.index(key);
+      add_original(i, j, D.at(i, j));
+    }
   }
+  g.dedupe();
   colk.clear();
   rowk.clear();
   static const bool profile = std::getenv("CMSAE_PROFILE") != nullptr;
