@@ -84,6 +84,67 @@ bool init_sparse(const Graph& g, std::vector<int32_t>& col4row, std::vector<int3
   return true;
 }
 
+// Jonker-Volgenant augmenting row reduction on the sparse graph: each free row takes its cheapest column
+// (reduced by v), lowering that column's v to the row's second-best level so the row is indifferent, and
+// evicts the previous owner, which is processed next. Two sweeps over the free rows, then u_i is reset to
+// min_j (c_ij - v_j), which keeps every matched edge tight and the duals feasible. v only decreases, so
+// v <= 0 holds and never-matched columns keep v = 0 (the rectangular dual conditions).
+void augmenting_row_reduction(const Graph& g, std::vector<int32_t>& col4row, std::vector<int32_t>& row4col,
+                              std::vector<double>& u, std::vector<double>& v) {
+  const long nr = g.nr;
+  std::vector<int32_t> free_rows;
+  for (long i = 0; i < nr; ++i)
+    if (col4row[i] < 0) free_rows.push_back(static_cast<int32_t>(i));
+  for (int sweep = 0; sweep < 2 && !free_rows.empty(); ++sweep) {
+    const size_t prev = free_rows.size();
+    size_t kk = 0, nfree = 0;
+    long guard = 0;
+    const long max_steps = 8 * static_cast<long>(nr) + 64;  // a bound against pathological cycling
+    while (kk < prev && guard++ < max_steps) {
+      const int32_t i = free_rows[kk++];
+      double umin = kInf, usub = kInf;
+      int32_t j1 = -1, j2 = -1;
+      for (const Edge& e : g.adj[i]) {
+        const double h = e.cost - v[e.col];
+        if (h < usub) {
+          if (h >= umin) {
+            usub = h;
+            j2 = e.col;
+          } else {
+            usub = umin;
+            j2 = j1;
+            umin = h;
+            j1 = e.col;
+          }
+        }
+      }
+      if (j1 < 0) continue;  // no edges at all: left for the augmentation (which will report it)
+      int32_t i0 = row4col[j1];
+      const bool lowers = umin < usub && usub < kInf;  // a single-edge row has no second level to lower to
+      if (lowers) {
+        v[j1] -= usub - umin;  // strictly lowers: no cycling on ties ("v1 lowers" rule)
+      } else if (i0 >= 0 && j2 >= 0) {
+        j1 = j2;
+        i0 = row4col[j2];
+      }
+      if (i0 >= 0) col4row[i0] = -1;
+      col4row[i] = j1;
+      row4col[j1] = i;
+      if (i0 >= 0) {
+        if (lowers) free_rows[--kk] = i0;
+        else free_rows[nfree++] = i0;
+      }
+    }
+    for (size_t q = kk; q < prev; ++q) free_rows[nfree++] = free_rows[q];  // not reached (guard)
+    free_rows.resize(nfree);
+  }
+  for (long i = 0; i < nr; ++i) {
+    double best = kInf;
+    for (const Edge& e : g.adj[i]) best = std::min(best, e.cost - v[e.col]);
+    u[i] = best;
+  }
+}
+
 // Augments every free row along a shortest path (reduced costs c - u - v >= 0 on the graph are assumed).
 bool augment_free_rows(const Graph& g, std::vector<int32_t>& col4row, std::vector<int32_t>& row4col,
                        std::vector<double>& u, std::vector<double>& v) {
@@ -172,32 +233,38 @@ struct TopK {
   }
 };
 
-// Collects (about) the k smallest offers cheaply: offers below the threshold are appended as integer keys
-// (candidate_key of -cost: larger key = cheaper, ties to the smaller index); when 2k are buffered,
-// nth_element keeps the k best and the threshold drops to the k-th cost. Only a heuristic for the
-// candidate graph (the pricing pass guarantees optimality whatever it keeps).
-struct CandidateBuffer {
-  std::vector<uint64_t> buf;
-  double thr = kInf;
-  void offer(double c, int32_t j, int k) {
-    buf.push_back(candidate_key(static_cast<float>(-c), j));
-    if (static_cast<int>(buf.size()) >= 2 * k) compact(k);
+// Offers `key` to the min-heap h[0..n) of capacity k (root = the worst kept key, i.e. the most expensive
+// entry). Returns true when the heap is full afterwards, so its root is the new threshold.
+inline bool heap_offer(uint64_t* h, int& n, int k, uint64_t key) {
+  if (n < k) {
+    int i = n++;
+    while (i > 0) {
+      const int parent = (i - 1) >> 1;
+      if (h[parent] <= key) break;
+      h[i] = h[parent];
+      i = parent;
+    }
+    h[i] = key;
+    return n == k;
   }
-  void compact(int k) {
-    if (static_cast<int>(buf.size()) <= k) return;
-    std::nth_element(buf.begin(), buf.begin() + (k - 1), buf.end(), std::greater<uint64_t>());
-    buf.resize(k);
-    uint64_t worst = buf[0];
-    for (uint64_t key : buf) worst = std::min(worst, key);
-    thr = -static_cast<double>(key_candidate(worst).value);
+  if (key <= h[0]) return true;
+  int i = 0;
+  for (;;) {
+    int l = 2 * i + 1;
+    if (l >= k) break;
+    if (l + 1 < k && h[l + 1] < h[l]) ++l;
+    if (key <= h[l]) break;
+    h[i] = h[l];
+    i = l;
   }
-  int32_t index(uint64_t key) const { return key_candidate(key).index; }
-};
+  h[i] = key;
+  return true;
+}
 
 // Streaming filters, compiled for AVX2 and baseline x86-64 (chosen at load time by the ifunc resolver).
 // flags[j] = sign*x[j] < row_thr || sign*x[j] < col_thr[j]; returns the number of flags set.
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define CMSAE_CLONES __attribute__((target_clones("avx2", "default")))
+#define CMSAE_CLONES __attribute__((target_clones("avx2", "default"), noinline))
 #else
 #define CMSAE_CLONES
 #endif
@@ -229,7 +296,7 @@ CMSAE_CANDIDATE_FLAGS(double)
 CMSAE_PRICE_FLAGS(float)
 CMSAE_PRICE_FLAGS(double)
 
-constexpr long kChunk = 512;  // columns filtered per call (thresholds refresh between chunks)
+constexpr long kChunk = 128;  // columns filtered per call (thresholds refresh between chunks)
 
 template <class Cost>
 AssignmentResult solve_typed(const Dense<Cost>& D, int k, int max_rounds, SparseStats* stats) {
@@ -243,57 +310,70 @@ AssignmentResult solve_typed(const Dense<Cost>& D, int k, int max_rounds, Sparse
   };
 
   const auto t_start = std::chrono::steady_clock::now();
-  // Pass A: about the k cheapest entries of every original row and column (per-thread column buffers).
+  // Pass A: the k cheapest entries of every original row and column. Each thread keeps flat min-heaps of
+  // integer keys (candidate_key of -cost; root = worst kept) for every column and for the current row;
+  // a SIMD filter against the current thresholds skips almost every entry.
   const int T = static_cast<int>(std::max<long>(1, std::min<long>(num_threads(), rows)));
-  std::vector<std::vector<CandidateBuffer>> colk(T, std::vector<CandidateBuffer>(cols));
-  std::vector<CandidateBuffer> rowk(rows);
+  // Columns keep fewer candidates (their offers are the expensive part of the pass); pricing adds the rest.
+  const int kc = std::max(2, k / 4);
+  std::vector<std::vector<uint64_t>> col_keys(T, std::vector<uint64_t>(static_cast<size_t>(cols) * kc));
+  std::vector<std::vector<int>> col_cnt(T, std::vector<int>(cols, 0));
+  std::vector<uint64_t> row_keys(static_cast<size_t>(rows) * k);
+  std::vector<int> row_cnt(rows, 0);
   const Cost sign = D.maximize ? Cost(-1) : Cost(1);
-  auto as_cost = [](double t) { return t == kInf ? std::numeric_limits<Cost>::infinity() : static_cast<Cost>(t); };
+  const Cost cinf = std::numeric_limits<Cost>::infinity();
+  auto key_cost = [](uint64_t key) { return -static_cast<double>(key_candidate(key).value); };
   parallel_for(T, [&](int t) {
-    std::vector<CandidateBuffer>& ck = colk[t];
-    std::vector<Cost> col_thr(cols, std::numeric_limits<Cost>::infinity());
+    uint64_t* ck = col_keys[t].data();
+    int* cc = col_cnt[t].data();
+    std::vector<Cost> col_thr(cols, cinf);
     uint8_t flags[kChunk];
     for (long i = split_begin(rows, T, t); i < split_begin(rows, T, t + 1); ++i) {
-      CandidateBuffer& rk = rowk[i];
+      uint64_t* rh = row_keys.data() + i * k;
+      int& rn = row_cnt[i];
+      Cost row_thr = cinf;
       const Cost* row = D.data + i * cols;
-      for (long j0 = 0; j0 < cols; j0 += kChunk) {
-        const long len = std::min(kChunk, cols - j0);
-        if (!candidate_flags(row + j0, len, sign, as_cost(rk.thr), col_thr.data() + j0, flags)) continue;
+      // The row threshold only refreshes between chunks, so chunks start small and double up to kChunk.
+      long chunk = std::min<long>(kChunk, 4L * k);
+      for (long j0 = 0; j0 < cols; j0 += chunk, chunk = std::min(kChunk, 2 * chunk)) {
+        const long len = std::min(chunk, cols - j0);
+        if (!candidate_flags(row + j0, len, sign, row_thr, col_thr.data() + j0, flags)) continue;
         for (long q = 0; q < len; ++q) {
           if (!flags[q]) continue;
           const long j = j0 + q;
           const double c = D.at(i, j);
           if (c == kInf) continue;
-          if (c < rk.thr) rk.offer(c, static_cast<int32_t>(j), k);
-          if (c < ck[j].thr) {
-            ck[j].offer(c, static_cast<int32_t>(i), k);
-            col_thr[j] = as_cost(ck[j].thr);
+          if (c < row_thr) {
+            if (heap_offer(rh, rn, k, candidate_key(static_cast<float>(-c), static_cast<int32_t>(j))))
+              row_thr = static_cast<Cost>(key_cost(rh[0]));
+          }
+          if (c < col_thr[j]) {
+            if (heap_offer(ck + j * kc, cc[j], kc, candidate_key(static_cast<float>(-c), static_cast<int32_t>(i))))
+              col_thr[j] = static_cast<Cost>(key_cost(ck[j * kc]));
           }
         }
       }
-      rk.compact(k);
     }
   });
   for (long i = 0; i < rows; ++i)
-    for (uint64_t key : rowk[i].buf) {
-      const long j = rowk[i].index(key);
+    for (int q = 0; q < row_cnt[i]; ++q) {
+      const long j = key_candidate(row_keys[i * k + q]).index;
       add_original(i, j, D.at(i, j));
     }
-  for (long j = 0; j < cols; ++j) {
-    CandidateBuffer merged;
-    for (int t = 0; t < T; ++t) {
-      colk[t][j].compact(k);
-      merged.buf.insert(merged.buf.end(), colk[t][j].buf.begin(), colk[t][j].buf.end());
-    }
-    merged.compact(k);
-    for (uint64_t key : merged.buf) {
-      const long i = merged.index(key);
-      add_original(i, j, D.at(i, j));
+  {
+    std::vector<uint64_t> merged;
+    for (long j = 0; j < cols; ++j) {
+      merged.clear();
+      for (int t = 0; t < T; ++t) merged.insert(merged.end(), col_keys[t].begin() + j * kc, col_keys[t].begin() + j * kc + col_cnt[t][j]);
+      const size_t keep = std::min<size_t>(merged.size(), static_cast<size_t>(kc));
+      std::nth_element(merged.begin(), merged.begin() + (keep ? keep - 1 : 0), merged.end(), std::greater<uint64_t>());
+      for (size_t q = 0; q < keep; ++q) {
+        const long i = key_candidate(merged[q]).index;
+        add_original(i, j, D.at(i, j));
+      }
     }
   }
   g.dedupe();
-  colk.clear();
-  rowk.clear();
   static const bool profile = std::getenv("CMSAE_PROFILE") != nullptr;
   auto clock = t_start;
   auto lap = [&](const char* what) {
@@ -322,7 +402,9 @@ AssignmentResult solve_typed(const Dense<Cost>& D, int k, int max_rounds, Sparse
     bool ok;
     const bool warm = nr == nc && round > 0 && last_violations <= nr / 2;
     if (!warm) {
-      ok = init_sparse(g, col4row, row4col, u, v) && augment_free_rows(g, col4row, row4col, u, v);
+      ok = init_sparse(g, col4row, row4col, u, v);
+      if (ok) augmenting_row_reduction(g, col4row, row4col, u, v);
+      ok = ok && augment_free_rows(g, col4row, row4col, u, v);
     } else {
       for (int32_t r : touched_rows) {
         double best = kInf;
