@@ -1,29 +1,17 @@
 /** CorrelationAccumulator: exact, streaming Pearson correlation between two paired sets of sparse codes. */
 import { SaeError } from '../errors.js';
 import { native } from '../native/load.js';
-import type { NativeCorrHandle } from '../native/types.js';
+import type { NativeCorrHandle, NativeCorrStats } from '../native/types.js';
 import type { Matrix, SparseCodes } from '../types.js';
 import { checkCodes } from '../validate.js';
 
-export interface CorrelationResult {
-  /** Number of paired rows seen. */
-  n: number;
-  /** Rows in which each latent is active (value != 0). */
-  firesA: Float64Array;
-  firesB: Float64Array;
-  /** 1 when the latent fired at least minFires times and is not constant (zero variance). */
-  aliveA: Uint8Array;
-  aliveB: Uint8Array;
-  meanA: Float64Array;
-  meanB: Float64Array;
-  /** Population standard deviations. */
-  stdA: Float64Array;
-  stdB: Float64Array;
-  /** mA x mB Pearson correlation (float32); 0 wherever either latent is not alive. */
-  correlation: Matrix;
-  /** The same in float64, when result({ float64: true }) asked for it. */
-  correlation64?: Float64Array;
-}
+/**
+ * n (rows seen); firesA/B (rows in which each latent is active, value != 0); aliveA/B (1 when the latent fired
+ * at least minFires times and is not constant); meanA/B; stdA/B (population standard deviations); and the
+ * mA x mB Pearson correlation (float32; 0 wherever either latent is not alive), plus the same in float64 when
+ * result({ float64: true }) asked for it.
+ */
+export type CorrelationResult = NativeCorrStats & { correlation: Matrix; correlation64?: Float64Array };
 
 export interface TopCorrelations {
   /** For each A latent, its k largest correlations with alive B latents (best first; index -1 = none). */

@@ -1,8 +1,15 @@
-// 64-byte aligned, uninitialized float/int buffers for kernel scratch space.
+// Aligned buffers for kernel scratch space and large accumulators (optionally zeroed on huge pages).
 #pragma once
 #include <cstddef>
 #include <cstdlib>
+#include <cstring>
 #include <new>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
+#include "thread_pool.h"
 
 namespace cmsae {
 
@@ -19,14 +26,22 @@ class AlignedBuffer {
     if (this != &o) { std::free(p_); p_ = o.p_; n_ = o.n_; o.p_ = nullptr; o.n_ = 0; }
     return *this;
   }
-  void reset(size_t n) {
-    std::free(p_);
-    p_ = nullptr;
-    n_ = n;
-    if (n == 0) return;
-    size_t bytes = ((n * sizeof(T) + 63) / 64) * 64;
-    p_ = static_cast<T*>(std::aligned_alloc(64, bytes));
-    if (!p_) throw std::bad_alloc();
+  // Uninitialized storage for n elements, 64-byte aligned.
+  void reset(size_t n) { allocate(n, 64); }
+  // Zero-filled storage for n elements on 2 MiB boundaries with transparent huge pages requested (Linux
+  // madvise), zeroed by all threads so that later passes do not stall on page faults.
+  void reset_zeroed_huge(size_t n) {
+    constexpr size_t kHuge = size_t(2) << 20;
+    const size_t bytes = allocate(n, kHuge);
+    if (!p_) return;
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    madvise(p_, bytes, MADV_HUGEPAGE);
+#endif
+    const int parts = num_threads();
+    parallel_for(parts, [&](int t) {
+      const size_t b = n * t / parts, e = n * (t + 1) / parts;
+      std::memset(static_cast<void*>(p_ + b), 0, (e - b) * sizeof(T));
+    });
   }
   T* data() { return p_; }
   const T* data() const { return p_; }
@@ -35,6 +50,16 @@ class AlignedBuffer {
   const T& operator[](size_t i) const { return p_[i]; }
 
  private:
+  size_t allocate(size_t n, size_t alignment) {
+    std::free(p_);
+    p_ = nullptr;
+    n_ = n;
+    if (n == 0) return 0;
+    const size_t bytes = ((n * sizeof(T) + alignment - 1) / alignment) * alignment;
+    p_ = static_cast<T*>(std::aligned_alloc(alignment, bytes));
+    if (!p_) throw std::bad_alloc();
+    return bytes;
+  }
   T* p_ = nullptr;
   size_t n_ = 0;
 };

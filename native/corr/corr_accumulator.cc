@@ -128,7 +128,7 @@ CorrAccumulator::CorrAccumulator(int mA, int mB) : mA_(mA), mB_(mB) {
   require(mA > 0 && mB > 0, "ERR_ARG", "mA and mB must be >= 1");
   A_.resize(mA);
   B_.resize(mB);
-  S_.reset(static_cast<size_t>(mA) * mB);
+  S_.reset_zeroed_huge(static_cast<size_t>(mA) * mB);
 }
 
 void CorrAccumulator::add(const int32_t* ai, const float* av, int kA, const int32_t* bi, const float* bv, int kB,
@@ -321,29 +321,6 @@ void CorrAccumulator::top_correlations(const CorrResult& a, const CorrResult& b,
   // Per-thread column candidate heaps (min-heaps of keys), merged at the end.
   std::vector<std::vector<uint64_t>> col_keys(T, std::vector<uint64_t>(static_cast<size_t>(mB_) * k));
   std::vector<std::vector<int>> col_cnt(T, std::vector<int>(mB_, 0));
-  auto heap_offer = [k](uint64_t* h, int& cnt, uint64_t key) {
-    auto sift_down = [&](int i) {
-      for (;;) {
-        int l = 2 * i + 1;
-        if (l >= cnt) break;
-        if (l + 1 < cnt && h[l + 1] < h[l]) ++l;
-        if (h[i] <= h[l]) break;
-        std::swap(h[i], h[l]);
-        i = l;
-      }
-    };
-    if (cnt < k) {
-      int i = cnt++;
-      h[i] = key;
-      while (i > 0 && h[(i - 1) / 2] > h[i]) {
-        std::swap(h[i], h[(i - 1) / 2]);
-        i = (i - 1) / 2;
-      }
-    } else if (key > h[0]) {
-      h[0] = key;
-      sift_down(0);
-    }
-  };
   parallel_for(T, [&](int t) {
     std::vector<uint64_t> keys;
     std::vector<uint64_t>& ck = col_keys[t];
@@ -356,7 +333,7 @@ void CorrAccumulator::top_correlations(const CorrResult& a, const CorrResult& b,
           if (!b.alive[j]) continue;
           const float c = static_cast<float>((row[j] / n - a.mean[i] * b.mean[j]) / (a.std[i] * b.std[j]));
           keys.push_back(candidate_key(c, j));
-          heap_offer(ck.data() + static_cast<size_t>(j) * k, cc[j], candidate_key(c, static_cast<int32_t>(i)));
+          key_heap_offer(ck.data() + static_cast<size_t>(j) * k, cc[j], k, candidate_key(c, static_cast<int32_t>(i)));
         }
       }
       const int keep = std::min<int>(k, static_cast<int>(keys.size()));

@@ -11,6 +11,7 @@
 #include "../common/errors.h"
 #include "../common/thread_pool.h"
 #include "assignment.h"
+#include "sap_path.h"
 
 namespace cmsae {
 namespace {
@@ -79,22 +80,8 @@ void solve_rows(const View& cost, long nr, long nc, std::vector<int32_t>& col4ro
       else
         i = row4col[best];
     }
-    // Dual update, then augment along the path.
-    u[cur] += min_val;
-    for (int32_t r : sr_list) {
-      if (r != cur) u[r] += min_val - dist[col4row[r]];
-      in_sr[r] = 0;
-    }
-    for (int32_t c : sc_list) v[c] -= min_val - dist[c];
-    long j = sink;
-    for (;;) {
-      const long r = path[j];
-      row4col[j] = static_cast<int32_t>(r);
-      const long prev = col4row[r];
-      col4row[r] = static_cast<int32_t>(j);
-      if (r == cur) break;
-      j = prev;
-    }
+    for (int32_t r : sr_list) in_sr[r] = 0;
+    finish_augmentation(cur, sink, min_val, dist, sr_list, sc_list, path, col4row, row4col, u, v);
   }
 }
 

@@ -18,6 +18,7 @@
 #include "../common/thread_pool.h"
 #include "../sae/topk_select.h"
 #include "assignment.h"
+#include "sap_path.h"
 
 namespace cmsae {
 namespace {
@@ -199,19 +200,7 @@ bool augment_free_rows(const Graph& g, std::vector<int32_t>& col4row, std::vecto
       else
         i = row4col[j];
     }
-    u[cur] += min_val;
-    for (int32_t r : scanned_rows)
-      if (r != cur) u[r] += min_val - dist[col4row[r]];
-    for (int32_t c : scanned_cols) v[c] -= min_val - dist[c];
-    long j = sink;
-    for (;;) {
-      const long r = pred[j];
-      row4col[j] = static_cast<int32_t>(r);
-      const long prev = col4row[r];
-      col4row[r] = static_cast<int32_t>(j);
-      if (r == cur) break;
-      j = prev;
-    }
+    finish_augmentation(cur, sink, min_val, dist, scanned_rows, scanned_cols, pred, col4row, row4col, u, v);
   }
   return true;
 }
@@ -232,34 +221,6 @@ struct TopK {
     }
   }
 };
-
-// Offers `key` to the min-heap h[0..n) of capacity k (root = the worst kept key, i.e. the most expensive
-// entry). Returns true when the heap is full afterwards, so its root is the new threshold.
-inline bool heap_offer(uint64_t* h, int& n, int k, uint64_t key) {
-  if (n < k) {
-    int i = n++;
-    while (i > 0) {
-      const int parent = (i - 1) >> 1;
-      if (h[parent] <= key) break;
-      h[i] = h[parent];
-      i = parent;
-    }
-    h[i] = key;
-    return n == k;
-  }
-  if (key <= h[0]) return true;
-  int i = 0;
-  for (;;) {
-    int l = 2 * i + 1;
-    if (l >= k) break;
-    if (l + 1 < k && h[l + 1] < h[l]) ++l;
-    if (key <= h[l]) break;
-    h[i] = h[l];
-    i = l;
-  }
-  h[i] = key;
-  return true;
-}
 
 // Streaming filters, compiled for AVX2 and baseline x86-64 (chosen at load time by the ifunc resolver).
 // flags[j] = sign*x[j] < row_thr || sign*x[j] < col_thr[j]; returns the number of flags set.
@@ -344,11 +305,11 @@ AssignmentResult solve_typed(const Dense<Cost>& D, int k, int max_rounds, Sparse
           const double c = D.at(i, j);
           if (c == kInf) continue;
           if (c < row_thr) {
-            if (heap_offer(rh, rn, k, candidate_key(static_cast<float>(-c), static_cast<int32_t>(j))))
+            if (key_heap_offer(rh, rn, k, candidate_key(static_cast<float>(-c), static_cast<int32_t>(j))))
               row_thr = static_cast<Cost>(key_cost(rh[0]));
           }
           if (c < col_thr[j]) {
-            if (heap_offer(ck + j * kc, cc[j], kc, candidate_key(static_cast<float>(-c), static_cast<int32_t>(i))))
+            if (key_heap_offer(ck + j * kc, cc[j], kc, candidate_key(static_cast<float>(-c), static_cast<int32_t>(i))))
               col_thr[j] = static_cast<Cost>(key_cost(ck[j * kc]));
           }
         }

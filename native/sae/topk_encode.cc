@@ -79,37 +79,12 @@ void pack_encoder_panels(const EncoderView& enc, long p0, long p1, int nr, float
 
 namespace {
 
-// Min-heap of keys (root = worst kept): insert `key` into h[0..n).
-inline void key_heap_push(uint64_t* h, int n, uint64_t key) {
-  int i = n;
-  while (i > 0) {
-    const int parent = (i - 1) >> 1;
-    if (h[parent] <= key) break;
-    h[i] = h[parent];
-    i = parent;
-  }
-  h[i] = key;
-}
-// Replace the root of the full heap h[0..n) by `key` (> root) and restore the heap order.
-inline void key_heap_replace_top(uint64_t* h, int n, uint64_t key) {
-  int i = 0;
-  for (;;) {
-    int l = 2 * i + 1;
-    if (l >= n) break;
-    if (l + 1 < n && h[l + 1] < h[l]) ++l;
-    if (key <= h[l]) break;
-    h[i] = h[l];
-    i = l;
-  }
-  h[i] = key;
-}
-
 }  // namespace
 
 namespace {
 
-constexpr long kMaxRowsPerPass = 8192;
-constexpr int kMaxMr = 16;  // largest register-tile height of any kernel table  // bounds the per-thread candidate storage (threads x rows x k)
+constexpr long kMaxRowsPerPass = 8192;  // bounds the per-thread candidate storage (threads x rows x k)
+constexpr int kMaxMr = 16;              // largest register-tile height of any kernel table
 constexpr long kTargetRowsPerItem = 2048;
 
 // Candidate lists of one thread for every row of a pass: bounded min-heaps of keys (root = worst kept)
