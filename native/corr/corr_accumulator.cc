@@ -22,9 +22,11 @@ constexpr size_t kFlushEntries = size_t(1) << 23;  // buffered A nonzeros before
 constexpr char kMagic[8] = {'C', 'M', 'S', 'A', 'E', 'C', 'R', '1'};
 constexpr uint32_t kFormatVersion = 1;
 
+// Validates rows of codes and writes each row's number of nonzeros to counts[r].
 void check_codes(const int32_t* idx, const float* val, int k, long rows, int m, const char* side,
-                 std::vector<int64_t>& stamp, int64_t row0, long row_label0) {
+                 std::vector<int64_t>& stamp, int64_t row0, long row_label0, int32_t* counts) {
   for (long r = 0; r < rows; ++r) {
+    int32_t nz = 0;
     for (int s = 0; s < k; ++s) {
       const long p = r * k + s;
       const float v = val[p];
@@ -41,7 +43,9 @@ void check_codes(const int32_t* idx, const float* val, int k, long rows, int m, 
         fail("ERR_ARG", std::string(side) + " codes: latent " + std::to_string(j) + " is active twice in row " +
                             std::to_string(row_label0 + r) + "; each row may name a latent once");
       stamp[j] = row0 + r;
+      ++nz;
     }
+    counts[r] = nz;
   }
 }
 
@@ -56,17 +60,13 @@ struct PartialMoments {
 
 // Appends the nonzeros of rows [0, rows) to the CSR buffers (rows split over threads) and adds their
 // moments to `side`.
-void append_rows(const int32_t* idx, const float* val, int k, long rows, int m, CorrSide& side,
+// counts[r]: the row's number of nonzeros (from check_codes).
+void append_rows(const int32_t* idx, const float* val, int k, long rows, int m, const int32_t* counts, CorrSide& side,
                  std::vector<int64_t>& off, std::vector<int32_t>& bidx, std::vector<float>& bval) {
   if (off.empty()) off.push_back(0);
   const size_t off0 = off.size() - 1;
   off.resize(off0 + rows + 1);
-  for (long r = 0; r < rows; ++r) {
-    int c = 0;
-    for (int s = 0; s < k; ++s) c += val[r * k + s] != 0.f;
-    off[off0 + r + 1] = c;
-  }
-  for (long r = 0; r < rows; ++r) off[off0 + r + 1] += off[off0 + r];
+  for (long r = 0; r < rows; ++r) off[off0 + r + 1] = off[off0 + r] + counts[r];
   bidx.resize(off.back());
   bval.resize(off.back());
   const int T = static_cast<int>(std::max<long>(1, std::min<long>(num_threads(), rows / 1024 + 1)));
@@ -134,17 +134,20 @@ CorrAccumulator::CorrAccumulator(int mA, int mB) : mA_(mA), mB_(mB) {
 void CorrAccumulator::add(const int32_t* ai, const float* av, int kA, const int32_t* bi, const float* bv, int kB,
                           long rows) {
   if (rows <= 0) return;
-  {  // validate first (rows split over threads): a rejected batch leaves the state untouched
+  // Validate first (rows split over threads; also counts each row's nonzeros): a rejected batch leaves the
+  // state untouched.
+  std::vector<int32_t> count_a(rows), count_b(rows);
+  {
     const int T = static_cast<int>(std::max<long>(1, std::min<long>(num_threads(), rows / 1024 + 1)));
     parallel_for(T, [&](int t) {
       const long r0 = split_begin(rows, T, t), r1 = split_begin(rows, T, t + 1);
       std::vector<int64_t> stamp_a(mA_, -1), stamp_b(mB_, -1);
-      check_codes(ai + r0 * kA, av + r0 * kA, kA, r1 - r0, mA_, "A", stamp_a, 0, r0);
-      check_codes(bi + r0 * kB, bv + r0 * kB, kB, r1 - r0, mB_, "B", stamp_b, 0, r0);
+      check_codes(ai + r0 * kA, av + r0 * kA, kA, r1 - r0, mA_, "A", stamp_a, 0, r0, count_a.data() + r0);
+      check_codes(bi + r0 * kB, bv + r0 * kB, kB, r1 - r0, mB_, "B", stamp_b, 0, r0, count_b.data() + r0);
     });
   }
-  append_rows(ai, av, kA, rows, mA_, A_, bufA_off_, bufA_idx_, bufA_val_);
-  append_rows(bi, bv, kB, rows, mB_, B_, bufB_off_, bufB_idx_, bufB_val_);
+  append_rows(ai, av, kA, rows, mA_, count_a.data(), A_, bufA_off_, bufA_idx_, bufA_val_);
+  append_rows(bi, bv, kB, rows, mB_, count_b.data(), B_, bufB_off_, bufB_idx_, bufB_val_);
   n_ += rows;
   if (bufA_idx_.size() >= kFlushEntries) flush();
 }
@@ -182,17 +185,16 @@ void CorrAccumulator::flush() {
     start[i + 1] = start[i] + c;
     work[i + 1] = work[i] + w;
   }
-  std::vector<int32_t>& ent_row = ent_row_;  // kept between flushes: no page faults per chunk
-  std::vector<float>& ent_val = ent_val_;
-  ent_row.resize(bufA_idx_.size());
-  ent_val.resize(bufA_idx_.size());
+  // Each entry carries its B row's start and length directly, so the update loop (and its prefetch a few
+  // entries ahead) reads them sequentially instead of chasing the row offsets.
+  std::vector<BEntry>& ent = ent_;  // kept between flushes: no page faults per chunk
+  ent.resize(bufA_idx_.size());
   parallel_for(TG, [&](int t) {
     std::vector<int64_t>& cur = cnt[t];
     for (long r = split_begin(rows, TG, t); r < split_begin(rows, TG, t + 1); ++r)
       for (int64_t p = bufA_off_[r]; p < bufA_off_[r + 1]; ++p) {
         const int32_t i = bufA_idx_[p];
-        ent_row[cur[i]] = static_cast<int32_t>(r);
-        ent_val[cur[i]] = bufA_val_[p];
+        ent[cur[i]] = BEntry{bufB_off_[r], static_cast<int32_t>(bufB_off_[r + 1] - bufB_off_[r]), bufA_val_[p]};
         ++cur[i];
       }
   });
@@ -209,19 +211,20 @@ void CorrAccumulator::flush() {
       double* row = S_.data() + static_cast<size_t>(i) * mB_;
       for (int64_t e = start[i]; e < start[i + 1]; ++e) {
         if (e + 4 < start[i + 1]) {  // the B rows of a latent's entries are scattered: fetch 4 entries ahead
-          const int32_t pr = ent_row[e + 4];
-          const char* pi = reinterpret_cast<const char*>(bufB_idx_.data() + bufB_off_[pr]);
-          const char* pv = reinterpret_cast<const char*>(bufB_val_.data() + bufB_off_[pr]);
-          const long bytes = (bufB_off_[pr + 1] - bufB_off_[pr]) * 4;
+          const BEntry& nx = ent[e + 4];
+          const char* pi = reinterpret_cast<const char*>(bufB_idx_.data() + nx.b_off);
+          const char* pv = reinterpret_cast<const char*>(bufB_val_.data() + nx.b_off);
+          const long bytes = static_cast<long>(nx.b_len) * 4;
           for (long off = 0; off < bytes + 63; off += 64) {
             __builtin_prefetch(pi + std::min(off, bytes - 1));
             __builtin_prefetch(pv + std::min(off, bytes - 1));
           }
         }
-        const double a = ent_val[e];
-        const int32_t r = ent_row[e];
-        const int64_t b0 = bufB_off_[r], b1 = bufB_off_[r + 1];
-        for (int64_t q = b0; q < b1; ++q) row[bufB_idx_[q]] += a * bufB_val_[q];
+        const BEntry& en = ent[e];
+        const double a = en.a;
+        const int32_t* bi = bufB_idx_.data() + en.b_off;
+        const float* bv = bufB_val_.data() + en.b_off;
+        for (int32_t q = 0; q < en.b_len; ++q) row[bi[q]] += a * bv[q];
       }
     }
   });

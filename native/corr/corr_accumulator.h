@@ -61,8 +61,13 @@ class CorrAccumulator {
   std::vector<int64_t> bufA_off_, bufB_off_;
   std::vector<int32_t> bufA_idx_, bufB_idx_;
   std::vector<float> bufA_val_, bufB_val_;
-  std::vector<int32_t> ent_row_;  // A nonzeros grouped by latent (flush scratch)
-  std::vector<float> ent_val_;
+  // A nonzeros grouped by latent (flush scratch): the value and its row's B nonzeros.
+  struct BEntry {
+    int64_t b_off;
+    int32_t b_len;
+    float a;
+  };
+  std::vector<BEntry> ent_;
 };
 
 }  // namespace cmsae
