@@ -97,6 +97,7 @@ export interface NativeAssignmentStats {
   rounds: number;
   violations: number;
   edges: number;
+  weakRows: number;
   fellBack: boolean;
 }
 

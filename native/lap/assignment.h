@@ -34,6 +34,7 @@ struct SparseStats {
   int rounds = 0;
   long violations = 0;  // entries added by the pricing passes
   long edges = 0;       // edges of the final sparse graph
+  long weak_rows = 0;   // rows given extra candidates in the first graph
   bool fell_back = false;
 };
 AssignmentResult solve_assignment_sparse(const AssignmentInput& in, int k, int max_rounds, SparseStats* stats = nullptr);

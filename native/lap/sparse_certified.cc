@@ -321,6 +321,58 @@ AssignmentResult solve_typed(const Dense<Cost>& D, int k, int max_rounds, Sparse
       const long j = key_candidate(row_keys[i * k + q]).index;
       add_original(i, j, D.at(i, j));
     }
+  // Pass A': "weak" rows, whose favourite column has a much better row (it loses more to that column's best
+  // than its own k candidates span), will be matched elsewhere, among near-equal options that the plain top-k
+  // does not cover: on correlation-like matrices those rows cause most pricing rounds. They get 8k candidates.
+  {
+    std::vector<double> colbest(cols, kInf);
+    for (int t = 0; t < T; ++t)
+      for (long j = 0; j < cols; ++j)
+        for (int q = 0; q < col_cnt[t][j]; ++q) colbest[j] = std::min(colbest[j], key_cost(col_keys[t][j * kc + q]));
+    std::vector<int32_t> weak;
+    for (long i = 0; i < rows; ++i) {
+      if (row_cnt[i] < k) continue;
+      const uint64_t* h = row_keys.data() + i * k;
+      const uint64_t top = *std::max_element(h, h + k);  // the cheapest entry; h[0] is the k-th cheapest
+      const long jb = key_candidate(top).index;
+      const double best = key_cost(top), kth = key_cost(h[0]);
+      if (best - colbest[jb] > kth - best) weak.push_back(static_cast<int32_t>(i));
+    }
+    const int kw = 8 * k;
+    std::vector<uint64_t> weak_keys(weak.size() * static_cast<size_t>(kw));
+    std::vector<int> weak_cnt(weak.size(), 0);
+    const long nw = static_cast<long>(weak.size());
+    const int TW = static_cast<int>(std::max<long>(1, std::min<long>(T, nw)));
+    parallel_for(TW, [&](int t) {
+      uint8_t flags[kChunk];
+      const std::vector<Cost> no_cols(kChunk, -std::numeric_limits<Cost>::infinity());
+      for (long w = split_begin(nw, TW, t); w < split_begin(nw, TW, t + 1); ++w) {
+        const long i = weak[w];
+        uint64_t* rh = weak_keys.data() + w * kw;
+        int& rn = weak_cnt[w];
+        Cost row_thr = cinf;
+        const Cost* row = D.data + i * cols;
+        long chunk = std::min<long>(kChunk, 2L * kw);
+        for (long j0 = 0; j0 < cols; j0 += chunk, chunk = std::min(kChunk, 2 * chunk)) {
+          const long len = std::min(chunk, cols - j0);
+          if (!candidate_flags(row + j0, len, sign, row_thr, no_cols.data(), flags)) continue;
+          for (long q = 0; q < len; ++q) {
+            if (!flags[q]) continue;
+            const double c = D.at(i, j0 + q);
+            if (c == kInf || !(c < row_thr)) continue;
+            if (key_heap_offer(rh, rn, kw, candidate_key(static_cast<float>(-c), static_cast<int32_t>(j0 + q))))
+              row_thr = static_cast<Cost>(key_cost(rh[0]));
+          }
+        }
+      }
+    });
+    for (long w = 0; w < nw; ++w)
+      for (int q = 0; q < weak_cnt[w]; ++q) {
+        const long j = key_candidate(weak_keys[w * kw + q]).index;
+        add_original(weak[w], j, D.at(weak[w], j));
+      }
+    if (stats) stats->weak_rows = nw;
+  }
   {
     std::vector<uint64_t> merged;
     for (long j = 0; j < cols; ++j) {
