@@ -85,6 +85,48 @@ bool init_sparse(const Graph& g, std::vector<int32_t>& col4row, std::vector<int3
   return true;
 }
 
+// Square problems: Jonker-Volgenant column reduction (v_j = min_i c_ij, each column to its cheapest row if
+// that row has no column yet) and reduction transfer (a row holding exactly one column moves its slack to
+// that column's dual). Returns false when a row has no edge.
+bool init_column_reduction(const Graph& g, std::vector<int32_t>& col4row, std::vector<int32_t>& row4col,
+                           std::vector<double>& u, std::vector<double>& v) {
+  const long n = g.nr;
+  col4row.assign(n, -1);
+  row4col.assign(g.nc, -1);
+  u.assign(n, 0.0);
+  v.assign(g.nc, kInf);
+  std::vector<int32_t> best_row(g.nc, -1);
+  for (long i = 0; i < n; ++i) {
+    if (g.adj[i].empty()) return false;
+    for (const Edge& e : g.adj[i])
+      if (e.cost < v[e.col] || (e.cost == v[e.col] && i < best_row[e.col])) {
+        v[e.col] = e.cost;
+        best_row[e.col] = static_cast<int32_t>(i);
+      }
+  }
+  std::vector<int> matches(n, 0);
+  for (long j = g.nc - 1; j >= 0; --j) {
+    if (best_row[j] < 0) {
+      v[j] = 0;  // no edge: the column can only be reached by a later pricing round
+      continue;
+    }
+    const int32_t i = best_row[j];
+    if (++matches[i] == 1) {
+      col4row[i] = static_cast<int32_t>(j);
+      row4col[j] = i;
+    }
+  }
+  for (long i = 0; i < n; ++i) {
+    if (matches[i] != 1) continue;
+    const int32_t j1 = col4row[i];
+    double mu = kInf;
+    for (const Edge& e : g.adj[i])
+      if (e.col != j1) mu = std::min(mu, e.cost - v[e.col]);
+    if (mu < kInf) v[j1] -= mu;
+  }
+  return true;
+}
+
 // Jonker-Volgenant augmenting row reduction on the sparse graph: each free row takes its cheapest column
 // (reduced by v), lowering that column's v to the row's second-best level so the row is indifferent, and
 // evicts the previous owner, which is processed next. Two sweeps over the free rows, then u_i is reset to
@@ -96,7 +138,7 @@ void augmenting_row_reduction(const Graph& g, std::vector<int32_t>& col4row, std
   std::vector<int32_t> free_rows;
   for (long i = 0; i < nr; ++i)
     if (col4row[i] < 0) free_rows.push_back(static_cast<int32_t>(i));
-  for (int sweep = 0; sweep < 2 && !free_rows.empty(); ++sweep) {
+  for (int sweep = 0; sweep < 4 && !free_rows.empty(); ++sweep) {
     const size_t prev = free_rows.size();
     size_t kk = 0, nfree = 0;
     long guard = 0;
@@ -146,6 +188,76 @@ void augmenting_row_reduction(const Graph& g, std::vector<int32_t>& col4row, std
   }
 }
 
+// Indexed binary min-heap of columns keyed by (distance, matched?, column) with decrease-key: ties prefer
+// a free column, then the smaller index (deterministic).
+class ColumnHeap {
+ public:
+  explicit ColumnHeap(long nc) : pos_(nc, -1) {}
+  bool empty() const { return heap_.empty(); }
+  void clear() {
+    for (int32_t c : heap_) pos_[c] = -1;
+    heap_.clear();
+  }
+  // Inserts column c or lowers its key (dist must already hold the new distance).
+  void push_or_decrease(int32_t c, const std::vector<double>& dist, const std::vector<int32_t>& row4col) {
+    long i = pos_[c];
+    if (i < 0) {
+      i = static_cast<long>(heap_.size());
+      heap_.push_back(c);
+    }
+    sift_up(i, dist, row4col);
+  }
+  int32_t pop(const std::vector<double>& dist, const std::vector<int32_t>& row4col) {
+    const int32_t top = heap_[0];
+    pos_[top] = -1;
+    const int32_t last = heap_.back();
+    heap_.pop_back();
+    if (!heap_.empty()) {
+      heap_[0] = last;
+      pos_[last] = 0;
+      sift_down(0, dist, row4col);
+    }
+    return top;
+  }
+
+ private:
+  static bool less(int32_t a, int32_t b, const std::vector<double>& dist, const std::vector<int32_t>& row4col) {
+    if (dist[a] != dist[b]) return dist[a] < dist[b];
+    const bool fa = row4col[a] < 0, fb = row4col[b] < 0;
+    if (fa != fb) return fa;
+    return a < b;
+  }
+  void sift_up(long i, const std::vector<double>& dist, const std::vector<int32_t>& row4col) {
+    const int32_t c = heap_[i];
+    while (i > 0) {
+      const long parent = (i - 1) / 2;
+      if (!less(c, heap_[parent], dist, row4col)) break;
+      heap_[i] = heap_[parent];
+      pos_[heap_[i]] = static_cast<int32_t>(i);
+      i = parent;
+    }
+    heap_[i] = c;
+    pos_[c] = static_cast<int32_t>(i);
+  }
+  void sift_down(long i, const std::vector<double>& dist, const std::vector<int32_t>& row4col) {
+    const long n = static_cast<long>(heap_.size());
+    const int32_t c = heap_[i];
+    for (;;) {
+      long l = 2 * i + 1;
+      if (l >= n) break;
+      if (l + 1 < n && less(heap_[l + 1], heap_[l], dist, row4col)) ++l;
+      if (!less(heap_[l], c, dist, row4col)) break;
+      heap_[i] = heap_[l];
+      pos_[heap_[i]] = static_cast<int32_t>(i);
+      i = l;
+    }
+    heap_[i] = c;
+    pos_[c] = static_cast<int32_t>(i);
+  }
+  std::vector<int32_t> heap_;
+  std::vector<int32_t> pos_;
+};
+
 // Augments every free row along a shortest path (reduced costs c - u - v >= 0 on the graph are assumed).
 bool augment_free_rows(const Graph& g, std::vector<int32_t>& col4row, std::vector<int32_t>& row4col,
                        std::vector<double>& u, std::vector<double>& v) {
@@ -154,8 +266,7 @@ bool augment_free_rows(const Graph& g, std::vector<int32_t>& col4row, std::vecto
   std::vector<int32_t> pred(nc, -1);
   std::vector<uint8_t> done(nc, 0);
   std::vector<int32_t> touched, scanned_cols, scanned_rows;
-  using Item = std::pair<double, int64_t>;  // (distance, tie key: matched flag then column)
-  std::priority_queue<Item, std::vector<Item>, std::greater<Item>> heap;
+  ColumnHeap heap(nc);
   for (long cur = 0; cur < nr; ++cur) {
     if (col4row[cur] >= 0) continue;
     for (int32_t j : touched) {
@@ -166,32 +277,25 @@ bool augment_free_rows(const Graph& g, std::vector<int32_t>& col4row, std::vecto
     touched.clear();
     scanned_cols.clear();
     scanned_rows.clear();
-    heap = decltype(heap)();
+    heap.clear();
     double min_val = 0;
     long i = cur, sink = -1;
     while (sink < 0) {
       scanned_rows.push_back(static_cast<int32_t>(i));
+      const double ui = u[i];
       for (const Edge& e : g.adj[i]) {
         const int32_t j = e.col;
         if (done[j]) continue;
-        const double nd = min_val + e.cost - u[i] - v[j];
+        const double nd = min_val + e.cost - ui - v[j];
         if (nd < dist[j]) {
           if (dist[j] == kInf) touched.push_back(j);
           dist[j] = nd;
           pred[j] = static_cast<int32_t>(i);
-          heap.push({nd, (static_cast<int64_t>(row4col[j] >= 0) << 32) | j});
+          heap.push_or_decrease(j, dist, row4col);
         }
       }
-      int32_t j = -1;
-      while (!heap.empty()) {
-        const Item top = heap.top();
-        heap.pop();
-        const int32_t c = static_cast<int32_t>(top.second & 0xffffffff);
-        if (done[c] || top.first != dist[c]) continue;
-        j = c;
-        break;
-      }
-      if (j < 0) return false;
+      if (heap.empty()) return false;
+      const int32_t j = heap.pop(dist, row4col);
       min_val = dist[j];
       done[j] = 1;
       scanned_cols.push_back(j);
@@ -415,8 +519,13 @@ AssignmentResult solve_typed(const Dense<Cost>& D, int k, int max_rounds, Sparse
     bool ok;
     const bool warm = nr == nc && round > 0 && last_violations <= nr / 2;
     if (!warm) {
-      ok = init_sparse(g, col4row, row4col, u, v);
+      ok = nr == nc ? init_column_reduction(g, col4row, row4col, u, v) : init_sparse(g, col4row, row4col, u, v);
       if (ok) augmenting_row_reduction(g, col4row, row4col, u, v);
+      if (profile) {
+        long free_rows = 0;
+        for (int32_t c : col4row) free_rows += c < 0;
+        std::fprintf(stderr, "[%ld free rows after ARR] ", free_rows);
+      }
       ok = ok && augment_free_rows(g, col4row, row4col, u, v);
     } else {
       for (int32_t r : touched_rows) {
