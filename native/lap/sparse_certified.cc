@@ -138,7 +138,7 @@ void augmenting_row_reduction(const Graph& g, std::vector<int32_t>& col4row, std
   std::vector<int32_t> free_rows;
   for (long i = 0; i < nr; ++i)
     if (col4row[i] < 0) free_rows.push_back(static_cast<int32_t>(i));
-  for (int sweep = 0; sweep < 4 && !free_rows.empty(); ++sweep) {
+  for (int sweep = 0; sweep < 2 && !free_rows.empty(); ++sweep) {
     const size_t prev = free_rows.size();
     size_t kk = 0, nfree = 0;
     long guard = 0;
