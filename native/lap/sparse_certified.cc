@@ -1,16 +1,17 @@
-// Certified sparse assignment (Lee & Orlin 1993 "sparsify and price out"): keep the k cheapest entries of
-// every row and every column (one streaming pass), solve that sparse problem exactly (successive shortest
-// augmenting paths, binary-heap Dijkstra, float64 duals), then check every entry of the dense matrix:
-// reduced costs c_ij - u_i - v_j >= -tol certify the sparse optimum as the dense optimum; otherwise the
-// violating entries join the graph and the sparse problem is solved again. Falls back to the dense solver
-// when the sparse graph has no complete matching or the rounds do not converge.
+// Certified sparse assignment (Lee & Orlin 1993 "sparsify and price out"): keep the cheapest entries of
+// every row and column (one streaming pass; more for "weak" rows), solve that sparse problem exactly
+// (Jonker-Volgenant initialization: column reduction + reduction transfer when square, row reduction when
+// rectangular, augmenting row reduction; then successive shortest augmenting paths with an indexed-heap
+// Dijkstra; float64 duals), then check every entry of the dense matrix: reduced costs c_ij - u_i - v_j >= -tol
+// certify the sparse optimum as the dense optimum; otherwise the violating entries join the graph and the
+// sparse problem is solved again. Falls back to the dense solver when the sparse graph has no complete
+// matching or the rounds do not converge.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cmath>
 #include <limits>
-#include <queue>
 #include <string>
 #include <vector>
 
@@ -57,9 +58,8 @@ struct Graph {
   }
 };
 
-// Sparse successive shortest paths from scratch: row reduction + greedy tight matching, then one
-// Dijkstra per free row. Returns false when some row cannot be matched within the graph.
-// Row reduction (v = 0 keeps the rectangular dual sign v <= 0) and greedy matching on tight edges.
+// Rectangular problems: row reduction (v = 0 keeps the rectangular dual sign v <= 0) and greedy matching on
+// tight edges. Returns false when a row has no edge.
 bool init_sparse(const Graph& g, std::vector<int32_t>& col4row, std::vector<int32_t>& row4col, std::vector<double>& u,
                  std::vector<double>& v) {
   const long nr = g.nr, nc = g.nc;
