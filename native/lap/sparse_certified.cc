@@ -426,7 +426,7 @@ AssignmentResult solve_typed(const Dense<Cost>& D, int k, int max_rounds, Sparse
       add_original(i, j, D.at(i, j));
     }
   // Pass A': "weak" rows, whose favourite column has a much better row (it loses more to that column's best
-  // than its own k candidates span), will be matched elsewhere, among near-equal options that the plain top-k
+  // than a quarter of its own k candidates' span), will be matched elsewhere, among near-equal options that the plain top-k
   // does not cover: on correlation-like matrices those rows cause most pricing rounds. They get 8k candidates.
   {
     std::vector<double> colbest(cols, kInf);
@@ -440,7 +440,7 @@ AssignmentResult solve_typed(const Dense<Cost>& D, int k, int max_rounds, Sparse
       const uint64_t top = *std::max_element(h, h + k);  // the cheapest entry; h[0] is the k-th cheapest
       const long jb = key_candidate(top).index;
       const double best = key_cost(top), kth = key_cost(h[0]);
-      if (best - colbest[jb] > kth - best) weak.push_back(static_cast<int32_t>(i));
+      if (best - colbest[jb] > 0.25 * (kth - best)) weak.push_back(static_cast<int32_t>(i));
     }
     const int kw = 8 * k;
     std::vector<uint64_t> weak_keys(weak.size() * static_cast<size_t>(kw));
