@@ -326,8 +326,20 @@ struct TopK {
   }
 };
 
+// Candidate selection breaks ties pseudo-randomly per row (per column), so that a heavily tied matrix does
+// not send every row to the same lowest-index columns (a graph without a complete matching): the key's
+// index field holds scramble(index, salt), a bijection of 32-bit words.
+inline uint32_t salt_of(long x) { return static_cast<uint32_t>(x) * 0x85EBCA6Bu + 0x27D4EB2Fu; }
+inline int32_t scramble(long index, uint32_t salt) {
+  return static_cast<int32_t>((static_cast<uint32_t>(index) ^ salt) * 0x9E3779B1u);
+}
+inline long unscramble(uint64_t key, uint32_t salt) {
+  return static_cast<long>((static_cast<uint32_t>(key_candidate(key).index) * 0x0E8B2F51u) ^ salt);
+}
+
 // Streaming filters, compiled for AVX2 and baseline x86-64 (chosen at load time by the ifunc resolver).
-// flags[j] = sign*x[j] < row_thr || sign*x[j] < col_thr[j]; returns the number of flags set.
+// flags[j] = sign*x[j] <= row_thr || sign*x[j] <= col_thr[j] (ties pass: the scrambled key decides); returns
+// the number of flags set.
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define CMSAE_CLONES __attribute__((target_clones("avx2", "default"), noinline))
 #else
@@ -338,7 +350,7 @@ struct TopK {
     int hits = 0;                                                                                      \
     for (long j = 0; j < n; ++j) {                                                                     \
       const T c = sign * x[j];                                                                         \
-      const uint8_t f = static_cast<uint8_t>((c < row_thr) | (c < col_thr[j]));                       \
+      const uint8_t f = static_cast<uint8_t>((c <= row_thr) | (c <= col_thr[j]));                     \
       flags[j] = f;                                                                                    \
       hits += f;                                                                                       \
     }                                                                                                  \
@@ -408,12 +420,12 @@ AssignmentResult solve_typed(const Dense<Cost>& D, int k, int max_rounds, Sparse
           const long j = j0 + q;
           const double c = D.at(i, j);
           if (c == kInf) continue;
-          if (c < row_thr) {
-            if (key_heap_offer(rh, rn, k, candidate_key(static_cast<float>(-c), static_cast<int32_t>(j))))
+          if (c <= row_thr) {
+            if (key_heap_offer(rh, rn, k, candidate_key(static_cast<float>(-c), scramble(j, salt_of(i)))))
               row_thr = static_cast<Cost>(key_cost(rh[0]));
           }
-          if (c < col_thr[j]) {
-            if (key_heap_offer(ck + j * kc, cc[j], kc, candidate_key(static_cast<float>(-c), static_cast<int32_t>(i))))
+          if (c <= col_thr[j]) {
+            if (key_heap_offer(ck + j * kc, cc[j], kc, candidate_key(static_cast<float>(-c), scramble(i, salt_of(j)))))
               col_thr[j] = static_cast<Cost>(key_cost(ck[j * kc]));
           }
         }
@@ -422,7 +434,7 @@ AssignmentResult solve_typed(const Dense<Cost>& D, int k, int max_rounds, Sparse
   });
   for (long i = 0; i < rows; ++i)
     for (int q = 0; q < row_cnt[i]; ++q) {
-      const long j = key_candidate(row_keys[i * k + q]).index;
+      const long j = unscramble(row_keys[i * k + q], salt_of(i));
       add_original(i, j, D.at(i, j));
     }
   // Pass A': "weak" rows, whose favourite column has a much better row (it loses more to that column's best
@@ -438,7 +450,7 @@ AssignmentResult solve_typed(const Dense<Cost>& D, int k, int max_rounds, Sparse
       if (row_cnt[i] < k) continue;
       const uint64_t* h = row_keys.data() + i * k;
       const uint64_t top = *std::max_element(h, h + k);  // the cheapest entry; h[0] is the k-th cheapest
-      const long jb = key_candidate(top).index;
+      const long jb = unscramble(top, salt_of(i));
       const double best = key_cost(top), kth = key_cost(h[0]);
       if (best - colbest[jb] > 0.25 * (kth - best)) weak.push_back(static_cast<int32_t>(i));
     }
@@ -463,8 +475,8 @@ AssignmentResult solve_typed(const Dense<Cost>& D, int k, int max_rounds, Sparse
           for (long q = 0; q < len; ++q) {
             if (!flags[q]) continue;
             const double c = D.at(i, j0 + q);
-            if (c == kInf || !(c < row_thr)) continue;
-            if (key_heap_offer(rh, rn, kw, candidate_key(static_cast<float>(-c), static_cast<int32_t>(j0 + q))))
+            if (c == kInf || !(c <= row_thr)) continue;
+            if (key_heap_offer(rh, rn, kw, candidate_key(static_cast<float>(-c), scramble(j0 + q, salt_of(i)))))
               row_thr = static_cast<Cost>(key_cost(rh[0]));
           }
         }
@@ -472,7 +484,7 @@ AssignmentResult solve_typed(const Dense<Cost>& D, int k, int max_rounds, Sparse
     });
     for (long w = 0; w < nw; ++w)
       for (int q = 0; q < weak_cnt[w]; ++q) {
-        const long j = key_candidate(weak_keys[w * kw + q]).index;
+        const long j = unscramble(weak_keys[w * kw + q], salt_of(weak[w]));
         add_original(weak[w], j, D.at(weak[w], j));
       }
     if (stats) stats->weak_rows = nw;
@@ -485,7 +497,7 @@ AssignmentResult solve_typed(const Dense<Cost>& D, int k, int max_rounds, Sparse
       const size_t keep = std::min<size_t>(merged.size(), static_cast<size_t>(kc));
       std::nth_element(merged.begin(), merged.begin() + (keep ? keep - 1 : 0), merged.end(), std::greater<uint64_t>());
       for (size_t q = 0; q < keep; ++q) {
-        const long i = key_candidate(merged[q]).index;
+        const long i = unscramble(merged[q], salt_of(j));
         add_original(i, j, D.at(i, j));
       }
     }

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 
-import { CorrelationAccumulator, alignLatents, solveAssignment, solveAssignmentAsync, type CostMatrix, type SparseCodes } from '../../lib/index.js';
+import { CorrelationAccumulator, alignLatents, solveAssignment, solveAssignmentAsync, type Assignment, type CostMatrix, type SparseCodes } from '../../lib/index.js';
 import { native } from '../../lib/native/load.js';
 import { expectSaeError } from '../helpers/expect-error.js';
 import { requireScipy, scipyLsa, type LsaJob } from '../helpers/python.js';
@@ -12,7 +12,7 @@ interface Case extends LsaJob {
 }
 
 /** Duals must certify optimality: dual feasible everywhere (forbidden pairs excepted) and no duality gap. */
-function certify(c: CostMatrix, maximize: boolean, algorithm: 'dense' | 'sparse' | 'auto' = 'auto', candidates?: number): { objective: number } {
+function certify(c: CostMatrix, maximize: boolean, algorithm: 'dense' | 'sparse' | 'auto' = 'auto', candidates?: number): Assignment {
   const r = solveAssignment(c, { maximize, returnDuals: true, algorithm, candidates });
   const cert = native().certifyAssignment(c.data, c.rows, c.cols, maximize, r.rowToCol, r.colToRow, r.duals!.u, r.duals!.v);
   let scale = 1;
@@ -104,6 +104,33 @@ describe('solveAssignment (exact, certified)', () => {
       expect(certify(c, maximize, 'dense').objective, `case ${t}`).to.be.closeTo(want, 1e-9);
       expect(certify(c, maximize, 'sparse', 1).objective, `case ${t} sparse`).to.be.closeTo(want, 1e-9);
     }
+  });
+
+  it('the certified sparse path equals the dense solver on larger structured matrices (square and rectangular)', () => {
+    const rng = new Rng(99);
+    const cases: [string, CostMatrix][] = [
+      ['uniform 900x900', matrix(900, 900, () => rng.next(), true)],
+      ['correlation-like 1000x1000', corrLike(rng, 1000, 1000, 0)],
+      ['30% partnerless 1000x1000', corrLike(rng, 1000, 1000, 0.3)],
+      ['partnerless rectangular 980x1000', corrLike(rng, 980, 1000, 0.3)],
+      ['partnerless rectangular 1000x960', corrLike(rng, 1000, 960, 0.3)],
+      ['integer ties 600x600', matrix(600, 600, () => rng.int(6), true)],
+    ];
+    let maxRounds = 0, weakRows = 0, fellBack = 0;
+    for (const [name, c] of cases) {
+      const dense = solveAssignment(c, { maximize: true, algorithm: 'dense' });
+      for (const k of [4, 16]) {
+        const r = certify(c, true, 'sparse', k);
+        expect(r.objective, `${name} (k=${k})`).to.be.closeTo(dense.objective, 1e-9 * Math.max(1, Math.abs(dense.objective)));
+        maxRounds = Math.max(maxRounds, r.stats.rounds);
+        weakRows += r.stats.weakRows;
+        fellBack += r.stats.fellBack ? 1 : 0;
+      }
+    }
+    // The cases must exercise the pricing rounds and the weak-row candidates, not just one clean solve.
+    expect(maxRounds).to.be.greaterThan(1);
+    expect(weakRows).to.be.greaterThan(0);
+    expect(fellBack).to.equal(0);
   });
 
   it("handles scipy's own test cases", () => {
