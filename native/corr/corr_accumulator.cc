@@ -12,6 +12,7 @@
 #include <limits>
 
 #include "../common/errors.h"
+#include "../common/memory.h"
 #include "../common/thread_pool.h"
 #include "../sae/topk_select.h"
 
@@ -126,6 +127,8 @@ void CorrSide::resize(int m) {
 
 CorrAccumulator::CorrAccumulator(int mA, int mB) : mA_(mA), mB_(mB) {
   require(mA > 0 && mB > 0, "ERR_ARG", "mA and mB must be >= 1");
+  require_memory(8.0 * mA * mB + (size_t(1) << 28), "a " + std::to_string(mA) + " x " + std::to_string(mB) +
+                                                      " correlation accumulator (float64 co-moments)");
   A_.resize(mA);
   B_.resize(mB);
   S_.reset_zeroed_huge(static_cast<size_t>(mA) * mB);

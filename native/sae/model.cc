@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "../common/errors.h"
+#include "../common/memory.h"
 #include "../common/thread_pool.h"
 #include "decode.h"
 #include "kernels.h"
@@ -82,6 +83,9 @@ struct PhaseTimer {
 
 SaeModel::SaeModel(const SaeConfig& cfg) : cfg_(cfg) {
   const size_t md = static_cast<size_t>(cfg.m) * cfg.d;
+  // weights (2), AdamW moments (4), gradient rows (2) and the packed encoder (1), float32 each
+  require_memory(9.0 * 4.0 * static_cast<double>(md), "an SAE with d = " + std::to_string(cfg.d) + ", m = " +
+                                                          std::to_string(cfg.m));
   W_enc_.assign(md, 0.f);
   W_dec_.assign(md, 0.f);
   b_enc_.assign(cfg.m, 0.f);

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import os from 'node:os';
 
 import { CorrelationAccumulator, type SparseCodes } from '../../lib/index.js';
 import { expectSaeError, expectSaeRejection } from '../helpers/expect-error.js';
@@ -186,6 +187,9 @@ describe('CorrelationAccumulator', () => {
     await expectSaeRejection(acc.addAsync(badIdx, slice(data.b, 0, 10)), 'ERR_RANGE');
     expect(acc.n).to.equal(10);
     expectSaeError(() => new CorrelationAccumulator(0, 3), 'ERR_ARG');
+    // 65536^2 float64 co-moments = 32 GiB: refused on machines with less than ~43 GiB of RAM.
+    if (os.totalmem() < 40 * 2 ** 30) expectSaeError(() => new CorrelationAccumulator(65536, 65536), 'ERR_NOMEM', /GiB/);
+    else console.log('      (ERR_NOMEM check skipped: this machine could hold a 32 GiB accumulator)');
     using other = new CorrelationAccumulator(mA + 1, mB);
     expectSaeError(() => acc.merge(other), 'ERR_SHAPE', /different sizes/);
     expectSaeError(() => acc.topCorrelations(0), 'ERR_ARG');

@@ -76,6 +76,11 @@ describe('bad input gives typed errors and leaves the model unchanged', () => {
     sae.dispose();
   });
 
+  it('refuses a model that cannot fit in RAM with ERR_NOMEM instead of being killed', () => {
+    // 2^33 weights: ~300 GB of weights, moments and scratch.
+    expectSaeError(() => TopKSAE.create({ d: 4096, m: 1 << 21, k: 32 }), 'ERR_NOMEM', /GiB/);
+  });
+
   it('dispose is idempotent and later calls throw ERR_DISPOSED', async () => {
     const sae = TopKSAE.create({ d, m, k });
     sae.dispose();
