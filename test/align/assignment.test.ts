@@ -133,14 +133,30 @@ describe('solveAssignment (exact, certified)', () => {
     expect(fellBack).to.equal(0);
   });
 
-  it("handles scipy's own test cases", () => {
-    const m = (rows: number[][]) => ({ rows: rows.length, cols: rows[0]?.length ?? 0, data: Float64Array.from(rows.flat()) });
-    expect(solveAssignment(m([[400, 150, 400], [400, 450, 600], [300, 225, 300]])).objective).to.equal(850);
-    expect(Array.from(solveAssignment(m([[400, 150, 400], [400, 450, 600], [300, 225, 300]])).rowToCol)).to.deep.equal([1, 0, 2]);
-    expect(solveAssignment(m([[400, 150, 400, 1], [400, 450, 600, 2], [300, 225, 300, 3]])).objective).to.equal(452);
-    expect(solveAssignment(m([[10, 10, 8], [9, 8, 1], [9, 7, 4]])).objective).to.equal(18);
-    expect(solveAssignment(m([[10, 10, 8, 11], [9, 8, 1, 1], [9, 7, 4, 10]])).objective).to.equal(15);
-    expect(solveAssignment(m([[10, 10, 8], [9, 8, 1], [9, 7, 4]]), { maximize: true }).objective).to.equal(25);
+  it("passes scipy's own linear_sum_assignment cases (both signs, both orientations, both algorithms)", () => {
+    const inf = Infinity;
+    // [cost matrix, expected chosen entry of each row] from scipy's test suite.
+    const cases: [number[][], number[]][] = [
+      [[[400, 150, 400], [400, 450, 600], [300, 225, 300]], [150, 400, 300]],
+      [[[400, 150, 400, 1], [400, 450, 600, 2], [300, 225, 300, 3]], [150, 2, 300]],
+      [[[10, 10, 8], [9, 8, 1], [9, 7, 4]], [10, 1, 7]],
+      [[[10, 10, 8, 11], [9, 8, 1, 1], [9, 7, 4, 10]], [10, 1, 4]],
+      [[[10, inf, inf], [inf, inf, 1], [inf, 7, inf]], [10, 1, 7]],
+    ];
+    for (const [rowsData, expected] of cases)
+      for (const sign of [-1, 1])
+        for (const transpose of [false, true])
+          for (const algorithm of ['dense', 'sparse'] as const) {
+            const M = transpose ? rowsData[0].map((_, j) => rowsData.map((r) => r[j])) : rowsData;
+            const c = { rows: M.length, cols: M[0].length, data: Float64Array.from(M.flat().map((x) => sign * x)) };
+            const r = solveAssignment(c, { maximize: sign === -1, algorithm, candidates: 1 });
+            const chosen: number[] = [];
+            r.rowToCol.forEach((j, i) => j >= 0 && chosen.push(c.data[i * c.cols + j]));
+            const want = expected.map((x) => sign * x);
+            const label = `${JSON.stringify(rowsData)} sign ${sign}${transpose ? ' transposed' : ''} ${algorithm}`;
+            if (transpose) expect([...chosen].sort((x, y) => x - y), label).to.deep.equal([...want].sort((x, y) => x - y));
+            else expect(chosen, label).to.deep.equal(want);
+          }
     // Constant matrices give the identity, as scipy does.
     expect(Array.from(solveAssignment(matrix(6, 6, () => 1)).rowToCol)).to.deep.equal([0, 1, 2, 3, 4, 5]);
     // Empty shapes.
@@ -150,8 +166,7 @@ describe('solveAssignment (exact, certified)', () => {
       expect(Array.from(res.rowToCol)).to.deep.equal(Array(r).fill(-1));
     }
     // Rectangular with forbidden entries that still allow a full matching of the smaller side.
-    const inf = Infinity;
-    expect(solveAssignment(m([[1, inf, 3], [inf, 2, inf]])).objective).to.equal(3);
+    expect(solveAssignment({ rows: 2, cols: 3, data: Float64Array.from([1, inf, 3, inf, 2, inf]) }).objective).to.equal(3);
   });
 
   it('rejects NaN, wrong infinities, bad shapes and infeasible matrices with typed errors', async () => {
