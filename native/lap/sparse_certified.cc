@@ -339,21 +339,27 @@ inline long unscramble(uint64_t key, uint32_t salt) {
 
 // Streaming filters, compiled for AVX2 and baseline x86-64 (chosen at load time by the ifunc resolver).
 // flags[j] = sign*x[j] <= row_thr || sign*x[j] <= col_thr[j] (ties pass: the scrambled key decides); returns
-// the number of flags set.
+// the number of flags set, and sets *nonfinite when the block holds NaN or +-Inf (the pass doubles as the
+// input screen).
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define CMSAE_CLONES __attribute__((target_clones("avx2", "default"), noinline))
 #else
 #define CMSAE_CLONES
 #endif
 #define CMSAE_CANDIDATE_FLAGS(T)                                                                          \
-  CMSAE_CLONES int candidate_flags(const T* x, long n, T sign, T row_thr, const T* col_thr, uint8_t* flags) { \
+  CMSAE_CLONES int candidate_flags(const T* x, long n, T sign, T row_thr, const T* col_thr, uint8_t* flags, \
+                                   uint8_t* nonfinite) {                                               \
     int hits = 0;                                                                                      \
+    uint8_t bad = 0;                                                                                   \
     for (long j = 0; j < n; ++j) {                                                                     \
       const T c = sign * x[j];                                                                         \
       const uint8_t f = static_cast<uint8_t>((c <= row_thr) | (c <= col_thr[j]));                     \
       flags[j] = f;                                                                                    \
       hits += f;                                                                                       \
+      const T z = x[j] - x[j]; /* NaN exactly when x is NaN or +-Inf */                                \
+      bad |= static_cast<uint8_t>(z != z);                                                             \
     }                                                                                                  \
+    *nonfinite |= bad;                                                                                 \
     return hits;                                                                                       \
   }
 CMSAE_CANDIDATE_FLAGS(float)
@@ -376,7 +382,8 @@ CMSAE_PRICE_FLAGS(double)
 constexpr long kChunk = 128;  // columns filtered per call (thresholds refresh between chunks)
 
 template <class Cost>
-AssignmentResult solve_typed(const Dense<Cost>& D, int k, int max_rounds, SparseStats* stats) {
+AssignmentResult solve_typed(const Dense<Cost>& D, const AssignmentInput& input, int k, int max_rounds,
+                             SparseStats* stats) {
   const long rows = D.rows, cols = D.cols;
   const bool transposed = rows > cols;
   const long nr = transposed ? cols : rows, nc = transposed ? rows : cols;
@@ -400,6 +407,7 @@ AssignmentResult solve_typed(const Dense<Cost>& D, int k, int max_rounds, Sparse
   const Cost sign = D.maximize ? Cost(-1) : Cost(1);
   const Cost cinf = std::numeric_limits<Cost>::infinity();
   auto key_cost = [](uint64_t key) { return -static_cast<double>(key_candidate(key).value); };
+  std::vector<uint8_t> nonfinite(T, 0);
   parallel_for(T, [&](int t) {
     uint64_t* ck = col_keys[t].data();
     int* cc = col_cnt[t].data();
@@ -414,7 +422,7 @@ AssignmentResult solve_typed(const Dense<Cost>& D, int k, int max_rounds, Sparse
       long chunk = std::min<long>(kChunk, 4L * k);
       for (long j0 = 0; j0 < cols; j0 += chunk, chunk = std::min(kChunk, 2 * chunk)) {
         const long len = std::min(chunk, cols - j0);
-        if (!candidate_flags(row + j0, len, sign, row_thr, col_thr.data() + j0, flags)) continue;
+        if (!candidate_flags(row + j0, len, sign, row_thr, col_thr.data() + j0, flags, &nonfinite[t])) continue;
         for (long q = 0; q < len; ++q) {
           if (!flags[q]) continue;
           const long j = j0 + q;
@@ -432,6 +440,11 @@ AssignmentResult solve_typed(const Dense<Cost>& D, int k, int max_rounds, Sparse
       }
     }
   });
+  {  // NaN or an infinity somewhere: the exact check throws for NaN / favourable infinities, accepts forbidden
+    bool suspicious = false;
+    for (uint8_t f : nonfinite) suspicious |= f != 0;
+    if (suspicious) validate_assignment_input(input);
+  }
   for (long i = 0; i < rows; ++i)
     for (int q = 0; q < row_cnt[i]; ++q) {
       const long j = unscramble(row_keys[i * k + q], salt_of(i));
@@ -471,7 +484,8 @@ AssignmentResult solve_typed(const Dense<Cost>& D, int k, int max_rounds, Sparse
         long chunk = std::min<long>(kChunk, 2L * kw);
         for (long j0 = 0; j0 < cols; j0 += chunk, chunk = std::min(kChunk, 2 * chunk)) {
           const long len = std::min(chunk, cols - j0);
-          if (!candidate_flags(row + j0, len, sign, row_thr, no_cols.data(), flags)) continue;
+          uint8_t unused = 0;
+          if (!candidate_flags(row + j0, len, sign, row_thr, no_cols.data(), flags, &unused)) continue;
           for (long q = 0; q < len; ++q) {
             if (!flags[q]) continue;
             const double c = D.at(i, j0 + q);
@@ -634,9 +648,9 @@ AssignmentResult solve_typed(const Dense<Cost>& D, int k, int max_rounds, Sparse
 AssignmentResult solve_assignment_sparse(const AssignmentInput& in, int k, int max_rounds, SparseStats* stats) {
   require(k >= 1, "ERR_ARG", "k must be >= 1");
   if (in.rows == 0 || in.cols == 0) return solve_assignment_dense(in);
-  validate_assignment_input(in);
-  if (in.f32) return solve_typed(Dense<float>{in.f32, in.rows, in.cols, in.maximize}, k, max_rounds, stats);
-  return solve_typed(Dense<double>{in.f64, in.rows, in.cols, in.maximize}, k, max_rounds, stats);
+  // Input screening happens inside the candidate pass (validate_assignment_input when it sees NaN/Inf).
+  if (in.f32) return solve_typed(Dense<float>{in.f32, in.rows, in.cols, in.maximize}, in, k, max_rounds, stats);
+  return solve_typed(Dense<double>{in.f64, in.rows, in.cols, in.maximize}, in, k, max_rounds, stats);
 }
 
 }  // namespace cmsae

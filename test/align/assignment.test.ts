@@ -171,12 +171,14 @@ describe('solveAssignment (exact, certified)', () => {
 
   it('rejects NaN, wrong infinities, bad shapes and infeasible matrices with typed errors', async () => {
     const m = (rows: number[][]) => ({ rows: rows.length, cols: rows[0].length, data: Float64Array.from(rows.flat()) });
-    expectSaeError(() => solveAssignment(m([[1, NaN], [2, 3]])), 'ERR_NONFINITE', /NaN/);
-    expectSaeError(() => solveAssignment(m([[1, -Infinity], [2, 3]])), 'ERR_NONFINITE', /-Inf/);
-    expectSaeError(() => solveAssignment(m([[1, Infinity], [2, 3]]), { maximize: true }), 'ERR_NONFINITE', /\+Inf/);
-    expectSaeError(() => solveAssignment(m([[Infinity, Infinity], [1, 2]])), 'ERR_INFEASIBLE');
-    expectSaeError(() => solveAssignment(m([[1, Infinity], [2, Infinity], [3, Infinity]])), 'ERR_INFEASIBLE');
-    expectSaeError(() => solveAssignment(m([[-Infinity, 1], [-Infinity, 2]]), { maximize: true }), 'ERR_INFEASIBLE');
+    for (const algorithm of ['dense', 'sparse'] as const) {
+      expectSaeError(() => solveAssignment(m([[1, NaN], [2, 3]]), { algorithm }), 'ERR_NONFINITE', /NaN/);
+      expectSaeError(() => solveAssignment(m([[1, -Infinity], [2, 3]]), { algorithm }), 'ERR_NONFINITE', /-Inf/);
+      expectSaeError(() => solveAssignment(m([[1, Infinity], [2, 3]]), { maximize: true, algorithm }), 'ERR_NONFINITE', /\+Inf/);
+      expectSaeError(() => solveAssignment(m([[Infinity, Infinity], [1, 2]]), { algorithm }), 'ERR_INFEASIBLE');
+      expectSaeError(() => solveAssignment(m([[1, Infinity], [2, Infinity], [3, Infinity]]), { algorithm }), 'ERR_INFEASIBLE');
+      expectSaeError(() => solveAssignment(m([[-Infinity, 1], [-Infinity, 2]]), { maximize: true, algorithm }), 'ERR_INFEASIBLE');
+    }
     expectSaeError(() => solveAssignment({ rows: 2, cols: 2, data: new Float64Array(3) }), 'ERR_SHAPE');
     expectSaeError(() => solveAssignment({ rows: 2, cols: 2, data: [1, 2, 3, 4] as never }), 'ERR_DTYPE');
     expectSaeError(() => solveAssignment({ rows: 1, cols: 1, data: new Int32Array(1) as never }), 'ERR_DTYPE');
