@@ -1,6 +1,7 @@
 /** CorrelationAccumulator: exact, streaming Pearson correlation between two paired sets of sparse codes. */
 import { SaeError } from '../errors.js';
 import { native } from '../native/load.js';
+import { QueuedHandle } from '../native/queued-handle.js';
 import type { NativeCorrHandle, NativeCorrStats } from '../native/types.js';
 import type { Matrix, SparseCodes } from '../types.js';
 import { checkCodes } from '../validate.js';
@@ -26,11 +27,9 @@ export interface TopCorrelations {
  * memory (8 bytes per pair). Shards can be merged and serialized.
  */
 export class CorrelationAccumulator implements Disposable {
-  #h: NativeCorrHandle | null;
+  readonly #handle: QueuedHandle<NativeCorrHandle>;
   readonly mA: number;
   readonly mB: number;
-  #pending: Promise<unknown> = Promise.resolve();
-  #pendingCount = 0;
 
   constructor(mA: number, mB: number);
   /** @internal */
@@ -42,13 +41,11 @@ export class CorrelationAccumulator implements Disposable {
     }
     this.mA = mA;
     this.mB = mB;
-    this.#h = handle ?? new (native().NativeCorr)(mA, mB);
+    this.#handle = new QueuedHandle(handle ?? new (native().NativeCorr)(mA, mB), 'this CorrelationAccumulator');
   }
 
-  #handle(): NativeCorrHandle {
-    if (!this.#h) throw new SaeError('ERR_DISPOSED', 'this CorrelationAccumulator was disposed');
-    if (this.#pendingCount > 0) throw new SaeError('ERR_BUSY', 'addAsync calls on this accumulator are still queued or running; await them first');
-    return this.#h;
+  #native(): NativeCorrHandle {
+    return this.#handle.sync();
   }
 
   #check(a: SparseCodes, b: SparseCodes): void {
@@ -60,33 +57,27 @@ export class CorrelationAccumulator implements Disposable {
   /** Adds paired rows (row r of a and row r of b describe the same sample). */
   add(a: SparseCodes, b: SparseCodes): void {
     this.#check(a, b);
-    this.#handle().add(a.indices, a.values, a.k, b.indices, b.values, b.k, a.rows);
+    this.#native().add(a.indices, a.values, a.k, b.indices, b.values, b.k, a.rows);
   }
 
   /** add() on a worker thread; the inputs must not change until it settles. */
   addAsync(a: SparseCodes, b: SparseCodes): Promise<void> {
-    let h: NativeCorrHandle;
     try {
       this.#check(a, b);
-      if (!this.#h) throw new SaeError('ERR_DISPOSED', 'this CorrelationAccumulator was disposed');
-      h = this.#h;
     } catch (e) {
       return Promise.reject(e);
     }
-    this.#pendingCount++;
-    const run = this.#pending.then(() => h.addAsync(a.indices, a.values, a.k, b.indices, b.values, b.k, a.rows)).finally(() => this.#pendingCount--);
-    this.#pending = run.catch(() => undefined);
-    return run;
+    return this.#handle.enqueue((h) => h.addAsync(a.indices, a.values, a.k, b.indices, b.values, b.k, a.rows));
   }
 
   /** Adds another accumulator's rows into this one (shards from other threads, processes or machines). */
   merge(other: CorrelationAccumulator): void {
     if (!(other instanceof CorrelationAccumulator)) throw new SaeError('ERR_ARG', 'merge needs a CorrelationAccumulator');
-    this.#handle().merge(other.#handle());
+    this.#native().merge(other.#native());
   }
 
   serialize(): Uint8Array {
-    return this.#handle().serialize();
+    return this.#native().serialize();
   }
 
   static deserialize(bytes: Uint8Array): CorrelationAccumulator {
@@ -98,13 +89,13 @@ export class CorrelationAccumulator implements Disposable {
 
   /** Rows added so far. */
   get n(): number {
-    return this.#handle().stats(1).n;
+    return this.#native().stats(1).n;
   }
 
   /** Moments, alive masks and the dense mA x mB correlation matrix. */
   result(opts: { minFires?: number; float64?: boolean } = {}): CorrelationResult {
     const minFires = checkMinFires(opts.minFires);
-    const h = this.#handle();
+    const h = this.#native();
     const s = h.stats(minFires);
     const correlation: Matrix = { rows: this.mA, cols: this.mB, data: new Float32Array(this.mA * this.mB) };
     h.correlation(minFires, correlation.data);
@@ -119,16 +110,12 @@ export class CorrelationAccumulator implements Disposable {
   /** The k strongest (largest) correlations per row and per column, computed without a dense matrix. */
   topCorrelations(k: number, opts: { minFires?: number } = {}): TopCorrelations {
     if (!Number.isInteger(k) || k < 1 || k > this.mA || k > this.mB) throw new SaeError('ERR_ARG', `k must be an integer in [1, min(mA, mB)], got ${String(k)}`);
-    const t = this.#handle().top(k, checkMinFires(opts.minFires));
+    const t = this.#native().top(k, checkMinFires(opts.minFires));
     return { rows: { k, indices: t.rowIndices, values: t.rowValues }, cols: { k, indices: t.colIndices, values: t.colValues } };
   }
 
   dispose(): void {
-    const h = this.#h;
-    if (!h) return;
-    this.#h = null;
-    if (this.#pendingCount > 0) void this.#pending.finally(() => h.dispose());
-    else h.dispose();
+    this.#handle.dispose();
   }
 
   [Symbol.dispose](): void {

@@ -2,6 +2,7 @@
 import { SaeError } from '../errors.js';
 import { loadSae, saveSae } from '../io/checkpoint.js';
 import { native } from '../native/load.js';
+import { QueuedHandle } from '../native/queued-handle.js';
 import type { NativeSaeHandle, NativeStepStats } from '../native/types.js';
 import type { Matrix, SparseCodes } from '../types.js';
 import { checkCodes, checkFloatArray, checkMatrix } from '../validate.js';
@@ -55,15 +56,13 @@ function toResult({ rows: _rows, ...stats }: NativeStepStats): StepResult {
 
 export class TopKSAE implements Disposable {
   readonly options: ResolvedOptions;
-  #handle: NativeSaeHandle | null;
-  #queue: Promise<unknown> = Promise.resolve();
-  #pending = 0;
+  readonly #handle: QueuedHandle<NativeSaeHandle>;
 
   private constructor(options: ResolvedOptions, initialize: boolean) {
     this.options = options;
-    const binding = native();
-    this.#handle = new binding.NativeSae(nativeOptions(options));
-    if (initialize) this.#handle.init(options.seed, options.bDecInit === 'mean');
+    const h = new (native().NativeSae)(nativeOptions(options));
+    this.#handle = new QueuedHandle(h, 'this SAE');
+    if (initialize) h.init(options.seed, options.bDecInit === 'mean');
   }
 
   /** A freshly initialized SAE: W_enc ~ U(+-1/sqrt d), b_enc = 0, W_dec = row-normalized W_enc, b_dec = 0. */
@@ -99,33 +98,11 @@ export class TopKSAE implements Disposable {
     return this.options.k;
   }
   get disposed(): boolean {
-    return this.#handle === null;
+    return this.#handle.disposed;
   }
 
   #native(): NativeSaeHandle {
-    if (!this.#handle) throw new SaeError('ERR_DISPOSED', 'this SAE was disposed; create or load a new one');
-    if (this.#pending > 0)
-      throw new SaeError('ERR_BUSY', 'async operations on this SAE are still queued or running; await them before calling a sync method');
-    return this.#handle;
-  }
-
-  #handleForQueue(): NativeSaeHandle {
-    if (!this.#handle) throw new SaeError('ERR_DISPOSED', 'this SAE was disposed; create or load a new one');
-    return this.#handle;
-  }
-
-  /** Runs an async native call after the ones already queued on this SAE. */
-  #enqueue<T>(fn: (h: NativeSaeHandle) => Promise<T>): Promise<T> {
-    let h: NativeSaeHandle;
-    try {
-      h = this.#handleForQueue();
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    this.#pending++;
-    const run = this.#queue.then(() => fn(h)).finally(() => this.#pending--);
-    this.#queue = run.catch(() => undefined);
-    return run;
+    return this.#handle.sync();
   }
 
   #allocCodes(rows: number): SparseCodes {
@@ -148,7 +125,7 @@ export class TopKSAE implements Disposable {
     } catch (e) {
       return Promise.reject(e);
     }
-    return this.#enqueue(async (h) => {
+    return this.#handle.enqueue(async (h) => {
       const k = h.status().codesK;
       const codes: SparseCodes = { rows: x.rows, k, indices: new Int32Array(x.rows * k), values: new Float32Array(x.rows * k) };
       await h.encodeAsync(x.data, x.rows, codes.indices, codes.values);
@@ -186,7 +163,7 @@ export class TopKSAE implements Disposable {
     } catch (e) {
       return Promise.reject(e);
     }
-    return this.#enqueue(async (h) => toResult(await h.stepAsync(x.data, opts.pair?.data ?? null, x.rows, opts.lr)));
+    return this.#handle.enqueue(async (h) => toResult(await h.stepAsync(x.data, opts.pair?.data ?? null, x.rows, opts.lr)));
   }
 
   /**
@@ -278,7 +255,7 @@ export class TopKSAE implements Disposable {
 
   /** Saves cfg.json + sae_weights.safetensors (+ trainer_state.safetensors) atomically. */
   async save(dir: string, opts: { includeTrainingState?: boolean } = {}): Promise<void> {
-    await this.#queue;
+    await this.#handle.idle();
     await saveSae(this, dir, opts);
   }
 
@@ -289,11 +266,7 @@ export class TopKSAE implements Disposable {
 
   /** Frees the native memory. Idempotent; waits for queued async work before freeing. */
   dispose(): void {
-    const h = this.#handle;
-    if (!h) return;
-    this.#handle = null;
-    if (this.#pending > 0) void this.#queue.finally(() => h.dispose());
-    else h.dispose();
+    this.#handle.dispose();
   }
 
   [Symbol.dispose](): void {

@@ -178,7 +178,7 @@ struct EncodeCall {
 EncodeCall parse_encode(const Napi::CallbackInfo& info, const SaeModel& m) {
   Napi::Env env = info.Env();
   const long long rows = count_arg(env, info[1], "rows", 1);
-  const size_t kc = m.codes_k();
+  const size_t kc = m.capacity();
   return {float32_arg(env, info[0], "x", rows * m.d()), int32_arg(env, info[2], "indices", rows * kc),
           float32_arg(env, info[3], "values", rows * kc), rows};
 }
@@ -462,7 +462,7 @@ Napi::Value NativeSae::status(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   SaeModel& m = model(env, true);
   Napi::Object o = Napi::Object::New(env);
-  o.Set("codesK", m.codes_k());
+  o.Set("codesK", m.capacity());
   o.Set("step", static_cast<double>(m.step_count()));
   o.Set("samplesSeen", static_cast<double>(m.samples_seen()));
   o.Set("threshold", m.threshold());

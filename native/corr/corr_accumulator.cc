@@ -25,7 +25,7 @@ constexpr uint32_t kFormatVersion = 1;
 
 // Validates rows of codes and writes each row's number of nonzeros to counts[r].
 void check_codes(const int32_t* idx, const float* val, int k, long rows, int m, const char* side,
-                 std::vector<int64_t>& stamp, int64_t row0, long row_label0, int32_t* counts) {
+                 std::vector<int64_t>& stamp, long row_label0, int32_t* counts) {
   for (long r = 0; r < rows; ++r) {
     int32_t nz = 0;
     for (int s = 0; s < k; ++s) {
@@ -40,10 +40,10 @@ void check_codes(const int32_t* idx, const float* val, int k, long rows, int m, 
         fail("ERR_RANGE", std::string(side) + " codes: index " + std::to_string(j) + " at row " + std::to_string(row_label0 + r) +
                               " is outside [0, " + std::to_string(m) + "): the codes do not come from an SAE with m = " +
                               std::to_string(m));
-      if (stamp[j] == row0 + r)
+      if (stamp[j] == r)
         fail("ERR_ARG", std::string(side) + " codes: latent " + std::to_string(j) + " is active twice in row " +
                             std::to_string(row_label0 + r) + "; each row may name a latent once");
-      stamp[j] = row0 + r;
+      stamp[j] = r;
       ++nz;
     }
     counts[r] = nz;
@@ -145,8 +145,8 @@ void CorrAccumulator::add(const int32_t* ai, const float* av, int kA, const int3
     parallel_for(T, [&](int t) {
       const long r0 = split_begin(rows, T, t), r1 = split_begin(rows, T, t + 1);
       std::vector<int64_t> stamp_a(mA_, -1), stamp_b(mB_, -1);
-      check_codes(ai + r0 * kA, av + r0 * kA, kA, r1 - r0, mA_, "A", stamp_a, 0, r0, count_a.data() + r0);
-      check_codes(bi + r0 * kB, bv + r0 * kB, kB, r1 - r0, mB_, "B", stamp_b, 0, r0, count_b.data() + r0);
+      check_codes(ai + r0 * kA, av + r0 * kA, kA, r1 - r0, mA_, "A", stamp_a, r0, count_a.data() + r0);
+      check_codes(bi + r0 * kB, bv + r0 * kB, kB, r1 - r0, mB_, "B", stamp_b, r0, count_b.data() + r0);
     });
   }
   append_rows(ai, av, kA, rows, mA_, count_a.data(), A_, bufA_off_, bufA_idx_, bufA_val_);

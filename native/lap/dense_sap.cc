@@ -39,7 +39,7 @@ void solve_rows(const View& cost, long nr, long nc, std::vector<int32_t>& col4ro
   v.assign(nc, 0.0);
   std::vector<double> dist(nc);
   std::vector<int32_t> path(nc);
-  std::vector<uint8_t> in_sc(nc), in_sr(nr);
+  std::vector<uint8_t> in_sc(nc);
   std::vector<int32_t> sr_list, sc_list;
   for (long cur = 0; cur < nr; ++cur) {
     std::fill(dist.begin(), dist.end(), kInf);
@@ -50,7 +50,6 @@ void solve_rows(const View& cost, long nr, long nc, std::vector<int32_t>& col4ro
     double min_val = 0;
     long i = cur, sink = -1;
     while (sink < 0) {
-      in_sr[i] = 1;
       sr_list.push_back(static_cast<int32_t>(i));
       double lowest = kInf;
       long best = -1;
@@ -80,7 +79,6 @@ void solve_rows(const View& cost, long nr, long nc, std::vector<int32_t>& col4ro
       else
         i = row4col[best];
     }
-    for (int32_t r : sr_list) in_sr[r] = 0;
     finish_augmentation(cur, sink, min_val, dist, sr_list, sc_list, path, col4row, row4col, u, v);
   }
 }

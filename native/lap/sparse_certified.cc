@@ -381,6 +381,34 @@ CMSAE_PRICE_FLAGS(double)
 
 constexpr long kChunk = 128;  // columns filtered per call (thresholds refresh between chunks)
 
+// Streams row i of D in chunks that start small and double up to kChunk (the row threshold only refreshes
+// between chunks): every allowed entry at or below the row's threshold is offered to the row's heap
+// (capacity cap, ties scrambled per row), and every entry at or below col_thr[j] is handed to on_col(j, c).
+// Sets *nonfinite when the row holds NaN or +-Inf.
+template <class Cost, class OnCol>
+void scan_row(const Dense<Cost>& D, long i, uint64_t* heap, int& count, int cap, const Cost* col_thr,
+              uint8_t* nonfinite, OnCol&& on_col) {
+  const Cost sign = D.maximize ? Cost(-1) : Cost(1);
+  Cost row_thr = std::numeric_limits<Cost>::infinity();
+  const Cost* row = D.data + i * D.cols;
+  uint8_t flags[kChunk];
+  long chunk = std::min<long>(kChunk, 4L * cap);
+  for (long j0 = 0; j0 < D.cols; j0 += chunk, chunk = std::min(kChunk, 2 * chunk)) {
+    const long len = std::min(chunk, D.cols - j0);
+    if (!candidate_flags(row + j0, len, sign, row_thr, col_thr + j0, flags, nonfinite)) continue;
+    for (long q = 0; q < len; ++q) {
+      if (!flags[q]) continue;
+      const long j = j0 + q;
+      const double c = D.at(i, j);
+      if (c == kInf) continue;
+      if (c <= row_thr &&
+          key_heap_offer(heap, count, cap, candidate_key(static_cast<float>(-c), scramble(j, salt_of(i)))))
+        row_thr = static_cast<Cost>(-key_candidate(heap[0]).value);
+      if (c <= col_thr[j]) on_col(j, c);
+    }
+  }
+}
+
 template <class Cost>
 AssignmentResult solve_typed(const Dense<Cost>& D, const AssignmentInput& input, int k, int max_rounds,
                              SparseStats* stats) {
@@ -404,7 +432,6 @@ AssignmentResult solve_typed(const Dense<Cost>& D, const AssignmentInput& input,
   std::vector<std::vector<int>> col_cnt(T, std::vector<int>(cols, 0));
   std::vector<uint64_t> row_keys(static_cast<size_t>(rows) * k);
   std::vector<int> row_cnt(rows, 0);
-  const Cost sign = D.maximize ? Cost(-1) : Cost(1);
   const Cost cinf = std::numeric_limits<Cost>::infinity();
   auto key_cost = [](uint64_t key) { return -static_cast<double>(key_candidate(key).value); };
   std::vector<uint8_t> nonfinite(T, 0);
@@ -412,33 +439,11 @@ AssignmentResult solve_typed(const Dense<Cost>& D, const AssignmentInput& input,
     uint64_t* ck = col_keys[t].data();
     int* cc = col_cnt[t].data();
     std::vector<Cost> col_thr(cols, cinf);
-    uint8_t flags[kChunk];
-    for (long i = split_begin(rows, T, t); i < split_begin(rows, T, t + 1); ++i) {
-      uint64_t* rh = row_keys.data() + i * k;
-      int& rn = row_cnt[i];
-      Cost row_thr = cinf;
-      const Cost* row = D.data + i * cols;
-      // The row threshold only refreshes between chunks, so chunks start small and double up to kChunk.
-      long chunk = std::min<long>(kChunk, 4L * k);
-      for (long j0 = 0; j0 < cols; j0 += chunk, chunk = std::min(kChunk, 2 * chunk)) {
-        const long len = std::min(chunk, cols - j0);
-        if (!candidate_flags(row + j0, len, sign, row_thr, col_thr.data() + j0, flags, &nonfinite[t])) continue;
-        for (long q = 0; q < len; ++q) {
-          if (!flags[q]) continue;
-          const long j = j0 + q;
-          const double c = D.at(i, j);
-          if (c == kInf) continue;
-          if (c <= row_thr) {
-            if (key_heap_offer(rh, rn, k, candidate_key(static_cast<float>(-c), scramble(j, salt_of(i)))))
-              row_thr = static_cast<Cost>(key_cost(rh[0]));
-          }
-          if (c <= col_thr[j]) {
-            if (key_heap_offer(ck + j * kc, cc[j], kc, candidate_key(static_cast<float>(-c), scramble(i, salt_of(j)))))
-              col_thr[j] = static_cast<Cost>(key_cost(ck[j * kc]));
-          }
-        }
-      }
-    }
+    for (long i = split_begin(rows, T, t); i < split_begin(rows, T, t + 1); ++i)
+      scan_row(D, i, row_keys.data() + i * k, row_cnt[i], k, col_thr.data(), &nonfinite[t], [&](long j, double c) {
+        if (key_heap_offer(ck + j * kc, cc[j], kc, candidate_key(static_cast<float>(-c), scramble(i, salt_of(j)))))
+          col_thr[j] = static_cast<Cost>(key_cost(ck[j * kc]));
+      });
   });
   {  // NaN or an infinity somewhere: the exact check throws for NaN / favourable infinities, accepts forbidden
     bool suspicious = false;
@@ -472,29 +477,11 @@ AssignmentResult solve_typed(const Dense<Cost>& D, const AssignmentInput& input,
     std::vector<int> weak_cnt(weak.size(), 0);
     const long nw = static_cast<long>(weak.size());
     const int TW = static_cast<int>(std::max<long>(1, std::min<long>(T, nw)));
+    const std::vector<Cost> no_columns(cols, -std::numeric_limits<Cost>::infinity());  // rows only here
     parallel_for(TW, [&](int t) {
-      uint8_t flags[kChunk];
-      const std::vector<Cost> no_cols(kChunk, -std::numeric_limits<Cost>::infinity());
-      for (long w = split_begin(nw, TW, t); w < split_begin(nw, TW, t + 1); ++w) {
-        const long i = weak[w];
-        uint64_t* rh = weak_keys.data() + w * kw;
-        int& rn = weak_cnt[w];
-        Cost row_thr = cinf;
-        const Cost* row = D.data + i * cols;
-        long chunk = std::min<long>(kChunk, 2L * kw);
-        for (long j0 = 0; j0 < cols; j0 += chunk, chunk = std::min(kChunk, 2 * chunk)) {
-          const long len = std::min(chunk, cols - j0);
-          uint8_t unused = 0;
-          if (!candidate_flags(row + j0, len, sign, row_thr, no_cols.data(), flags, &unused)) continue;
-          for (long q = 0; q < len; ++q) {
-            if (!flags[q]) continue;
-            const double c = D.at(i, j0 + q);
-            if (c == kInf || !(c <= row_thr)) continue;
-            if (key_heap_offer(rh, rn, kw, candidate_key(static_cast<float>(-c), scramble(j0 + q, salt_of(i)))))
-              row_thr = static_cast<Cost>(key_cost(rh[0]));
-          }
-        }
-      }
+      uint8_t unused = 0;
+      for (long w = split_begin(nw, TW, t); w < split_begin(nw, TW, t + 1); ++w)
+        scan_row(D, weak[w], weak_keys.data() + w * kw, weak_cnt[w], kw, no_columns.data(), &unused, [](long, double) {});
     });
     for (long w = 0; w < nw; ++w)
       for (int q = 0; q < weak_cnt[w]; ++q) {
@@ -588,7 +575,7 @@ AssignmentResult solve_typed(const Dense<Cost>& D, const AssignmentInput& input,
         const Cost* row = D.data + i * cols;
         for (long j0 = 0; j0 < cols; j0 += kChunk) {
           const long len = std::min(kChunk, cols - j0);
-          if (!price_flags(row + j0, len, static_cast<double>(sign), ui, vc.data() + j0, tol, flags)) continue;
+          if (!price_flags(row + j0, len, D.maximize ? -1.0 : 1.0, ui, vc.data() + j0, tol, flags)) continue;
           for (long q = 0; q < len; ++q) {
             if (!flags[q]) continue;
             const double red = D.at(i, j0 + q) - ui - vc[j0 + q];

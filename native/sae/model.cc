@@ -66,7 +66,11 @@ ColumnStats column_stats(const float* X, long rows, int d) {
 
 // CMSAE_PROFILE=1 prints the time of each phase of forward_backward to stderr.
 struct PhaseTimer {
-  bool on = std::getenv("CMSAE_PROFILE") != nullptr;
+  bool on = enabled();
+  static bool enabled() {
+    static const bool on = std::getenv("CMSAE_PROFILE") != nullptr;
+    return on;
+  }
   std::chrono::steady_clock::time_point last = std::chrono::steady_clock::now();
   void mark(const char* phase) {
     if (!on) return;
@@ -148,8 +152,6 @@ int SaeModel::capacity() const {
   const int cap = cfg_.batch_capacity > 0 ? cfg_.batch_capacity : 4 * cfg_.k;
   return std::min(std::max(cap, cfg_.k), cfg_.m);
 }
-
-int SaeModel::codes_k() const { return capacity(); }
 
 void SaeModel::encode(const float* x, long rows, int32_t* idx, float* val) const {
   const EncoderView enc = encoder_view();

@@ -68,8 +68,7 @@ class SaeModel {
   const float* b_dec() const { return b_dec_.data(); }
 
   // Inference encode. TopK: the k best per row. BatchTopK: latents above the running threshold,
-  // at most capacity() per row. Output rows are [rows, codes_k()].
-  int codes_k() const;
+  // at most capacity() per row. Output rows are [rows, capacity()].
   int capacity() const;
   void encode(const float* x, long rows, int32_t* idx, float* val) const;
   void decode(const int32_t* idx, const float* val, long rows, int k, float* out) const;
