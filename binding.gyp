@@ -19,6 +19,7 @@
         "native/corr/corr_accumulator.cc",
         "native/lap/dense_sap.cc",
         "native/lap/sparse_certified.cc",
+        "native/lap/scan_kernels_scalar.cc",
         "native/lap/align.cc"
       ],
       "include_dirs": ["<!@(node -p \"require('node-addon-api').include\")", "native"],
@@ -37,7 +38,7 @@
     {
       "target_name": "cmsae_avx2",
       "type": "static_library",
-      "sources": ["native/sae/kernels_avx2.cc"],
+      "sources": ["native/sae/kernels_avx2.cc", "native/lap/scan_kernels_avx2.cc"],
       "include_dirs": ["native"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc": ["-std=c++17", "-O3", "-fPIC", "-mavx2", "-mfma", "-fopenmp-simd", "-fno-math-errno"]

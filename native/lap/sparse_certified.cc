@@ -19,6 +19,7 @@
 #include "../common/thread_pool.h"
 #include "../sae/topk_select.h"
 #include "assignment.h"
+#include "scan_kernels.h"
 #include "sap_path.h"
 
 namespace cmsae {
@@ -43,18 +44,46 @@ struct Dense {
   }
 };
 
-// Oriented sparse graph: rows = the smaller side.
+// Oriented sparse graph in compressed rows (rows = the smaller side), each row sorted by column. Edges
+// added since the last build() wait in `pending`; build() merges them in and drops duplicates.
 struct Graph {
+  struct Row {
+    const Edge* first;
+    const Edge* last;
+    const Edge* begin() const { return first; }
+    const Edge* end() const { return last; }
+    bool empty() const { return first == last; }
+  };
   long nr, nc;
-  std::vector<std::vector<Edge>> adj;
-  // Edges are appended without a duplicate check: the candidate pass dedupes once (dedupe()), and the
-  // entries a pricing pass adds violate the duals, which no edge already in the graph does.
-  void add(long r, long c, double cost) { adj[r].push_back({static_cast<int32_t>(c), cost}); }
-  void dedupe() {
-    for (auto& row : adj) {
-      std::sort(row.begin(), row.end(), [](const Edge& a, const Edge& b) { return a.col < b.col; });
-      row.erase(std::unique(row.begin(), row.end(), [](const Edge& a, const Edge& b) { return a.col == b.col; }), row.end());
+  std::vector<int64_t> start;  // [nr + 1]
+  std::vector<Edge> edges;
+  std::vector<std::pair<int32_t, Edge>> pending;
+  Graph(long rows, long cols) : nr(rows), nc(cols), start(rows + 1, 0) {}
+  void add(long r, long c, double cost) { pending.push_back({static_cast<int32_t>(r), {static_cast<int32_t>(c), cost}}); }
+  Row row(long r) const { return {edges.data() + start[r], edges.data() + start[r + 1]}; }
+  void build() {
+    std::vector<int64_t> at(nr + 1, 0);
+    for (long r = 0; r < nr; ++r) at[r + 1] = start[r + 1] - start[r];
+    for (const auto& p : pending) ++at[p.first + 1];
+    for (long r = 0; r < nr; ++r) at[r + 1] += at[r];
+    std::vector<Edge> merged(static_cast<size_t>(at[nr]));
+    std::vector<int64_t> fill(at.begin(), at.end() - 1);
+    for (long r = 0; r < nr; ++r)
+      for (int64_t q = start[r]; q < start[r + 1]; ++q) merged[fill[r]++] = edges[q];
+    for (const auto& p : pending) merged[fill[p.first]++] = p.second;
+    pending.clear();
+    int64_t out = 0;
+    for (long r = 0; r < nr; ++r) {
+      Edge* b = merged.data() + at[r];
+      Edge* e = merged.data() + at[r + 1];
+      std::sort(b, e, [](const Edge& x, const Edge& y) { return x.col < y.col; });
+      start[r] = out;
+      for (Edge* q = b; q < e; ++q)
+        if (q == b || q->col != (q - 1)->col) merged[out++] = *q;
     }
+    start[nr] = out;
+    merged.resize(static_cast<size_t>(out));
+    edges.swap(merged);
   }
 };
 
@@ -70,7 +99,7 @@ bool init_sparse(const Graph& g, std::vector<int32_t>& col4row, std::vector<int3
   for (long i = 0; i < nr; ++i) {
     double best = kInf;
     int32_t bj = -1;
-    for (const Edge& e : g.adj[i])
+    for (const Edge& e : g.row(i))
       if (e.cost < best || (e.cost == best && e.col < bj)) {
         best = e.cost;
         bj = e.col;
@@ -97,8 +126,8 @@ bool init_column_reduction(const Graph& g, std::vector<int32_t>& col4row, std::v
   v.assign(g.nc, kInf);
   std::vector<int32_t> best_row(g.nc, -1);
   for (long i = 0; i < n; ++i) {
-    if (g.adj[i].empty()) return false;
-    for (const Edge& e : g.adj[i])
+    if (g.row(i).empty()) return false;
+    for (const Edge& e : g.row(i))
       if (e.cost < v[e.col] || (e.cost == v[e.col] && i < best_row[e.col])) {
         v[e.col] = e.cost;
         best_row[e.col] = static_cast<int32_t>(i);
@@ -120,7 +149,7 @@ bool init_column_reduction(const Graph& g, std::vector<int32_t>& col4row, std::v
     if (matches[i] != 1) continue;
     const int32_t j1 = col4row[i];
     double mu = kInf;
-    for (const Edge& e : g.adj[i])
+    for (const Edge& e : g.row(i))
       if (e.col != j1) mu = std::min(mu, e.cost - v[e.col]);
     if (mu < kInf) v[j1] -= mu;
   }
@@ -147,7 +176,7 @@ void augmenting_row_reduction(const Graph& g, std::vector<int32_t>& col4row, std
       const int32_t i = free_rows[kk++];
       double umin = kInf, usub = kInf;
       int32_t j1 = -1, j2 = -1;
-      for (const Edge& e : g.adj[i]) {
+      for (const Edge& e : g.row(i)) {
         const double h = e.cost - v[e.col];
         if (h < usub) {
           if (h >= umin) {
@@ -183,7 +212,7 @@ void augmenting_row_reduction(const Graph& g, std::vector<int32_t>& col4row, std
   }
   for (long i = 0; i < nr; ++i) {
     double best = kInf;
-    for (const Edge& e : g.adj[i]) best = std::min(best, e.cost - v[e.col]);
+    for (const Edge& e : g.row(i)) best = std::min(best, e.cost - v[e.col]);
     u[i] = best;
   }
 }
@@ -283,7 +312,7 @@ bool augment_free_rows(const Graph& g, std::vector<int32_t>& col4row, std::vecto
     while (sink < 0) {
       scanned_rows.push_back(static_cast<int32_t>(i));
       const double ui = u[i];
-      for (const Edge& e : g.adj[i]) {
+      for (const Edge& e : g.row(i)) {
         const int32_t j = e.col;
         if (done[j]) continue;
         const double nd = min_val + e.cost - ui - v[j];
@@ -337,76 +366,61 @@ inline long unscramble(uint64_t key, uint32_t salt) {
   return static_cast<long>((static_cast<uint32_t>(key_candidate(key).index) * 0x0E8B2F51u) ^ salt);
 }
 
-// Streaming filters, compiled for AVX2 and baseline x86-64 (chosen at load time by the ifunc resolver).
-// flags[j] = sign*x[j] <= row_thr || sign*x[j] <= col_thr[j] (ties pass: the scrambled key decides); returns
-// the number of flags set, and sets *nonfinite when the block holds NaN or +-Inf (the pass doubles as the
-// input screen).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define CMSAE_CLONES __attribute__((target_clones("avx2", "default"), noinline))
+// Lowest set bit of a non-zero mask.
+inline int lowest_bit(uint64_t mask) {
+#if defined(__GNUC__)
+  return __builtin_ctzll(mask);
 #else
-#define CMSAE_CLONES
+  int q = 0;
+  while (!((mask >> q) & 1)) ++q;
+  return q;
 #endif
-#define CMSAE_CANDIDATE_FLAGS(T)                                                                          \
-  CMSAE_CLONES int candidate_flags(const T* x, long n, T sign, T row_thr, const T* col_thr, uint8_t* flags, \
-                                   uint8_t* nonfinite) {                                               \
-    int hits = 0;                                                                                      \
-    uint8_t bad = 0;                                                                                   \
-    for (long j = 0; j < n; ++j) {                                                                     \
-      const T c = sign * x[j];                                                                         \
-      const uint8_t f = static_cast<uint8_t>((c <= row_thr) | (c <= col_thr[j]));                     \
-      flags[j] = f;                                                                                    \
-      hits += f;                                                                                       \
-      const T z = x[j] - x[j]; /* NaN exactly when x is NaN or +-Inf */                                \
-      bad |= static_cast<uint8_t>(z != z);                                                             \
-    }                                                                                                  \
-    *nonfinite |= bad;                                                                                 \
-    return hits;                                                                                       \
-  }
-CMSAE_CANDIDATE_FLAGS(float)
-CMSAE_CANDIDATE_FLAGS(double)
-// flags[j] = sign*x[j] - u - v[j] < -tol (a violated reduced cost); returns the number of flags set.
-#define CMSAE_PRICE_FLAGS(T)                                                                               \
-  CMSAE_CLONES int price_flags(const T* x, long n, double sign, double u, const double* v, double tol,       \
-                               uint8_t* flags) {                                                         \
-    int hits = 0;                                                                                        \
-    for (long j = 0; j < n; ++j) {                                                                       \
-      const uint8_t f = static_cast<uint8_t>(sign * static_cast<double>(x[j]) - u - v[j] < -tol);        \
-      flags[j] = f;                                                                                      \
-      hits += f;                                                                                         \
-    }                                                                                                    \
-    return hits;                                                                                         \
-  }
-CMSAE_PRICE_FLAGS(float)
-CMSAE_PRICE_FLAGS(double)
+}
 
-constexpr long kChunk = 128;  // columns filtered per call (thresholds refresh between chunks)
-
-// Streams row i of D in chunks that start small and double up to kChunk (the row threshold only refreshes
-// between chunks): every allowed entry at or below the row's threshold is offered to the row's heap
-// (capacity cap, ties scrambled per row), and every entry at or below col_thr[j] is handed to on_col(j, c).
-// Sets *nonfinite when the row holds NaN or +-Inf.
+// Streams row i of D twice (32 KB at n = 8192: the second pass reads cache). Pass 1: minima of 4*cap groups;
+// the cap-th smallest group minimum is at least the row's cap-th cheapest entry (cap groups reach it), so
+// pass 2 offers only the entries at or below it (about cap of them) to the row's heap (capacity cap, ties
+// scrambled per row), and hands every entry at or below col_thr[j] to on_col(j, c). Sets *nonfinite when the
+// row holds NaN or +-Inf.
 template <class Cost, class OnCol>
-void scan_row(const Dense<Cost>& D, long i, uint64_t* heap, int& count, int cap, const Cost* col_thr,
-              uint8_t* nonfinite, OnCol&& on_col) {
+void scan_row(const ScanKernelsT<Cost>& K, const Dense<Cost>& D, long i, uint64_t* heap, int& count, int cap,
+              const Cost* col_thr, uint8_t* nonfinite, std::vector<Cost>& mins, OnCol&& on_col) {
   const Cost sign = D.maximize ? Cost(-1) : Cost(1);
-  Cost row_thr = std::numeric_limits<Cost>::infinity();
-  const Cost* row = D.data + i * D.cols;
-  uint8_t flags[kChunk];
-  long chunk = std::min<long>(kChunk, 4L * cap);
-  for (long j0 = 0; j0 < D.cols; j0 += chunk, chunk = std::min(kChunk, 2 * chunk)) {
-    const long len = std::min(chunk, D.cols - j0);
-    if (!candidate_flags(row + j0, len, sign, row_thr, col_thr + j0, flags, nonfinite)) continue;
-    for (long q = 0; q < len; ++q) {
-      if (!flags[q]) continue;
-      const long j = j0 + q;
+  const Cost cinf = std::numeric_limits<Cost>::infinity();
+  const long n = D.cols;
+  const Cost* row = D.data + i * n;
+  const long want = 4L * cap;
+  const long group = std::max<long>(8, (n + want - 1) / want);
+  const long groups = (n + group - 1) / group;
+  mins.resize(static_cast<size_t>(groups));
+  uint8_t bad = 0;
+  K.group_min(row, n, sign, group, mins.data(), &bad);
+  *nonfinite |= bad;
+  Cost row_thr = cinf;
+  if (groups >= cap) {
+    if (bad)
+      for (Cost& m : mins) m = m == m ? m : cinf;  // NaN rows fail validation later; keep the selection well-defined
+    std::nth_element(mins.begin(), mins.begin() + (cap - 1), mins.end());
+    row_thr = mins[static_cast<size_t>(cap - 1)];
+  }
+  for (long j0 = 0; j0 < n; j0 += 64) {
+    const int len = static_cast<int>(std::min<long>(64, n - j0));
+    for (uint64_t mask = K.below_mask(row + j0, len, sign, row_thr, col_thr + j0); mask; mask &= mask - 1) {
+      const long j = j0 + lowest_bit(mask);
       const double c = D.at(i, j);
       if (c == kInf) continue;
       if (c <= row_thr &&
           key_heap_offer(heap, count, cap, candidate_key(static_cast<float>(-c), scramble(j, salt_of(i)))))
-        row_thr = static_cast<Cost>(-key_candidate(heap[0]).value);
+        row_thr = std::min(row_thr, static_cast<Cost>(-key_candidate(heap[0]).value));
       if (c <= col_thr[j]) on_col(j, c);
     }
   }
+}
+
+// Every entry whose candidate key is at most `key` (ties in key value included) costs at least this much:
+// keys hold -cost rounded to float, so the bound steps one float above before negating.
+inline double cost_floor_of_key(uint64_t key) {
+  return -static_cast<double>(std::nextafter(key_candidate(key).value, std::numeric_limits<float>::infinity()));
 }
 
 template <class Cost>
@@ -415,16 +429,30 @@ AssignmentResult solve_typed(const Dense<Cost>& D, const AssignmentInput& input,
   const long rows = D.rows, cols = D.cols;
   const bool transposed = rows > cols;
   const long nr = transposed ? cols : rows, nc = transposed ? rows : cols;
-  Graph g{nr, nc, std::vector<std::vector<Edge>>(nr)};
+  Graph g(nr, nc);
   auto add_original = [&](long i, long j, double c) {
     if (transposed) g.add(j, i, c);
     else g.add(i, j, c);
   };
+  // The cost of a candidate: float keys hold float32 costs exactly (no second read of the matrix);
+  // float64 costs are read again.
+  auto key_edge_cost = [&](long i, long j, uint64_t key) {
+    if constexpr (sizeof(Cost) == 4) return -static_cast<double>(key_candidate(key).value);
+    else return D.at(i, j);
+  };
 
-  const auto t_start = std::chrono::steady_clock::now();
+  static const bool profile = std::getenv("CMSAE_PROFILE") != nullptr;
+  auto clock = std::chrono::steady_clock::now();
+  auto lap = [&](const char* what) {  // CMSAE_PROFILE=1: phase times on stderr
+    if (!profile) return;
+    const auto now = std::chrono::steady_clock::now();
+    std::fprintf(stderr, "%s %.1fms  ", what, std::chrono::duration<double, std::milli>(now - clock).count());
+    clock = now;
+  };
   // Pass A: the k cheapest entries of every original row and column. Each thread keeps flat min-heaps of
   // integer keys (candidate_key of -cost; root = worst kept) for every column and for the current row;
   // a SIMD filter against the current thresholds skips almost every entry.
+  const ScanKernelsT<Cost>& K = scan_kernels().template of<Cost>();
   const int T = static_cast<int>(std::max<long>(1, std::min<long>(num_threads(), rows)));
   // Columns keep fewer candidates (their offers are the expensive part of the pass); pricing adds the rest.
   const int kc = std::max(2, k / 4);
@@ -438,22 +466,27 @@ AssignmentResult solve_typed(const Dense<Cost>& D, const AssignmentInput& input,
   parallel_for(T, [&](int t) {
     uint64_t* ck = col_keys[t].data();
     int* cc = col_cnt[t].data();
-    std::vector<Cost> col_thr(cols, cinf);
+    std::vector<Cost> col_thr(cols, cinf), mins;
     for (long i = split_begin(rows, T, t); i < split_begin(rows, T, t + 1); ++i)
-      scan_row(D, i, row_keys.data() + i * k, row_cnt[i], k, col_thr.data(), &nonfinite[t], [&](long j, double c) {
+      scan_row(K, D, i, row_keys.data() + i * k, row_cnt[i], k, col_thr.data(), &nonfinite[t], mins, [&](long j, double c) {
         if (key_heap_offer(ck + j * kc, cc[j], kc, candidate_key(static_cast<float>(-c), scramble(i, salt_of(j)))))
           col_thr[j] = static_cast<Cost>(key_cost(ck[j * kc]));
       });
   });
+  lap("pass-A");
   {  // NaN or an infinity somewhere: the exact check throws for NaN / favourable infinities, accepts forbidden
     bool suspicious = false;
     for (uint8_t f : nonfinite) suspicious |= f != 0;
     if (suspicious) validate_assignment_input(input);
   }
+  // Lower bounds on every entry left out of the graph, per original row and column (+inf: nothing left out).
+  std::vector<double> row_floor(rows, kInf), col_floor(cols, kInf);
+  for (long i = 0; i < rows; ++i)
+    if (row_cnt[i] == k) row_floor[i] = cost_floor_of_key(row_keys[i * k]);
   for (long i = 0; i < rows; ++i)
     for (int q = 0; q < row_cnt[i]; ++q) {
       const long j = unscramble(row_keys[i * k + q], salt_of(i));
-      add_original(i, j, D.at(i, j));
+      add_original(i, j, key_edge_cost(i, j, row_keys[i * k + q]));
     }
   // Pass A': "weak" rows, whose favourite column has a much better row (it loses more to that column's best
   // than a quarter of its own k candidates' span), will be matched elsewhere, among near-equal options that the plain top-k
@@ -480,16 +513,21 @@ AssignmentResult solve_typed(const Dense<Cost>& D, const AssignmentInput& input,
     const std::vector<Cost> no_columns(cols, -std::numeric_limits<Cost>::infinity());  // rows only here
     parallel_for(TW, [&](int t) {
       uint8_t unused = 0;
+      std::vector<Cost> mins;
       for (long w = split_begin(nw, TW, t); w < split_begin(nw, TW, t + 1); ++w)
-        scan_row(D, weak[w], weak_keys.data() + w * kw, weak_cnt[w], kw, no_columns.data(), &unused, [](long, double) {});
+        scan_row(K, D, weak[w], weak_keys.data() + w * kw, weak_cnt[w], kw, no_columns.data(), &unused, mins,
+                 [](long, double) {});
     });
-    for (long w = 0; w < nw; ++w)
+    for (long w = 0; w < nw; ++w) {
+      row_floor[weak[w]] = weak_cnt[w] == kw ? cost_floor_of_key(weak_keys[w * kw]) : kInf;
       for (int q = 0; q < weak_cnt[w]; ++q) {
         const long j = unscramble(weak_keys[w * kw + q], salt_of(weak[w]));
-        add_original(weak[w], j, D.at(weak[w], j));
+        add_original(weak[w], j, key_edge_cost(weak[w], j, weak_keys[w * kw + q]));
       }
+    }
     if (stats) stats->weak_rows = nw;
   }
+  lap("weak-rows");
   {
     std::vector<uint64_t> merged;
     for (long j = 0; j < cols; ++j) {
@@ -497,28 +535,22 @@ AssignmentResult solve_typed(const Dense<Cost>& D, const AssignmentInput& input,
       for (int t = 0; t < T; ++t) merged.insert(merged.end(), col_keys[t].begin() + j * kc, col_keys[t].begin() + j * kc + col_cnt[t][j]);
       const size_t keep = std::min<size_t>(merged.size(), static_cast<size_t>(kc));
       std::nth_element(merged.begin(), merged.begin() + (keep ? keep - 1 : 0), merged.end(), std::greater<uint64_t>());
+      // Fewer than kc offers in all: no thread ever filtered this column, every finite entry is in the graph.
+      if (keep == static_cast<size_t>(kc)) col_floor[j] = cost_floor_of_key(merged[keep - 1]);
       for (size_t q = 0; q < keep; ++q) {
         const long i = unscramble(merged[q], salt_of(j));
-        add_original(i, j, D.at(i, j));
+        add_original(i, j, key_edge_cost(i, j, merged[q]));
       }
     }
   }
-  g.dedupe();
-  static const bool profile = std::getenv("CMSAE_PROFILE") != nullptr;
-  auto clock = t_start;
-  auto lap = [&](const char* what) {
-    if (!profile) return;
-    const auto now = std::chrono::steady_clock::now();
-    std::fprintf(stderr, "%s %.1fms  ", what, std::chrono::duration<double, std::milli>(now - clock).count());
-    clock = now;
-  };
-  lap("candidates");
+  g.build();
+  lap("merge");
 
   std::vector<int32_t> col4row, row4col;
   std::vector<double> u, v;
   double scale = 0;
   for (long r = 0; r < nr; ++r)
-    for (const Edge& e : g.adj[r]) scale = std::max(scale, std::fabs(e.cost));
+    for (const Edge& e : g.row(r)) scale = std::max(scale, std::fabs(e.cost));
   const double tol = 1e-12 * std::max(1.0, scale) * static_cast<double>(std::max(nr, nc));
 
   // Square problems may keep their matching and duals between rounds (rows that received violating entries
@@ -543,12 +575,12 @@ AssignmentResult solve_typed(const Dense<Cost>& D, const AssignmentInput& input,
     } else {
       for (int32_t r : touched_rows) {
         double best = kInf;
-        for (const Edge& e : g.adj[r]) best = std::min(best, e.cost - v[e.col]);
+        for (const Edge& e : g.row(r)) best = std::min(best, e.cost - v[e.col]);
         u[r] = best;
         const int32_t j = col4row[r];
         if (j >= 0) {
           double cj = kInf;
-          for (const Edge& e : g.adj[r])
+          for (const Edge& e : g.row(r))
             if (e.col == j) cj = e.cost;
           if (cj - u[r] - v[j] > tol) {
             col4row[r] = -1;
@@ -561,27 +593,51 @@ AssignmentResult solve_typed(const Dense<Cost>& D, const AssignmentInput& input,
     lap(warm ? "warm-solve" : "solve");
     if (!ok) break;  // no complete matching in the graph: go dense
     if (stats) stats->rounds = round + 1;
-    // Pass C: price out every dense entry against the sparse duals (original orientation).
+    // Pass C: price out every dense entry against the sparse duals (original orientation). An entry outside
+    // the graph costs at least max(row_floor_i, col_floor_j), so row i has nothing to check unless some column
+    // j has v_j > row_floor_i - u_i + tol and col_floor_j - v_j < u_i - tol: with the columns sorted by v
+    // (descending) and prefix minima of col_floor_j - v_j that is one binary search per row. Rows that fail
+    // it read only those columns when they are few, else stream the row through the SIMD filter.
     const std::vector<double>& ur = transposed ? v : u;  // dual of each original row
     const std::vector<double>& vc = transposed ? u : v;  // dual of each original column
+    std::vector<int32_t> by_v(cols);
+    for (long j = 0; j < cols; ++j) by_v[j] = static_cast<int32_t>(j);
+    std::sort(by_v.begin(), by_v.end(), [&](int32_t a, int32_t b) { return vc[a] > vc[b] || (vc[a] == vc[b] && a < b); });
+    std::vector<double> v_desc(cols), slack_min(cols);
+    for (long q = 0; q < cols; ++q) {
+      v_desc[q] = vc[by_v[q]];
+      const double z = col_floor[by_v[q]] - vc[by_v[q]];
+      slack_min[q] = q ? std::min(slack_min[q - 1], z) : z;
+    }
     // The most violating 4k entries of each row are kept (memory stays O(n k)).
     std::vector<TopK> viol(rows, TopK{{}, 4 * k});
-    std::vector<long> counts(T, 0);
+    std::vector<long> counts(T, 0), scanned(T, 0);
     parallel_for(T, [&](int t) {
-      uint8_t flags[kChunk];
       for (long i = split_begin(rows, T, t); i < split_begin(rows, T, t + 1); ++i) {
         const double ui = ur[i];
+        const long p = std::lower_bound(v_desc.begin(), v_desc.end(), row_floor[i] - ui + tol, std::greater<double>()) - v_desc.begin();
+        if (p == 0 || slack_min[p - 1] >= ui - tol) continue;  // certified by the bounds
+        ++scanned[t];
         TopK& vi = viol[i];
-        const Cost* row = D.data + i * cols;
-        for (long j0 = 0; j0 < cols; j0 += kChunk) {
-          const long len = std::min(kChunk, cols - j0);
-          if (!price_flags(row + j0, len, D.maximize ? -1.0 : 1.0, ui, vc.data() + j0, tol, flags)) continue;
-          for (long q = 0; q < len; ++q) {
-            if (!flags[q]) continue;
-            const double red = D.at(i, j0 + q) - ui - vc[j0 + q];
-            ++counts[t];
-            if (red < vi.thr()) vi.offer(red, static_cast<int32_t>(j0 + q));
+        auto check = [&](long j) {
+          const double red = D.at(i, j) - ui - vc[j];
+          if (!(red < -tol)) return;
+          ++counts[t];
+          if (red < vi.thr()) vi.offer(red, static_cast<int32_t>(j));
+        };
+        if (p * 64 <= cols) {
+          for (long q = 0; q < p; ++q) {
+            const long j = by_v[q];
+            if (col_floor[j] - vc[j] < ui - tol) check(j);
           }
+          continue;
+        }
+        const Cost* row = D.data + i * cols;
+        for (long j0 = 0; j0 < cols; j0 += 64) {
+          const int len = static_cast<int>(std::min<long>(64, cols - j0));
+          for (uint64_t mask = K.price_mask(row + j0, len, D.maximize ? -1.0 : 1.0, ui, vc.data() + j0, tol); mask;
+               mask &= mask - 1)
+            check(j0 + lowest_bit(mask));
         }
       }
     });
@@ -589,7 +645,11 @@ AssignmentResult solve_typed(const Dense<Cost>& D, const AssignmentInput& input,
     for (long c : counts) total += c;
     last_violations = total;
     lap("pricing");
-    if (profile) std::fprintf(stderr, "(%ld violations)\n", total);
+    if (profile) {
+      long rows_scanned = 0;
+      for (long c : scanned) rows_scanned += c;
+      std::fprintf(stderr, "(%ld rows read, %ld violations)\n", rows_scanned, total);
+    }
     if (stats) stats->violations += total;
     if (total == 0) {
       AssignmentResult out;
@@ -604,8 +664,7 @@ AssignmentResult solve_typed(const Dense<Cost>& D, const AssignmentInput& input,
       for (long i = 0; i < rows; ++i)
         if (out.row_to_col[i] >= 0) obj += static_cast<double>(D.data[i * cols + out.row_to_col[i]]);
       out.objective = obj;
-      if (stats) stats->edges = 0;
-      for (long r = 0; r < nr && stats; ++r) stats->edges += static_cast<long>(g.adj[r].size());
+      if (stats) stats->edges = static_cast<long>(g.edges.size());
       return out;
     }
     touched_rows.clear();
@@ -617,6 +676,7 @@ AssignmentResult solve_typed(const Dense<Cost>& D, const AssignmentInput& input,
       else
         touched_rows.push_back(static_cast<int32_t>(i));
     }
+    g.build();
     std::sort(touched_rows.begin(), touched_rows.end());
     touched_rows.erase(std::unique(touched_rows.begin(), touched_rows.end()), touched_rows.end());
   }

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 
-import { CorrelationAccumulator, alignLatents, solveAssignment, solveAssignmentAsync, type Assignment, type CostMatrix, type SparseCodes } from '../../lib/index.js';
+import { CorrelationAccumulator, alignLatents, info, setSimdLevel, solveAssignment, solveAssignmentAsync, type Assignment, type CostMatrix, type SparseCodes } from '../../lib/index.js';
 import { native } from '../../lib/native/load.js';
 import { expectSaeError } from '../helpers/expect-error.js';
 import { requireScipy, scipyLsa, type LsaJob } from '../helpers/python.js';
@@ -131,6 +131,38 @@ describe('solveAssignment (exact, certified)', () => {
     expect(maxRounds).to.be.greaterThan(1);
     expect(weakRows).to.be.greaterThan(0);
     expect(fellBack).to.equal(0);
+  });
+
+  it('the sparse path is identical with the scalar and the SIMD scan kernels (awkward shapes, f32/f64, infinities)', () => {
+    const rng = new Rng(5);
+    const detected = info().simdDetected as 'scalar' | 'avx2' | 'avx512';
+    const levels = (['scalar', 'avx2'] as const).filter((l) => l === 'scalar' || detected !== 'scalar');
+    const cases: [string, CostMatrix, boolean][] = [
+      ['uniform f32 67x131 max', matrix(67, 131, () => rng.next(), true), true],
+      ['uniform f64 131x67 min', matrix(131, 67, () => rng.next()), false],
+      ['normal f64 1x70 min', matrix(1, 70, () => rng.normal()), false],
+      ['correlation-like f32 515x509', corrLike(rng, 515, 509, 0.3), true],
+      ['forbidden +inf f64 300x301 min', matrix(300, 301, (i, j) => (rng.next() < 0.4 && i !== j ? Infinity : rng.next() * 10)), false],
+      ['forbidden -inf f32 257x250 max', matrix(257, 250, (i, j) => (rng.next() < 0.4 && i !== j ? -Infinity : rng.normal()), true), true],
+      ['integer ties f32 203x203 min', matrix(203, 203, () => rng.int(3), true), false],
+    ];
+    try {
+      for (const [name, c, maximize] of cases) {
+        const runs = levels.map((level) => {
+          setSimdLevel(level);
+          return certify(c, maximize, 'sparse', 5);
+        });
+        for (const r of runs.slice(1)) {
+          expect(Array.from(r.rowToCol), name).to.deep.equal(Array.from(runs[0].rowToCol));
+          expect(r.objective, name).to.equal(runs[0].objective);
+          expect(Array.from(r.duals!.u), name).to.deep.equal(Array.from(runs[0].duals!.u));
+          expect(r.stats, name).to.deep.equal(runs[0].stats);
+        }
+      }
+    } finally {
+      setSimdLevel(detected);
+    }
+    if (levels.length < 2) console.log('      (this CPU has no AVX2: only the scalar scan kernels ran)');
   });
 
   it("passes scipy's own linear_sum_assignment cases (both signs, both orientations, both algorithms)", () => {
