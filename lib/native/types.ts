@@ -98,6 +98,7 @@ export interface NativeAssignmentStats {
   violations: number;
   edges: number;
   weakRows: number;
+  warmRounds: number;
   fellBack: boolean;
 }
 

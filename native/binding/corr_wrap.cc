@@ -245,6 +245,7 @@ Napi::Object result_object(Napi::Env env, const AssignmentResult& r, const Spars
   s.Set("violations", static_cast<double>(st.violations));
   s.Set("edges", static_cast<double>(st.edges));
   s.Set("weakRows", static_cast<double>(st.weak_rows));
+  s.Set("warmRounds", st.warm_rounds);
   s.Set("fellBack", st.fell_back);
   o.Set("stats", s);
   o.Set("rowToCol", copy_out<int32_t, Napi::Int32Array>(env, r.row_to_col));

@@ -35,6 +35,7 @@ struct SparseStats {
   long violations = 0;  // entries added by the pricing passes
   long edges = 0;       // edges of the final sparse graph
   long weak_rows = 0;   // rows given extra candidates in the first graph
+  int warm_rounds = 0;  // rounds re-solved from the previous matching and duals
   bool fell_back = false;
 };
 AssignmentResult solve_assignment_sparse(const AssignmentInput& in, int k, int max_rounds, SparseStats* stats = nullptr);

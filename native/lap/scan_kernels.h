@@ -9,9 +9,11 @@ namespace cmsae {
 
 template <class T>
 struct ScanKernelsT {
-  // out[g] = min_{q in group g} sign*x[q] for groups of `group` entries (the last one may be shorter);
-  // sets *nonfinite when any x is NaN or +-Inf (x - x is NaN exactly then).
-  void (*group_min)(const T* x, long n, T sign, long group, T* out, uint8_t* nonfinite);
+  // out[g] = min_{q in group g} sign*x[q] for groups of `group` entries (a multiple of 8; the last group may
+  // be shorter); when col_thr is set, bit q%64 of col_mask[q/64] = sign*x[q] <= col_thr[q] (col_mask has
+  // ceil(n/64) words, overwritten). Sets *nonfinite when any x is NaN or +-Inf (x - x is NaN exactly then).
+  void (*group_min)(const T* x, long n, T sign, long group, T* out, const T* col_thr, uint64_t* col_mask,
+                    uint8_t* nonfinite);
   // bit q (q < n <= 64) = sign*x[q] <= thr || sign*x[q] <= col_thr[q]
   uint64_t (*below_mask)(const T* x, int n, T sign, T thr, const T* col_thr);
   // bit q (q < n <= 64) = sign*x[q] - u - v[q] < -tol, in float64

@@ -9,62 +9,85 @@
 namespace cmsae {
 namespace {
 
-// out[g] = min over group g of sign*x (float).
-void group_min_f32(const float* x, long n, float sign, long group, float* out, uint8_t* nonfinite) {
-  const __m256 s = _mm256_set1_ps(sign);
-  __m256 bad = _mm256_setzero_ps();
+// out[g] = min over group g of sign*x, plus the column-threshold bits (float: 8 lanes, double: 4 lanes).
+template <class T, class V, int L, class Ops>
+void group_min_impl(const T* x, long n, T sign, long group, T* out, const T* col_thr, uint64_t* col_mask,
+                    uint8_t* nonfinite) {
+  const V s = Ops::set1(sign);
+  V bad = Ops::zero();
   uint8_t bad_tail = 0;
+  if (col_thr)
+    for (long w = 0; w < (n + 63) / 64; ++w) col_mask[w] = 0;
   for (long g0 = 0, g = 0; g0 < n; g0 += group, ++g) {
     const long end = std::min(n, g0 + group);
-    __m256 m = _mm256_set1_ps(sign * x[g0]);
+    V m = Ops::set1(sign * x[g0]);
     long q = g0;
-    for (; q + 8 <= end; q += 8) {
-      const __m256 xv = _mm256_loadu_ps(x + q);
-      m = _mm256_min_ps(_mm256_mul_ps(xv, s), m);
-      const __m256 z = _mm256_sub_ps(xv, xv);
-      bad = _mm256_or_ps(bad, _mm256_cmp_ps(z, z, _CMP_UNORD_Q));
+    for (; q + L <= end; q += L) {
+      const V xv = Ops::load(x + q);
+      const V c = Ops::mul(xv, s);
+      m = Ops::min(c, m);
+      if (col_thr)
+        col_mask[q >> 6] |= static_cast<uint64_t>(Ops::le_bits(c, Ops::load(col_thr + q))) << (q & 63);
+      const V z = Ops::sub(xv, xv);
+      bad = Ops::or_(bad, Ops::unord(z));
     }
+    T mm = Ops::hmin(m);
+    for (; q < end; ++q) {
+      const T c = sign * x[q];
+      mm = c < mm ? c : mm;
+      if (col_thr) col_mask[q >> 6] |= static_cast<uint64_t>(c <= col_thr[q]) << (q & 63);
+      const T z = x[q] - x[q];
+      bad_tail |= static_cast<uint8_t>(z != z);
+    }
+    out[g] = mm;
+  }
+  *nonfinite |= static_cast<uint8_t>(bad_tail | (Ops::any(bad) ? 1 : 0));
+}
+
+struct OpsF32 {
+  static __m256 set1(float a) { return _mm256_set1_ps(a); }
+  static __m256 zero() { return _mm256_setzero_ps(); }
+  static __m256 load(const float* p) { return _mm256_loadu_ps(p); }
+  static __m256 mul(__m256 a, __m256 b) { return _mm256_mul_ps(a, b); }
+  static __m256 sub(__m256 a, __m256 b) { return _mm256_sub_ps(a, b); }
+  static __m256 min(__m256 a, __m256 b) { return _mm256_min_ps(a, b); }
+  static __m256 or_(__m256 a, __m256 b) { return _mm256_or_ps(a, b); }
+  static __m256 unord(__m256 a) { return _mm256_cmp_ps(a, a, _CMP_UNORD_Q); }
+  static uint32_t le_bits(__m256 a, __m256 b) { return static_cast<uint32_t>(_mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_LE_OQ))); }
+  static bool any(__m256 a) { return _mm256_movemask_ps(a) != 0; }
+  static float hmin(__m256 m) {
     __m128 lo = _mm_min_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
     lo = _mm_min_ps(lo, _mm_movehl_ps(lo, lo));
     lo = _mm_min_ss(lo, _mm_shuffle_ps(lo, lo, 1));
-    float mm = _mm_cvtss_f32(lo);
-    for (; q < end; ++q) {
-      const float c = sign * x[q];
-      mm = c < mm ? c : mm;
-      const float z = x[q] - x[q];
-      bad_tail |= static_cast<uint8_t>(z != z);
-    }
-    out[g] = mm;
+    return _mm_cvtss_f32(lo);
   }
-  *nonfinite |= static_cast<uint8_t>(bad_tail | (_mm256_movemask_ps(bad) != 0));
-}
+};
 
-void group_min_f64(const double* x, long n, double sign, long group, double* out, uint8_t* nonfinite) {
-  const __m256d s = _mm256_set1_pd(sign);
-  __m256d bad = _mm256_setzero_pd();
-  uint8_t bad_tail = 0;
-  for (long g0 = 0, g = 0; g0 < n; g0 += group, ++g) {
-    const long end = std::min(n, g0 + group);
-    __m256d m = _mm256_set1_pd(sign * x[g0]);
-    long q = g0;
-    for (; q + 4 <= end; q += 4) {
-      const __m256d xv = _mm256_loadu_pd(x + q);
-      m = _mm256_min_pd(_mm256_mul_pd(xv, s), m);
-      const __m256d z = _mm256_sub_pd(xv, xv);
-      bad = _mm256_or_pd(bad, _mm256_cmp_pd(z, z, _CMP_UNORD_Q));
-    }
+struct OpsF64 {
+  static __m256d set1(double a) { return _mm256_set1_pd(a); }
+  static __m256d zero() { return _mm256_setzero_pd(); }
+  static __m256d load(const double* p) { return _mm256_loadu_pd(p); }
+  static __m256d mul(__m256d a, __m256d b) { return _mm256_mul_pd(a, b); }
+  static __m256d sub(__m256d a, __m256d b) { return _mm256_sub_pd(a, b); }
+  static __m256d min(__m256d a, __m256d b) { return _mm256_min_pd(a, b); }
+  static __m256d or_(__m256d a, __m256d b) { return _mm256_or_pd(a, b); }
+  static __m256d unord(__m256d a) { return _mm256_cmp_pd(a, a, _CMP_UNORD_Q); }
+  static uint32_t le_bits(__m256d a, __m256d b) { return static_cast<uint32_t>(_mm256_movemask_pd(_mm256_cmp_pd(a, b, _CMP_LE_OQ))); }
+  static bool any(__m256d a) { return _mm256_movemask_pd(a) != 0; }
+  static double hmin(__m256d m) {
     __m128d lo = _mm_min_pd(_mm256_castpd256_pd128(m), _mm256_extractf128_pd(m, 1));
     lo = _mm_min_sd(lo, _mm_unpackhi_pd(lo, lo));
-    double mm = _mm_cvtsd_f64(lo);
-    for (; q < end; ++q) {
-      const double c = sign * x[q];
-      mm = c < mm ? c : mm;
-      const double z = x[q] - x[q];
-      bad_tail |= static_cast<uint8_t>(z != z);
-    }
-    out[g] = mm;
+    return _mm_cvtsd_f64(lo);
   }
-  *nonfinite |= static_cast<uint8_t>(bad_tail | (_mm256_movemask_pd(bad) != 0));
+};
+
+void group_min_f32(const float* x, long n, float sign, long group, float* out, const float* col_thr,
+                   uint64_t* col_mask, uint8_t* nonfinite) {
+  group_min_impl<float, __m256, 8, OpsF32>(x, n, sign, group, out, col_thr, col_mask, nonfinite);
+}
+void group_min_f64(const double* x, long n, double sign, long group, double* out, const double* col_thr,
+                   uint64_t* col_mask, uint8_t* nonfinite) {
+  group_min_impl<double, __m256d, 4, OpsF64>(x, n, sign, group, out, col_thr, col_mask, nonfinite);
 }
 
 uint64_t below_mask_f32(const float* x, int n, float sign, float thr, const float* col_thr) {

@@ -8,14 +8,18 @@ namespace cmsae {
 namespace {
 
 template <class T>
-void group_min(const T* x, long n, T sign, long group, T* out, uint8_t* nonfinite) {
+void group_min(const T* x, long n, T sign, long group, T* out, const T* col_thr, uint64_t* col_mask,
+               uint8_t* nonfinite) {
   uint8_t bad = 0;
+  if (col_thr)
+    for (long w = 0; w < (n + 63) / 64; ++w) col_mask[w] = 0;
   for (long g0 = 0, g = 0; g0 < n; g0 += group, ++g) {
     const long end = std::min(n, g0 + group);
     T m = sign * x[g0];
     for (long q = g0; q < end; ++q) {
       const T c = sign * x[q];
       m = c < m ? c : m;
+      if (col_thr) col_mask[q >> 6] |= static_cast<uint64_t>(c <= col_thr[q]) << (q & 63);
       const T z = x[q] - x[q];
       bad |= static_cast<uint8_t>(z != z);
     }

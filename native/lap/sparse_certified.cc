@@ -44,7 +44,7 @@ struct Dense {
   }
 };
 
-// Oriented sparse graph in compressed rows (rows = the smaller side), each row sorted by column. Edges
+// Oriented sparse graph in compressed rows (rows = the smaller side). Edges
 // added since the last build() wait in `pending`; build() merges them in and drops duplicates.
 struct Graph {
   struct Row {
@@ -61,8 +61,10 @@ struct Graph {
   Graph(long rows, long cols) : nr(rows), nc(cols), start(rows + 1, 0) {}
   void add(long r, long c, double cost) { pending.push_back({static_cast<int32_t>(r), {static_cast<int32_t>(c), cost}}); }
   Row row(long r) const { return {edges.data() + start[r], edges.data() + start[r + 1]}; }
+  // Merges `pending` into the rows (each row keeps its insertion order, which is deterministic) and drops
+  // repeated columns within a row.
   void build() {
-    std::vector<int64_t> at(nr + 1, 0);
+    std::vector<int64_t> at(static_cast<size_t>(nr) + 1, 0);
     for (long r = 0; r < nr; ++r) at[r + 1] = start[r + 1] - start[r];
     for (const auto& p : pending) ++at[p.first + 1];
     for (long r = 0; r < nr; ++r) at[r + 1] += at[r];
@@ -71,27 +73,31 @@ struct Graph {
     for (long r = 0; r < nr; ++r)
       for (int64_t q = start[r]; q < start[r + 1]; ++q) merged[fill[r]++] = edges[q];
     for (const auto& p : pending) merged[fill[p.first]++] = p.second;
-    pending.clear();
+    std::vector<std::pair<int32_t, Edge>>().swap(pending);
+    std::vector<int32_t> seen(static_cast<size_t>(nc), -1);
     int64_t out = 0;
     for (long r = 0; r < nr; ++r) {
-      Edge* b = merged.data() + at[r];
-      Edge* e = merged.data() + at[r + 1];
-      std::sort(b, e, [](const Edge& x, const Edge& y) { return x.col < y.col; });
       start[r] = out;
-      for (Edge* q = b; q < e; ++q)
-        if (q == b || q->col != (q - 1)->col) merged[out++] = *q;
+      for (int64_t q = at[r]; q < at[r + 1]; ++q) {
+        int32_t& s = seen[merged[q].col];
+        if (s == r) continue;
+        s = static_cast<int32_t>(r);
+        merged[out++] = merged[q];
+      }
     }
     start[nr] = out;
     merged.resize(static_cast<size_t>(out));
     edges.swap(merged);
   }
+
 };
 
 // Rectangular problems: row reduction (v = 0 keeps the rectangular dual sign v <= 0) and greedy matching on
-// tight edges. Returns false when a row has no edge.
-bool init_sparse(const Graph& g, std::vector<int32_t>& col4row, std::vector<int32_t>& row4col, std::vector<double>& u,
-                 std::vector<double>& v) {
-  const long nr = g.nr, nc = g.nc;
+// tight edges, over the first nr rows of the graph (the rest, dummy rows, wait for warm starts). Returns false
+// when a row has no edge.
+bool init_sparse(const Graph& g, long nr, std::vector<int32_t>& col4row, std::vector<int32_t>& row4col,
+                 std::vector<double>& u, std::vector<double>& v) {
+  const long nc = g.nc;
   col4row.assign(nr, -1);
   row4col.assign(nc, -1);
   u.assign(nr, 0.0);
@@ -158,20 +164,25 @@ bool init_column_reduction(const Graph& g, std::vector<int32_t>& col4row, std::v
 
 // Jonker-Volgenant augmenting row reduction on the sparse graph: each free row takes its cheapest column
 // (reduced by v), lowering that column's v to the row's second-best level so the row is indifferent, and
-// evicts the previous owner, which is processed next. Two sweeps over the free rows, then u_i is reset to
+// evicts the previous owner, which is processed next. Up to eight sweeps over the free rows (each capped at 32
+// steps per free row), then u_i is reset to
 // min_j (c_ij - v_j), which keeps every matched edge tight and the duals feasible. v only decreases, so
 // v <= 0 holds and never-matched columns keep v = 0 (the rectangular dual conditions).
 void augmenting_row_reduction(const Graph& g, std::vector<int32_t>& col4row, std::vector<int32_t>& row4col,
                               std::vector<double>& u, std::vector<double>& v) {
-  const long nr = g.nr;
+  const long nr = static_cast<long>(col4row.size());  // the rows in play
   std::vector<int32_t> free_rows;
   for (long i = 0; i < nr; ++i)
     if (col4row[i] < 0) free_rows.push_back(static_cast<int32_t>(i));
-  for (int sweep = 0; sweep < 2 && !free_rows.empty(); ++sweep) {
+  constexpr int sweeps = 8;  // JV use 2; more sweeps leave fewer rows for the (costlier) shortest-path phase
+  for (int sweep = 0; sweep < sweeps && !free_rows.empty(); ++sweep) {
     const size_t prev = free_rows.size();
     size_t kk = 0, nfree = 0;
     long guard = 0;
-    const long max_steps = 8 * static_cast<long>(nr) + 64;  // a bound against pathological cycling
+    // Near-ties make chains of tiny v decrements (rows trading two columns back and forth, ~1e-7 per step):
+    // beyond a few dozen steps per free row the shortest-path phase finishes those rows far faster.
+    constexpr long per_row = 32;
+    const long max_steps = std::min(8 * static_cast<long>(nr) + 64, per_row * static_cast<long>(prev) + 1024);
     while (kk < prev && guard++ < max_steps) {
       const int32_t i = free_rows[kk++];
       double umin = kInf, usub = kInf;
@@ -217,80 +228,77 @@ void augmenting_row_reduction(const Graph& g, std::vector<int32_t>& col4row, std
   }
 }
 
-// Indexed binary min-heap of columns keyed by (distance, matched?, column) with decrease-key: ties prefer
-// a free column, then the smaller index (deterministic).
+// Indexed 4-ary min-heap of columns keyed by (distance, matched?, column) with decrease-key: ties prefer a
+// free column, then the smaller index (deterministic). Keys live in the heap slots (no indirection).
 class ColumnHeap {
  public:
   explicit ColumnHeap(long nc) : pos_(nc, -1) {}
   bool empty() const { return heap_.empty(); }
   void clear() {
-    for (int32_t c : heap_) pos_[c] = -1;
+    for (const Slot& s : heap_) pos_[s.col] = -1;
     heap_.clear();
   }
-  // Inserts column c or lowers its key (dist must already hold the new distance).
-  void push_or_decrease(int32_t c, const std::vector<double>& dist, const std::vector<int32_t>& row4col) {
+  // Inserts column c with distance d or lowers its key to d.
+  void push_or_decrease(int32_t c, double d, bool matched) {
     long i = pos_[c];
     if (i < 0) {
       i = static_cast<long>(heap_.size());
-      heap_.push_back(c);
+      heap_.push_back({});
     }
-    sift_up(i, dist, row4col);
+    sift_up(i, Slot{d, (static_cast<int64_t>(matched) << 32) | static_cast<uint32_t>(c), c});
   }
-  int32_t pop(const std::vector<double>& dist, const std::vector<int32_t>& row4col) {
-    const int32_t top = heap_[0];
+  int32_t pop() {
+    const int32_t top = heap_[0].col;
     pos_[top] = -1;
-    const int32_t last = heap_.back();
+    const Slot last = heap_.back();
     heap_.pop_back();
-    if (!heap_.empty()) {
-      heap_[0] = last;
-      pos_[last] = 0;
-      sift_down(0, dist, row4col);
-    }
+    if (!heap_.empty()) sift_down(0, last);
     return top;
   }
 
  private:
-  static bool less(int32_t a, int32_t b, const std::vector<double>& dist, const std::vector<int32_t>& row4col) {
-    if (dist[a] != dist[b]) return dist[a] < dist[b];
-    const bool fa = row4col[a] < 0, fb = row4col[b] < 0;
-    if (fa != fb) return fa;
-    return a < b;
+  struct Slot {
+    double dist;
+    int64_t tie;  // matched << 32 | column
+    int32_t col;
+  };
+  static bool less(const Slot& a, const Slot& b) { return a.dist < b.dist || (a.dist == b.dist && a.tie < b.tie); }
+  void place(long i, const Slot& s) {
+    heap_[i] = s;
+    pos_[s.col] = static_cast<int32_t>(i);
   }
-  void sift_up(long i, const std::vector<double>& dist, const std::vector<int32_t>& row4col) {
-    const int32_t c = heap_[i];
+  void sift_up(long i, const Slot& s) {
     while (i > 0) {
-      const long parent = (i - 1) / 2;
-      if (!less(c, heap_[parent], dist, row4col)) break;
-      heap_[i] = heap_[parent];
-      pos_[heap_[i]] = static_cast<int32_t>(i);
+      const long parent = (i - 1) / 4;
+      if (!less(s, heap_[parent])) break;
+      place(i, heap_[parent]);
       i = parent;
     }
-    heap_[i] = c;
-    pos_[c] = static_cast<int32_t>(i);
+    place(i, s);
   }
-  void sift_down(long i, const std::vector<double>& dist, const std::vector<int32_t>& row4col) {
+  void sift_down(long i, const Slot& s) {
     const long n = static_cast<long>(heap_.size());
-    const int32_t c = heap_[i];
     for (;;) {
-      long l = 2 * i + 1;
-      if (l >= n) break;
-      if (l + 1 < n && less(heap_[l + 1], heap_[l], dist, row4col)) ++l;
-      if (!less(heap_[l], c, dist, row4col)) break;
-      heap_[i] = heap_[l];
-      pos_[heap_[i]] = static_cast<int32_t>(i);
-      i = l;
+      const long first = 4 * i + 1;
+      if (first >= n) break;
+      long best = first;
+      const long last = std::min(n, first + 4);
+      for (long c = first + 1; c < last; ++c)
+        if (less(heap_[c], heap_[best])) best = c;
+      if (!less(heap_[best], s)) break;
+      place(i, heap_[best]);
+      i = best;
     }
-    heap_[i] = c;
-    pos_[c] = static_cast<int32_t>(i);
+    place(i, s);
   }
-  std::vector<int32_t> heap_;
+  std::vector<Slot> heap_;
   std::vector<int32_t> pos_;
 };
 
 // Augments every free row along a shortest path (reduced costs c - u - v >= 0 on the graph are assumed).
 bool augment_free_rows(const Graph& g, std::vector<int32_t>& col4row, std::vector<int32_t>& row4col,
                        std::vector<double>& u, std::vector<double>& v) {
-  const long nr = g.nr, nc = g.nc;
+  const long nr = static_cast<long>(col4row.size()), nc = g.nc;  // the rows in play
   std::vector<double> dist(nc, kInf);
   std::vector<int32_t> pred(nc, -1);
   std::vector<uint8_t> done(nc, 0);
@@ -320,11 +328,11 @@ bool augment_free_rows(const Graph& g, std::vector<int32_t>& col4row, std::vecto
           if (dist[j] == kInf) touched.push_back(j);
           dist[j] = nd;
           pred[j] = static_cast<int32_t>(i);
-          heap.push_or_decrease(j, dist, row4col);
+          heap.push_or_decrease(j, nd, row4col[j] >= 0);
         }
       }
       if (heap.empty()) return false;
-      const int32_t j = heap.pop(dist, row4col);
+      const int32_t j = heap.pop();
       min_val = dist[j];
       done[j] = 1;
       scanned_cols.push_back(j);
@@ -377,44 +385,74 @@ inline int lowest_bit(uint64_t mask) {
 #endif
 }
 
-// Streams row i of D twice (32 KB at n = 8192: the second pass reads cache). Pass 1: minima of 4*cap groups;
-// the cap-th smallest group minimum is at least the row's cap-th cheapest entry (cap groups reach it), so
-// pass 2 offers only the entries at or below it (about cap of them) to the row's heap (capacity cap, ties
-// scrambled per row), and hands every entry at or below col_thr[j] to on_col(j, c). Sets *nonfinite when the
-// row holds NaN or +-Inf.
+// Reads row i of D from memory once (pass 1) and partly again from cache (pass 2). Pass 1: minima of about
+// 4*cap groups and the entries at or below col_thr[j] (handed to on_col(j, c); each column once per row, so
+// a snapshot of the thresholds is exact). The cap-th smallest group minimum is at least the row's cap-th
+// cheapest entry (cap groups reach it), so pass 2 reads only the groups whose minimum is at or below it and
+// offers their entries at or below the row threshold (about cap of them) to the row's heap (capacity cap,
+// ties scrambled per row). col_thr == nullptr: rows only. Sets *nonfinite when the row holds NaN or +-Inf.
+template <class Cost>
+struct RowScratch {
+  std::vector<Cost> mins, sorted;
+  std::vector<uint64_t> col_mask, keys;
+};
 template <class Cost, class OnCol>
 void scan_row(const ScanKernelsT<Cost>& K, const Dense<Cost>& D, long i, uint64_t* heap, int& count, int cap,
-              const Cost* col_thr, uint8_t* nonfinite, std::vector<Cost>& mins, OnCol&& on_col) {
+              const Cost* col_thr, uint8_t* nonfinite, RowScratch<Cost>& w, OnCol&& on_col) {
   const Cost sign = D.maximize ? Cost(-1) : Cost(1);
   const Cost cinf = std::numeric_limits<Cost>::infinity();
   const long n = D.cols;
   const Cost* row = D.data + i * n;
   const long want = 4L * cap;
-  const long group = std::max<long>(8, (n + want - 1) / want);
+  const long group = (std::max<long>(8, (n + want - 1) / want) + 7) / 8 * 8;  // a multiple of 8 (kernel contract)
   const long groups = (n + group - 1) / group;
-  mins.resize(static_cast<size_t>(groups));
+  w.mins.resize(static_cast<size_t>(groups));
+  w.col_mask.resize(static_cast<size_t>((n + 63) / 64));
   uint8_t bad = 0;
-  K.group_min(row, n, sign, group, mins.data(), &bad);
+  K.group_min(row, n, sign, group, w.mins.data(), col_thr, w.col_mask.data(), &bad);
   *nonfinite |= bad;
+  if (bad)
+    for (Cost& m : w.mins) m = m == m ? m : cinf;  // NaN rows fail validation later; keep the selection well-defined
+  if (col_thr)
+    for (long b = 0; b < static_cast<long>(w.col_mask.size()); ++b)
+      for (uint64_t mask = w.col_mask[b]; mask; mask &= mask - 1) {
+        const long j = 64 * b + lowest_bit(mask);
+        const double c = D.at(i, j);
+        if (c != kInf) on_col(j, c);
+      }
   Cost row_thr = cinf;
   if (groups >= cap) {
-    if (bad)
-      for (Cost& m : mins) m = m == m ? m : cinf;  // NaN rows fail validation later; keep the selection well-defined
-    std::nth_element(mins.begin(), mins.begin() + (cap - 1), mins.end());
-    row_thr = mins[static_cast<size_t>(cap - 1)];
+    w.sorted.assign(w.mins.begin(), w.mins.end());
+    std::nth_element(w.sorted.begin(), w.sorted.begin() + (cap - 1), w.sorted.end());
+    row_thr = w.sorted[static_cast<size_t>(cap - 1)];
   }
-  for (long j0 = 0; j0 < n; j0 += 64) {
-    const int len = static_cast<int>(std::min<long>(64, n - j0));
-    for (uint64_t mask = K.below_mask(row + j0, len, sign, row_thr, col_thr + j0); mask; mask &= mask - 1) {
-      const long j = j0 + lowest_bit(mask);
-      const double c = D.at(i, j);
-      if (c == kInf) continue;
-      if (c <= row_thr &&
-          key_heap_offer(heap, count, cap, candidate_key(static_cast<float>(-c), scramble(j, salt_of(i)))))
-        row_thr = std::min(row_thr, static_cast<Cost>(-key_candidate(heap[0]).value));
-      if (c <= col_thr[j]) on_col(j, c);
+  Cost none[64];  // no column thresholds in pass 2
+  std::fill(none, none + 64, -cinf);
+  std::vector<uint64_t>& keys = w.keys;
+  keys.clear();
+  for (long g = 0; g < groups; ++g) {
+    if (!(w.mins[g] <= row_thr)) continue;
+    const long g_end = std::min(n, (g + 1) * group);
+    for (long j0 = g * group; j0 < g_end; j0 += 64) {
+      const int len = static_cast<int>(std::min<long>(64, g_end - j0));
+      for (uint64_t mask = K.below_mask(row + j0, len, sign, row_thr, none); mask; mask &= mask - 1) {
+        const long j = j0 + lowest_bit(mask);
+        const double c = D.at(i, j);
+        if (c != kInf) keys.push_back(candidate_key(static_cast<float>(-c), scramble(j, salt_of(i))));
+      }
     }
   }
+  // The cap largest keys (cheapest entries, ties scrambled); the smallest kept key goes to heap[0].
+  const size_t kept = std::min(keys.size(), static_cast<size_t>(cap));
+  if (kept == 0) {
+    count = 0;
+    return;
+  }
+  if (keys.size() > kept) std::nth_element(keys.begin(), keys.begin() + (kept - 1), keys.end(), std::greater<uint64_t>());
+  else std::swap(keys[kept - 1], *std::min_element(keys.begin(), keys.end()));
+  std::swap(keys[0], keys[kept - 1]);
+  std::copy(keys.begin(), keys.begin() + kept, heap);
+  count = static_cast<int>(kept);
 }
 
 // Every entry whose candidate key is at most `key` (ties in key value included) costs at least this much:
@@ -429,7 +467,13 @@ AssignmentResult solve_typed(const Dense<Cost>& D, const AssignmentInput& input,
   const long rows = D.rows, cols = D.cols;
   const bool transposed = rows > cols;
   const long nr = transposed ? cols : rows, nc = transposed ? rows : cols;
-  Graph g(nr, nc);
+  // A nearly square problem gets nc - nr dummy rows of zero cost to every column: the square machinery
+  // (column reduction, warm starts between rounds) then applies, and the duals shift back to the rectangular
+  // form at the end. Strongly rectangular problems are solved as such (cold start every round).
+  const long pad = nr < nc && nc - nr <= std::max<long>(8, nc / 64) ? nc - nr : 0;
+  const bool square = nr == nc;
+  bool dummies_on = false;  // dummy rows joined the solve (after the first cold round)
+  Graph g(nr + pad, nc);
   auto add_original = [&](long i, long j, double c) {
     if (transposed) g.add(j, i, c);
     else g.add(i, j, c);
@@ -466,14 +510,14 @@ AssignmentResult solve_typed(const Dense<Cost>& D, const AssignmentInput& input,
   parallel_for(T, [&](int t) {
     uint64_t* ck = col_keys[t].data();
     int* cc = col_cnt[t].data();
-    std::vector<Cost> col_thr(cols, cinf), mins;
+    std::vector<Cost> col_thr(cols, cinf);
+    RowScratch<Cost> scratch;
     for (long i = split_begin(rows, T, t); i < split_begin(rows, T, t + 1); ++i)
-      scan_row(K, D, i, row_keys.data() + i * k, row_cnt[i], k, col_thr.data(), &nonfinite[t], mins, [&](long j, double c) {
+      scan_row(K, D, i, row_keys.data() + i * k, row_cnt[i], k, col_thr.data(), &nonfinite[t], scratch, [&](long j, double c) {
         if (key_heap_offer(ck + j * kc, cc[j], kc, candidate_key(static_cast<float>(-c), scramble(i, salt_of(j)))))
           col_thr[j] = static_cast<Cost>(key_cost(ck[j * kc]));
       });
   });
-  lap("pass-A");
   {  // NaN or an infinity somewhere: the exact check throws for NaN / favourable infinities, accepts forbidden
     bool suspicious = false;
     for (uint8_t f : nonfinite) suspicious |= f != 0;
@@ -481,6 +525,7 @@ AssignmentResult solve_typed(const Dense<Cost>& D, const AssignmentInput& input,
   }
   // Lower bounds on every entry left out of the graph, per original row and column (+inf: nothing left out).
   std::vector<double> row_floor(rows, kInf), col_floor(cols, kInf);
+  g.pending.reserve(static_cast<size_t>(rows) * k + static_cast<size_t>(cols) * kc);
   for (long i = 0; i < rows; ++i)
     if (row_cnt[i] == k) row_floor[i] = cost_floor_of_key(row_keys[i * k]);
   for (long i = 0; i < rows; ++i)
@@ -509,13 +554,13 @@ AssignmentResult solve_typed(const Dense<Cost>& D, const AssignmentInput& input,
     std::vector<uint64_t> weak_keys(weak.size() * static_cast<size_t>(kw));
     std::vector<int> weak_cnt(weak.size(), 0);
     const long nw = static_cast<long>(weak.size());
+    g.pending.reserve(g.pending.size() + static_cast<size_t>(cols) * kc + weak.size() * static_cast<size_t>(kw));
     const int TW = static_cast<int>(std::max<long>(1, std::min<long>(T, nw)));
-    const std::vector<Cost> no_columns(cols, -std::numeric_limits<Cost>::infinity());  // rows only here
     parallel_for(TW, [&](int t) {
       uint8_t unused = 0;
-      std::vector<Cost> mins;
+      RowScratch<Cost> scratch;
       for (long w = split_begin(nw, TW, t); w < split_begin(nw, TW, t + 1); ++w)
-        scan_row(K, D, weak[w], weak_keys.data() + w * kw, weak_cnt[w], kw, no_columns.data(), &unused, mins,
+        scan_row(K, D, weak[w], weak_keys.data() + w * kw, weak_cnt[w], kw, static_cast<const Cost*>(nullptr), &unused, scratch,
                  [](long, double) {});
     });
     for (long w = 0; w < nw; ++w) {
@@ -527,7 +572,6 @@ AssignmentResult solve_typed(const Dense<Cost>& D, const AssignmentInput& input,
     }
     if (stats) stats->weak_rows = nw;
   }
-  lap("weak-rows");
   {
     std::vector<uint64_t> merged;
     for (long j = 0; j < cols; ++j) {
@@ -537,6 +581,9 @@ AssignmentResult solve_typed(const Dense<Cost>& D, const AssignmentInput& input,
       std::nth_element(merged.begin(), merged.begin() + (keep ? keep - 1 : 0), merged.end(), std::greater<uint64_t>());
       // Fewer than kc offers in all: no thread ever filtered this column, every finite entry is in the graph.
       if (keep == static_cast<size_t>(kc)) col_floor[j] = cost_floor_of_key(merged[keep - 1]);
+      // Ascending rows: the graph's edge order (ARR tie-breaking) must not depend on the thread count.
+      std::sort(merged.begin(), merged.begin() + keep,
+                [&](uint64_t a, uint64_t b) { return unscramble(a, salt_of(j)) < unscramble(b, salt_of(j)); });
       for (size_t q = 0; q < keep; ++q) {
         const long i = unscramble(merged[q], salt_of(j));
         add_original(i, j, key_edge_cost(i, j, merged[q]));
@@ -544,7 +591,7 @@ AssignmentResult solve_typed(const Dense<Cost>& D, const AssignmentInput& input,
     }
   }
   g.build();
-  lap("merge");
+  lap("candidates");
 
   std::vector<int32_t> col4row, row4col;
   std::vector<double> u, v;
@@ -553,19 +600,22 @@ AssignmentResult solve_typed(const Dense<Cost>& D, const AssignmentInput& input,
     for (const Edge& e : g.row(r)) scale = std::max(scale, std::fabs(e.cost));
   const double tol = 1e-12 * std::max(1.0, scale) * static_cast<double>(std::max(nr, nc));
 
-  // Square problems may keep their matching and duals between rounds (rows that received violating entries
-  // get a lowered u_i and are re-augmented); rectangular ones are re-solved from scratch to keep v <= 0 with
-  // v = 0 on unmatched columns.
-  // Warm starts pay off when few entries violate (a local repair); after a round with many violations the
-  // duals are far off and a fresh solve on the enlarged graph converges in fewer rounds.
+  // Square and padded problems keep their matching and duals between rounds when few entries violated
+  // (rows that received violating entries get a lowered u_i and are re-augmented; a padded problem brings in
+  // its dummy rows at that point); after a round with many violations the duals are far off and a cold solve
+  // of the enlarged graph converges in fewer rounds. Strongly rectangular problems always solve cold (v <= 0
+  // with v = 0 on unmatched columns would not survive a repair).
   std::vector<int32_t> touched_rows;
   long last_violations = 0;
   for (int round = 0; round < max_rounds; ++round) {
     bool ok;
-    const bool warm = nr == nc && round > 0 && last_violations <= nr / 2;
+    const bool warm = (square || pad > 0) && round > 0 && last_violations <= nr / 8;
     if (!warm) {
-      ok = nr == nc ? init_column_reduction(g, col4row, row4col, u, v) : init_sparse(g, col4row, row4col, u, v);
+      dummies_on = false;
+      ok = square ? init_column_reduction(g, col4row, row4col, u, v) : init_sparse(g, nr, col4row, row4col, u, v);
+      lap("init");
       if (ok) augmenting_row_reduction(g, col4row, row4col, u, v);
+      lap("arr");
       if (profile) {
         long free_rows = 0;
         for (int32_t c : col4row) free_rows += c < 0;
@@ -573,6 +623,25 @@ AssignmentResult solve_typed(const Dense<Cost>& D, const AssignmentInput& input,
       }
       ok = ok && augment_free_rows(g, col4row, row4col, u, v);
     } else {
+      if (pad > 0 && !dummies_on) {
+        // The rectangular optimum (v <= 0, v = 0 on the pad unmatched columns) is a square one once each
+        // unmatched column is held by a dummy row with u = 0: dummy edges cost 0 >= 0 + v_j, tight where v_j = 0.
+        if (g.row(nr).empty()) {
+          for (long d = nr; d < nr + pad; ++d)
+            for (long j = 0; j < nc; ++j) g.add(d, j, 0.0);
+          g.build();
+        }
+        col4row.resize(nr + pad, -1);
+        u.resize(nr + pad, 0.0);
+        long d = nr;
+        for (long j = 0; j < nc; ++j)
+          if (row4col[j] < 0) {
+            row4col[j] = static_cast<int32_t>(d);
+            col4row[d] = static_cast<int32_t>(j);
+            u[d++] = 0.0;
+          }
+        dummies_on = true;
+      }
       for (int32_t r : touched_rows) {
         double best = kInf;
         for (const Edge& e : g.row(r)) best = std::min(best, e.cost - v[e.col]);
@@ -591,6 +660,7 @@ AssignmentResult solve_typed(const Dense<Cost>& D, const AssignmentInput& input,
       ok = augment_free_rows(g, col4row, row4col, u, v);
     }
     lap(warm ? "warm-solve" : "solve");
+    if (stats && warm) ++stats->warm_rounds;
     if (!ok) break;  // no complete matching in the graph: go dense
     if (stats) stats->rounds = round + 1;
     // Pass C: price out every dense entry against the sparse duals (original orientation). An entry outside
@@ -656,15 +726,26 @@ AssignmentResult solve_typed(const Dense<Cost>& D, const AssignmentInput& input,
       const double sign = D.maximize ? -1.0 : 1.0;
       out.u.resize(rows);
       out.v.resize(cols);
-      for (long i = 0; i < rows; ++i) out.u[i] = sign * ur[i];
-      for (long j = 0; j < cols; ++j) out.v[j] = sign * vc[j];
+      // Padded: every dummy row holds a column of the largest v (its edges are all tight or slack at 0), so
+      // shifting u up and v down by that v gives the rectangular duals (v <= 0, 0 on unmatched columns).
+      double shift = 0;
+      if (pad > 0) {
+        shift = -kInf;
+        for (long j = 0; j < nc; ++j) shift = std::max(shift, v[j]);
+        col4row.resize(nr);
+        for (int32_t& r : row4col)
+          if (r >= nr) r = -1;
+      }
+      const double shift_r = transposed ? -shift : shift;  // added to the original rows' duals
+      for (long i = 0; i < rows; ++i) out.u[i] = sign * (ur[i] + shift_r);
+      for (long j = 0; j < cols; ++j) out.v[j] = sign * (vc[j] - shift_r);
       out.row_to_col = transposed ? row4col : col4row;
       out.col_to_row = transposed ? col4row : row4col;
       double obj = 0;
       for (long i = 0; i < rows; ++i)
         if (out.row_to_col[i] >= 0) obj += static_cast<double>(D.data[i * cols + out.row_to_col[i]]);
       out.objective = obj;
-      if (stats) stats->edges = static_cast<long>(g.edges.size());
+      if (stats) stats->edges = static_cast<long>(g.edges.size()) - (pad > 0 && !g.row(nr).empty() ? pad * nc : 0);
       return out;
     }
     touched_rows.clear();

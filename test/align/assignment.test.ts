@@ -114,9 +114,12 @@ describe('solveAssignment (exact, certified)', () => {
       ['30% partnerless 1000x1000', corrLike(rng, 1000, 1000, 0.3)],
       ['partnerless rectangular 980x1000', corrLike(rng, 980, 1000, 0.3)],
       ['partnerless rectangular 1000x960', corrLike(rng, 1000, 960, 0.3)],
+      // nearly square: solved with dummy rows (warm starts between rounds)
+      ['partnerless nearly square 995x1000', corrLike(rng, 995, 1000, 0.3)],
+      ['partnerless nearly square 1000x993', corrLike(rng, 1000, 993, 0.3)],
       ['integer ties 600x600', matrix(600, 600, () => rng.int(6), true)],
     ];
-    let maxRounds = 0, weakRows = 0, fellBack = 0;
+    let maxRounds = 0, weakRows = 0, fellBack = 0, warmRounds = 0;
     for (const [name, c] of cases) {
       const dense = solveAssignment(c, { maximize: true, algorithm: 'dense' });
       for (const k of [4, 16]) {
@@ -124,12 +127,14 @@ describe('solveAssignment (exact, certified)', () => {
         expect(r.objective, `${name} (k=${k})`).to.be.closeTo(dense.objective, 1e-9 * Math.max(1, Math.abs(dense.objective)));
         maxRounds = Math.max(maxRounds, r.stats.rounds);
         weakRows += r.stats.weakRows;
+        warmRounds += r.stats.warmRounds;
         fellBack += r.stats.fellBack ? 1 : 0;
       }
     }
     // The cases must exercise the pricing rounds and the weak-row candidates, not just one clean solve.
     expect(maxRounds).to.be.greaterThan(1);
     expect(weakRows).to.be.greaterThan(0);
+    expect(warmRounds).to.be.greaterThan(0);
     expect(fellBack).to.equal(0);
   });
 
