@@ -131,7 +131,7 @@ CorrAccumulator::CorrAccumulator(int mA, int mB) : mA_(mA), mB_(mB) {
                                                       " correlation accumulator (float64 co-moments)");
   A_.resize(mA);
   B_.resize(mB);
-  S_.reset_zeroed_huge(static_cast<size_t>(mA) * mB);
+  S_.reset_zeroed_parallel(static_cast<size_t>(mA) * mB);
 }
 
 void CorrAccumulator::add(const int32_t* ai, const float* av, int kA, const int32_t* bi, const float* bv, int kB,

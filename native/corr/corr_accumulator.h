@@ -56,7 +56,7 @@ class CorrAccumulator {
   int mA_, mB_;
   long long n_ = 0;
   CorrSide A_, B_;
-  AlignedBuffer<double> S_;  // [mA, mB] co-moments (dense float64, huge pages where available)
+  AlignedBuffer<double> S_;  // [mA, mB] co-moments (dense float64)
   // Rows buffered until a chunk is large enough to apply efficiently (compacted nonzeros).
   std::vector<int64_t> bufA_off_, bufB_off_;
   std::vector<int32_t> bufA_idx_, bufB_idx_;
