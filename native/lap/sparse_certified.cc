@@ -20,7 +20,6 @@
 #include "../sae/topk_select.h"
 #include "assignment.h"
 #include "scan_kernels.h"
-#include "sap_path.h"
 
 namespace cmsae {
 namespace {
@@ -61,6 +60,14 @@ struct Graph {
   Graph(long rows, long cols) : nr(rows), nc(cols), start(rows + 1, 0) {}
   void add(long r, long c, double cost) { pending.push_back({static_cast<int32_t>(r), {static_cast<int32_t>(c), cost}}); }
   Row row(long r) const { return {edges.data() + start[r], edges.data() + start[r + 1]}; }
+  // Gives the (empty, trailing) rows [r0, nr) an edge of cost 0 to every column, without a rebuild.
+  void fill_trailing_rows_with_zeros(long r0) {
+    edges.reserve(edges.size() + static_cast<size_t>(nr - r0) * nc);
+    for (long r = r0; r < nr; ++r) {
+      for (long j = 0; j < nc; ++j) edges.push_back({static_cast<int32_t>(j), 0.0});
+      start[r + 1] = static_cast<int64_t>(edges.size());
+    }
+  }
   // Merges `pending` into the rows (each row keeps its insertion order, which is deterministic) and drops
   // repeated columns within a row.
   void build() {
@@ -296,20 +303,28 @@ class ColumnHeap {
 };
 
 // Augments every free row along a shortest path (reduced costs c - u - v >= 0 on the graph are assumed).
+// Column state lives in one record per column (one cache line per relaxation instead of three arrays);
+// the dual update and path flip are finish_augmentation's (sap_path.h), written for that layout.
 bool augment_free_rows(const Graph& g, std::vector<int32_t>& col4row, std::vector<int32_t>& row4col,
                        std::vector<double>& u, std::vector<double>& v) {
   const long nr = static_cast<long>(col4row.size()), nc = g.nc;  // the rows in play
-  std::vector<double> dist(nc, kInf);
-  std::vector<int32_t> pred(nc, -1);
-  std::vector<uint8_t> done(nc, 0);
+  struct Col {
+    double dist;
+    double v;
+    int32_t pred;
+    int32_t done;
+  };
+  std::vector<Col> col(static_cast<size_t>(nc));
+  for (long j = 0; j < nc; ++j) col[j] = {kInf, v[j], -1, 0};
   std::vector<int32_t> touched, scanned_cols, scanned_rows;
   ColumnHeap heap(nc);
-  for (long cur = 0; cur < nr; ++cur) {
+  bool ok = true;
+  for (long cur = 0; cur < nr && ok; ++cur) {
     if (col4row[cur] >= 0) continue;
     for (int32_t j : touched) {
-      dist[j] = kInf;
-      pred[j] = -1;
-      done[j] = 0;
+      col[j].dist = kInf;
+      col[j].pred = -1;
+      col[j].done = 0;
     }
     touched.clear();
     scanned_cols.clear();
@@ -319,31 +334,48 @@ bool augment_free_rows(const Graph& g, std::vector<int32_t>& col4row, std::vecto
     long i = cur, sink = -1;
     while (sink < 0) {
       scanned_rows.push_back(static_cast<int32_t>(i));
-      const double ui = u[i];
+      const double base = min_val - u[i];
       for (const Edge& e : g.row(i)) {
-        const int32_t j = e.col;
-        if (done[j]) continue;
-        const double nd = min_val + e.cost - ui - v[j];
-        if (nd < dist[j]) {
-          if (dist[j] == kInf) touched.push_back(j);
-          dist[j] = nd;
-          pred[j] = static_cast<int32_t>(i);
-          heap.push_or_decrease(j, nd, row4col[j] >= 0);
+        Col& c = col[e.col];
+        if (c.done) continue;
+        const double nd = base + e.cost - c.v;
+        if (nd < c.dist) {
+          if (c.dist == kInf) touched.push_back(e.col);
+          c.dist = nd;
+          c.pred = static_cast<int32_t>(i);
+          heap.push_or_decrease(e.col, nd, row4col[e.col] >= 0);
         }
       }
-      if (heap.empty()) return false;
+      if (heap.empty()) {
+        ok = false;
+        break;
+      }
       const int32_t j = heap.pop();
-      min_val = dist[j];
-      done[j] = 1;
+      min_val = col[j].dist;
+      col[j].done = 1;
       scanned_cols.push_back(j);
       if (row4col[j] < 0)
         sink = j;
       else
         i = row4col[j];
     }
-    finish_augmentation(cur, sink, min_val, dist, scanned_rows, scanned_cols, pred, col4row, row4col, u, v);
+    if (!ok) break;
+    // u_cur += d, u_r += d - dist[col(r)], v_c -= d - dist[c] (d = the sink's distance), then flip the path.
+    u[cur] += min_val;
+    for (int32_t r : scanned_rows)
+      if (r != cur) u[r] += min_val - col[col4row[r]].dist;
+    for (int32_t c : scanned_cols) col[c].v -= min_val - col[c].dist;
+    for (long j = sink;;) {
+      const long r = col[j].pred;
+      row4col[j] = static_cast<int32_t>(r);
+      const long prev = col4row[r];
+      col4row[r] = static_cast<int32_t>(j);
+      if (r == cur) break;
+      j = prev;
+    }
   }
-  return true;
+  for (long j = 0; j < nc; ++j) v[j] = col[j].v;
+  return ok;
 }
 
 // Keeps the k smallest (value, index) pairs; worst at h[0] (used where few offers arrive: pricing).
@@ -626,11 +658,7 @@ AssignmentResult solve_typed(const Dense<Cost>& D, const AssignmentInput& input,
       if (pad > 0 && !dummies_on) {
         // The rectangular optimum (v <= 0, v = 0 on the pad unmatched columns) is a square one once each
         // unmatched column is held by a dummy row with u = 0: dummy edges cost 0 >= 0 + v_j, tight where v_j = 0.
-        if (g.row(nr).empty()) {
-          for (long d = nr; d < nr + pad; ++d)
-            for (long j = 0; j < nc; ++j) g.add(d, j, 0.0);
-          g.build();
-        }
+        if (g.row(nr).empty()) g.fill_trailing_rows_with_zeros(nr);  // pending is empty here (built above)
         col4row.resize(nr + pad, -1);
         u.resize(nr + pad, 0.0);
         long d = nr;
