@@ -57,4 +57,52 @@ class AlignedBuffer {
   size_t n_ = 0;
 };
 
+// A growable array of trivially copyable T whose new elements are left uninitialized: std::vector's
+// resize() would zero memory that is about to be overwritten (one extra pass over large buffers).
+template <class T>
+class RawVector {
+ public:
+  RawVector() = default;
+  ~RawVector() { std::free(p_); }
+  RawVector(const RawVector&) = delete;
+  RawVector& operator=(const RawVector&) = delete;
+  RawVector(RawVector&& o) noexcept : p_(o.p_), n_(o.n_), cap_(o.cap_) { o.p_ = nullptr; o.n_ = o.cap_ = 0; }
+  RawVector& operator=(RawVector&& o) noexcept {
+    if (this != &o) {
+      std::free(p_);
+      p_ = o.p_; n_ = o.n_; cap_ = o.cap_;
+      o.p_ = nullptr; o.n_ = o.cap_ = 0;
+    }
+    return *this;
+  }
+  void resize(size_t n) {
+    if (n > cap_) grow(n);
+    n_ = n;
+  }
+  void push_back(const T& x) {
+    if (n_ == cap_) grow(n_ + 1);
+    p_[n_++] = x;
+  }
+  void clear() { n_ = 0; }
+  bool empty() const { return n_ == 0; }
+  size_t size() const { return n_; }
+  T* data() { return p_; }
+  const T* data() const { return p_; }
+  T& operator[](size_t i) { return p_[i]; }
+  const T& operator[](size_t i) const { return p_[i]; }
+  T& back() { return p_[n_ - 1]; }
+  const T& back() const { return p_[n_ - 1]; }
+
+ private:
+  void grow(size_t n) {
+    const size_t c = n > 2 * cap_ ? n : 2 * cap_;
+    T* q = static_cast<T*>(std::realloc(p_, c * sizeof(T)));
+    if (!q) throw std::bad_alloc();
+    p_ = q;
+    cap_ = c;
+  }
+  T* p_ = nullptr;
+  size_t n_ = 0, cap_ = 0;
+};
+
 }  // namespace cmsae

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include "../common/errors.h"
 #include "../common/memory.h"
@@ -50,43 +51,41 @@ void check_codes(const int32_t* idx, const float* val, int k, long rows, int m, 
   }
 }
 
-// Per-thread partial moments of one side, merged in thread order.
-struct PartialMoments {
-  std::vector<double> sum, sumsq, fires;
-  std::vector<float> mn, mx;
-  explicit PartialMoments(int m)
-      : sum(m, 0.0), sumsq(m, 0.0), fires(m, 0.0), mn(m, std::numeric_limits<float>::infinity()),
-        mx(m, -std::numeric_limits<float>::infinity()) {}
+// Per-thread partial moments of one side (one record per latent: one cache line per nonzero), merged in
+// thread order.
+struct LatentMoments {
+  double sum = 0, sumsq = 0, fires = 0;
+  float mn = std::numeric_limits<float>::infinity(), mx = -std::numeric_limits<float>::infinity();
 };
 
-// Appends the nonzeros of rows [0, rows) to the CSR buffers (rows split over threads) and adds their
-// moments to `side`.
+// Appends the nonzeros of rows [0, rows) to the CSR buffers (rows split over threads; sink.resize(n) and
+// sink.put(q, j, v) store them) and adds their moments to `side`.
 // counts[r]: the row's number of nonzeros (from check_codes).
+template <class Sink>
 void append_rows(const int32_t* idx, const float* val, int k, long rows, int m, const int32_t* counts, CorrSide& side,
-                 std::vector<int64_t>& off, std::vector<int32_t>& bidx, std::vector<float>& bval) {
+                 RawVector<int64_t>& off, Sink sink) {
   if (off.empty()) off.push_back(0);
   const size_t off0 = off.size() - 1;
   off.resize(off0 + rows + 1);
   for (long r = 0; r < rows; ++r) off[off0 + r + 1] = off[off0 + r] + counts[r];
-  bidx.resize(off.back());
-  bval.resize(off.back());
+  sink.resize(static_cast<size_t>(off.back()));
   const int T = static_cast<int>(std::max<long>(1, std::min<long>(num_threads(), rows / 1024 + 1)));
-  std::vector<PartialMoments> part(T, PartialMoments(0));
+  std::vector<std::vector<LatentMoments>> part(T);
   parallel_for(T, [&](int t) {
-    PartialMoments pm(m);
+    std::vector<LatentMoments> pm(m);
     for (long r = split_begin(rows, T, t); r < split_begin(rows, T, t + 1); ++r) {
       int64_t q = off[off0 + r];
       for (int s = 0; s < k; ++s) {
         const float v = val[r * k + s];
         if (v == 0.f) continue;
         const int32_t j = idx[r * k + s];
-        pm.sum[j] += v;
-        pm.sumsq[j] += static_cast<double>(v) * v;
-        pm.fires[j] += 1.0;
-        pm.mn[j] = std::min(pm.mn[j], v);
-        pm.mx[j] = std::max(pm.mx[j], v);
-        bidx[q] = j;
-        bval[q] = v;
+        LatentMoments& lm = pm[j];
+        lm.sum += v;
+        lm.sumsq += static_cast<double>(v) * v;
+        lm.fires += 1.0;
+        lm.mn = std::min(lm.mn, v);
+        lm.mx = std::max(lm.mx, v);
+        sink.put(q, j, v);
         ++q;
       }
     }
@@ -94,11 +93,12 @@ void append_rows(const int32_t* idx, const float* val, int k, long rows, int m, 
   });
   for (int t = 0; t < T; ++t)
     for (int j = 0; j < m; ++j) {
-      side.sum[j] += part[t].sum[j];
-      side.sumsq[j] += part[t].sumsq[j];
-      side.fires[j] += part[t].fires[j];
-      side.min_nz[j] = std::min(side.min_nz[j], part[t].mn[j]);
-      side.max_nz[j] = std::max(side.max_nz[j], part[t].mx[j]);
+      const LatentMoments& lm = part[t][j];
+      side.sum[j] += lm.sum;
+      side.sumsq[j] += lm.sumsq;
+      side.fires[j] += lm.fires;
+      side.min_nz[j] = std::min(side.min_nz[j], lm.mn);
+      side.max_nz[j] = std::max(side.max_nz[j], lm.mx);
     }
 }
 
@@ -149,8 +149,24 @@ void CorrAccumulator::add(const int32_t* ai, const float* av, int kA, const int3
       check_codes(bi + r0 * kB, bv + r0 * kB, kB, r1 - r0, mB_, "B", stamp_b, r0, count_b.data() + r0);
     });
   }
-  append_rows(ai, av, kA, rows, mA_, count_a.data(), A_, bufA_off_, bufA_idx_, bufA_val_);
-  append_rows(bi, bv, kB, rows, mB_, count_b.data(), B_, bufB_off_, bufB_idx_, bufB_val_);
+  struct ASink {
+    RawVector<int32_t>& idx;
+    RawVector<float>& val;
+    void resize(size_t n) { idx.resize(n), val.resize(n); }
+    void put(int64_t q, int32_t j, float v) { idx[q] = j, val[q] = v; }
+  };
+  append_rows(ai, av, kA, rows, mA_, count_a.data(), A_, bufA_off_, ASink{bufA_idx_, bufA_val_});
+  auto b_sink = [](auto& recs) {
+    using Rec = std::remove_reference_t<decltype(recs[0])>;
+    struct BSink {
+      RawVector<Rec>& r;
+      void resize(size_t n) { r.resize(n); }
+      void put(int64_t q, int32_t j, float v) { r[q] = Rec{static_cast<decltype(Rec::idx)>(j), v}; }
+    };
+    return BSink{recs};
+  };
+  if (mB_ <= 65536) append_rows(bi, bv, kB, rows, mB_, count_b.data(), B_, bufB_off_, b_sink(bufB16_));
+  else append_rows(bi, bv, kB, rows, mB_, count_b.data(), B_, bufB_off_, b_sink(bufB32_));
   n_ += rows;
   if (bufA_idx_.size() >= kFlushEntries) flush();
 }
@@ -190,7 +206,7 @@ void CorrAccumulator::flush() {
   }
   // Each entry carries its B row's start and length directly, so the update loop (and its prefetch a few
   // entries ahead) reads them sequentially instead of chasing the row offsets.
-  std::vector<BEntry>& ent = ent_;  // kept between flushes: no page faults per chunk
+  RawVector<BEntry>& ent = ent_;  // kept between flushes: no page faults per chunk
   ent.resize(bufA_idx_.size());
   parallel_for(TG, [&](int t) {
     std::vector<int64_t>& cur = cnt[t];
@@ -209,28 +225,28 @@ void CorrAccumulator::flush() {
     band[t] = i;
   }
   const auto t1 = std::chrono::steady_clock::now();
-  parallel_for(T, [&](int t) {
-    for (int i = band[t]; i < band[t + 1]; ++i) {
-      double* row = S_.data() + static_cast<size_t>(i) * mB_;
-      for (int64_t e = start[i]; e < start[i + 1]; ++e) {
-        if (e + 4 < start[i + 1]) {  // the B rows of a latent's entries are scattered: fetch 4 entries ahead
-          const BEntry& nx = ent[e + 4];
-          const char* pi = reinterpret_cast<const char*>(bufB_idx_.data() + nx.b_off);
-          const char* pv = reinterpret_cast<const char*>(bufB_val_.data() + nx.b_off);
-          const long bytes = static_cast<long>(nx.b_len) * 4;
-          for (long off = 0; off < bytes + 63; off += 64) {
-            __builtin_prefetch(pi + std::min(off, bytes - 1));
-            __builtin_prefetch(pv + std::min(off, bytes - 1));
+  auto update = [&](const auto* recs) {
+    constexpr long rec_bytes = sizeof(recs[0]);
+    parallel_for(T, [&](int t) {
+      for (int i = band[t]; i < band[t + 1]; ++i) {
+        double* row = S_.data() + static_cast<size_t>(i) * mB_;
+        for (int64_t e = start[i]; e < start[i + 1]; ++e) {
+          if (e + 4 < start[i + 1]) {  // the B rows of a latent's entries are scattered: fetch 4 entries ahead
+            const BEntry& nx = ent[e + 4];
+            const char* p = reinterpret_cast<const char*>(recs + nx.b_off);
+            const long bytes = static_cast<long>(nx.b_len) * rec_bytes;
+            for (long off = 0; off < bytes + 63; off += 64) __builtin_prefetch(p + std::min(off, bytes - 1));
           }
+          const BEntry& en = ent[e];
+          const double a = en.a;
+          const auto* b = recs + en.b_off;
+          for (int32_t q = 0; q < en.b_len; ++q) row[b[q].idx] += a * b[q].val;
         }
-        const BEntry& en = ent[e];
-        const double a = en.a;
-        const int32_t* bi = bufB_idx_.data() + en.b_off;
-        const float* bv = bufB_val_.data() + en.b_off;
-        for (int32_t q = 0; q < en.b_len; ++q) row[bi[q]] += a * bv[q];
       }
-    }
-  });
+    });
+  };
+  if (mB_ <= 65536) update(bufB16_.data());
+  else update(bufB32_.data());
   if (profile) {
     const auto t2 = std::chrono::steady_clock::now();
     auto ms = [](auto a, auto b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
@@ -240,9 +256,9 @@ void CorrAccumulator::flush() {
   bufA_off_.clear();
   bufB_off_.clear();
   bufA_idx_.clear();
-  bufB_idx_.clear();
   bufA_val_.clear();
-  bufB_val_.clear();
+  bufB16_.clear();
+  bufB32_.clear();
 }
 
 void CorrAccumulator::merge(CorrAccumulator& o) {

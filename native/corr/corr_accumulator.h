@@ -58,16 +58,30 @@ class CorrAccumulator {
   CorrSide A_, B_;
   AlignedBuffer<double> S_;  // [mA, mB] co-moments (dense float64)
   // Rows buffered until a chunk is large enough to apply efficiently (compacted nonzeros).
-  std::vector<int64_t> bufA_off_, bufB_off_;
-  std::vector<int32_t> bufA_idx_, bufB_idx_;
-  std::vector<float> bufA_val_, bufB_val_;
+  RawVector<int64_t> bufA_off_, bufB_off_;
+  RawVector<int32_t> bufA_idx_;
+  RawVector<float> bufA_val_;
+  // B nonzeros as (index, value) records: the update reads a whole B row per A nonzero from scattered
+  // places, so fewer bytes per row is fewer cache lines (6-byte records while mB <= 65536).
+#pragma pack(push, 1)
+  struct BRec16 {
+    uint16_t idx;
+    float val;
+  };
+#pragma pack(pop)
+  struct BRec32 {
+    int32_t idx;
+    float val;
+  };
+  RawVector<BRec16> bufB16_;
+  RawVector<BRec32> bufB32_;
   // A nonzeros grouped by latent (flush scratch): the value and its row's B nonzeros.
   struct BEntry {
     int64_t b_off;
     int32_t b_len;
     float a;
   };
-  std::vector<BEntry> ent_;
+  RawVector<BEntry> ent_;
 };
 
 }  // namespace cmsae

@@ -114,6 +114,25 @@ describe('CorrelationAccumulator', () => {
     expect(strict.aliveA.every((v) => v === 0)).to.equal(true);
   });
 
+  it('a B side wider than 65536 latents (32-bit B index records) gives the same correlations', () => {
+    const stride = 2333, wide = (mB - 1) * stride + 1 + 65536; // > 65536 columns
+    const b = { ...data.b, indices: data.b.indices.map((j) => j * stride) };
+    using narrow = new CorrelationAccumulator(mA, mB);
+    using wideAcc = new CorrelationAccumulator(mA, wide);
+    narrow.add(data.a, data.b);
+    wideAcc.add(data.a, b);
+    const r = narrow.result({ float64: true });
+    const w = wideAcc.result({ float64: true });
+    let alive = 0;
+    for (let i = 0; i < mA; i++)
+      for (let j = 0; j < mB; j++) {
+        expect(w.correlation64![i * wide + j * stride]).to.equal(r.correlation64![i * mB + j]);
+        if (r.correlation64![i * mB + j] !== 0) alive++;
+      }
+    expect(alive).to.be.greaterThan(mA * mB / 2);
+    expect(w.aliveB.reduce((s, x) => s + x, 0)).to.equal(r.aliveB.reduce((s, x) => s + x, 0));
+  });
+
   it('merge of 3 shards equals one pass; serialize/deserialize round-trips', () => {
     using whole = new CorrelationAccumulator(mA, mB);
     whole.add(data.a, data.b);
