@@ -531,7 +531,7 @@ AssignmentResult solve_typed(const Dense<Cost>& D, const AssignmentInput& input,
   const ScanKernelsT<Cost>& K = scan_kernels().template of<Cost>();
   const int T = static_cast<int>(std::max<long>(1, std::min<long>(num_threads(), rows)));
   // Columns keep fewer candidates (their offers are the expensive part of the pass); pricing adds the rest.
-  const int kc = std::max(2, k / 4);
+  const int kc = std::max(2, k / 8);
   std::vector<std::vector<uint64_t>> col_keys(T, std::vector<uint64_t>(static_cast<size_t>(cols) * kc));
   std::vector<std::vector<int>> col_cnt(T, std::vector<int>(cols, 0));
   std::vector<uint64_t> row_keys(static_cast<size_t>(rows) * k);
@@ -567,7 +567,8 @@ AssignmentResult solve_typed(const Dense<Cost>& D, const AssignmentInput& input,
     }
   // Pass A': "weak" rows, whose favourite column has a much better row (it loses more to that column's best
   // than a quarter of its own k candidates' span), will be matched elsewhere, among near-equal options that the plain top-k
-  // does not cover: on correlation-like matrices those rows cause most pricing rounds. They get 8k candidates.
+  // does not cover: on correlation-like matrices those rows cause most pricing rounds. They get up to 8k
+  // candidates.
   {
     std::vector<double> colbest(cols, kInf);
     for (int t = 0; t < T; ++t)
@@ -582,7 +583,10 @@ AssignmentResult solve_typed(const Dense<Cost>& D, const AssignmentInput& input,
       const double best = key_cost(top), kth = key_cost(h[0]);
       if (best - colbest[jb] > 0.25 * (kth - best)) weak.push_back(static_cast<int32_t>(i));
     }
-    const int kw = 8 * k;
+    // 8k each, within a budget of rows*k extra edges (never below 2k): many weak rows (partnerless latents)
+    // make a large graph that costs more per solve than the rounds it saves.
+    const long budget = weak.empty() ? 8L * k : rows * static_cast<long>(k) / static_cast<long>(weak.size());
+    const int kw = static_cast<int>(std::clamp<long>(budget, 2L * k, 8L * k));
     std::vector<uint64_t> weak_keys(weak.size() * static_cast<size_t>(kw));
     std::vector<int> weak_cnt(weak.size(), 0);
     const long nw = static_cast<long>(weak.size());
