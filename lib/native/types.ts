@@ -5,6 +5,7 @@ export interface NativeStepStats {
   fvu: number;
   mse: number;
   auxLoss: number;
+  pairLoss: number;
   l0: number;
   deadFraction: number;
   gradNorm: number;
@@ -121,6 +122,7 @@ export interface NativeBinding {
     rowToCol: Int32Array, colToRow: Int32Array, u: Float64Array, v: Float64Array,
   ): { maxViolation: number; gap: number; objective: number };
   alignLatents(correlation: Float32Array, m: number, aliveA: Uint8Array, aliveB: Uint8Array, signed: boolean): Int32Array;
+  pairCodeLoss(kind: string, idx: Int32Array, val: Float32Array, k: number, n: number, m: number, scale: number): { loss: number; dval: Float32Array };
   buildInfo(): NativeBuildInfo;
   cudaInfo(): NativeCudaInfo;
   setThreads(n: number): number;

@@ -3,6 +3,7 @@ import { SaeError } from '../errors.js';
 
 export type Activation = 'topk' | 'batchtopk';
 export type LossKind = 'fvu' | 'mse';
+export type PairLossKind = 'none' | 'iso' | 'iso-inner' | 'group';
 
 /** Which parameters AdamW's decoupled weight decay applies to. */
 export interface DecayFlags {
@@ -54,6 +55,14 @@ export interface TopKSAEOptions {
   bDecInit?: 'zeros' | 'mean';
   /** Decoder renormalization epsilon: W_dec[j] /= ||W_dec[j]|| + eps. Default float32 machine epsilon. */
   decoderEps?: number;
+  /**
+   * Code-level loss between the two halves of a paired batch (`step(x, { pair: y })`), for the shared-SAE
+   * baselines: 'iso' (Iso-Energy as the authors' code: masked top-1 cosine of the Top-K codes), 'iso-inner'
+   * (the paper's raw inner product), 'group' (group sparsity); 'none' (default). loss += pairLossWeight * L.
+   */
+  pairLoss?: PairLossKind;
+  /** Weight of pairLoss (lambda). Default 0. */
+  pairLossWeight?: number;
   /** AuxK coefficient (0 = off, the default). */
   auxCoef?: number;
   /** AuxK k (0 = d/2). */
@@ -87,6 +96,8 @@ export const DEFAULTS = {
   bDecInit: 'zeros' as const,
   decoderEps: 1.1920929e-7,
   auxCoef: 0,
+  pairLoss: 'none' as PairLossKind,
+  pairLossWeight: 0,
   kAux: 0,
   deadWindow: 1_000_000,
   batchCapacity: 0,
@@ -168,6 +179,8 @@ export function resolveOptions(input: TopKSAEOptions): ResolvedOptions {
     bDecInit: oneOf(o, 'bDecInit', ['zeros', 'mean'] as const),
     decoderEps: num(o, 'decoderEps', 0, 1),
     auxCoef: num(o, 'auxCoef', 0, 1e6),
+    pairLoss: oneOf(o, 'pairLoss', ['none', 'iso', 'iso-inner', 'group'] as const),
+    pairLossWeight: num(o, 'pairLossWeight', 0, 1e6),
     kAux: int(o, 'kAux', 0, m),
     deadWindow: int(o, 'deadWindow', 1),
     batchCapacity: int(o, 'batchCapacity', 0, m),

@@ -101,6 +101,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   data->corr_ctor = Napi::Persistent(corr);
   exports.Set("NativeCorr", corr);
   register_lap_functions(env, exports);
+  register_sae_functions(env, exports);
   exports.Set("buildInfo", Napi::Function::New(env, build_info));
   exports.Set("cudaInfo", Napi::Function::New(env, cuda_info));
   exports.Set("setThreads", Napi::Function::New(env, set_threads));

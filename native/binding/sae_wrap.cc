@@ -30,6 +30,7 @@ Napi::Object stats_object(Napi::Env env, const StepStats& s) {
   o.Set("fvu", s.fvu);
   o.Set("mse", s.mse);
   o.Set("auxLoss", s.aux_loss);
+  o.Set("pairLoss", s.pair_loss);
   o.Set("l0", s.l0);
   o.Set("deadFraction", s.dead_fraction);
   o.Set("gradNorm", s.grad_norm);
@@ -83,6 +84,14 @@ void apply_options(const Napi::Object& o, SaeConfig& c) {
   if (c.batch_capacity < 0) throw_js(env, "ERR_ARG", "batchCapacity must be >= 0");
   if (c.dead_window < 1) throw_js(env, "ERR_ARG", "deadWindow must be >= 1");
   if (!(c.aux_coef >= 0)) throw_js(env, "ERR_ARG", "auxCoef must be >= 0");
+  const std::string pl = str_opt(o, "pairLoss", "none");
+  if (pl == "none") c.pair_loss = PairLoss::None;
+  else if (pl == "iso") c.pair_loss = PairLoss::Iso;
+  else if (pl == "iso-inner") c.pair_loss = PairLoss::IsoInner;
+  else if (pl == "group") c.pair_loss = PairLoss::Group;
+  else throw_js(env, "ERR_ARG", "pairLoss must be 'none', 'iso', 'iso-inner' or 'group'");
+  c.pair_loss_weight = static_cast<float>(opt_number(o, "pairLossWeight", c.pair_loss_weight));
+  if (!(c.pair_loss_weight >= 0)) throw_js(env, "ERR_ARG", "pairLossWeight must be >= 0");
 }
 
 // The four parameter arrays (W_enc [d, m], b_enc [m], W_dec [m, d], b_dec [d]) from info[0..3].
@@ -490,6 +499,39 @@ Napi::Value NativeSae::dispose(const Napi::CallbackInfo& info) {
   Napi::MemoryManagement::AdjustExternalMemory(env, -static_cast<int64_t>(accounted_bytes_));
   accounted_bytes_ = 0;
   return env.Undefined();
+}
+
+// pairCodeLoss(kind, idx, val, k, n, m, scale) -> { loss, dval }: the code-level pair loss of a paired batch
+// of codes (rows [0,n) image, [n,2n) text) and scale * its gradient w.r.t. the values (tests, tools).
+Napi::Value pair_code_loss_js(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString()) throw_js(env, "ERR_ARG", "kind must be 'iso', 'iso-inner' or 'group'");
+  const std::string kind = info[0].As<Napi::String>().Utf8Value();
+  PairLoss pl;
+  if (kind == "iso") pl = PairLoss::Iso;
+  else if (kind == "iso-inner") pl = PairLoss::IsoInner;
+  else if (kind == "group") pl = PairLoss::Group;
+  else throw_js(env, "ERR_ARG", "kind must be 'iso', 'iso-inner' or 'group'");
+  const int k = static_cast<int>(info[3].As<Napi::Number>().Int64Value());
+  const long n = static_cast<long>(info[4].As<Napi::Number>().Int64Value());
+  const int m = static_cast<int>(info[5].As<Napi::Number>().Int64Value());
+  const double scale = info[6].As<Napi::Number>().DoubleValue();
+  if (k < 1 || n < 1 || m < 1) throw_js(env, "ERR_ARG", "k, n and m must be >= 1");
+  Napi::Int32Array idx = int32_arg(env, info[1], "idx", static_cast<size_t>(2 * n * k));
+  Napi::Float32Array val = float32_arg(env, info[2], "val", static_cast<size_t>(2 * n * k));
+  for (size_t p = 0; p < static_cast<size_t>(2 * n * k); ++p)
+    if (idx[p] < 0 || idx[p] >= m) throw_js(env, "ERR_RANGE", "idx has an entry outside [0, m)");
+  Napi::Float32Array dval = Napi::Float32Array::New(env, static_cast<size_t>(2 * n * k));
+  std::fill(dval.Data(), dval.Data() + 2 * n * k, 0.f);
+  const double loss = guarded(env, [&] { return pair_code_loss(pl, idx.Data(), val.Data(), k, n, m, scale, dval.Data()); });
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("loss", loss);
+  o.Set("dval", dval);
+  return o;
+}
+
+void register_sae_functions(Napi::Env env, Napi::Object exports) {
+  exports.Set("pairCodeLoss", Napi::Function::New(env, pair_code_loss_js));
 }
 
 }  // namespace cmsae::binding

@@ -41,4 +41,7 @@ class NativeSae : public Napi::ObjectWrap<NativeSae> {
   size_t accounted_bytes_ = 0;
 };
 
+// Free functions of the SAE engine (pairCodeLoss).
+void register_sae_functions(Napi::Env env, Napi::Object exports);
+
 }  // namespace cmsae::binding

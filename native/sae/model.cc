@@ -378,6 +378,11 @@ StepStats SaeModel::forward_backward(const float* x, const float* y, long rows, 
     }
   }
   st.loss += st.aux_loss;
+  if (y && cfg_.pair_loss != PairLoss::None && cfg_.pair_loss_weight > 0.f) {
+    st.pair_loss = pair_code_loss(cfg_.pair_loss, codes_.idx.data(), codes_.val.data(), kc, rows, m,
+                                  cfg_.pair_loss_weight, dval_.data());
+    st.loss += cfg_.pair_loss_weight * st.pair_loss;
+  }
   timer.mark("aux");
 
   // Latent statistics.

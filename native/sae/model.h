@@ -4,6 +4,8 @@
 #include <mutex>
 #include <vector>
 
+#include "pair_loss.h"
+
 #include "../common/aligned.h"
 #include "backward.h"
 #include "topk_encode.h"
@@ -31,10 +33,14 @@ struct SaeConfig {
   // BatchTopK
   int batch_capacity = 0;                 // per-row candidate capacity; 0 = min(m, 4k)
   float threshold_momentum = 0.99f;       // theta <- mom*theta + (1-mom)*min kept activation
+  // Code-level loss between the halves of a paired batch (shared-SAE baselines): loss += weight * L_pair.
+  PairLoss pair_loss = PairLoss::None;
+  float pair_loss_weight = 0.f;
 };
 
 struct StepStats {
   double loss = 0, fvu = 0, mse = 0, aux_loss = 0, l0 = 0, dead_fraction = 0, grad_norm = 0;
+  double pair_loss = 0;  // the unweighted code-level pair loss (0 without a pair or when off)
   long long rows = 0;
 };
 

@@ -89,6 +89,54 @@ export interface LossOptions {
   aux?: { dead: Set<number>; kAux: number; coef: number };
   /** AuxK target e = x - x_hat computed with these parameters (held fixed: the model detaches it). */
   auxTargetFrom?: RefParams;
+  /** Code-level pair loss (paired batches only): loss += weight * refPairLoss(kind, codes). */
+  pairLoss?: { kind: 'iso' | 'iso-inner' | 'group'; weight: number };
+}
+
+/**
+ * The pair losses written on dense codes, straight from the formulas (float64): rows [0, n) of the codes are
+ * the image side, [n, 2n) the text side.
+ *  iso: -(1/n) sum_b cos(mask*zx, mask*zy), mask 0 at argmax zx[b] and argmax zy[b] (ties: smaller index),
+ *       cos = u.v / (max(|u|,1e-8) max(|v|,1e-8)); iso-inner: -(1/n) sum_b zx.zy;
+ *  group: (1/n) sum_b sum_j sqrt(zx^2 + zy^2 + 1e-12).
+ */
+export function refPairLoss(kind: 'iso' | 'iso-inner' | 'group', codes: { k: number; indices: ArrayLike<number>; values: ArrayLike<number> }, n: number, m: number): number {
+  const dense = (r: number) => {
+    const z = new Float64Array(m);
+    for (let s = 0; s < codes.k; s++) z[codes.indices[r * codes.k + s]] += codes.values[r * codes.k + s];
+    return z;
+  };
+  let total = 0;
+  for (let b = 0; b < n; b++) {
+    const zx = dense(b), zy = dense(n + b);
+    if (kind === 'group') {
+      let s = 0;
+      for (let j = 0; j < m; j++) s += Math.sqrt(zx[j] ** 2 + zy[j] ** 2 + 1e-12);
+      total += s / n;
+      continue;
+    }
+    if (kind === 'iso-inner') {
+      let dot = 0;
+      for (let j = 0; j < m; j++) dot += zx[j] * zy[j];
+      total -= dot / n;
+      continue;
+    }
+    const argmax = (z: Float64Array) => {
+      let best = -1;
+      for (let j = 0; j < m; j++) if (z[j] > 0 && (best < 0 || z[j] > z[best])) best = j;
+      return best;
+    };
+    const ia = argmax(zx), ib = argmax(zy);
+    let dot = 0, uu = 0, vv = 0;
+    for (let j = 0; j < m; j++) {
+      if (j === ia || j === ib) continue;
+      dot += zx[j] * zy[j];
+      uu += zx[j] ** 2;
+      vv += zy[j] ** 2;
+    }
+    total -= dot / (Math.max(Math.sqrt(uu), 1e-8) * Math.max(Math.sqrt(vv), 1e-8)) / n;
+  }
+  return total;
 }
 
 function totalVariance(x: ArrayLike<number>, rows: number, d: number, r0: number): number {
@@ -153,6 +201,7 @@ export function refLoss(p: RefParams, x: ArrayLike<number>, rows: number, o: Los
     }
     auxHat = refDecode({ ...p, b_dec: new Float64Array(d) }, { rows: R, k: kAux, indices: ai, values: av });
   }
+  if (y && o.pairLoss) loss += o.pairLoss.weight * refPairLoss(o.pairLoss.kind, codes, rows, p.m);
   for (let s = 0; s < nSeg; s++) {
     const r0 = s * rows;
     let sse = 0;

@@ -42,6 +42,9 @@ const CASES: Case[] = [
   { name: 'MSE + AuxK, projection', options: { k, loss: 'mse', auxCoef: 0.25, kAux: 3, deadWindow: 1 }, paired: false, aux: true },
   { name: 'BatchTopK FVU', options: { k, activation: 'batchtopk', projectDecoderGrad: false }, paired: false },
   { name: 'BatchTopK paired MSE, projection', options: { k, activation: 'batchtopk', loss: 'mse' }, paired: true },
+  { name: 'paired FVU + Iso-Energy (masked top-1 cosine)', options: { k: 4, projectDecoderGrad: false, pairLoss: 'iso', pairLossWeight: 0.7 }, paired: true },
+  { name: 'paired FVU mean + iso-inner, projection', options: { k, pairedReduction: 'mean', pairLoss: 'iso-inner', pairLossWeight: 0.3 }, paired: true },
+  { name: 'paired FVU + group sparsity', options: { k, projectDecoderGrad: false, pairLoss: 'group', pairLossWeight: 0.5 }, paired: true },
 ];
 
 describe('gradients against float64 finite differences', () => {
@@ -84,10 +87,11 @@ describe('gradients against float64 finite differences', () => {
       }
       const sae = saeFromRef(p, c.options);
       const lossOpts: LossOptions = {
-        k,
         loss: c.options.loss ?? 'fvu',
         pairedReduction: c.options.pairedReduction ?? 'sum',
         activation: c.options.activation,
+        k: c.options.k ?? k,
+        pairLoss: c.options.pairLoss && c.options.pairLoss !== 'none' ? { kind: c.options.pairLoss, weight: c.options.pairLossWeight ?? 0 } : undefined,
       };
       const xm = { rows: B, cols: d, data: x };
       const pair = y ? { rows: B, cols: d, data: y } : undefined;
