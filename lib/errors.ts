@@ -16,6 +16,7 @@ export type SaeErrorCode =
   | 'ERR_NOMEM'
   | 'ERR_INFEASIBLE'
   | 'ERR_CUDA_UNAVAILABLE'
+  | 'ERR_ABORTED'
   | 'ERR_INTERNAL';
 
 export class SaeError extends Error {

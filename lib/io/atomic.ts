@@ -62,8 +62,14 @@ export async function writeDirectoryAtomic(dir: string, files: Record<string, Ui
     await fs.mkdir(tmp);
     const names = Object.keys(files);
     // Write cfg.json (or whichever file is named last) last, so a complete temp dir has it.
-    for (const name of names) await writeDurable(path.join(tmp, name), files[name]);
+    for (const name of names) {
+      const file = path.join(tmp, name); // names may hold subdirectories ("image/cfg.json")
+      if (path.dirname(name) !== '.') await fs.mkdir(path.dirname(file), { recursive: true });
+      await writeDurable(file, files[name]);
+    }
     await fs.writeFile(path.join(tmp, '.complete'), '');
+    const subdirs = new Set(names.map((n) => path.dirname(n)).filter((d) => d !== '.'));
+    for (const sub of subdirs) await syncDir(path.join(tmp, sub));
     await syncDir(tmp);
   } catch (e) {
     await fs.rm(tmp, { recursive: true, force: true }).catch(() => undefined);

@@ -19,6 +19,11 @@ export const FORMAT_VERSION = 1;
 
 export async function saveSae(sae: TopKSAE, dir: string, opts: { includeTrainingState?: boolean } = {}): Promise<void> {
   if (typeof dir !== 'string' || dir.length === 0) throw new SaeError('ERR_ARG', 'save needs a directory path');
+  await writeDirectoryAtomic(dir, checkpointFiles(sae, opts));
+}
+
+/** The files of an SAE checkpoint (cfg.json last), for saveSae or a larger atomic directory. */
+export function checkpointFiles(sae: TopKSAE, opts: { includeTrainingState?: boolean } = {}): Record<string, Uint8Array | string> {
   const o = sae.options;
   const w = sae.getWeights();
   const status = sae.status();
@@ -71,7 +76,7 @@ export async function saveSae(sae: TopKSAE, dir: string, opts: { includeTraining
     });
   }
   files[CFG_FILE] = JSON.stringify(cfg, null, 2) + '\n';
-  await writeDirectoryAtomic(dir, files);
+  return files;
 }
 
 async function readFileOrThrow(file: string, what: string): Promise<Buffer> {

@@ -113,9 +113,10 @@ export function parseSafetensors(buf: Uint8Array, name = 'safetensors file'): Sa
 }
 
 export interface TensorToWrite {
-  dtype: 'F32' | 'F64' | 'I32';
+  /** F16 / BF16: `data` holds the raw 16-bit patterns (Uint16Array). */
+  dtype: 'F32' | 'F64' | 'I32' | 'F16' | 'BF16';
   shape: number[];
-  data: Float32Array | Float64Array | Int32Array;
+  data: Float32Array | Float64Array | Int32Array | Uint16Array;
 }
 
 /** Serializes tensors (in the given order) with an 8-byte aligned header. */
@@ -126,6 +127,8 @@ export function serializeSafetensors(tensors: Record<string, TensorToWrite>, met
   for (const [name, t] of Object.entries(tensors)) {
     const count = t.shape.reduce((a, b) => a * b, 1);
     if (count !== t.data.length) throw new SaeError('ERR_SHAPE', `tensor ${name}: shape ${JSON.stringify(t.shape)} does not match ${t.data.length} elements`);
+    const width = { F32: 4, F64: 8, I32: 4, F16: 2, BF16: 2 }[t.dtype];
+    if (t.data.BYTES_PER_ELEMENT !== width) throw new SaeError('ERR_DTYPE', `tensor ${name}: ${t.dtype} needs ${width}-byte elements`);
     const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
     header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes.byteLength] };
     parts.push({ bytes, offset });

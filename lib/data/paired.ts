@@ -1,0 +1,176 @@
+/**
+ * Paired image/text embeddings for training and evaluation: the two files (row r of one pairs with row r of
+ * the other), a seeded train/validation split, a validation scan (NaN/Inf rows, per-modality means) and the
+ * input normalization that is applied identically at training, alignment and evaluation.
+ */
+import { SaeError } from '../errors.js';
+import { EmbeddingFile, type EmbeddingSpec } from '../io/embeddings.js';
+import type { Matrix } from '../types.js';
+
+/** 'l2' (default): x / (|x| + 1e-12). 'none': as stored. 'center+l2': (x - mean) then l2; the mean is the
+ * training split's, saved with the model. */
+export type Normalization = 'l2' | 'none' | 'center+l2';
+export type Modality = 'image' | 'text';
+
+/** Deterministic 32-bit generator (mulberry32) for splits and epoch orders. */
+export function rng32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Fisher–Yates shuffle of 0..n-1 (or of `of`) with a seeded generator. */
+export function shuffled(n: number, seed: number, of?: Int32Array): Int32Array {
+  const a = of ? Int32Array.from(of) : Int32Array.from({ length: n }, (_, i) => i);
+  const r = rng32(seed);
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(r() * (i + 1));
+    const t = a[i];
+    a[i] = a[j];
+    a[j] = t;
+  }
+  return a;
+}
+
+/** The rows of epoch `epoch`: the training rows shuffled by (seed, epoch). */
+export function epochOrder(train: Int32Array, seed: number, epoch: number): Int32Array {
+  return shuffled(train.length, (Math.imul(seed | 0, 0x9e3779b1) ^ Math.imul(epoch + 1, 0x85ebca6b)) >>> 0, train);
+}
+
+/** Train/validation split by seed: `valFraction` of the rows (rounded down) go to validation, both sorted. */
+export function splitRows(n: number, valFraction: number, seed: number): { train: Int32Array; val: Int32Array } {
+  if (!(valFraction >= 0 && valFraction < 1)) throw new SaeError('ERR_ARG', `valFraction must be in [0, 1), got ${valFraction}`);
+  const nVal = Math.floor(n * valFraction);
+  const perm = shuffled(n, (seed ^ 0x5eed5eed) >>> 0);
+  const val = perm.slice(0, nVal).sort();
+  const train = perm.slice(nVal).sort();
+  return { train, val };
+}
+
+export class PairedEmbeddings {
+  readonly image: EmbeddingFile;
+  readonly text: EmbeddingFile;
+
+  private constructor(image: EmbeddingFile, text: EmbeddingFile) {
+    this.image = image;
+    this.text = text;
+  }
+
+  /** Opens the two files (or two tensors of one safetensors file); their row counts must agree. */
+  static open(image: EmbeddingSpec | string, text: EmbeddingSpec | string): PairedEmbeddings {
+    const a = EmbeddingFile.open(image);
+    let b: EmbeddingFile;
+    try {
+      b = EmbeddingFile.open(text);
+    } catch (e) {
+      a.close();
+      throw e;
+    }
+    if (a.rows !== b.rows) {
+      a.close();
+      b.close();
+      throw new SaeError('ERR_SHAPE', `the image file has ${a.rows} rows and the text file ${b.rows}: paired files must have the same rows (row r of one pairs with row r of the other)`);
+    }
+    return new PairedEmbeddings(a, b);
+  }
+
+  get rows(): number {
+    return this.image.rows;
+  }
+
+  file(side: Modality): EmbeddingFile {
+    return side === 'image' ? this.image : this.text;
+  }
+
+  close(): void {
+    this.image.close();
+    this.text.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/**
+ * Streams the given rows of a file once (chunks of 4096 rows): throws ERR_NONFINITE naming the first row
+ * that holds NaN or Inf, and returns the float64 mean of the rows.
+ */
+export function scanRows(file: EmbeddingFile, rows: Int32Array, onProgress?: (done: number) => void): Float64Array {
+  const d = file.dim;
+  const mean = new Float64Array(d);
+  const chunk = 4096;
+  const buf = new Float32Array(chunk * d);
+  for (let q = 0; q < rows.length; q += chunk) {
+    const idx = rows.subarray(q, Math.min(rows.length, q + chunk));
+    file.readRows(idx, buf);
+    for (let r = 0; r < idx.length; r++) {
+      const o = r * d;
+      for (let c = 0; c < d; c++) {
+        const v = buf[o + c];
+        if (!Number.isFinite(v))
+          throw new SaeError('ERR_NONFINITE', `row ${idx[r]} of ${file.path} holds ${v} (column ${c}): remove or repair that row`);
+        mean[c] += v;
+      }
+    }
+    onProgress?.(Math.min(rows.length, q + chunk));
+  }
+  for (let c = 0; c < d; c++) mean[c] /= Math.max(1, rows.length);
+  return mean;
+}
+
+/** Input normalization with its state (the centring means), applied in place to batches. */
+export class Normalizer {
+  readonly kind: Normalization;
+  readonly mean: Partial<Record<Modality, Float32Array>>;
+
+  constructor(kind: Normalization, mean: Partial<Record<Modality, Float32Array>> = {}) {
+    if (!['l2', 'none', 'center+l2'].includes(kind)) throw new SaeError('ERR_ARG', `normalization must be 'l2', 'none' or 'center+l2', got '${String(kind)}'`);
+    this.kind = kind;
+    this.mean = mean;
+  }
+
+  /** Normalizes `rows` rows of `data` ([rows, dim]) in place. */
+  apply(side: Modality, data: Float32Array, rows: number, dim: number): void {
+    if (this.kind === 'none') return;
+    const mu = this.kind === 'center+l2' ? this.mean[side] : undefined;
+    if (this.kind === 'center+l2' && (!mu || mu.length !== dim))
+      throw new SaeError('ERR_STATE', `center+l2 normalization has no ${dim}-wide ${side} mean: fit it on the training rows first`);
+    for (let r = 0; r < rows; r++) {
+      const o = r * dim;
+      if (mu) for (let c = 0; c < dim; c++) data[o + c] -= mu[c];
+      let s = 0;
+      for (let c = 0; c < dim; c++) s += data[o + c] * data[o + c];
+      const inv = 1 / (Math.sqrt(s) + 1e-12);
+      for (let c = 0; c < dim; c++) data[o + c] *= inv;
+    }
+  }
+
+  toJSON(): { kind: Normalization; mean: Partial<Record<Modality, number[]>> } {
+    const mean: Partial<Record<Modality, number[]>> = {};
+    for (const side of ['image', 'text'] as const) if (this.mean[side]) mean[side] = Array.from(this.mean[side]!);
+    return { kind: this.kind, mean };
+  }
+
+  static fromJSON(j: { kind: Normalization; mean?: Partial<Record<Modality, number[]>> }): Normalizer {
+    const mean: Partial<Record<Modality, Float32Array>> = {};
+    for (const side of ['image', 'text'] as const) if (j.mean?.[side]) mean[side] = Float32Array.from(j.mean[side]!);
+    return new Normalizer(j.kind, mean);
+  }
+}
+
+/** Reads and normalizes the given rows of one modality into a Matrix. */
+export function readBatch(data: PairedEmbeddings, side: Modality, rows: ArrayLike<number>, norm: Normalizer, out?: Float32Array): Matrix {
+  const f = data.file(side);
+  const buf = out && out.length >= rows.length * f.dim ? out.subarray(0, rows.length * f.dim) : new Float32Array(rows.length * f.dim);
+  f.readRows(rows, buf);
+  for (let i = 0; i < buf.length; i++)
+    if (!Number.isFinite(buf[i])) throw new SaeError('ERR_NONFINITE', `row ${rows[Math.floor(i / f.dim)]} of ${f.path} holds ${buf[i]}: remove or repair that row`);
+  norm.apply(side, buf, rows.length, f.dim);
+  return { rows: rows.length, cols: f.dim, data: buf };
+}

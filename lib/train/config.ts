@@ -1,0 +1,109 @@
+/**
+ * The training run's configuration: one versioned, validated object (zod), saved with the run as
+ * config.json. Every convention on which the authors' two training paths differ is an explicit field; the
+ * defaults are ours (see docs/training.md for the reference's values).
+ */
+import { z } from 'zod';
+
+import { SaeError } from '../errors.js';
+
+export const CONFIG_VERSION = 1;
+
+export const METHODS = ['shared', 'shared+iso', 'shared+group', 'separate', 'posthoc'] as const;
+export type Method = (typeof METHODS)[number];
+
+const embeddingSpec = z
+  .object({
+    path: z.string().min(1),
+    tensor: z.string().min(1).optional(),
+    shape: z.tuple([z.number().int().positive(), z.number().int().positive()]).optional(),
+  })
+  .strict();
+
+export const trainConfigSchema = z
+  .object({
+    version: z.literal(CONFIG_VERSION).default(CONFIG_VERSION),
+    method: z.enum(METHODS),
+    data: z
+      .object({
+        image: embeddingSpec,
+        text: embeddingSpec,
+        /** Separate validation files; otherwise valFraction of the rows, split by seed. */
+        valImage: embeddingSpec.optional(),
+        valText: embeddingSpec.optional(),
+        valFraction: z.number().min(0).max(0.5).default(0.05),
+        normalization: z.enum(['l2', 'none', 'center+l2']).default('l2'),
+      })
+      .strict(),
+    sae: z
+      .object({
+        /** Latents of the shared SAE; the separate methods give each modality m/2 (latentsPerModality 'half') or m. */
+        m: z.number().int().positive().default(8192),
+        k: z.number().int().positive().default(32),
+        latentsPerModality: z.enum(['half', 'full']).default('half'),
+        activation: z.enum(['topk', 'batchtopk']).default('topk'),
+        loss: z.enum(['fvu', 'mse']).default('fvu'),
+        auxCoef: z.number().min(0).default(0),
+        normalizeDecoder: z.boolean().default(true),
+        projectDecoderGrad: z.boolean().default(true),
+      })
+      .strict()
+      .prefault({}),
+    train: z
+      .object({
+        epochs: z.number().int().positive().default(10),
+        batchSize: z.number().int().min(2).default(1024),
+        lr: z.number().positive().default(5e-4),
+        /** 'warmup-cosine': the reference's CC3M LambdaLR (first update at lr 0); 'constant': its synthetic path. */
+        schedule: z.enum(['constant', 'warmup-cosine', 'warmup-constant']).default('warmup-cosine'),
+        warmupRatio: z.number().min(0).max(1).default(0.05),
+        seed: z.number().int().min(0).default(0),
+        maxGradNorm: z.number().min(0).default(1),
+        weightDecay: z.number().min(0).default(1e-5),
+        decayGroups: z.enum(['weights', 'hf', 'all']).default('weights'),
+        beta1: z.number().min(0).max(1).default(0.9),
+        beta2: z.number().min(0).max(1).default(0.999),
+        eps: z.number().positive().default(1e-8),
+        /** How the image and text FVUs combine: 'sum' (synthetic path) or 'mean' (CC3M path). */
+        fvuReduction: z.enum(['sum', 'mean']).default('mean'),
+        /** lambda of shared+iso / shared+group (defaults: the reference's CC3M values). */
+        pairLossWeight: z.number().min(0).optional(),
+        /** shared+iso: 'iso' (the authors' masked top-1 cosine) or 'iso-inner' (the paper's inner product). */
+        isoVariant: z.enum(['iso', 'iso-inner']).default('iso'),
+        dropLast: z.boolean().default(true),
+        /** Checkpoint every N steps (0: only at the end and on interruption). */
+        checkpointEvery: z.number().int().min(0).default(0),
+      })
+      .strict()
+      .prefault({}),
+    align: z
+      .object({
+        /** Training pairs used for the correlation (0 = all), in file order like the reference's build_perm. */
+        samples: z.number().int().min(0).default(0),
+        minFires: z.number().int().min(1).default(1),
+        /** Maximize the signed correlation (the reference's real-data path) or its absolute value (synthetic path). */
+        signed: z.boolean().default(true),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export type TrainConfig = z.output<typeof trainConfigSchema>;
+export type TrainConfigInput = z.input<typeof trainConfigSchema>;
+
+/** The default pairLossWeight of each auxiliary method (the reference's CC3M values). */
+export function pairLossWeight(cfg: TrainConfig): number {
+  if (cfg.train.pairLossWeight !== undefined) return cfg.train.pairLossWeight;
+  return cfg.method === 'shared+iso' ? 1e-4 : cfg.method === 'shared+group' ? 0.05 : 0;
+}
+
+/** Validates a configuration (defaults filled in); problems become one ERR_ARG listing every field. */
+export function parseConfig(input: unknown): TrainConfig {
+  const r = trainConfigSchema.safeParse(input);
+  if (!r.success) {
+    const lines = r.error.issues.map((i) => `${i.path.join('.') || '(config)'}: ${i.message}`);
+    throw new SaeError('ERR_ARG', `invalid training configuration:\n  ${lines.join('\n  ')}`);
+  }
+  return r.data;
+}
