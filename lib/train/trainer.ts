@@ -97,7 +97,8 @@ export class Trainer extends EventEmitter {
       throw new SaeError('ERR_IO', `${file} not found: is ${runDir} a training run directory?`);
     }
     try {
-      return parseConfig(JSON.parse(raw));
+      const { library_version: _v, ...cfg } = JSON.parse(raw) as Record<string, unknown>;
+      return parseConfig(cfg);
     } catch (e) {
       throw new SaeError('ERR_FORMAT', `${file}: ${(e as Error).message}`);
     }

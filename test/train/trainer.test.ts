@@ -1,0 +1,119 @@
+import { expect } from 'chai';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+
+import { AlignedPair, PairedEmbeddings, TopKSAE, Trainer, lrFactor, parseConfig, readBatch, type TrainConfigInput, type TrainProgress } from '../../lib/index.js';
+import { expectSaeError, expectSaeRejection } from '../helpers/expect-error.js';
+import { conceptByActivation, writePlanted, type PlantedData } from '../helpers/paired-data.js';
+import { tempDir } from '../helpers/tmp.js';
+
+describe('Trainer', function () {
+  this.timeout(120_000);
+  const { dir, cleanup } = tempDir();
+  let p: PlantedData;
+  before(async () => {
+    p = await writePlanted(dir, { n: 3000, d: 24, C: 12, active: 2 });
+  });
+  after(cleanup);
+
+  const config = (method: TrainConfigInput['method'], train: Partial<NonNullable<TrainConfigInput['train']>> = {}): TrainConfigInput => ({
+    method,
+    data: { image: { path: p.imagePath }, text: { path: p.textPath } },
+    sae: { m: 24, k: method === 'shared+iso' ? 4 : 2, latentsPerModality: 'half' },
+    train: { epochs: 6, batchSize: 100, lr: 4e-3, schedule: 'warmup-constant', warmupRatio: 0.02, ...train },
+  });
+
+  for (const method of ['shared', 'shared+iso', 'shared+group', 'separate', 'posthoc'] as const) {
+    it(`${method}: trains on planted paired data and lowers its loss`, async () => {
+      const lambda = method === 'shared+iso' ? { pairLossWeight: 0.05 } : method === 'shared+group' ? { pairLossWeight: 0.01 } : {};
+      const t = new Trainer(config(method, lambda), { out: path.join(dir, `run-${method}`) });
+      const seen: TrainProgress[] = [];
+      t.on('progress', (q: TrainProgress) => seen.push(q));
+      const r = await t.run();
+      expect(r.steps).to.equal(6 * Math.floor(2850 / 100));
+      const first = seen.slice(0, 5).reduce((s, q) => s + q.fvu, 0) / 5, last = seen.slice(-5).reduce((s, q) => s + q.fvu, 0) / 5;
+      expect(last, `${method}: FVU ${first} -> ${last}`).to.be.below(0.5 * first);
+      if (method === 'shared+iso' || method === 'shared+group') expect(seen.some((q) => q.pairLoss !== 0)).to.equal(true);
+      expect(r.validation).to.have.length(6);
+      expect(r.validation[5].fvuImage).to.be.below(0.6);
+      const metrics = readFileSync(path.join(r.runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      expect(metrics.filter((m) => m.type === 'val')).to.have.length(6);
+      expect(Object.keys(r.models).sort()).to.deep.equal(method.startsWith('shared') ? ['shared'] : method === 'posthoc' ? ['image', 'pair', 'text'] : ['image', 'text']);
+    });
+  }
+
+  it('posthoc: the alignment is a bijection that recovers >= 95% of the planted concept pairing', async () => {
+    // 16 latents per modality for 12 concepts: every concept can get a latent on both sides.
+    const t = new Trainer({ ...config('posthoc', { epochs: 15 }), sae: { m: 32, k: 2 }, data: { image: { path: p.imagePath }, text: { path: p.textPath }, valFraction: 0 } }, { out: path.join(dir, 'run-align') });
+    const r = await t.run();
+    using pair = await AlignedPair.load(r.models.pair);
+    expect(new Set(pair.perm).size).to.equal(pair.perm.length);
+    using data = PairedEmbeddings.open(p.imagePath, p.textPath);
+    const all = Int32Array.from({ length: p.n }, (_, i) => i);
+    const m = pair.image.m;
+    const ci = conceptByActivation(pair.image.encode(readBatch(data, 'image', all, pair.normalizer)), m, p.gt, p.C);
+    const ct = conceptByActivation(pair.text.encode(readBatch(data, 'text', all, pair.normalizer)), m, p.gt, p.C);
+    let mapped = 0, same = 0;
+    for (let i = 0; i < m; i++)
+      if (ci.corr[i] > 0.5 && ct.corr[i] > 0.5) {
+        mapped++;
+        if (ci.concept[i] === ct.concept[i]) same++;
+      }
+    expect(mapped, 'latents that learned a concept on both sides').to.be.at.least(p.C - 1);
+    expect(same / mapped, `${same}/${mapped} matched latents share their concept`).to.be.at.least(0.95);
+    // The shared index space: the same row in both modalities lights up the same latents.
+    const zi = pair.encode('image', readBatch(data, 'image', [0], pair.normalizer), { normalized: true });
+    const zt = pair.encode('text', readBatch(data, 'text', [0], pair.normalizer), { normalized: true });
+    expect(new Set(zi.indices)).to.deep.equal(new Set(zt.indices));
+  });
+
+  for (const method of ['shared+group', 'separate'] as const) {
+    it(`${method}: an interrupted run resumed from its checkpoint ends with bit-identical weights`, async () => {
+      const cfg = config(method, { epochs: 3, checkpointEvery: 10, schedule: 'warmup-cosine', ...(method === 'shared+group' ? { pairLossWeight: 0.01 } : {}) });
+      const full = await new Trainer(cfg, { out: path.join(dir, `full-${method}`) }).run();
+      const out = path.join(dir, `cut-${method}`);
+      const ac = new AbortController();
+      const t = new Trainer(cfg, { out });
+      t.on('progress', (q: TrainProgress) => q.step === 37 && ac.abort());
+      await expectSaeRejection(t.run({ signal: ac.signal }), 'ERR_ABORTED', /step 37/);
+      const resumed = await new Trainer(await Trainer.loadConfig(out), { out, resume: true }).run();
+      expect(resumed.steps).to.equal(full.steps);
+      for (const name of Object.keys(full.models)) {
+        using a = await TopKSAE.load(full.models[name]);
+        using b = await TopKSAE.load(resumed.models[name]);
+        const wa = a.getWeights(), wb = b.getWeights();
+        expect(Buffer.compare(Buffer.from(wa.W_enc.data.buffer), Buffer.from(wb.W_enc.data.buffer)), `${name} W_enc`).to.equal(0);
+        expect(Buffer.compare(Buffer.from(wa.W_dec.data.buffer), Buffer.from(wb.W_dec.data.buffer)), `${name} W_dec`).to.equal(0);
+        expect(Array.from(wa.b_enc)).to.deep.equal(Array.from(wb.b_enc));
+        expect(Array.from(wa.b_dec)).to.deep.equal(Array.from(wb.b_dec));
+      }
+      const steps = (f: string) => readFileSync(f, 'utf8').trim().split('\n').map((l) => JSON.parse(l).step);
+      expect(steps(path.join(out, 'metrics.jsonl'))).to.deep.equal(steps(path.join(full.runDir, 'metrics.jsonl')));
+    });
+  }
+
+  it('validates and round-trips the configuration; typed errors for bad data', async () => {
+    const cfg = parseConfig(config('posthoc'));
+    expect(parseConfig(JSON.parse(JSON.stringify(cfg)))).to.deep.equal(cfg);
+    expect(cfg.train.fvuReduction).to.equal('mean');
+    expect(cfg.data.normalization).to.equal('l2');
+    const e = expectSaeError(() => parseConfig({ method: 'nope', data: { image: { path: '' } }, train: { lr: -1 } }), 'ERR_ARG');
+    expect(e.message).to.match(/method/).and.to.match(/data\.image\.path/).and.to.match(/train\.lr/);
+    expectSaeError(() => new Trainer({ ...config('shared'), extra: 1 } as never, { out: dir }), 'ERR_ARG', /extra/);
+    const tooBig = new Trainer(config('shared', { batchSize: 5000 }), { out: path.join(dir, 'big') });
+    await expectSaeRejection(tooBig.run(), 'ERR_SHAPE', /no batch/);
+    await expectSaeRejection(new Trainer(config('shared'), { out: path.join(dir, 'none'), resume: true }).run(), 'ERR_IO', /nothing to resume/);
+  });
+
+  it('learning-rate schedules follow the reference formulas', () => {
+    // warmup-cosine: warm = max(1, floor(0.05 * 100)) = 5; f(0) = 0 (the first update has lr 0).
+    expect(lrFactor('warmup-cosine', 0, 100, 0.05)).to.equal(0);
+    expect(lrFactor('warmup-cosine', 4, 100, 0.05)).to.equal(0.8);
+    expect(lrFactor('warmup-cosine', 5, 100, 0.05)).to.equal(1);
+    expect(lrFactor('warmup-cosine', 99, 100, 0.05)).to.be.closeTo(0.5 * (1 + Math.cos((Math.PI * 94) / 95)), 1e-15);
+    expect(lrFactor('warmup-cosine', 0, 10, 0)).to.equal(0); // warm is at least 1
+    expect(lrFactor('constant', 0, 10, 0.5)).to.equal(1);
+    expect(lrFactor('warmup-constant', 0, 10, 0)).to.equal(1);
+    expect(lrFactor('warmup-constant', 1, 10, 0.5)).to.equal(0.2);
+  });
+});
