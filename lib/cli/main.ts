@@ -3,7 +3,10 @@ import { Command, CommanderError } from 'commander';
 
 import { SaeError } from '../errors.js';
 import { VERSION } from '../version.js';
+import { registerAlign } from './commands/align.js';
+import { registerEncode } from './commands/encode.js';
 import { registerInfo } from './commands/info.js';
+import { registerTrain } from './commands/train.js';
 
 export async function main(argv: string[]): Promise<number> {
   const program = new Command('cmsae')
@@ -11,6 +14,9 @@ export async function main(argv: string[]): Promise<number> {
     .version(VERSION)
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  registerTrain(program);
+  registerAlign(program);
+  registerEncode(program);
   registerInfo(program);
   try {
     await program.parseAsync(argv, { from: 'user' });
@@ -20,8 +26,9 @@ export async function main(argv: string[]): Promise<number> {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
       return 2;
     }
-    const msg = e instanceof SaeError ? `${e.code}: ${e.message.split('\n')[0]}` : String((e as Error)?.message ?? e);
+    const msg = e instanceof SaeError ? `${e.code}: ${e.message.replace(/:\n\s*/g, ': ').replace(/\n\s*/g, '; ')}` : String((e as Error)?.message ?? e);
     process.stderr.write(`cmsae: ${msg}\n`);
-    return 1;
+    // Invalid arguments or configuration are usage errors.
+    return e instanceof SaeError && e.code === 'ERR_ARG' ? 2 : 1;
   }
 }
