@@ -92,6 +92,23 @@ describe('Trainer', function () {
     });
   }
 
+  it('keeps the event loop responsive (timers fire between batches) and stops on an AbortSignal', async () => {
+    const t = new Trainer(config('separate', { epochs: 2 }), { out: path.join(dir, 'loop') });
+    let ticks = 0, steps = 0;
+    const timer = setInterval(() => ticks++, 1);
+    t.on('progress', (q: TrainProgress) => (steps = q.step));
+    try {
+      await t.run();
+    } finally {
+      clearInterval(timer);
+    }
+    expect(steps).to.equal(2 * 28);
+    expect(ticks, `${ticks} timer callbacks during ${steps} steps`).to.be.at.least(10);
+    const ac = new AbortController();
+    ac.abort();
+    await expectSaeRejection(new Trainer(config('shared'), { out: path.join(dir, 'pre-aborted') }).run({ signal: ac.signal }), 'ERR_ABORTED', /step 0/);
+  });
+
   it('validates and round-trips the configuration; typed errors for bad data', async () => {
     const cfg = parseConfig(config('posthoc'));
     expect(parseConfig(JSON.parse(JSON.stringify(cfg)))).to.deep.equal(cfg);
