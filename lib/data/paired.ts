@@ -102,6 +102,20 @@ export class PairedEmbeddings {
  * that holds NaN or Inf, and returns the float64 mean of the rows.
  */
 export function scanRows(file: EmbeddingFile, rows: Int32Array, onProgress?: (done: number) => void): Float64Array {
+  const it = scanChunks(file, rows, onProgress);
+  for (let r = it.next(); ; r = it.next()) if (r.done) return r.value;
+}
+
+/** scanRows that gives the event loop a turn after every chunk of 4096 rows. */
+export async function scanRowsAsync(file: EmbeddingFile, rows: Int32Array, onProgress?: (done: number) => void): Promise<Float64Array> {
+  const it = scanChunks(file, rows, onProgress);
+  for (let r = it.next(); ; r = it.next()) {
+    if (r.done) return r.value;
+    await new Promise((res) => setImmediate(res));
+  }
+}
+
+function* scanChunks(file: EmbeddingFile, rows: Int32Array, onProgress?: (done: number) => void): Generator<void, Float64Array> {
   const d = file.dim;
   const mean = new Float64Array(d);
   const chunk = 4096;
@@ -119,6 +133,7 @@ export function scanRows(file: EmbeddingFile, rows: Int32Array, onProgress?: (do
       }
     }
     onProgress?.(Math.min(rows.length, q + chunk));
+    yield;
   }
   for (let c = 0; c < d; c++) mean[c] /= Math.max(1, rows.length);
   return mean;

@@ -11,7 +11,7 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 
 import { AlignedPair } from '../align/aligned-pair.js';
 import { CorrelationAccumulator } from '../align/correlation.js';
-import { Normalizer, PairedEmbeddings, epochOrder, readBatch, scanRows, splitRows, type Modality } from '../data/paired.js';
+import { Normalizer, PairedEmbeddings, epochOrder, readBatch, scanRowsAsync, splitRows, type Modality } from '../data/paired.js';
 import { SaeError } from '../errors.js';
 import { writeDirectoryAtomic, writeFileAtomic, recoverDirectory } from '../io/atomic.js';
 import { checkpointFiles } from '../io/checkpoint.js';
@@ -140,9 +140,9 @@ export class Trainer extends EventEmitter {
         this.emit('scan', { rows: split.train.length });
         const mean: Partial<Record<Modality, Float32Array>> = {};
         for (const side of ['image', 'text'] as const) {
-          const mu = scanRows(data.file(side), split.train);
-          if (val) scanRows(val.file(side), Int32Array.from({ length: val.rows }, (_, i) => i));
-          else if (split.val.length) scanRows(data.file(side), split.val);
+          const mu = await scanRowsAsync(data.file(side), split.train);
+          if (val) await scanRowsAsync(val.file(side), Int32Array.from({ length: val.rows }, (_, i) => i));
+          else if (split.val.length) await scanRowsAsync(data.file(side), split.val);
           if (cfg.data.normalization === 'center+l2') mean[side] = Float32Array.from(mu);
         }
         norm = new Normalizer(cfg.data.normalization, mean);
@@ -185,7 +185,7 @@ export class Trainer extends EventEmitter {
           }
           await yieldToEventLoop();
         }
-        const v = this.#validate(models, val ?? data, val ? null : split.val, norm, epoch, state.step);
+        const v = await this.#validate(models, val ?? data, val ? null : split.val, norm, epoch, state.step);
         if (v) {
           validation.push(v);
           lines.push(JSON.stringify({ type: 'val', ...v }));
@@ -265,16 +265,16 @@ export class Trainer extends EventEmitter {
   }
 
   /** FVU of each modality over the validation rows (encode + decode; the training state is untouched). */
-  #validate(models: Models, data: PairedEmbeddings, rows: Int32Array | null, norm: Normalizer, epoch: number, step: number): ValidationRecord | null {
+  async #validate(models: Models, data: PairedEmbeddings, rows: Int32Array | null, norm: Normalizer, epoch: number, step: number): Promise<ValidationRecord | null> {
     const idx = rows ?? Int32Array.from({ length: data.rows }, (_, i) => i);
     if (idx.length < 2) return null;
-    const fvu = (side: Modality, sae: TopKSAE) => {
+    const fvu = async (side: Modality, sae: TopKSAE) => {
       const d = data.file(side).dim;
       let sse = 0, sum2 = 0;
       const sum = new Float64Array(d);
       for (let q = 0; q < idx.length; q += 4096) {
         const x = readBatch(data, side, idx.subarray(q, Math.min(idx.length, q + 4096)), norm);
-        const xhat = sae.decode(sae.encode(x));
+        const xhat = sae.decode(await sae.encodeAsync(x));
         for (let i = 0; i < x.data.length; i++) {
           const v = x.data[i];
           sse += (v - xhat.data[i]) ** 2;
@@ -289,7 +289,7 @@ export class Trainer extends EventEmitter {
     };
     const imageSae = models.kind === 'shared' ? models.sae : models.image;
     const textSae = models.kind === 'shared' ? models.sae : models.text;
-    return { epoch, step, fvuImage: fvu('image', imageSae), fvuText: fvu('text', textSae), rows: idx.length };
+    return { epoch, step, fvuImage: await fvu('image', imageSae), fvuText: await fvu('text', textSae), rows: idx.length };
   }
 
   async #appendMetrics(lines: string[]): Promise<void> {
@@ -390,7 +390,7 @@ export async function alignModels(
   for (let q = 0; q < use.length; q += 4096) {
     const idx = use.subarray(q, Math.min(use.length, q + 4096));
     const [ci, ct] = await Promise.all([image.encodeAsync(readBatch(data, 'image', idx, norm)), text.encodeAsync(readBatch(data, 'text', idx, norm))]);
-    acc.add(ci, ct);
+    await acc.addAsync(ci, ct);
     onProgress?.(q + idx.length);
   }
   const r = acc.result({ minFires: opts.minFires });
