@@ -21,7 +21,9 @@
         "native/lap/dense_sap.cc",
         "native/lap/sparse_certified.cc",
         "native/lap/scan_kernels_scalar.cc",
-        "native/lap/align.cc"
+        "native/lap/align.cc",
+        "native/synth/synth.cc",
+        "native/binding/synth_wrap.cc"
       ],
       "include_dirs": ["<!@(node -p \"require('node-addon-api').include\")", "native"],
       "dependencies": ["cmsae_avx2", "cmsae_avx512"],

@@ -123,6 +123,13 @@ export interface NativeBinding {
   ): { maxViolation: number; gap: number; objective: number };
   alignLatents(correlation: Float32Array, m: number, aliveA: Uint8Array, aliveB: Uint8Array, signed: boolean): Int32Array;
   pairCodeLoss(kind: string, idx: Int32Array, val: Float32Array, k: number, n: number, m: number, scale: number): { loss: number; dval: Float32Array };
+  synthDictionary(d: number, n: number, delta: number, seed: number, maxIters: number): { atoms: Float32Array; steps: number; maxDot: number };
+  synthPartner(phi: Float32Array, n: number, d: number, alpha: number, seed: number): Float32Array;
+  synthSample(
+    phiImage: Float32Array, nI: number, phiShared: Float32Array, nS: number, psiShared: Float32Array, psiText: Float32Array, nT: number,
+    d: number, N: number, pActive: number, noise: number, identical: boolean, l2: boolean, seed: number,
+  ): { x: Float32Array; y: Float32Array };
+  argmaxCosine(W: Float32Array, m: number, G: Float32Array, n: number, d: number): { idx: Int32Array; cos: Float32Array };
   buildInfo(): NativeBuildInfo;
   cudaInfo(): NativeCudaInfo;
   setThreads(n: number): number;

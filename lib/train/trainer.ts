@@ -65,7 +65,8 @@ interface CheckpointState {
 const CHECKPOINT_DIR = 'checkpoint';
 
 /** Per-step models of a method: one shared SAE, or one per modality. */
-type Models = { kind: 'shared'; sae: TopKSAE } | { kind: 'separate'; image: TopKSAE; text: TopKSAE };
+export type MethodModels = { kind: 'shared'; sae: TopKSAE } | { kind: 'separate'; image: TopKSAE; text: TopKSAE };
+type Models = MethodModels;
 
 export class Trainer extends EventEmitter {
   readonly config: TrainConfig;
@@ -117,8 +118,7 @@ export class Trainer extends EventEmitter {
     const val = cfg.data.valImage && cfg.data.valText ? PairedEmbeddings.open(cfg.data.valImage, cfg.data.valText) : null;
     let models: Models | null = null;
     try {
-      const shared = cfg.method.startsWith('shared');
-      if (shared && data.image.dim !== data.text.dim)
+      if (cfg.method.startsWith('shared') && data.image.dim !== data.text.dim)
         throw new SaeError('ERR_SHAPE', `method '${cfg.method}' runs both modalities through one SAE, but image rows have ${data.image.dim} values and text rows ${data.text.dim}`);
       if (val && (val.image.dim !== data.image.dim || val.text.dim !== data.text.dim))
         throw new SaeError('ERR_SHAPE', `validation files have ${val.image.dim}/${val.text.dim} columns, training files ${data.image.dim}/${data.text.dim}`);
@@ -149,7 +149,7 @@ export class Trainer extends EventEmitter {
         await writeFileAtomic(path.join(this.runDir, 'config.json'), JSON.stringify({ ...cfg, library_version: VERSION }, null, 2) + '\n');
         await writeFileAtomic(path.join(this.runDir, 'normalization.json'), JSON.stringify(norm.toJSON()) + '\n');
         await fs.writeFile(path.join(this.runDir, 'metrics.jsonl'), '');
-        models = this.#createModels(data);
+        models = createMethodModels(this.config, data.image.dim, data.text.dim);
       }
 
       const B = t.batchSize;
@@ -172,7 +172,7 @@ export class Trainer extends EventEmitter {
           const x = readBatch(data, 'image', rows, norm, bufImage);
           const y = readBatch(data, 'text', rows, norm, bufText);
           const lr = t.lr * lrFactor(t.schedule, state.step, totalSteps, t.warmupRatio);
-          const s = this.#step(models, x, y, lr);
+          const s = methodStep(models, x, y, lr, this.config.train);
           state.step++;
           const elapsed = (Date.now() - runStart) / 1000;
           const rate = (state.step * B - samplesAtStart) / Math.max(1e-3, elapsed);
@@ -205,63 +205,6 @@ export class Trainer extends EventEmitter {
         models.text.dispose();
       }
     }
-  }
-
-  #saeOptions(d: number, m: number, seed: number, extra: Partial<TopKSAEOptions> = {}): TopKSAEOptions {
-    const { sae, train: t } = this.config;
-    return {
-      d,
-      m,
-      k: sae.k,
-      seed,
-      activation: sae.activation,
-      loss: sae.loss,
-      auxCoef: sae.auxCoef,
-      normalizeDecoder: sae.normalizeDecoder,
-      projectDecoderGrad: sae.projectDecoderGrad,
-      maxGradNorm: t.maxGradNorm,
-      weightDecay: t.weightDecay,
-      decayGroups: t.decayGroups,
-      beta1: t.beta1,
-      beta2: t.beta2,
-      eps: t.eps,
-      pairedReduction: t.fvuReduction,
-      ...extra,
-    };
-  }
-
-  #createModels(data: PairedEmbeddings): Models {
-    const cfg = this.config;
-    const seed = cfg.train.seed;
-    if (cfg.method.startsWith('shared')) {
-      const pairLoss = cfg.method === 'shared+iso' ? cfg.train.isoVariant : cfg.method === 'shared+group' ? 'group' : 'none';
-      return { kind: 'shared', sae: TopKSAE.create(this.#saeOptions(data.image.dim, cfg.sae.m, seed, { pairLoss, pairLossWeight: pairLossWeight(cfg) })) };
-    }
-    const m = cfg.sae.latentsPerModality === 'half' ? Math.max(cfg.sae.k, Math.floor(cfg.sae.m / 2)) : cfg.sae.m;
-    const image = TopKSAE.create(this.#saeOptions(data.image.dim, m, seed));
-    try {
-      return { kind: 'separate', image, text: TopKSAE.create(this.#saeOptions(data.text.dim, m, seed + 1)) };
-    } catch (e) {
-      image.dispose();
-      throw e;
-    }
-  }
-
-  /** One optimizer step; the separate SAEs are clipped jointly like the reference's two-sided model. */
-  #step(models: Models, x: Matrix, y: Matrix, lr: number): Pick<TrainProgress, 'loss' | 'fvu' | 'l0' | 'deadFraction' | 'pairLoss'> {
-    if (models.kind === 'shared') {
-      const s = models.sae.step(x, { pair: y, lr });
-      return { loss: s.loss, fvu: s.fvu, l0: s.l0, deadFraction: s.deadFraction, pairLoss: s.pairLoss };
-    }
-    const t = this.config.train;
-    const w = t.fvuReduction === 'mean' ? 0.5 : 1;
-    const a: StepResult = models.image.forwardBackward(x);
-    const b: StepResult = models.text.forwardBackward(y);
-    const norm = w * Math.hypot(a.gradNorm, b.gradNorm);
-    const clip = t.maxGradNorm > 0 ? Math.min(1, t.maxGradNorm / (norm + 1e-6)) : 1;
-    models.image.applyUpdate(lr, w * clip);
-    models.text.applyUpdate(lr, w * clip);
-    return { loss: w * (a.loss + b.loss), fvu: (a.fvu + b.fvu) / 2, l0: (a.l0 + b.l0) / 2, deadFraction: (a.deadFraction + b.deadFraction) / 2, pairLoss: 0 };
   }
 
   /** FVU of each modality over the validation rows (encode + decode; the training state is untouched). */
@@ -395,4 +338,67 @@ export async function alignModels(
   }
   const r = acc.result({ minFires: opts.minFires });
   return AlignedPair.fromCorrelation(image, text, r, { signed: opts.signed, normalizer: norm });
+}
+
+function saeOptions(cfg: TrainConfig, d: number, m: number, seed: number, extra: Partial<TopKSAEOptions> = {}): TopKSAEOptions {
+  const { sae, train: t } = cfg;
+  return {
+    d,
+    m,
+    k: sae.k,
+    seed,
+    activation: sae.activation,
+    loss: sae.loss,
+    auxCoef: sae.auxCoef,
+    normalizeDecoder: sae.normalizeDecoder,
+    projectDecoderGrad: sae.projectDecoderGrad,
+    maxGradNorm: t.maxGradNorm,
+    weightDecay: t.weightDecay,
+    decayGroups: t.decayGroups,
+    beta1: t.beta1,
+    beta2: t.beta2,
+    eps: t.eps,
+    pairedReduction: t.fvuReduction,
+    ...extra,
+  };
+}
+
+/** The SAEs of a method: one shared SAE (with its pair loss), or one per modality (seeds seed, seed + 1). */
+export function createMethodModels(cfg: TrainConfig, dImage: number, dText: number): MethodModels {
+  const seed = cfg.train.seed;
+  if (cfg.method.startsWith('shared')) {
+    if (dImage !== dText) throw new SaeError('ERR_SHAPE', `method '${cfg.method}' runs both modalities through one SAE, but image rows have ${dImage} values and text rows ${dText}`);
+    const pairLoss = cfg.method === 'shared+iso' ? cfg.train.isoVariant : cfg.method === 'shared+group' ? 'group' : 'none';
+    return { kind: 'shared', sae: TopKSAE.create(saeOptions(cfg, dImage, cfg.sae.m, seed, { pairLoss, pairLossWeight: pairLossWeight(cfg) })) };
+  }
+  const m = cfg.sae.latentsPerModality === 'half' ? Math.max(cfg.sae.k, Math.floor(cfg.sae.m / 2)) : cfg.sae.m;
+  const image = TopKSAE.create(saeOptions(cfg, dImage, m, seed));
+  try {
+    return { kind: 'separate', image, text: TopKSAE.create(saeOptions(cfg, dText, m, seed + 1)) };
+  } catch (e) {
+    image.dispose();
+    throw e;
+  }
+}
+
+/** One optimizer step on a paired batch; the separate SAEs are clipped jointly like the reference's two-sided model. */
+export function methodStep(
+  models: MethodModels,
+  x: Matrix,
+  y: Matrix,
+  lr: number,
+  t: { fvuReduction: 'sum' | 'mean'; maxGradNorm: number },
+): Pick<TrainProgress, 'loss' | 'fvu' | 'l0' | 'deadFraction' | 'pairLoss'> {
+  if (models.kind === 'shared') {
+    const s = models.sae.step(x, { pair: y, lr });
+    return { loss: s.loss, fvu: s.fvu, l0: s.l0, deadFraction: s.deadFraction, pairLoss: s.pairLoss };
+  }
+  const w = t.fvuReduction === 'mean' ? 0.5 : 1;
+  const a: StepResult = models.image.forwardBackward(x);
+  const b: StepResult = models.text.forwardBackward(y);
+  const norm = w * Math.hypot(a.gradNorm, b.gradNorm);
+  const clip = t.maxGradNorm > 0 ? Math.min(1, t.maxGradNorm / (norm + 1e-6)) : 1;
+  models.image.applyUpdate(lr, w * clip);
+  models.text.applyUpdate(lr, w * clip);
+  return { loss: w * (a.loss + b.loss), fvu: (a.fvu + b.fvu) / 2, l0: (a.l0 + b.l0) / 2, deadFraction: (a.deadFraction + b.deadFraction) / 2, pairLoss: 0 };
 }

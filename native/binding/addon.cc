@@ -9,6 +9,7 @@
 #include "js_errors.h"
 #include "corr_wrap.h"
 #include "sae_wrap.h"
+#include "synth_wrap.h"
 
 #if defined(CMSAE_WITH_CUDA)
 #include "device_info.h"
@@ -102,6 +103,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeCorr", corr);
   register_lap_functions(env, exports);
   register_sae_functions(env, exports);
+  register_synth_functions(env, exports);
   exports.Set("buildInfo", Napi::Function::New(env, build_info));
   exports.Set("cudaInfo", Napi::Function::New(env, cuda_info));
   exports.Set("setThreads", Napi::Function::New(env, set_threads));

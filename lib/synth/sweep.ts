@@ -1,0 +1,182 @@
+/**
+ * The paper's synthetic experiments (§7.1, Figures 5 and 6): for each (alpha, seed) one dataset, every
+ * method trained on it with the authors' synthetic settings, and the five metrics on its eval split.
+ * The post-hoc method reuses the separate SAEs of the same (alpha, seed): it is their alignment.
+ */
+import { AlignedPair } from '../align/aligned-pair.js';
+import { CorrelationAccumulator } from '../align/correlation.js';
+import { SaeError } from '../errors.js';
+import type { TopKSAE } from '../sae/topk-sae.js';
+import { parseConfig, type Method } from '../train/config.js';
+import { createMethodModels, methodStep } from '../train/trainer.js';
+import { epochOrder } from '../data/paired.js';
+import { generateSynthetic, type SynthData, type SynthOptions } from './generator.js';
+import { syntheticMetrics, type SynthMetricOptions, type SynthMetrics } from './metrics.js';
+
+export interface SweepSettings {
+  /** Shared SAE width; each modality SAE gets m/2 (the paper: 8192 vs 2 x 4096). */
+  m: number;
+  k: number;
+  batchSize: number;
+  epochs: number;
+  lr: number;
+  /** 'sum' as the authors' synthetic path. */
+  fvuReduction: 'sum' | 'mean';
+  /** Post-hoc alignment on the signed correlation (the paper) or its absolute value (the authors' synthetic code). */
+  signedAlignment: boolean;
+  data: Omit<SynthOptions, 'alpha' | 'seed'>;
+  metrics: SynthMetricOptions;
+}
+
+/** The paper's / authors' synthetic settings (App. D.2; reference §3.1). */
+export const PAPER_SWEEP: SweepSettings = {
+  m: 8192,
+  k: 16,
+  batchSize: 256,
+  epochs: 10,
+  lr: 5e-4,
+  fvuReduction: 'sum',
+  signedAlignment: true,
+  data: {},
+  metrics: {},
+};
+
+export interface RunRecord {
+  alpha: number;
+  seed: number;
+  /** 'shared', 'separate', 'posthoc', 'shared+iso', 'shared+group' */
+  method: Method;
+  lambda?: number;
+  multiplier?: number;
+  metrics: SynthMetrics;
+  trainSeconds: number;
+  finalFvu: number;
+  alphaActual: number;
+}
+
+export interface MethodRun {
+  method: Method;
+  lambda?: number;
+  multiplier?: number;
+}
+
+/** Trains one method on a dataset; returns its SAEs (image, text; the same SAE twice when shared). */
+export async function trainSynthetic(run: MethodRun, data: SynthData, s: SweepSettings, seed: number): Promise<{ image: TopKSAE; text: TopKSAE; dispose: () => void; seconds: number; finalFvu: number }> {
+  const method = run.method === 'posthoc' ? 'separate' : run.method;
+  const cfg = parseConfig({
+    method,
+    data: { image: { path: '-' }, text: { path: '-' } },
+    sae: { m: s.m, k: s.k, latentsPerModality: 'half' },
+    train: {
+      epochs: s.epochs,
+      batchSize: s.batchSize,
+      lr: s.lr,
+      schedule: 'constant',
+      seed,
+      fvuReduction: s.fvuReduction,
+      decayGroups: 'hf',
+      ...(run.lambda !== undefined ? { pairLossWeight: run.lambda } : {}),
+    },
+  });
+  const d = data.options.d;
+  const models = createMethodModels(cfg, d, d);
+  const { image: X, text: Y } = data.train;
+  const B = s.batchSize;
+  const steps = Math.floor(X.rows / B);
+  if (steps < 1) throw new SaeError('ERR_SHAPE', `${X.rows} training rows make no batch of ${B}`);
+  const all = Int32Array.from({ length: X.rows }, (_, i) => i);
+  const xb = new Float32Array(B * d), yb = new Float32Array(B * d);
+  const t0 = Date.now();
+  let fvu = NaN;
+  for (let epoch = 0; epoch < s.epochs; epoch++) {
+    const order = epochOrder(all, seed, epoch);
+    for (let b = 0; b < steps; b++) {
+      for (let r = 0; r < B; r++) {
+        const src = order[b * B + r];
+        xb.set(X.data.subarray(src * d, (src + 1) * d), r * d);
+        yb.set(Y.data.subarray(src * d, (src + 1) * d), r * d);
+      }
+      fvu = methodStep(models, { rows: B, cols: d, data: xb }, { rows: B, cols: d, data: yb }, s.lr, cfg.train).fvu;
+      if (b % 16 === 0) await new Promise((r) => setImmediate(r));
+    }
+  }
+  const seconds = (Date.now() - t0) / 1000;
+  if (models.kind === 'shared') return { image: models.sae, text: models.sae, dispose: () => models.sae.dispose(), seconds, finalFvu: fvu };
+  return { image: models.image, text: models.text, dispose: () => (models.image.dispose(), models.text.dispose()), seconds, finalFvu: fvu };
+}
+
+/** Post-hoc alignment of two trained modality SAEs on the training pairs. */
+export async function alignSynthetic(image: TopKSAE, text: TopKSAE, data: SynthData, signed: boolean): Promise<AlignedPair> {
+  using acc = new CorrelationAccumulator(image.m, text.m);
+  const { image: X, text: Y } = data.train;
+  const d = X.cols;
+  for (let r0 = 0; r0 < X.rows; r0 += 8192) {
+    const rows = Math.min(8192, X.rows - r0);
+    const sl = (M: typeof X) => ({ rows, cols: d, data: M.data.subarray(r0 * d, (r0 + rows) * d) });
+    await acc.addAsync(await image.encodeAsync(sl(X)), await text.encodeAsync(sl(Y)));
+  }
+  return AlignedPair.fromCorrelation(image, text, acc.result(), { signed });
+}
+
+/** All methods of one (alpha, seed): returns one record per method (posthoc from the separate run). */
+export async function runSyntheticCell(
+  alpha: number,
+  seed: number,
+  runs: MethodRun[],
+  s: SweepSettings,
+  onRecord?: (r: RunRecord) => void,
+): Promise<RunRecord[]> {
+  const data = generateSynthetic({ ...s.data, alpha, seed });
+  const out: RunRecord[] = [];
+  const emit = (r: RunRecord) => {
+    out.push(r);
+    onRecord?.(r);
+  };
+  const wantPosthoc = runs.some((r) => r.method === 'posthoc');
+  const wantSeparate = runs.some((r) => r.method === 'separate');
+  let separateDone = false;
+  for (const run of runs) {
+    const modalitySpecific = run.method === 'separate' || run.method === 'posthoc';
+    if (modalitySpecific && separateDone) continue; // one training serves both
+    const t = await trainSynthetic(run, data, s, seed);
+    try {
+      const base = { alpha, seed, lambda: run.lambda, multiplier: run.multiplier, trainSeconds: t.seconds, finalFvu: t.finalFvu, alphaActual: data.alphaActual.mean };
+      if (!modalitySpecific) {
+        emit({ ...base, method: run.method, metrics: syntheticMetrics(t.image, t.text, data, s.metrics) });
+        continue;
+      }
+      separateDone = true;
+      if (wantSeparate) emit({ ...base, method: 'separate', metrics: syntheticMetrics(t.image, t.text, data, s.metrics) });
+      if (wantPosthoc) {
+        using pair = await alignSynthetic(t.image, t.text, data, s.signedAlignment);
+        emit({ ...base, method: 'posthoc', metrics: syntheticMetrics(pair.image, pair.text, data, s.metrics) });
+      }
+    } finally {
+      t.dispose();
+    }
+  }
+  return out;
+}
+
+export const METRIC_KEYS = ['collapseRate', 'reconstructionError', 'featureRecoveryError', 'latentAlignmentError', 'featureAlignmentError'] as const;
+export type MetricKey = (typeof METRIC_KEYS)[number];
+
+/** Mean and population std over seeds of every metric, per (alpha, method, multiplier). */
+export function aggregate(records: RunRecord[]): { alpha: number; method: string; multiplier?: number; n: number; mean: Record<MetricKey, number>; std: Record<MetricKey, number> }[] {
+  const groups = new Map<string, RunRecord[]>();
+  for (const r of records) {
+    const key = `${r.alpha}|${r.method}|${r.multiplier ?? ''}`;
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key)!.push(r);
+  }
+  return [...groups.values()].map((g) => {
+    const mean = {} as Record<MetricKey, number>, std = {} as Record<MetricKey, number>;
+    for (const k of METRIC_KEYS) {
+      const v = g.map((r) => r.metrics[k]).filter(Number.isFinite);
+      const mu = v.reduce((a, b) => a + b, 0) / Math.max(1, v.length);
+      mean[k] = mu;
+      std[k] = Math.sqrt(v.reduce((a, b) => a + (b - mu) ** 2, 0) / Math.max(1, v.length));
+    }
+    return { alpha: g[0].alpha, method: g[0].method, multiplier: g[0].multiplier, n: g.length, mean, std };
+  });
+}

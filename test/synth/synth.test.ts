@@ -1,0 +1,94 @@
+import { expect } from 'chai';
+
+import { TopKSAE } from '../../lib/index.js';
+import { crossInterference, generateSynthetic } from '../../lib/synth/generator.js';
+import { syntheticMetrics } from '../../lib/synth/metrics.js';
+import { lambdaStar, lambdaStarStar, minimizerAt, theoryCheck } from '../../lib/synth/theory.js';
+
+describe('synthetic data (paper App. D.2)', function () {
+  this.timeout(60_000);
+  const small = { d: 64, nShared: 96, nImage: 48, nText: 48, nTrain: 4000, nEval: 500 };
+
+  it('is deterministic, puts every shared pair at cos alpha and bounds interference within blocks', () => {
+    const a = generateSynthetic({ ...small, alpha: 0.6, seed: 3 });
+    const b = generateSynthetic({ ...small, alpha: 0.6, seed: 3 });
+    const c = generateSynthetic({ ...small, alpha: 0.6, seed: 4 });
+    expect(Buffer.compare(Buffer.from(a.train.image.data.buffer), Buffer.from(b.train.image.data.buffer))).to.equal(0);
+    expect(Buffer.compare(Buffer.from(a.train.text.data.buffer), Buffer.from(c.train.text.data.buffer))).to.not.equal(0);
+    expect(a.alphaActual.mean).to.be.closeTo(0.6, 1e-6);
+    expect(a.alphaActual.std).to.be.below(1e-6);
+    for (const v of [a.interference.phiImage, a.interference.phiShared, a.interference.psiText]) expect(v).to.be.at.most(0.3001);
+    const cross = crossInterference(a);
+    expect(cross.crossModal).to.be.a('number');
+    // rows are unit vectors
+    for (let r = 0; r < 10; r++) {
+      let s = 0;
+      for (let i = 0; i < 64; i++) s += a.train.image.data[r * 64 + i] ** 2;
+      expect(s).to.be.closeTo(1, 1e-5);
+    }
+    const one = generateSynthetic({ ...small, alpha: 1, seed: 3 });
+    expect(Array.from(one.psiShared.data)).to.deep.equal(Array.from(one.phiShared.data));
+  });
+
+  it('matches the reference generator statistics at the paper size (mean of unit rows ~0.074, raw norm ~5.4)', () => {
+    const s = generateSynthetic({ alpha: 0.5, seed: 1, nTrain: 20_000, nEval: 10 });
+    const raw = generateSynthetic({ alpha: 0.5, seed: 1, nTrain: 20_000, nEval: 10, l2Normalize: false });
+    const d = 256;
+    const mean = new Float64Array(d);
+    let norms = 0;
+    for (let r = 0; r < 20_000; r++) {
+      let q = 0;
+      for (let c = 0; c < d; c++) {
+        mean[c] += s.train.image.data[r * d + c] / 20_000;
+        q += raw.train.image.data[r * d + c] ** 2;
+      }
+      norms += Math.sqrt(q) / 20_000;
+    }
+    const mnorm = Math.sqrt(mean.reduce((a, v) => a + v * v, 0));
+    expect(mnorm).to.be.within(0.06, 0.09);
+    expect(norms).to.be.within(4.9, 5.9);
+  });
+
+  it('metrics: an SAE whose decoder holds the ground-truth atoms recovers, aligns and collapses as expected', () => {
+    const data = generateSynthetic({ ...small, alpha: 1, seed: 5, noise: 0, sharedMagnitudes: 'identical' });
+    // A shared SAE with one latent per concept (image-only, shared, text-only), tied encoder.
+    const d = 64, atoms = [data.phiImage, data.phiShared, data.psiText];
+    const m = atoms.reduce((s, a) => s + a.rows, 0);
+    const W_dec = new Float32Array(m * d);
+    let row = 0;
+    for (const a of atoms) {
+      W_dec.set(a.data, row * d);
+      row += a.rows;
+    }
+    const W_enc = new Float32Array(d * m);
+    for (let j = 0; j < m; j++) for (let c = 0; c < d; c++) W_enc[c * m + j] = W_dec[j * d + c];
+    using sae = TopKSAE.fromWeights({ W_enc: { rows: d, cols: m, data: W_enc }, b_enc: new Float32Array(m), W_dec: { rows: m, cols: d, data: W_dec }, b_dec: new Float32Array(d) }, { k: 1 });
+    const r = syntheticMetrics(sae, sae, data);
+    expect(r.collapseRate).to.equal(1); // alpha = 1: phi_i = psi_i, one latent
+    expect(r.featureAlignmentError).to.be.below(1e-6);
+    expect(r.featureRecoveryError).to.be.below(1e-6); // each atom is reconstructed exactly by its own latent
+    // Two different random SAEs: collapse at chance, feature alignment error near 1.
+    using a = TopKSAE.create({ d, m: 64, k: 4, seed: 1 });
+    using b = TopKSAE.create({ d, m: 64, k: 4, seed: 2 });
+    const rnd = syntheticMetrics(a, b, data);
+    expect(rnd.collapseRate).to.be.below(0.2);
+    expect(rnd.featureAlignmentError).to.be.above(0.7);
+    expect(r.latentAlignmentError).to.be.below(rnd.latentAlignmentError - 0.2);
+    const top1 = syntheticMetrics(sae, sae, data, { recovery: 'top1', reconstruction: 'fvu' });
+    expect(top1.featureRecoveryError).to.be.below(1e-6);
+    expect(top1.reconstructionError).to.be.a('number');
+  });
+});
+
+describe('Propositions 1 and 2 (n = 1, the paper\'s tied top-1 model)', () => {
+  it('the trained minimizer switches configuration within 5% of lambda*(rho) and lambda**(rho)', () => {
+    const rows = theoryCheck({ restarts: 32 });
+    expect(rows).to.have.length(9);
+    for (const r of rows) expect(r.relativeError, `${r.loss} rho=${r.rho} ${r.kind}: predicted ${r.predicted}, measured ${r.measured}`).to.be.below(0.05);
+    // And the configurations on either side are the ones the propositions name.
+    expect(minimizerAt('group', 0.5, 0.8 * lambdaStar('group', 0.5)).config).to.equal('two');
+    expect(minimizerAt('group', 0.5, 0.5 * (lambdaStar('group', 0.5) + lambdaStarStar(0.5))).config).to.equal('one');
+    expect(minimizerAt('group', 0.5, 1.2 * lambdaStarStar(0.5)).config).to.equal('dead');
+    expect(minimizerAt('iso', 0.5, 1.2 * lambdaStar('iso', 0.5)).config).to.equal('one');
+  });
+});
