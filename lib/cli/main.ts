@@ -6,6 +6,7 @@ import { VERSION } from '../version.js';
 import { registerAlign } from './commands/align.js';
 import { registerEncode } from './commands/encode.js';
 import { registerInfo } from './commands/info.js';
+import { registerSynth } from './commands/synth.js';
 import { registerTrain } from './commands/train.js';
 
 export async function main(argv: string[]): Promise<number> {
@@ -17,6 +18,7 @@ export async function main(argv: string[]): Promise<number> {
   registerTrain(program);
   registerAlign(program);
   registerEncode(program);
+  registerSynth(program);
   registerInfo(program);
   try {
     await program.parseAsync(argv, { from: 'user' });
