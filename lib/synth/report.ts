@@ -52,8 +52,14 @@ async function render(spec: unknown): Promise<{ svg: string; png: Uint8Array }> 
   return { svg, png };
 }
 
-function panel(metric: MetricKey, x: { field: string; title: string; log?: boolean }, values: unknown[], opts: { logY?: boolean } = {}) {
-  const xEnc = { field: x.field, type: 'quantitative', title: x.title, ...(x.log ? { scale: { type: 'log', base: 2 } } : {}) };
+function panel(metric: MetricKey, x: { field: string; title: string; log?: boolean; ticks?: number[] }, values: unknown[], opts: { logY?: boolean } = {}) {
+  const xEnc = {
+    field: x.field,
+    type: 'quantitative',
+    title: x.title,
+    ...(x.log ? { scale: { type: 'log', base: 2 } } : {}),
+    ...(x.ticks ? { axis: { values: x.ticks, labelExpr: "datum.value < 1 ? '1/' + format(1 / datum.value, 'd') : format(datum.value, 'd')" } } : {}),
+  };
   const yScale = opts.logY ? { type: 'log' } : { zero: false };
   return {
     width: 220,
@@ -94,7 +100,7 @@ export async function figures(r: SweepReport): Promise<Record<string, { svg: str
       if (['shared', 'separate', 'posthoc'].includes(a.method))
         for (const m of mults)
           for (const k of METRIC_KEYS) rows.push({ x: m, method: METHOD_LABELS[a.method], metric: k, mean: a.mean[k], lo: a.mean[k] - a.std[k], hi: a.mean[k] + a.std[k] });
-    const x = { field: 'x', title: 'λ / default λ', log: true };
+    const x = { field: 'x', title: 'λ / default λ', log: true, ticks: mults };
     out['figure6'] = await render({
       $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
       hconcat: [panel('featureRecoveryError', x, rows, { logY: true }), panel('latentAlignmentError', x, rows), panel('featureAlignmentError', x, rows)],
