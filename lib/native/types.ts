@@ -125,6 +125,9 @@ export interface NativeBinding {
   pairCodeLoss(kind: string, idx: Int32Array, val: Float32Array, k: number, n: number, m: number, scale: number): { loss: number; dval: Float32Array };
   synthDictionary(d: number, n: number, delta: number, seed: number, maxIters: number): { atoms: Float32Array; steps: number; maxDot: number };
   synthPartner(phi: Float32Array, n: number, d: number, alpha: number, seed: number): Float32Array;
+  synthPairedDictionary(
+    d: number, nI: number, nS: number, nT: number, alpha: number, delta: number, seed: number, maxIters: number,
+  ): { phiImage: Float32Array; phiShared: Float32Array; psiShared: Float32Array; psiText: Float32Array; steps: number; maxAbs: number };
   synthSample(
     phiImage: Float32Array, nI: number, phiShared: Float32Array, nS: number, psiShared: Float32Array, psiText: Float32Array, nT: number,
     d: number, N: number, pActive: number, noise: number, identical: boolean, l2: boolean, seed: number,

@@ -25,6 +25,11 @@ export interface SynthOptions {
   nEval?: number;
   /** Bound on positive pairwise interference within each dictionary block. Default 0.30. */
   maxInterference?: number;
+  /**
+   * Bound |cos| between the atoms of any two distinct concepts, within and across blocks and modalities (the
+   * paper's statement; the authors' code bounds positive dots within each block only). Default false.
+   */
+  boundAcrossBlocks?: boolean;
   /** 'independent' (default, the code) or 'identical' (the paper) magnitudes of a shared concept. */
   sharedMagnitudes?: 'independent' | 'identical';
   l2Normalize?: boolean;
@@ -56,6 +61,7 @@ export const SYNTH_DEFAULTS = {
   nTrain: 50_000,
   nEval: 10_000,
   maxInterference: 0.3,
+  boundAcrossBlocks: false,
   sharedMagnitudes: 'independent' as const,
   l2Normalize: true,
   seed: 1,
@@ -79,9 +85,21 @@ export function generateSynthetic(o: SynthOptions): SynthData {
   if (!(opt.alpha >= 0 && opt.alpha <= 1)) throw new SaeError('ERR_ARG', `alpha must be in [0, 1], got ${opt.alpha}`);
   if (!(opt.sparsity >= 0 && opt.sparsity < 1)) throw new SaeError('ERR_ARG', `sparsity must be in [0, 1), got ${opt.sparsity}`);
   const n = native();
-  const dict = (count: number, block: number) => n.synthDictionary(d, count, opt.maxInterference, seed * 8 + block, 2000);
-  const fi = dict(nImage, 0), fs = dict(nShared, 1), pt = dict(nText, 2);
-  const psiS = n.synthPartner(fs.atoms, nShared, d, opt.alpha, seed * 8 + 3);
+  let fi: { atoms: Float32Array; maxDot: number }, fs: { atoms: Float32Array; maxDot: number }, pt: { atoms: Float32Array; maxDot: number };
+  let psiS: Float32Array;
+  if (opt.boundAcrossBlocks) {
+    const r = n.synthPairedDictionary(d, nImage, nShared, nText, opt.alpha, opt.maxInterference, seed * 8, 2000);
+    fi = { atoms: r.phiImage, maxDot: r.maxAbs };
+    fs = { atoms: r.phiShared, maxDot: r.maxAbs };
+    pt = { atoms: r.psiText, maxDot: r.maxAbs };
+    psiS = r.psiShared;
+  } else {
+    const dict = (count: number, block: number) => n.synthDictionary(d, count, opt.maxInterference, seed * 8 + block, 2000);
+    fi = dict(nImage, 0);
+    fs = dict(nShared, 1);
+    pt = dict(nText, 2);
+    psiS = n.synthPartner(fs.atoms, nShared, d, opt.alpha, seed * 8 + 3);
+  }
   const sample = (N: number, split: number) =>
     n.synthSample(fi.atoms, nImage, fs.atoms, nShared, psiS, pt.atoms, nText, d, N, 1 - opt.sparsity, opt.noise, opt.sharedMagnitudes === 'identical', opt.l2Normalize, seed * 8 + 4 + split);
   const tr = sample(opt.nTrain, 0), ev = sample(opt.nEval, 1);

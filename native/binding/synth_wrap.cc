@@ -44,6 +44,28 @@ Napi::Value synth_dictionary(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// synthPairedDictionary(d, nI, nS, nT, alpha, delta, seed, maxIters) -> { phiImage, phiShared, psiShared, psiText, steps, maxAbs }
+Napi::Value synth_paired_dictionary(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int d = int_arg(info, 0, "d", 2, 1 << 20), nI = int_arg(info, 1, "nI", 0, 1 << 20), nS = int_arg(info, 2, "nS", 0, 1 << 20),
+            nT = int_arg(info, 3, "nT", 0, 1 << 20);
+  const double alpha = num_arg(info, 4, "alpha"), delta = num_arg(info, 5, "delta");
+  const uint64_t seed = seed_arg(info, 6);
+  const int iters = int_arg(info, 7, "maxIters", 1, 1 << 20);
+  auto arr = [&](int n) { return Napi::Float32Array::New(env, static_cast<size_t>(n) * d); };
+  Napi::Float32Array a = arr(nI), b = arr(nS), c = arr(nS), e = arr(nT);
+  double mx = 0;
+  const int steps = guarded(env, [&] { return bounded_paired_dictionary(d, nI, nS, nT, alpha, delta, seed, iters, a.Data(), b.Data(), c.Data(), e.Data(), &mx); });
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("phiImage", a);
+  o.Set("phiShared", b);
+  o.Set("psiShared", c);
+  o.Set("psiText", e);
+  o.Set("steps", steps);
+  o.Set("maxAbs", mx);
+  return o;
+}
+
 // synthPartner(phi, n, d, alpha, seed) -> Float32Array psi
 Napi::Value synth_partner(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -107,6 +129,7 @@ Napi::Value argmax_cos(const Napi::CallbackInfo& info) {
 void register_synth_functions(Napi::Env env, Napi::Object exports) {
   exports.Set("synthDictionary", Napi::Function::New(env, synth_dictionary));
   exports.Set("synthPartner", Napi::Function::New(env, synth_partner));
+  exports.Set("synthPairedDictionary", Napi::Function::New(env, synth_paired_dictionary));
   exports.Set("synthSample", Napi::Function::New(env, synth_sample));
   exports.Set("argmaxCosine", Napi::Function::New(env, argmax_cos));
 }

@@ -230,4 +230,89 @@ void argmax_cosine(const float* W, int m, const float* G, int n, int d, int32_t*
   });
 }
 
+int bounded_paired_dictionary(int d, int nI, int nS, int nT, double alpha, double delta, uint64_t seed, int max_iters,
+                              float* phi_image, float* phi_shared, float* psi_shared, float* psi_text, double* max_abs) {
+  require(d >= 2 && nI >= 0 && nS >= 0 && nT >= 0, "ERR_ARG", "bad dictionary sizes");
+  require(alpha >= 0 && alpha <= 1, "ERR_ARG", "alpha must be in [0, 1]");
+  const int nA = nI + nS;             // image atoms: [phi_I; phi_S]
+  const int nB = nS + nT;             // text free directions: [u_S; psi_T]
+  const int N = nA + nB;              // all atoms: [phi_I; phi_S; psi_S; psi_T]
+  const double beta = std::sqrt(std::max(0.0, 1 - alpha * alpha));
+  Rng rng(stream_seed(seed, 0xC2055));
+  std::vector<float> A(static_cast<size_t>(nA) * d), U(static_cast<size_t>(nB) * d), X(static_cast<size_t>(N) * d);
+  for (float& v : A) v = static_cast<float>(rng.normal());
+  for (float& v : U) v = static_cast<float>(rng.normal());
+  normalize_rows(A.data(), nA, d);
+  // u_i orthogonal to phi_i (shared), unit; then the atoms X.
+  auto assemble = [&]() {
+    for (int i = 0; i < nS; ++i) {
+      float* u = U.data() + static_cast<size_t>(i) * d;
+      const float* f = A.data() + static_cast<size_t>(nI + i) * d;
+      double dot = 0;
+      for (int c = 0; c < d; ++c) dot += static_cast<double>(u[c]) * f[c];
+      for (int c = 0; c < d; ++c) u[c] = static_cast<float>(u[c] - dot * f[c]);
+    }
+    normalize_rows(U.data(), nB, d);
+    std::copy(A.begin(), A.end(), X.begin());
+    for (int i = 0; i < nS; ++i)
+      for (int c = 0; c < d; ++c)
+        X[static_cast<size_t>(nA + i) * d + c] = static_cast<float>(alpha * A[static_cast<size_t>(nI + i) * d + c] + beta * U[static_cast<size_t>(i) * d + c]);
+    normalize_rows(X.data() + static_cast<size_t>(nA) * d, nS, d);
+    std::copy(U.begin() + static_cast<size_t>(nS) * d, U.end(), X.begin() + static_cast<size_t>(nA + nS) * d);
+  };
+  // Atom p and q are the same concept's two sides (excluded from the bound).
+  auto partners = [&](int p, int q) {
+    return (p >= nI && p < nA && q == p - nI + nA) || (q >= nI && q < nA && p == q - nI + nA);
+  };
+  const double t = delta - 1e-3, lr = 0.05, tol = 1e-4;
+  std::vector<double> grad(static_cast<size_t>(N) * d);
+  const int T = std::max(1, std::min(num_threads(), N));
+  int steps = 0;
+  double mx = 0;
+  for (;;) {
+    assemble();
+    std::vector<double> tmx(T, 0.0);
+    parallel_for(T, [&](int th) {
+      std::vector<double> g(d);
+      for (long p = split_begin(N, T, th); p < split_begin(N, T, th + 1); ++p) {
+        std::fill(g.begin(), g.end(), 0.0);
+        const float* xp = X.data() + p * d;
+        for (int q = 0; q < N; ++q) {
+          if (q == p || partners(static_cast<int>(p), q)) continue;
+          const float* xq = X.data() + static_cast<size_t>(q) * d;
+          double s = 0;
+          for (int c = 0; c < d; ++c) s += static_cast<double>(xp[c]) * xq[c];
+          tmx[th] = std::max(tmx[th], std::fabs(s));
+          if (std::fabs(s) <= t) continue;
+          const double D = 2 * (std::fabs(s) - t) * (s > 0 ? 1 : -1);
+          for (int c = 0; c < d; ++c) g[c] += D * xq[c];
+        }
+        std::copy(g.begin(), g.end(), grad.begin() + p * d);
+      }
+    });
+    mx = *std::max_element(tmx.begin(), tmx.end());
+    if ((steps > 0 && mx <= delta + tol) || steps >= max_iters) break;
+    // Chain rule through psi_S = alpha phi_S + beta u_S: phi gets alpha * g_psi, u gets beta * g_psi.
+    for (int p = 0; p < nA; ++p)
+      for (int c = 0; c < d; ++c) {
+        double g = grad[static_cast<size_t>(p) * d + c];
+        if (p >= nI) g += alpha * grad[static_cast<size_t>(nA + p - nI) * d + c];
+        A[static_cast<size_t>(p) * d + c] = static_cast<float>(A[static_cast<size_t>(p) * d + c] - lr * g);
+      }
+    for (int p = 0; p < nB; ++p)
+      for (int c = 0; c < d; ++c) {
+        const double g = p < nS ? beta * grad[static_cast<size_t>(nA + p) * d + c] : grad[static_cast<size_t>(nA + p) * d + c];
+        U[static_cast<size_t>(p) * d + c] = static_cast<float>(U[static_cast<size_t>(p) * d + c] - lr * g);
+      }
+    normalize_rows(A.data(), nA, d);
+    ++steps;
+  }
+  std::copy(X.begin(), X.begin() + static_cast<size_t>(nI) * d, phi_image);
+  std::copy(X.begin() + static_cast<size_t>(nI) * d, X.begin() + static_cast<size_t>(nA) * d, phi_shared);
+  std::copy(X.begin() + static_cast<size_t>(nA) * d, X.begin() + static_cast<size_t>(nA + nS) * d, psi_shared);
+  std::copy(X.begin() + static_cast<size_t>(nA + nS) * d, X.end(), psi_text);
+  if (max_abs) *max_abs = mx;
+  return steps;
+}
+
 }  // namespace cmsae

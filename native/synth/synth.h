@@ -12,6 +12,14 @@ namespace cmsae {
 // of steps taken; `max_dot` gets the final largest off-diagonal dot.
 int bounded_dictionary(int d, int n, double delta, uint64_t seed, int max_iters, float* out, double* max_dot);
 
+// The paper's interference bound across blocks too: every pair of atoms of distinct concepts (image x image,
+// text x text, image x text) gets |cos| <= delta + 1e-4, while every shared pair keeps cos(phi_i, psi_i) = alpha
+// exactly (psi_i = alpha phi_i + sqrt(1 - alpha^2) u_i, u_i a unit vector orthogonal to phi_i). Projected gradient
+// on sum (|G_ij| - t)_+^2 over the excluded-free pairs. Outputs [nI, d], [nS, d], [nS, d], [nT, d]; returns the
+// steps taken; `max_abs` gets the final largest |cos| between atoms of distinct concepts.
+int bounded_paired_dictionary(int d, int nI, int nS, int nT, double alpha, double delta, uint64_t seed, int max_iters,
+                              float* phi_image, float* phi_shared, float* psi_shared, float* psi_text, double* max_abs);
+
 // psi_i = alpha phi_i + sqrt(1 - alpha^2) u_i with u_i a random unit vector orthogonal to phi_i: cos = alpha exactly.
 void aligned_partner(const float* phi, int n, int d, double alpha, uint64_t seed, float* psi);
 

@@ -30,6 +30,33 @@ describe('synthetic data (paper App. D.2)', function () {
     expect(Array.from(one.psiShared.data)).to.deep.equal(Array.from(one.phiShared.data));
   });
 
+  it('boundAcrossBlocks: every pair of distinct concepts (any blocks, any modalities) has |cos| <= 0.30, shared pairs keep alpha', () => {
+    const s = generateSynthetic({ ...small, alpha: 0.7, seed: 9, boundAcrossBlocks: true });
+    const c = crossInterference(s);
+    expect(c.crossImage).to.be.at.most(0.3001);
+    expect(c.crossText).to.be.at.most(0.3001);
+    expect(c.crossModal).to.be.at.most(0.3001);
+    // the negative side too
+    const all = [s.phiImage, s.phiShared, s.psiShared, s.psiText];
+    let minDot = 0;
+    const d = 64;
+    for (let a = 0; a < 4; a++)
+      for (let b = a; b < 4; b++)
+        for (let i = 0; i < all[a].rows; i++)
+          for (let j = 0; j < all[b].rows; j++) {
+            if (a === b && i === j) continue;
+            if (((a === 1 && b === 2) || (a === 2 && b === 1)) && i === j) continue;
+            let v = 0;
+            for (let k = 0; k < d; k++) v += all[a].data[i * d + k] * all[b].data[j * d + k];
+            minDot = Math.min(minDot, v);
+          }
+    expect(minDot).to.be.at.least(-0.3001);
+    expect(s.alphaActual.mean).to.be.closeTo(0.7, 1e-6);
+    expect(s.alphaActual.std).to.be.below(1e-6);
+    // The default (the code's rule) does not bound across blocks: with small d the cross terms exceed 0.30.
+    expect(crossInterference(generateSynthetic({ ...small, alpha: 0.7, seed: 9 })).crossModal).to.be.above(0.3001);
+  });
+
   it('matches the reference generator statistics at the paper size (mean of unit rows ~0.074, raw norm ~5.4)', () => {
     const s = generateSynthetic({ alpha: 0.5, seed: 1, nTrain: 20_000, nEval: 10 });
     const raw = generateSynthetic({ alpha: 0.5, seed: 1, nTrain: 20_000, nEval: 10, l2Normalize: false });
