@@ -10,6 +10,8 @@
  * configuration classified as two columns [phi psi], one column (phi+psi)/|phi+psi|, or dead. Bisection on
  * lambda then locates where the configuration switches; the closed forms are lambda*(rho) and lambda**(rho).
  */
+import { rng32 as rng } from '../data/paired.js';
+
 export type TheoryLoss = 'group' | 'iso';
 export type Configuration = 'two' | 'one' | 'dead' | 'other';
 
@@ -21,18 +23,6 @@ export function lambdaStar(loss: TheoryLoss, rho: number): number {
 
 export function lambdaStarStar(rho: number): number {
   return (Math.sqrt(1 + rho) * EZ2) / EZ;
-}
-
-/** Deterministic generator (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 interface Problem {
