@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 
 import { SaeError } from '../errors.js';
+import { halfToFloat } from './safetensors.js';
 
 export type EmbeddingDtype = 'f32' | 'f16' | 'bf16';
 
@@ -28,13 +29,7 @@ let halfTable: Float32Array | null = null;
 /** float16 bit pattern -> float32 value, for all 65,536 patterns. */
 function halfToFloatTable(): Float32Array {
   if (halfTable) return halfTable;
-  halfTable = new Float32Array(65536);
-  for (let h = 0; h < 65536; h++) {
-    const s = h & 0x8000 ? -1 : 1;
-    const e = (h >> 10) & 0x1f;
-    const f = h & 0x3ff;
-    halfTable[h] = e === 0 ? s * f * 2 ** -24 : e === 31 ? (f ? NaN : s * Infinity) : s * (1 + f / 1024) * 2 ** (e - 15);
-  }
+  halfTable = Float32Array.from({ length: 65536 }, (_, h) => halfToFloat(h));
   return halfTable;
 }
 

@@ -18,7 +18,8 @@ export interface SafetensorsFile {
 const BYTES: Record<SafetensorsDtype, number> = { F32: 4, F16: 2, BF16: 2, F64: 8, I32: 4, I64: 8 };
 const MAX_HEADER = 100 * 1024 * 1024;
 
-function halfToFloat(h: number): number {
+/** float16 bit pattern -> its value. */
+export function halfToFloat(h: number): number {
   const s = h & 0x8000 ? -1 : 1;
   const e = (h >> 10) & 0x1f;
   const f = h & 0x3ff;

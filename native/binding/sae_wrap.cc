@@ -512,11 +512,10 @@ Napi::Value pair_code_loss_js(const Napi::CallbackInfo& info) {
   else if (kind == "iso-inner") pl = PairLoss::IsoInner;
   else if (kind == "group") pl = PairLoss::Group;
   else throw_js(env, "ERR_ARG", "kind must be 'iso', 'iso-inner' or 'group'");
-  const int k = static_cast<int>(info[3].As<Napi::Number>().Int64Value());
-  const long n = static_cast<long>(info[4].As<Napi::Number>().Int64Value());
-  const int m = static_cast<int>(info[5].As<Napi::Number>().Int64Value());
-  const double scale = info[6].As<Napi::Number>().DoubleValue();
-  if (k < 1 || n < 1 || m < 1) throw_js(env, "ERR_ARG", "k, n and m must be >= 1");
+  const int k = static_cast<int>(count_arg(env, info[3], "k", 1));
+  const long n = static_cast<long>(count_arg(env, info[4], "n", 1));
+  const int m = static_cast<int>(count_arg(env, info[5], "m", 1));
+  const double scale = number_arg(env, info[6], "scale");
   Napi::Int32Array idx = int32_arg(env, info[1], "idx", static_cast<size_t>(2 * n * k));
   Napi::Float32Array val = float32_arg(env, info[2], "val", static_cast<size_t>(2 * n * k));
   for (size_t p = 0; p < static_cast<size_t>(2 * n * k); ++p)

@@ -10,22 +10,14 @@
 namespace cmsae::binding {
 namespace {
 
+// Integer argument in [lo, hi] (count_arg checks the type, integrality and the lower bound).
 int int_arg(const Napi::CallbackInfo& info, int i, const char* name, long lo, long hi) {
-  if (!info[i].IsNumber()) throw_js(info.Env(), "ERR_ARG", std::string(name) + " must be a number");
-  const double v = info[i].As<Napi::Number>().DoubleValue();
-  if (!(v >= lo && v <= hi && v == static_cast<long>(v)))
-    throw_js(info.Env(), "ERR_ARG", std::string(name) + " must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  const long long v = count_arg(info.Env(), info[i], name, lo);
+  if (v > hi) throw_js(info.Env(), "ERR_ARG", std::string(name) + " must be <= " + std::to_string(hi));
   return static_cast<int>(v);
 }
-double num_arg(const Napi::CallbackInfo& info, int i, const char* name) {
-  if (!info[i].IsNumber()) throw_js(info.Env(), "ERR_ARG", std::string(name) + " must be a number");
-  return info[i].As<Napi::Number>().DoubleValue();
-}
-uint64_t seed_arg(const Napi::CallbackInfo& info, int i) {
-  const double v = num_arg(info, i, "seed");
-  if (!(v >= 0 && v <= 9007199254740991.0)) throw_js(info.Env(), "ERR_ARG", "seed must be a non-negative integer");
-  return static_cast<uint64_t>(v);
-}
+double num_arg(const Napi::CallbackInfo& info, int i, const char* name) { return number_arg(info.Env(), info[i], name); }
+uint64_t seed_arg(const Napi::CallbackInfo& info, int i) { return static_cast<uint64_t>(count_arg(info.Env(), info[i], "seed", 0)); }
 
 // synthDictionary(d, n, delta, seed, maxIters) -> { atoms: Float32Array [n*d], steps, maxDot }
 Napi::Value synth_dictionary(const Napi::CallbackInfo& info) {

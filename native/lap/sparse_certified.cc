@@ -458,8 +458,7 @@ void scan_row(const ScanKernelsT<Cost>& K, const Dense<Cost>& D, long i, uint64_
     std::nth_element(w.sorted.begin(), w.sorted.begin() + (cap - 1), w.sorted.end());
     row_thr = w.sorted[static_cast<size_t>(cap - 1)];
   }
-  Cost none[64];  // no column thresholds in pass 2
-  std::fill(none, none + 64, -cinf);
+  static const std::vector<Cost> none(64, -std::numeric_limits<Cost>::infinity());  // no column thresholds in pass 2
   std::vector<uint64_t>& keys = w.keys;
   keys.clear();
   for (long g = 0; g < groups; ++g) {
@@ -467,7 +466,7 @@ void scan_row(const ScanKernelsT<Cost>& K, const Dense<Cost>& D, long i, uint64_
     const long g_end = std::min(n, (g + 1) * group);
     for (long j0 = g * group; j0 < g_end; j0 += 64) {
       const int len = static_cast<int>(std::min<long>(64, g_end - j0));
-      for (uint64_t mask = K.below_mask(row + j0, len, sign, row_thr, none); mask; mask &= mask - 1) {
+      for (uint64_t mask = K.below_mask(row + j0, len, sign, row_thr, none.data()); mask; mask &= mask - 1) {
         const long j = j0 + lowest_bit(mask);
         const double c = D.at(i, j);
         if (c != kInf) keys.push_back(candidate_key(static_cast<float>(-c), scramble(j, salt_of(i))));
