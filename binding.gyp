@@ -23,10 +23,11 @@
         "native/lap/scan_kernels_scalar.cc",
         "native/lap/align.cc",
         "native/synth/synth.cc",
-        "native/binding/synth_wrap.cc"
+        "native/binding/synth_wrap.cc",
+        "native/binding/eval_wrap.cc"
       ],
       "include_dirs": ["<!@(node -p \"require('node-addon-api').include\")", "native"],
-      "dependencies": ["cmsae_avx2", "cmsae_avx512"],
+      "dependencies": ["cmsae_avx2", "cmsae_avx512", "cmsae_eval"],
       "defines": [
         "NAPI_VERSION=9",
         "NODE_ADDON_API_CPP_EXCEPTIONS",
@@ -37,6 +38,14 @@
       ],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-frtti", "-fopenmp-simd", "-fno-math-errno", "-fvisibility=hidden"]
+    },
+    {
+      "target_name": "cmsae_eval",
+      "type": "static_library",
+      "sources": ["native/eval/retrieval.cc", "native/eval/ranking.cc", "native/eval/histogram.cc"],
+      "include_dirs": ["native"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
+      "cflags_cc": ["-std=c++17", "-O3", "-fPIC", "-fexceptions", "-frtti", "-fopenmp-simd", "-fno-math-errno", "-ffp-contract=off"]
     },
     {
       "target_name": "cmsae_avx2",

@@ -15,3 +15,15 @@ export { AlignedPair, permuteLatents, type AlignmentStats } from './align/aligne
 export { Trainer, alignModels, type TrainProgress, type TrainResult, type ValidationRecord } from './train/trainer.js';
 export { parseConfig, trainConfigSchema, METHODS, CONFIG_VERSION, type TrainConfig, type TrainConfigInput, type Method } from './train/config.js';
 export { lrFactor, type Schedule } from './train/schedule.js';
+export { EvalModel, loadEvalModel, readMatrix, type IndexSpace } from './eval/model.js';
+export { loadEvalLabels, checkLabels, imageConcepts, textConcepts, type EvalLabels } from './eval/labels.js';
+export { evaluateRetrieval, retrievalFromCodes, recallAt, type RetrievalResult } from './eval/retrieval.js';
+export { evaluateReconstruction, reconstructionStats, type ReconstructionResult } from './eval/reconstruction.js';
+export { evaluateZeroShot, type ZeroShotResult, type ZeroShotOptions } from './eval/zeroshot.js';
+export { evaluateSteering, steeringCsv, STEERING_ALPHAS, type SteeringResult, type SteeringOptions } from './eval/steering.js';
+export { evaluateMonosemanticity, monosemanticityScores, type MsResult } from './eval/monosemanticity.js';
+export { heterogeneity, correlateSaes, type HeterogeneityResult } from './eval/heterogeneity.js';
+export { retrievalRanks, retrievalRanksAsync, rankingMetrics, rankingMetricsAsync, decoderDistanceHistogram, type GroundTruth, type RankingMetrics } from './eval/kernels.js';
+export { generateToy, writeToy, type ToyOptions, type ToyDataset, type DatasetManifest } from './eval/toy.js';
+export { readManifest, loadEvalInputs, type FitInputs } from './eval/inputs.js';
+export { fit, EVALUATIONS, type FitOptions, type FitResult, type FitEvent, type Evaluation } from './fit/fit.js';

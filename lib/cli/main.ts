@@ -5,8 +5,11 @@ import { SaeError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { registerAlign } from './commands/align.js';
 import { registerEncode } from './commands/encode.js';
+import { registerEval } from './commands/eval.js';
+import { registerFit } from './commands/fit.js';
 import { registerInfo } from './commands/info.js';
 import { registerSynth } from './commands/synth.js';
+import { registerToy } from './commands/toy.js';
 import { registerTrain } from './commands/train.js';
 
 export async function main(argv: string[]): Promise<number> {
@@ -18,6 +21,9 @@ export async function main(argv: string[]): Promise<number> {
   registerTrain(program);
   registerAlign(program);
   registerEncode(program);
+  registerFit(program);
+  registerEval(program);
+  registerToy(program);
   registerSynth(program);
   registerInfo(program);
   try {

@@ -133,9 +133,42 @@ export interface NativeBinding {
     d: number, N: number, pActive: number, noise: number, identical: boolean, l2: boolean, seed: number,
   ): { x: Float32Array; y: Float32Array };
   argmaxCosine(W: Float32Array, m: number, G: Float32Array, n: number, d: number): { idx: Int32Array; cos: Float32Array };
+  retrievalRanks(
+    qIdx: Int32Array, qVal: Float32Array, qRows: number, qK: number, iIdx: Int32Array, iVal: Float32Array, iRows: number, iK: number,
+    gtOffsets: Int32Array, gtItems: Int32Array, m: number,
+  ): NativeRetrievalRanks;
+  retrievalRanksAsync(
+    qIdx: Int32Array, qVal: Float32Array, qRows: number, qK: number, iIdx: Int32Array, iVal: Float32Array, iRows: number, iK: number,
+    gtOffsets: Int32Array, gtItems: Int32Array, m: number,
+  ): Promise<NativeRetrievalRanks>;
+  rankingMetrics(queries: Float32Array, qRows: number, items: Float32Array, iRows: number, d: number, relevant: Uint8Array, ks: Int32Array): NativeRankingMetrics;
+  rankingMetricsAsync(
+    queries: Float32Array, qRows: number, items: Float32Array, iRows: number, d: number, relevant: Uint8Array, ks: Int32Array,
+  ): Promise<NativeRankingMetrics>;
+  decoderDistanceHistogram(
+    imageDec: Float32Array, mImage: number, textDec: Float32Array, mText: number, d: number, corr: Float32Array,
+    aliveImage: Uint8Array, aliveText: Uint8Array, corrEdges: Float64Array, distBins: number,
+  ): { counts: Float64Array; pairs: Float64Array; sum: Float64Array };
   buildInfo(): NativeBuildInfo;
   cudaInfo(): NativeCudaInfo;
   setThreads(n: number): number;
   setSimdLevel(level: string): string;
   setErrorClass(ctor: new (code: string, message: string) => Error): void;
+}
+
+/** retrievalRanks: pessimistic 0-based rank and tie count per query; m = the number of latents used. */
+export interface NativeRetrievalRanks {
+  ranks: Int32Array;
+  ties: Int32Array;
+  m: number;
+}
+
+/** rankingMetrics: one entry per query; precisionAt/recallAt are [ks.length, queries] (row j for ks[j]). */
+export interface NativeRankingMetrics {
+  ap: Float64Array;
+  rr: Float64Array;
+  ndcg10: Float64Array;
+  medianRank: Float64Array;
+  precisionAt: Float64Array;
+  recallAt: Float64Array;
 }

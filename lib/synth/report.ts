@@ -6,10 +6,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 
-import { Resvg } from '@resvg/resvg-js';
-import * as vega from 'vega';
-import * as vl from 'vega-lite';
-
+import { render } from '../report/vega.js';
 import { aggregate, METRIC_KEYS, type MetricKey, type RunRecord, type SweepSettings } from './sweep.js';
 import type { TheoryRow } from './theory.js';
 
@@ -41,15 +38,6 @@ export interface SweepReport {
   seconds: number;
   theory?: TheoryRow[];
   date: string;
-}
-
-async function render(spec: unknown): Promise<{ svg: string; png: Uint8Array }> {
-  const withConfig = { ...(spec as object), config: { legend: { labelLimit: 400 }, font: 'DejaVu Sans' } };
-  const view = new vega.View(vega.parse(vl.compile(withConfig as vl.TopLevelSpec).spec), { renderer: 'none' });
-  const svg = await view.toSVG();
-  view.finalize();
-  const png = new Resvg(svg, { font: { loadSystemFonts: true }, fitTo: { mode: 'zoom', value: 2 }, background: 'white' }).render().asPng();
-  return { svg, png };
 }
 
 function panel(metric: MetricKey, x: { field: string; title: string; log?: boolean; ticks?: number[] }, values: unknown[], opts: { logY?: boolean } = {}) {

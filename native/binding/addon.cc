@@ -8,6 +8,7 @@
 #include "args.h"
 #include "js_errors.h"
 #include "corr_wrap.h"
+#include "eval_wrap.h"
 #include "sae_wrap.h"
 #include "synth_wrap.h"
 
@@ -104,6 +105,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   register_lap_functions(env, exports);
   register_sae_functions(env, exports);
   register_synth_functions(env, exports);
+  register_eval_functions(env, exports);
   exports.Set("buildInfo", Napi::Function::New(env, build_info));
   exports.Set("cudaInfo", Napi::Function::New(env, cuda_info));
   exports.Set("setThreads", Napi::Function::New(env, set_threads));

@@ -1,23 +1,15 @@
 /** `cmsae train`: train one of the five methods on paired embedding files, with a progress bar and Ctrl-C = checkpoint + exit. */
 import { Command, InvalidArgumentError } from 'commander';
+
 import { SingleBar } from 'cli-progress';
 
 import { SaeError } from '../../errors.js';
+import { int, num } from '../parse.js';
 import { setThreads } from '../../info.js';
 import { METHODS, parseConfig } from '../../train/config.js';
 import { Trainer, type TrainProgress, type ValidationRecord } from '../../train/trainer.js';
 import { readConfigFile, setPath } from '../config-file.js';
 
-const int = (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n)) throw new InvalidArgumentError('expected an integer');
-  return n;
-};
-const num = (v: string) => {
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new InvalidArgumentError('expected a number');
-  return n;
-};
 const shape = (v: string) => {
   const p = v.split(',').map(Number);
   if (p.length !== 2 || !p.every((x) => Number.isInteger(x) && x > 0)) throw new InvalidArgumentError('expected rows,dim');

@@ -1,0 +1,187 @@
+/**
+ * The evaluation view of a trained method: an image encoder/decoder and a text encoder/decoder whose latent
+ * indices are meant to correspond (one shared SAE, or an aligned pair), plus the input normalization of the
+ * run. Every evaluation reads its inputs through `prepare`, so all methods are compared on the same footing:
+ * the normalization they were trained with, applied identically at evaluation (the reference trains on raw
+ * vectors and evaluates on unit vectors, reference-implementation §3.3).
+ */
+import { existsSync, promises as fs } from 'node:fs';
+import path from 'node:path';
+
+import { AlignedPair } from '../align/aligned-pair.js';
+import { Normalizer, type Modality } from '../data/paired.js';
+import { SaeError } from '../errors.js';
+import { EmbeddingFile, type EmbeddingSpec } from '../io/embeddings.js';
+import { TopKSAE } from '../sae/topk-sae.js';
+import type { Matrix, SparseCodes } from '../types.js';
+
+/** How the latent indices of the two modalities relate: 'shared' (one SAE), 'aligned' (post-hoc permutation), 'unaligned' (separate SAEs, index i vs index i). */
+export type IndexSpace = 'shared' | 'aligned' | 'unaligned';
+
+export class EvalModel implements Disposable {
+  readonly image: TopKSAE;
+  readonly text: TopKSAE;
+  readonly normalizer: Normalizer;
+  readonly space: IndexSpace;
+  readonly #owned: TopKSAE[];
+
+  constructor(image: TopKSAE, text: TopKSAE, normalizer: Normalizer, space: IndexSpace, owned: TopKSAE[] = []) {
+    if (image.m !== text.m) throw new SaeError('ERR_SHAPE', `the image SAE has ${image.m} latents and the text SAE ${text.m}: cross-modal evaluation needs one latent index space`);
+    this.image = image;
+    this.text = text;
+    this.normalizer = normalizer;
+    this.space = space;
+    this.#owned = owned;
+  }
+
+  get m(): number {
+    return this.image.m;
+  }
+
+  sae(side: Modality): TopKSAE {
+    return side === 'image' ? this.image : this.text;
+  }
+
+  /** Normalizes a copy of x the way the run's training data was normalized. */
+  prepare(side: Modality, x: Matrix): Matrix {
+    const want = this.sae(side).d;
+    if (x.cols !== want) throw new SaeError('ERR_SHAPE', `${side} rows have ${x.cols} values but the ${side} SAE expects ${want}: were these embeddings made by the same model as the training data?`);
+    const data = Float32Array.from(x.data);
+    this.normalizer.apply(side, data, x.rows, x.cols);
+    return { rows: x.rows, cols: x.cols, data };
+  }
+
+  /** Codes of prepared (normalized) rows, in batches that keep the native calls short. */
+  async encode(side: Modality, prepared: Matrix, batch = 4096): Promise<SparseCodes> {
+    const sae = this.sae(side);
+    const k = sae.k;
+    const out: SparseCodes = { rows: prepared.rows, k, indices: new Int32Array(prepared.rows * k), values: new Float32Array(prepared.rows * k) };
+    for (let r = 0; r < prepared.rows; r += batch) {
+      const n = Math.min(batch, prepared.rows - r);
+      const c = await sae.encodeAsync({ rows: n, cols: prepared.cols, data: prepared.data.subarray(r * prepared.cols, (r + n) * prepared.cols) });
+      if (c.k !== k) throw new SaeError('ERR_INTERNAL', `encode returned ${c.k} slots per row, expected ${k}`);
+      out.indices.set(c.indices, r * k);
+      out.values.set(c.values, r * k);
+    }
+    return out;
+  }
+
+  dispose(): void {
+    for (const s of this.#owned) s.dispose();
+    this.#owned.length = 0;
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
+
+async function readNormalizer(runDir: string): Promise<Normalizer> {
+  const file = path.join(runDir, 'normalization.json');
+  try {
+    return Normalizer.fromJSON(JSON.parse(await fs.readFile(file, 'utf8')));
+  } catch (e) {
+    throw new SaeError('ERR_FORMAT', `${file} is missing or unreadable (${(e as Error).message}): is ${runDir} a complete training run?`);
+  }
+}
+
+/**
+ * Loads the evaluation view of a model directory:
+ * - a training run (config.json + final/): its method decides; `view: 'separate'` evaluates a posthoc run's
+ *   SAEs without the permutation (the paper's "Modality-Specific SAEs" row);
+ * - an aligned pair (alignment.json): image + permuted text;
+ * - a single SAE checkpoint (cfg.json): shared by both modalities (normalization `l2` unless given).
+ */
+export async function loadEvalModel(dir: string, opts: { view?: 'separate'; normalization?: Normalizer } = {}): Promise<EvalModel> {
+  if (existsSync(path.join(dir, 'alignment.json'))) {
+    const pair = await AlignedPair.load(dir);
+    if (opts.view === 'separate') {
+      pair.dispose();
+      throw new SaeError('ERR_ARG', `${dir} is an aligned pair; the unaligned view needs the training run (its final/image and final/text)`);
+    }
+    return new EvalModel(pair.image, pair.text, opts.normalization ?? pair.normalizer, 'aligned', [pair.image, pair.text]);
+  }
+  if (existsSync(path.join(dir, 'cfg.json'))) {
+    const sae = await TopKSAE.load(dir);
+    return new EvalModel(sae, sae, opts.normalization ?? new Normalizer('l2'), 'shared', [sae]);
+  }
+  const cfgFile = path.join(dir, 'config.json');
+  if (!existsSync(cfgFile)) throw new SaeError('ERR_IO', `${dir} is neither a training run (config.json), an aligned pair (alignment.json) nor an SAE checkpoint (cfg.json)`);
+  let method: string;
+  try {
+    method = (JSON.parse(await fs.readFile(cfgFile, 'utf8')) as { method: string }).method;
+  } catch (e) {
+    throw new SaeError('ERR_FORMAT', `${cfgFile}: ${(e as Error).message}`);
+  }
+  const final = path.join(dir, 'final');
+  const norm = opts.normalization ?? (await readNormalizer(dir));
+  if (method.startsWith('shared')) {
+    if (opts.view === 'separate') throw new SaeError('ERR_ARG', `${dir} trained one shared SAE (method ${method}); there is no separate view`);
+    const sae = await loadFinal(path.join(final, 'shared'));
+    return new EvalModel(sae, sae, norm, 'shared', [sae]);
+  }
+  if (method === 'posthoc' && opts.view !== 'separate') {
+    const pair = await AlignedPair.load(path.join(final, 'pair')).catch((e) => {
+      throw new SaeError((e as SaeError).code ?? 'ERR_IO', `${path.join(final, 'pair')}: ${(e as Error).message} (has the run finished?)`);
+    });
+    return new EvalModel(pair.image, pair.text, norm, 'aligned', [pair.image, pair.text]);
+  }
+  const image = await loadFinal(path.join(final, 'image'));
+  try {
+    const text = await loadFinal(path.join(final, 'text'));
+    return new EvalModel(image, text, norm, 'unaligned', [image, text]);
+  } catch (e) {
+    image.dispose();
+    throw e;
+  }
+}
+
+async function loadFinal(dir: string): Promise<TopKSAE> {
+  if (!existsSync(path.join(dir, 'cfg.json'))) throw new SaeError('ERR_IO', `${dir} is missing: has the training run finished?`);
+  return TopKSAE.load(dir);
+}
+
+/** Reads a whole embedding file (evaluation sets fit in memory) as a Matrix. */
+export function readMatrix(spec: EmbeddingSpec | string): Matrix {
+  const f = EmbeddingFile.open(spec);
+  try {
+    const data = new Float32Array(f.rows * f.dim);
+    f.readRange(0, f.rows, data);
+    for (let i = 0; i < data.length; i++)
+      if (!Number.isFinite(data[i])) throw new SaeError('ERR_NONFINITE', `row ${Math.floor(i / f.dim)} of ${f.path} holds ${data[i]}: remove or repair that row`);
+    return { rows: f.rows, cols: f.dim, data };
+  } finally {
+    f.close();
+  }
+}
+
+/** Rows of a Matrix (copy). */
+export function takeRows(x: Matrix, rows: ArrayLike<number>): Matrix {
+  const out = new Float32Array(rows.length * x.cols);
+  for (let i = 0; i < rows.length; i++) out.set(x.data.subarray(rows[i] * x.cols, (rows[i] + 1) * x.cols), i * x.cols);
+  return { rows: rows.length, cols: x.cols, data: out };
+}
+
+/** x / max(||x||, 1e-12) per row, in place. */
+export function l2NormalizeRows(x: Matrix): Matrix {
+  for (let r = 0; r < x.rows; r++) {
+    const o = r * x.cols;
+    let s = 0;
+    for (let c = 0; c < x.cols; c++) s += x.data[o + c] * x.data[o + c];
+    const inv = 1 / Math.max(Math.sqrt(s), 1e-12);
+    for (let c = 0; c < x.cols; c++) x.data[o + c] *= inv;
+  }
+  return x;
+}
+
+/** cos(a[ai*d ..], b[bi*d ..]) of two rows of width d (norms clamped at 1e-12). */
+export function rowCosine(a: Float32Array, ai: number, b: Float32Array, bi: number, d: number): number {
+  let dot = 0, x = 0, y = 0;
+  for (let c = 0; c < d; c++) {
+    const u = a[ai * d + c], v = b[bi * d + c];
+    dot += u * v;
+    x += u * u;
+    y += v * v;
+  }
+  return dot / Math.max(Math.sqrt(x) * Math.sqrt(y), 1e-12);
+}

@@ -1,0 +1,225 @@
+// N-API glue for the evaluation kernels (native/eval/): argument checks on the JS thread, the kernels (which
+// validate values) under guarded() or on a PromiseWorker.
+#include "eval_wrap.h"
+
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../eval/histogram.h"
+#include "../eval/ranking.h"
+#include "../eval/retrieval.h"
+#include "args.h"
+#include "async.h"
+
+namespace cmsae::binding {
+namespace {
+
+// Integer argument in [lo, hi] (count_arg checks the type, integrality and the lower bound).
+long long int_arg(const Napi::CallbackInfo& info, int i, const char* name, long long lo, long long hi) {
+  const long long v = count_arg(info.Env(), info[i], name, lo);
+  if (v > hi) throw_js(info.Env(), "ERR_ARG", std::string(name) + " must be <= " + std::to_string(hi));
+  return v;
+}
+
+template <class T, class A>
+A copy_out(Napi::Env env, const std::vector<T>& src) {
+  A a = A::New(env, src.size());
+  if (!src.empty()) std::memcpy(a.Data(), src.data(), src.size() * sizeof(T));
+  return a;
+}
+
+constexpr long long kMaxRows = 0x7fffffffLL;
+
+// ---- retrieval ------------------------------------------------------------------------------------
+
+struct RetrievalPlan {
+  CodeRows queries{}, items{};
+  GroundTruthRows gt{};
+  long m = 0;
+};
+struct RetrievalResult {
+  std::vector<int32_t> ranks, ties;
+  long m = 0;
+};
+
+// retrievalRanks(qIdx, qVal, qRows, qK, iIdx, iVal, iRows, iK, gtOffsets, gtItems, m)
+RetrievalPlan parse_retrieval(const Napi::CallbackInfo& info, std::vector<Napi::Value>& pins) {
+  Napi::Env env = info.Env();
+  RetrievalPlan p;
+  const long long qr = int_arg(info, 2, "queries.rows", 1, kMaxRows), qk = int_arg(info, 3, "queries.k", 1, 1 << 20);
+  const long long ir = int_arg(info, 6, "items.rows", 1, kMaxRows), ik = int_arg(info, 7, "items.k", 1, 1 << 20);
+  Napi::Int32Array qi = int32_arg(env, info[0], "queries.indices", static_cast<size_t>(qr * qk));
+  Napi::Float32Array qv = float32_arg(env, info[1], "queries.values", static_cast<size_t>(qr * qk));
+  Napi::Int32Array ii = int32_arg(env, info[4], "items.indices", static_cast<size_t>(ir * ik));
+  Napi::Float32Array iv = float32_arg(env, info[5], "items.values", static_cast<size_t>(ir * ik));
+  Napi::Int32Array go = int32_arg(env, info[8], "gt.offsets", static_cast<size_t>(qr + 1));
+  Napi::Int32Array gi = int32_arg(env, info[9], "gt.items", 0);
+  p.m = static_cast<long>(int_arg(info, 10, "m", 0, 1LL << 30));
+  p.queries = {qi.Data(), qv.Data(), static_cast<long>(qr), static_cast<int>(qk)};
+  p.items = {ii.Data(), iv.Data(), static_cast<long>(ir), static_cast<int>(ik)};
+  p.gt = {go.Data(), gi.Data(), static_cast<long>(gi.ElementLength())};
+  pins = {qi, qv, ii, iv, go, gi};
+  return p;
+}
+
+void run_retrieval(const RetrievalPlan& p, RetrievalResult& r) {
+  r.ranks.resize(p.queries.rows);
+  r.ties.resize(p.queries.rows);
+  r.m = retrieval_ranks(p.queries, p.items, p.gt, p.m, r.ranks.data(), r.ties.data());
+}
+
+Napi::Value retrieval_object(Napi::Env env, const RetrievalResult& r) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("ranks", copy_out<int32_t, Napi::Int32Array>(env, r.ranks));
+  o.Set("ties", copy_out<int32_t, Napi::Int32Array>(env, r.ties));
+  o.Set("m", static_cast<double>(r.m));
+  return o;
+}
+
+Napi::Value retrieval_ranks_js(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::vector<Napi::Value> pins;
+  const RetrievalPlan p = parse_retrieval(info, pins);
+  RetrievalResult r;
+  guarded(env, [&] { run_retrieval(p, r); });
+  return retrieval_object(env, r);
+}
+
+Napi::Value retrieval_ranks_async(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::vector<Napi::Value> pins;
+  auto plan = std::make_shared<RetrievalPlan>(parse_retrieval(info, pins));
+  auto result = std::make_shared<RetrievalResult>();
+  auto* w = new PromiseWorker(
+      env, [plan, result] { run_retrieval(*plan, *result); },
+      [result](Napi::Env e) -> Napi::Value { return retrieval_object(e, *result); }, nullptr, pins);
+  w->Queue();
+  return w->promise();
+}
+
+// ---- ranking --------------------------------------------------------------------------------------
+
+struct RankingPlan {
+  const float* queries = nullptr;
+  const float* items = nullptr;
+  long n_queries = 0, n_items = 0;
+  int d = 0;
+  const uint8_t* relevant = nullptr;
+  std::vector<int32_t> ks;
+};
+struct RankingResult {
+  std::vector<double> ap, rr, ndcg10, median, precision, recall;
+};
+
+// rankingMetrics(queries, qRows, items, iRows, d, relevant, ks)
+RankingPlan parse_ranking(const Napi::CallbackInfo& info, std::vector<Napi::Value>& pins) {
+  Napi::Env env = info.Env();
+  RankingPlan p;
+  p.n_queries = static_cast<long>(int_arg(info, 1, "queries.rows", 1, kMaxRows));
+  p.n_items = static_cast<long>(int_arg(info, 3, "items.rows", 1, kMaxRows));
+  p.d = static_cast<int>(int_arg(info, 4, "d", 1, 1 << 20));
+  Napi::Float32Array q = float32_arg(env, info[0], "queries.data", static_cast<size_t>(p.n_queries) * p.d);
+  Napi::Float32Array x = float32_arg(env, info[2], "items.data", static_cast<size_t>(p.n_items) * p.d);
+  Napi::Uint8Array rel = typed_arg<Napi::Uint8Array>(env, info[5], "relevant", static_cast<size_t>(p.n_items));
+  Napi::Int32Array ks = int32_arg(env, info[6], "ks", 0);
+  if (ks.ElementLength() > 4096) throw_js(env, "ERR_ARG", "at most 4096 values of K");
+  p.ks.assign(ks.Data(), ks.Data() + ks.ElementLength());
+  for (const int32_t k : p.ks)
+    if (k < 1) throw_js(env, "ERR_ARG", "ks must be integers >= 1, got " + std::to_string(k));
+  p.queries = q.Data();
+  p.items = x.Data();
+  p.relevant = rel.Data();
+  pins = {q, x, rel};
+  return p;
+}
+
+void run_ranking(const RankingPlan& p, RankingResult& r) {
+  const size_t Q = static_cast<size_t>(p.n_queries), nk = p.ks.size();
+  r.ap.resize(Q);
+  r.rr.resize(Q);
+  r.ndcg10.resize(Q);
+  r.median.resize(Q);
+  r.precision.resize(nk * Q);
+  r.recall.resize(nk * Q);
+  const RankingOutput out{r.ap.data(), r.rr.data(), r.ndcg10.data(), r.median.data(), r.precision.data(), r.recall.data()};
+  ranking_metrics(p.queries, p.n_queries, p.items, p.n_items, p.d, p.relevant, p.ks.data(), static_cast<int>(nk), out);
+}
+
+Napi::Value ranking_object(Napi::Env env, const RankingResult& r) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("ap", copy_out<double, Napi::Float64Array>(env, r.ap));
+  o.Set("rr", copy_out<double, Napi::Float64Array>(env, r.rr));
+  o.Set("ndcg10", copy_out<double, Napi::Float64Array>(env, r.ndcg10));
+  o.Set("medianRank", copy_out<double, Napi::Float64Array>(env, r.median));
+  o.Set("precisionAt", copy_out<double, Napi::Float64Array>(env, r.precision));
+  o.Set("recallAt", copy_out<double, Napi::Float64Array>(env, r.recall));
+  return o;
+}
+
+Napi::Value ranking_metrics_js(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::vector<Napi::Value> pins;
+  const RankingPlan p = parse_ranking(info, pins);
+  RankingResult r;
+  guarded(env, [&] { run_ranking(p, r); });
+  return ranking_object(env, r);
+}
+
+Napi::Value ranking_metrics_async(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::vector<Napi::Value> pins;
+  auto plan = std::make_shared<RankingPlan>(parse_ranking(info, pins));
+  auto result = std::make_shared<RankingResult>();
+  auto* w = new PromiseWorker(
+      env, [plan, result] { run_ranking(*plan, *result); },
+      [result](Napi::Env e) -> Napi::Value { return ranking_object(e, *result); }, nullptr, pins);
+  w->Queue();
+  return w->promise();
+}
+
+// ---- decoder-distance histogram -------------------------------------------------------------------
+
+// decoderDistanceHistogram(imageDec, mImage, textDec, mText, d, corr, aliveImage, aliveText, corrEdges, distBins)
+//   -> { counts: Float64Array [(edges-1) * distBins], pairs, sum: Float64Array [edges-1] }
+Napi::Value distance_histogram_js(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const long long mi = int_arg(info, 1, "imageDec.rows", 1, kMaxRows), mt = int_arg(info, 3, "textDec.rows", 1, kMaxRows);
+  const int d = static_cast<int>(int_arg(info, 4, "d", 1, 1 << 20));
+  const int bins = static_cast<int>(int_arg(info, 9, "distBins", 1, 1 << 24));
+  Napi::Float32Array a = float32_arg(env, info[0], "imageDec.data", static_cast<size_t>(mi) * d);
+  Napi::Float32Array t = float32_arg(env, info[2], "textDec.data", static_cast<size_t>(mt) * d);
+  Napi::Float32Array corr = float32_arg(env, info[5], "corr.data", static_cast<size_t>(mi) * static_cast<size_t>(mt));
+  Napi::Uint8Array aa = typed_arg<Napi::Uint8Array>(env, info[6], "aliveImage", static_cast<size_t>(mi));
+  Napi::Uint8Array at = typed_arg<Napi::Uint8Array>(env, info[7], "aliveText", static_cast<size_t>(mt));
+  Napi::Float64Array edges = float64_arg(env, info[8], "corrEdges", 0);
+  if (edges.ElementLength() < 2 || edges.ElementLength() > (1 << 16))
+    throw_js(env, "ERR_ARG", "corrEdges needs between 2 and 65536 entries");
+  const int n_edges = static_cast<int>(edges.ElementLength());
+  if (static_cast<double>(n_edges - 1) * bins > 1e8) throw_js(env, "ERR_ARG", "(corrEdges - 1) x distBins must be <= 1e8 bins");
+  Napi::Float64Array counts = Napi::Float64Array::New(env, static_cast<size_t>(n_edges - 1) * bins);
+  Napi::Float64Array pairs = Napi::Float64Array::New(env, n_edges - 1);
+  Napi::Float64Array sum = Napi::Float64Array::New(env, n_edges - 1);
+  guarded(env, [&] {
+    decoder_distance_histogram(a.Data(), static_cast<long>(mi), t.Data(), static_cast<long>(mt), d, corr.Data(), aa.Data(),
+                               at.Data(), edges.Data(), n_edges, bins, counts.Data(), pairs.Data(), sum.Data());
+  });
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("counts", counts);
+  o.Set("pairs", pairs);
+  o.Set("sum", sum);
+  return o;
+}
+
+}  // namespace
+
+void register_eval_functions(Napi::Env env, Napi::Object exports) {
+  exports.Set("retrievalRanks", Napi::Function::New(env, retrieval_ranks_js));
+  exports.Set("retrievalRanksAsync", Napi::Function::New(env, retrieval_ranks_async));
+  exports.Set("rankingMetrics", Napi::Function::New(env, ranking_metrics_js));
+  exports.Set("rankingMetricsAsync", Napi::Function::New(env, ranking_metrics_async));
+  exports.Set("decoderDistanceHistogram", Napi::Function::New(env, distance_histogram_js));
+}
+
+}  // namespace cmsae::binding
