@@ -6,6 +6,7 @@ import path from 'node:path';
 import { Normalizer, TopKSAE } from '../../lib/index.js';
 import type { CorrelationResult } from '../../lib/align/correlation.js';
 import { heterogeneity } from '../../lib/eval/heterogeneity.js';
+import { smoothDensity } from '../../lib/fit/report.js';
 import { checkLabels, imageConcepts, loadEvalLabels, textConcepts } from '../../lib/eval/labels.js';
 import { EvalModel } from '../../lib/eval/model.js';
 import { monosemanticityReference, monosemanticityScores } from '../../lib/eval/monosemanticity.js';
@@ -215,6 +216,19 @@ describe('evaluations on planted structure', function () {
     expect(integral).to.be.closeTo(1, 1e-9);
     // perm[i] = 5i mod 16 fixes i = 0, 4, 8, 12 (distance 0.4); the other 11 alive pairs are orthogonal.
     expect(heterogeneity(image, text, r, { perm }).matched!.mean).to.be.closeTo((4 * (1 - alpha) + 11) / 15, 1e-6);
+  });
+
+  it('the Figure 2 kernel smoothing keeps the mass and the mean of a histogram density', () => {
+    const w = 0.02, bins = 100;
+    const dens = new Array(bins).fill(0);
+    dens[30] = 10 / w / 20; // 10 of 20 pairs at 0.61, 10 at 0.81
+    dens[40] = 10 / w / 20;
+    const s = smoothDensity(dens, w, 20);
+    const mass = s.reduce((a, b) => a + b, 0) * w;
+    const mean = s.reduce((a, p, i) => a + p * (i + 0.5) * w, 0) * w;
+    expect(mass).to.be.closeTo(1, 1e-3);
+    expect(mean).to.be.closeTo(0.71, 1e-3);
+    expect(Math.max(...s)).to.be.below(Math.max(...dens));
   });
 
   it('reconstruction: zero error for inputs the SAE represents exactly, FVU and MSE per modality', async () => {

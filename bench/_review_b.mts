@@ -1,0 +1,33 @@
+import { Normalizer, TopKSAE } from '../lib/index.js';
+import { EvalModel } from '../lib/eval/model.js';
+import { evaluateSteering } from '../lib/eval/steering.js';
+import { evaluateZeroShot } from '../lib/eval/zeroshot.js';
+import { evaluateReconstruction } from '../lib/eval/reconstruction.js';
+import { evaluateRetrieval } from '../lib/eval/retrieval.js';
+import { monosemanticityScores } from '../lib/eval/monosemanticity.js';
+import { generateToy } from '../lib/eval/toy.js';
+const d = 8;
+function identitySae(k: number) { const W = new Float32Array(d*d); for (let i=0;i<d;i++) W[i*d+i]=1; return TopKSAE.fromWeights({ W_enc:{rows:d,cols:d,data:W.slice()}, b_enc:new Float32Array(d), W_dec:{rows:d,cols:d,data:W.slice()}, b_dec:new Float32Array(d)},{k}); }
+const sae = identitySae(2);
+const model = new EvalModel(sae, sae, new Normalizer('l2'), 'shared', [sae]);
+const n = 80; const img = new Float32Array(n*d); const imgSets: Int32Array[] = [];
+for (let i=0;i<n;i++){ img[i*d+(i%4)]=1; img[i*d+4+(i%3)]=0.8; imgSets.push(Int32Array.of(i%4)); }
+const images = { rows:n, cols:d, data: img };
+const caps = { rows:n, cols:d, data: img.slice() };
+const capSets = imgSets.map(s=>s.slice());
+const tryit = async (name: string, f: () => Promise<unknown>) => { try { console.log(name, JSON.stringify(await f())); } catch (e) { console.log(name, 'THREW', (e as any).code ?? (e as Error).constructor.name, (e as Error).message); } };
+await tryit('steer sources=-5', async () => { const r = await evaluateSteering(model, images, caps, ['a','b','c','d'], imgSets, capSets, { alphas:[1], sources:-5, minOffImages:10 }); return r.perConcept.map(p=>p.nSources); });
+await tryit('steer sources=0', async () => { const r = await evaluateSteering(model, images, caps, ['a','b','c','d'], imgSets, capSets, { alphas:[1], sources:0, minOffImages:10 }); return r.perAlpha[0].img.map; });
+await tryit('steer alphas=[]', async () => { const r = await evaluateSteering(model, images, caps, ['a','b','c','d'], imgSets, capSets, { alphas:[], minOffImages:10 }); return r.concepts; });
+await tryit('steer alphas dup', async () => { const r = await evaluateSteering(model, images, caps, ['a','b','c','d'], imgSets, capSets, { alphas:[1,1], minOffImages:10 }); return [r.concepts.evaluated, r.perConcept.length]; });
+const empty = { rows:0, cols:d, data:new Float32Array(0) };
+await tryit('zeroshot 0 images', async () => { const r = await evaluateZeroShot(model, { rows:4, cols:d, data: img.slice(0,4*d) }, 1, empty, new Int32Array(0)); return [r.accuracy, r.keptLatents]; });
+await tryit('recon 0 rows', async () => { const r = await evaluateReconstruction(model, empty, empty); return r; });
+await tryit('retrieval 0 captions', async () => evaluateRetrieval(model, images, empty, new Int32Array(0)));
+await tryit('retrieval 0 images', async () => evaluateRetrieval(model, empty, caps, new Int32Array(n)));
+await tryit('ms 0 rows', async () => monosemanticityScores({rows:0,k:2,indices:new Int32Array(0),values:new Float32Array(0)}, empty, d).mean);
+await tryit('toy evalImages 2.5', async () => generateToy({ evalImages: 2.5, trainPairs: 10 }).eval.text.rows);
+await tryit('toy d 1.5', async () => generateToy({ d: 1.5, trainPairs: 10 }).eval.text.rows);
+await tryit('toy zeroShotImages 0', async () => generateToy({ zeroShotImages: 0, trainPairs: 10 }).zeroShot.images.rows);
+await tryit('toy objects 2.5', async () => generateToy({ objects: 2.5, trainPairs: 10 }).concepts);
+model.dispose();
