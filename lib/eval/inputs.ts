@@ -79,6 +79,23 @@ export async function loadZeroShotLabels(file: string): Promise<{ labels: Int32A
   return { labels: Int32Array.from(v.labels), classes: v.classes ?? null, templates: v.templates ?? null };
 }
 
+/**
+ * Checks a zero-shot set (templates per class agreeing between options and labels file, prompt rows a multiple
+ * of it, the class count, one label per image, labels in range) and returns the templates per class.
+ */
+export function checkZeroShot(prompts: Matrix, images: Matrix, l: { labels: Int32Array; classes: string[] | null; templates: number | null }, templatesOpt: number | undefined, promptsFile: string, labelsFile: string): number {
+  if (templatesOpt !== undefined && !(Number.isInteger(templatesOpt) && templatesOpt >= 1)) throw new SaeError('ERR_ARG', `templates must be an integer >= 1, got ${templatesOpt}`);
+  if (l.templates !== null && templatesOpt !== undefined && l.templates !== templatesOpt)
+    throw new SaeError('ERR_ARG', `${labelsFile} says ${l.templates} templates per class, the options say ${templatesOpt}`);
+  const templates = templatesOpt ?? l.templates ?? 1;
+  if (prompts.rows % templates !== 0) throw new SaeError('ERR_SHAPE', `${promptsFile} has ${prompts.rows} rows, not a multiple of ${templates} templates per class`);
+  const C = prompts.rows / templates;
+  if (l.classes && l.classes.length !== C) throw new SaeError('ERR_SHAPE', `${labelsFile} names ${l.classes.length} classes but the prompts hold ${C} (${prompts.rows} rows / ${templates} templates)`);
+  if (l.labels.length !== images.rows) throw new SaeError('ERR_SHAPE', `${labelsFile} has ${l.labels.length} labels for ${images.rows} images`);
+  for (let i = 0; i < l.labels.length; i++) if (l.labels[i] >= C) throw new SaeError('ERR_RANGE', `${labelsFile}: image ${i} has class ${l.labels[i]}, but there are ${C} classes`);
+  return templates;
+}
+
 export interface LoadedEval {
   retrieval: { image: Matrix; text: Matrix; labels: EvalLabels; imageOfText: Int32Array; imageConcepts: Int32Array[] | null; textConcepts: Int32Array[] | null } | null;
   zeroShot: { prompts: Matrix; templates: number; images: Matrix; labels: Int32Array; classes: string[] | null } | null;
@@ -105,14 +122,7 @@ export async function loadEvalInputs(inputs: FitInputs, dims: { image: number; t
     dimCheck(prompts, dims.text, 'class prompts', z0.prompts);
     dimCheck(images, dims.image, 'zero-shot images', z0.images);
     const l = await loadZeroShotLabels(z0.labels);
-    const templates = z0.templates ?? l.templates ?? 1;
-    if (l.templates !== null && z0.templates !== undefined && l.templates !== z0.templates)
-      throw new SaeError('ERR_ARG', `${z0.labels} says ${l.templates} templates per class, the options say ${z0.templates}`);
-    if (prompts.rows % templates !== 0) throw new SaeError('ERR_SHAPE', `${specPath(z0.prompts)} has ${prompts.rows} rows, not a multiple of ${templates} templates per class`);
-    const C = prompts.rows / templates;
-    if (l.classes && l.classes.length !== C) throw new SaeError('ERR_SHAPE', `${z0.labels} names ${l.classes.length} classes but the prompts hold ${C} (${prompts.rows} rows / ${templates} templates)`);
-    if (l.labels.length !== images.rows) throw new SaeError('ERR_SHAPE', `${z0.labels} has ${l.labels.length} labels for ${images.rows} images in ${specPath(z0.images)}`);
-    for (let i = 0; i < l.labels.length; i++) if (l.labels[i] >= C) throw new SaeError('ERR_RANGE', `${z0.labels}: image ${i} has class ${l.labels[i]}, but there are ${C} classes`);
+    const templates = checkZeroShot(prompts, images, l, z0.templates, specPath(z0.prompts), z0.labels);
     out.zeroShot = { prompts, templates, images, labels: l.labels, classes: l.classes };
   }
   if (inputs.monosemanticity) {

@@ -76,10 +76,13 @@ export class EvalModel implements Disposable {
   }
 }
 
-async function readNormalizer(runDir: string): Promise<Normalizer> {
+/** A run's normalization.json (ERR_FORMAT when missing or malformed). */
+export async function readRunNormalizer(runDir: string): Promise<Normalizer> {
   const file = path.join(runDir, 'normalization.json');
   try {
-    return Normalizer.fromJSON(JSON.parse(await fs.readFile(file, 'utf8')));
+    const j = JSON.parse(await fs.readFile(file, 'utf8')) as Parameters<typeof Normalizer.fromJSON>[0];
+    if (typeof j !== 'object' || j === null) throw new Error('not an object');
+    return Normalizer.fromJSON(j);
   } catch (e) {
     throw new SaeError('ERR_FORMAT', `${file} is missing or unreadable (${(e as Error).message}): is ${runDir} a complete training run?`);
   }
@@ -107,14 +110,16 @@ export async function loadEvalModel(dir: string, opts: { view?: 'separate'; norm
   }
   const cfgFile = path.join(dir, 'config.json');
   if (!existsSync(cfgFile)) throw new SaeError('ERR_IO', `${dir} is neither a training run (config.json), an aligned pair (alignment.json) nor an SAE checkpoint (cfg.json)`);
-  let method: string;
+  let method: unknown;
   try {
-    method = (JSON.parse(await fs.readFile(cfgFile, 'utf8')) as { method: string }).method;
+    method = (JSON.parse(await fs.readFile(cfgFile, 'utf8')) as { method?: unknown })?.method;
   } catch (e) {
     throw new SaeError('ERR_FORMAT', `${cfgFile}: ${(e as Error).message}`);
   }
+  if (typeof method !== 'string' || !['shared', 'shared+iso', 'shared+group', 'separate', 'posthoc'].includes(method))
+    throw new SaeError('ERR_FORMAT', `${cfgFile} names no training method (got ${JSON.stringify(method)}): is ${dir} a cmsae training run?`);
   const final = path.join(dir, 'final');
-  const norm = opts.normalization ?? (await readNormalizer(dir));
+  const norm = opts.normalization ?? (await readRunNormalizer(dir));
   if (method.startsWith('shared')) {
     if (opts.view === 'separate') throw new SaeError('ERR_ARG', `${dir} trained one shared SAE (method ${method}); there is no separate view`);
     const sae = await loadFinal(path.join(final, 'shared'));

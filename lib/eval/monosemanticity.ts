@@ -35,6 +35,7 @@ export interface MsResult {
 /** MS of every latent from codes and the external embeddings of the same rows. */
 export function monosemanticityScores(codes: SparseCodes, external: Matrix, m: number, minFires = 2): MsSide {
   const N = codes.rows, D = external.cols;
+  if (!Number.isInteger(minFires) || minFires < 1) throw new SaeError('ERR_ARG', `minFires must be an integer >= 1, got ${minFires}`);
   if (external.rows !== N) throw new SaeError('ERR_SHAPE', `the external embedding file has ${external.rows} rows for ${N} coded inputs: it must embed the same inputs in the same order`);
   const E = new Float64Array(N * D);
   const Esum = new Float64Array(D);
@@ -67,20 +68,42 @@ export function monosemanticityScores(codes: SparseCodes, external: Matrix, m: n
       const o = j * D, e = r * D;
       for (let c = 0; c < D; c++) U[o + c] += v * E[e + c];
     }
+  // Latents that fire on every input have min > 0: their normalized sums are taken in a second, centred
+  // pass (expanding (a - min)^2 loses precision when the values barely vary).
+  const full = new Map<number, { s1: number; s2: number; u: Float64Array }>();
+  for (let j = 0; j < m; j++) if (fires[j] === N && N >= minFires) full.set(j, { s1: 0, s2: 0, u: new Float64Array(D) });
+  if (full.size)
+    for (let r = 0; r < N; r++)
+      for (let s = 0; s < codes.k; s++) {
+        const v = codes.values[r * codes.k + s];
+        const f = v === 0 ? undefined : full.get(codes.indices[r * codes.k + s]);
+        if (!f) continue;
+        const j = codes.indices[r * codes.k + s];
+        const t = (v - mn[j]) / Math.max(mx[j] - mn[j], 1e-12);
+        f.s1 += t;
+        f.s2 += t * t;
+        for (let c = 0; c < D; c++) f.u[c] += t * E[r * D + c];
+      }
   const scores = new Float64Array(m).fill(NaN);
   const kept: number[] = [];
   for (let j = 0; j < m; j++) {
     if (fires[j] < minFires) continue;
-    // Inputs where the latent is silent have activation 0.
-    const lo = fires[j] < N ? Math.min(0, mn[j]) : mn[j];
-    const hi = fires[j] < N ? Math.max(0, mx[j]) : mx[j];
-    const range = Math.max(hi - lo, 1e-12);
-    const s1 = (sa[j] - N * lo) / range;
-    const s2 = (sa2[j] - 2 * lo * sa[j] + N * lo * lo) / (range * range);
-    let quad = 0;
-    for (let c = 0; c < D; c++) {
-      const t = (U[j * D + c] - lo * Esum[c]) / range;
-      quad += t * t;
+    let s1: number, s2: number, quad = 0;
+    const f = full.get(j);
+    if (f) {
+      s1 = f.s1;
+      s2 = f.s2;
+      for (let c = 0; c < D; c++) quad += f.u[c] * f.u[c];
+    } else {
+      // Inputs where the latent is silent have activation 0, the minimum (codes are non-negative).
+      const lo = Math.min(0, mn[j]);
+      const range = Math.max(Math.max(0, mx[j]) - lo, 1e-12);
+      s1 = (sa[j] - N * lo) / range;
+      s2 = (sa2[j] - 2 * lo * sa[j] + N * lo * lo) / (range * range);
+      for (let c = 0; c < D; c++) {
+        const t = (U[j * D + c] - lo * Esum[c]) / range;
+        quad += t * t;
+      }
     }
     const den = s1 * s1 - s2;
     scores[j] = den <= 1e-12 ? 0 : (quad - s2) / den;

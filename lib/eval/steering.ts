@@ -122,6 +122,19 @@ export function conceptLatent(codes: SparseCodes, pos: number[], neg: number[], 
   return { latent: best, diff: diff[best] };
 }
 
+/** Validated steering options with defaults (duplicate strengths dropped, order kept). */
+export function steeringOptions(o: SteeringOptions = {}): Required<SteeringOptions> {
+  const alphas = [...new Set(o.alphas ?? STEERING_ALPHAS)];
+  if (alphas.length === 0 || alphas.some((a) => typeof a !== 'number' || !Number.isFinite(a))) throw new SaeError('ERR_ARG', 'steering needs at least one finite strength (alphas)');
+  const ks = [...new Set(o.ks ?? STEERING_KS)];
+  if (ks.length === 0 || ks.some((k) => !Number.isInteger(k) || k < 1)) throw new SaeError('ERR_ARG', 'steering ks must be integers >= 1');
+  const r = { alphas, ks, sources: o.sources ?? 100, minOffImages: o.minOffImages ?? 50, seed: o.seed ?? 0 };
+  if (!Number.isInteger(r.sources) || r.sources < 1) throw new SaeError('ERR_ARG', `steering sources must be an integer >= 1, got ${r.sources}`);
+  if (!Number.isInteger(r.minOffImages) || r.minOffImages < 0) throw new SaeError('ERR_ARG', `steering minOffImages must be an integer >= 0, got ${r.minOffImages}`);
+  if (!Number.isInteger(r.seed) || r.seed < 0) throw new SaeError('ERR_ARG', `steering seed must be an integer >= 0, got ${r.seed}`);
+  return r;
+}
+
 export async function evaluateSteering(
   model: EvalModel,
   images: Matrix,
@@ -132,14 +145,9 @@ export async function evaluateSteering(
   opts: SteeringOptions = {},
 ): Promise<SteeringResult> {
   const t0 = performance.now();
-  const alphas = opts.alphas ?? STEERING_ALPHAS;
-  const ks = opts.ks ?? STEERING_KS;
-  const nSources = opts.sources ?? 100;
-  const minOff = opts.minOffImages ?? 50;
-  const seed = opts.seed ?? 0;
+  const { alphas, ks, sources: nSources, minOffImages: minOff, seed } = steeringOptions(opts);
   if (imageConcepts.length !== images.rows) throw new SaeError('ERR_SHAPE', `concept labels for ${imageConcepts.length} images, but there are ${images.rows} image rows`);
   if (textConcepts.length !== texts.rows) throw new SaeError('ERR_SHAPE', `concept labels for ${textConcepts.length} captions, but there are ${texts.rows} caption rows`);
-  if (alphas.some((a) => !Number.isFinite(a))) throw new SaeError('ERR_ARG', 'steering strengths must be finite numbers');
   const pImg = model.prepare('image', images);
   const pTxt = model.prepare('text', texts);
   const zTxt = await model.encode('text', pTxt);

@@ -103,6 +103,9 @@ export function generateToy(o: ToyOptions = {}): ToyDataset {
   const opt = { ...TOY_DEFAULTS, ...o };
   const { d, objects: nO, imageAttributes: nIA, textAttributes: nTA } = opt;
   for (const [k, v] of Object.entries(opt)) if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new SaeError('ERR_ARG', `toy option ${k} must be a finite number >= 0, got ${String(v)}`);
+  for (const k of ['d', 'objects', 'imageAttributes', 'textAttributes', 'trainPairs', 'evalImages', 'captionsPerImage', 'templates', 'zeroShotImages', 'externalDim', 'seed'] as const)
+    if (!Number.isInteger(opt[k]) || (opt[k] < 1 && k !== 'imageAttributes' && k !== 'textAttributes' && k !== 'seed'))
+      throw new SaeError('ERR_ARG', `toy option ${k} must be an integer${k === 'imageAttributes' || k === 'textAttributes' || k === 'seed' ? ' >= 0' : ' >= 1'}, got ${opt[k]}`);
   if (!(nO >= 2 && nO <= TOY_OBJECTS.length * 10)) throw new SaeError('ERR_ARG', `objects must be in [2, ${TOY_OBJECTS.length * 10}]`);
   if (opt.alpha > 1) throw new SaeError('ERR_ARG', `alpha must be in [0, 1], got ${opt.alpha}`);
   if (opt.captionsPerImage < 1 || opt.templates < 1 || opt.trainPairs < 1 || opt.evalImages < 2) throw new SaeError('ERR_ARG', 'captionsPerImage, templates and trainPairs must be >= 1 and evalImages >= 2');
@@ -214,18 +217,20 @@ export function generateToy(o: ToyOptions = {}): ToyDataset {
       addAtom(prompts.data, o, txtA, nTA, opt.gap);
       noise(prompts.data, o, d, opt.noise);
     }
-  // Zero-shot images: one labeled object, sometimes a weaker distractor.
+  // Zero-shot images: one labeled object (magnitude 1 + 0.5 Exp(1)) among up to two weaker distractors
+  // (0.5-1.0, each with probability 0.6): clutter that makes the task non-trivial.
   const zs = mat(opt.zeroShotImages);
   const labels = new Int32Array(opt.zeroShotImages);
   for (let i = 0; i < zs.rows; i++) {
     const c = Math.floor(next() * nO);
-    const s: Scene = { objects: [c], mags: [1.5 + 0.5 * expo()] };
-    if (next() < 0.5) {
-      let e = Math.floor(next() * nO);
-      if (e === c) e = (e + 1) % nO;
-      s.objects.push(e);
-      s.mags.push(0.3 + 0.4 * next());
-    }
+    const s: Scene = { objects: [c], mags: [1 + 0.5 * expo()] };
+    for (let t = 0; t < 2; t++)
+      if (next() < 0.6) {
+        const e = Math.floor(next() * nO);
+        if (s.objects.includes(e)) continue;
+        s.objects.push(e);
+        s.mags.push(0.5 + 0.5 * next());
+      }
     image(s, zs.data, i * d, null, 0);
     labels[i] = c;
   }

@@ -30,6 +30,12 @@ export interface ZeroShotResult {
   seconds: number;
 }
 
+export function checkMaxFireRate(v: number | undefined): number {
+  const x = v ?? 0.5;
+  if (!(typeof x === 'number' && x > 0 && x <= 1)) throw new SaeError('ERR_ARG', `maxFireRate must be in (0, 1], got ${x}`);
+  return x;
+}
+
 /** Firing rate of each latent over coded rows. */
 export function fireRates(c: SparseCodes, m: number): Float64Array {
   const f = new Float64Array(m);
@@ -85,11 +91,11 @@ export async function evaluateZeroShot(model: EvalModel, prompts: Matrix, templa
   if (!Number.isInteger(T) || T < 1) throw new SaeError('ERR_ARG', `templates must be an integer >= 1, got ${T}`);
   if (prompts.rows % T !== 0) throw new SaeError('ERR_SHAPE', `the prompt file has ${prompts.rows} rows, not a multiple of ${T} templates per class`);
   const C = prompts.rows / T;
+  if (images.rows === 0) throw new SaeError('ERR_SHAPE', 'zero-shot classification needs at least one labeled image');
   if (labels.length !== images.rows) throw new SaeError('ERR_SHAPE', `${labels.length} labels for ${images.rows} images: give one class per image row`);
   for (let i = 0; i < labels.length; i++)
     if (!(labels[i] >= 0 && labels[i] < C)) throw new SaeError('ERR_RANGE', `image ${i} has class ${labels[i]}, but the prompts define classes 0..${C - 1}`);
-  const maxFire = opts.maxFireRate ?? 0.5;
-  if (!(maxFire > 0 && maxFire <= 1)) throw new SaeError('ERR_ARG', `maxFireRate must be in (0, 1], got ${maxFire}`);
+  const maxFire = checkMaxFireRate(opts.maxFireRate);
   const p = model.prepare('text', prompts);
   const d = p.cols;
   const protoIn = new Float32Array(C * d);

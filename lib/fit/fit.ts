@@ -15,19 +15,19 @@ import { createHash } from 'node:crypto';
 import { existsSync, promises as fs, statSync } from 'node:fs';
 import path from 'node:path';
 
-import { Normalizer, PairedEmbeddings, splitRows } from '../data/paired.js';
+import { PairedEmbeddings, splitRows } from '../data/paired.js';
 import { SaeError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { METHODS, parseConfig, type Method, type TrainConfig } from '../train/config.js';
 import { Trainer, type TrainProgress } from '../train/trainer.js';
 import { correlateSaes, heterogeneity, type HeterogeneityResult } from '../eval/heterogeneity.js';
 import { loadEvalInputs, specPath, type FitInputs, type LoadedEval } from '../eval/inputs.js';
-import { loadEvalModel, readMatrix, type EvalModel } from '../eval/model.js';
+import { loadEvalModel, readMatrix, readRunNormalizer, type EvalModel } from '../eval/model.js';
 import { evaluateMonosemanticity, type MsResult } from '../eval/monosemanticity.js';
 import { evaluateReconstruction, reconstructionStats, type ReconstructionResult } from '../eval/reconstruction.js';
 import { evaluateRetrieval, type RetrievalResult } from '../eval/retrieval.js';
-import { evaluateSteering, steeringCsv, type SteeringOptions, type SteeringResult } from '../eval/steering.js';
-import { evaluateZeroShot, type ZeroShotResult } from '../eval/zeroshot.js';
+import { evaluateSteering, steeringCsv, steeringOptions, type SteeringOptions, type SteeringResult } from '../eval/steering.js';
+import { checkMaxFireRate, evaluateZeroShot, type ZeroShotResult } from '../eval/zeroshot.js';
 import { EmbeddingFile } from '../io/embeddings.js';
 import { AlignedPair } from '../align/aligned-pair.js';
 import { TopKSAE } from '../sae/topk-sae.js';
@@ -155,7 +155,12 @@ export async function fit(o: FitOptions): Promise<FitResult> {
   const evaluations = new Set(o.evaluations ?? EVALUATIONS);
   for (const e of evaluations) if (!(EVALUATIONS as readonly string[]).includes(e)) throw new SaeError('ERR_ARG', `unknown evaluation '${e}': choose from ${EVALUATIONS.join(', ')}`);
 
-  // Configurations first (bad options fail before anything runs), then the inputs.
+  // Options and configurations first (bad options fail before anything runs), then the inputs.
+  steeringOptions(o.steering);
+  checkMaxFireRate(o.zeroShot?.maxFireRate);
+  if (o.zeroShot?.fireRates !== undefined && !['train', 'eval'].includes(o.zeroShot.fireRates)) throw new SaeError('ERR_ARG', `zeroShot.fireRates must be 'train' or 'eval', got '${o.zeroShot.fireRates}'`);
+  if (o.zeroShot?.fireRateRows !== undefined && !(Number.isInteger(o.zeroShot.fireRateRows) && o.zeroShot.fireRateRows >= 1)) throw new SaeError('ERR_ARG', 'zeroShot.fireRateRows must be an integer >= 1');
+  if (o.monosemanticity?.minFires !== undefined && !(Number.isInteger(o.monosemanticity.minFires) && o.monosemanticity.minFires >= 1)) throw new SaeError('ERR_ARG', 'monosemanticity.minFires must be an integer >= 1');
   const configs = new Map<string, TrainConfig>();
   for (const seed of seeds)
     for (const tm of new Set(methods.map(trainMethodOf))) {
@@ -186,12 +191,14 @@ export async function fit(o: FitOptions): Promise<FitResult> {
   const evalSeconds: Record<string, number> = {};
   const results: FitResult['results'] = {};
   const keys = (specs: (FitInputs['train']['image'] | string | undefined)[]) => specs.map((sp) => (sp === undefined ? '-' : fileKey(specPath(sp))));
-  const inputKeys: Record<string, unknown> = {
+  const ms = o.inputs.monosemanticity;
+  const inputKeys: Record<string, unknown[]> = {
     eval: o.inputs.eval ? keys([o.inputs.eval.image, o.inputs.eval.text, ...(o.inputs.eval.labels ?? [])]) : [],
     zeroshot: o.inputs.zeroShot ? [...keys([o.inputs.zeroShot.prompts, o.inputs.zeroShot.images, o.inputs.zeroShot.labels]), o.inputs.zeroShot.templates ?? null] : [],
-    ms: o.inputs.monosemanticity ? keys([o.inputs.monosemanticity.image, o.inputs.monosemanticity.text, o.inputs.monosemanticity.externalImage, o.inputs.monosemanticity.externalText, ...(o.inputs.monosemanticity.image ? [] : [o.inputs.eval?.image, o.inputs.eval?.text])]) : [],
-    train: keys([o.inputs.train.image, o.inputs.train.text]),
+    ms: ms ? keys([ms.image ?? o.inputs.eval?.image, ms.text ?? o.inputs.eval?.text, ms.externalImage, ms.externalText]) : [],
+    train: trainKey(o.inputs),
   };
+  inputKeys.reconstruction = [...inputKeys.eval, ...inputKeys.zeroshot];
   for (const method of methods) {
     results[method] = {};
     for (const seed of seeds) {
@@ -205,7 +212,7 @@ export async function fit(o: FitOptions): Promise<FitResult> {
       const getModel = async () => (model ??= await loadEvalModel(runDir, method === 'separate' ? { view: 'separate' } : {}));
       const run = async <T>(name: Evaluation, opts: unknown, inputs: string, compute: () => Promise<T>, after?: (v: T) => Promise<void>): Promise<T | undefined> => {
         if (!evaluations.has(name)) return undefined;
-        const key = hash({ name, opts, inputs: inputKeys[inputs], model: mk });
+        const key = hash({ name, opts, inputs: inputKeys[inputs], train: inputKeys.train, model: mk });
         const file = path.join(evalDir, `${name}.json`);
         const cached = await readCached<T>(file, key);
         if (cached !== null) {
@@ -216,15 +223,15 @@ export async function fit(o: FitOptions): Promise<FitResult> {
         const ts = performance.now();
         const v = await compute();
         evalSeconds[`${method}/seed-${seed}/${name}`] = (performance.now() - ts) / 1000;
+        if (after) await after(v); // side files first: a cached JSON means they exist
         await writeFileAtomic(file, toJson({ key, result: v }) + '\n');
-        if (after) await after(v);
         o.onEvent?.({ type: 'eval', method, seed, evaluation: name, status: 'done', seconds: evalSeconds[`${method}/seed-${seed}/${name}`] });
         return v;
       };
       const skip = (evaluation: Evaluation, reason: string) => evaluations.has(evaluation) && o.onEvent?.({ type: 'eval', method, seed, evaluation, status: 'skipped', reason });
       try {
         if (ev.retrieval || ev.zeroShot) {
-          r.reconstruction = await run('reconstruction', {}, 'eval', async () => {
+          r.reconstruction = await run('reconstruction', {}, 'reconstruction', async () => {
             const m = await getModel();
             const base = ev.retrieval ? await evaluateReconstruction(m, ev.retrieval.image, ev.retrieval.text) : ({} as ReconstructionResult);
             const zs = ev.zeroShot ? await reconstructionStats(m, 'image', ev.zeroShot.images) : undefined;
@@ -281,6 +288,11 @@ export async function fit(o: FitOptions): Promise<FitResult> {
   return { out, methods, seeds, results, summary, timings, files };
 }
 
+/** Size and mtime of the training files: a run trained on other data is never reused. */
+function trainKey(inputs: FitInputs): string[] {
+  return [inputs.train.image, inputs.train.text].map((sp) => fileKey(specPath(sp)));
+}
+
 function toSpec(s: FitInputs['train']['image']): { path: string; tensor?: string; shape?: [number, number] } {
   return typeof s === 'string' ? { path: s } : s;
 }
@@ -306,7 +318,7 @@ export async function heterogeneityOfRun(runDir: string, cfg: TrainConfig): Prom
   const text = await TopKSAE.load(path.join(runDir, 'final', 'text'));
   const data = PairedEmbeddings.open(cfg.data.image, cfg.data.text);
   try {
-    const norm = Normalizer.fromJSON(JSON.parse(await fs.readFile(path.join(runDir, 'normalization.json'), 'utf8')));
+    const norm = await readRunNormalizer(runDir);
     const train = cfg.data.valImage ? Int32Array.from({ length: data.rows }, (_, i) => i) : splitRows(data.rows, cfg.data.valFraction, cfg.train.seed).train;
     const rows = cfg.align.samples > 0 ? train.subarray(0, Math.min(train.length, cfg.align.samples)) : train;
     const corr = await correlateSaes(image, text, data, rows, norm, cfg.align.minFires);
@@ -327,21 +339,27 @@ async function trainOrReuse(
   onStatus: (s: 'start' | 'resumed') => void,
 ): Promise<'reused' | 'resumed' | 'trained'> {
   const cfgFile = path.join(dir, 'config.json');
+  const dataFile = path.join(dir, 'training-data.json');
+  const dataKey = JSON.stringify(trainKey(o.inputs));
   let resume = false;
   if (existsSync(cfgFile)) {
     let same = false;
     try {
-      same = JSON.stringify(await Trainer.loadConfig(dir)) === JSON.stringify(cfg);
+      same = JSON.stringify(await Trainer.loadConfig(dir)) === JSON.stringify(cfg) && (await fs.readFile(dataFile, 'utf8')) === dataKey;
     } catch {
       same = false;
     }
     if (!same) {
       if (!o.force)
-        throw new SaeError('ERR_STATE', `${dir} holds a training run with a different configuration: use another --out, or --force to retrain it`);
+        throw new SaeError('ERR_STATE', `${dir} holds a training run with a different configuration or other training data (size or mtime changed): use another --out, or --force to retrain it`);
       await fs.rm(dir, { recursive: true, force: true });
     } else if (finalComplete(dir, cfg.method)) return 'reused';
     else if (existsSync(path.join(dir, 'checkpoint', 'state.json'))) resume = true;
     else await fs.rm(dir, { recursive: true, force: true });
+  }
+  if (!resume) {
+    await fs.mkdir(dir, { recursive: true });
+    await writeFileAtomic(dataFile, dataKey);
   }
   onStatus(resume ? 'resumed' : 'start');
   const trainer = new Trainer(cfg, { out: dir, resume });

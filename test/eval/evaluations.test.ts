@@ -105,6 +105,8 @@ describe('evaluations on planted structure', function () {
     await expectSaeRejection(evaluateZeroShot(model, prompts, T, images, labels.subarray(0, 10)), 'ERR_SHAPE', /labels/);
     await expectSaeRejection(evaluateZeroShot(model, prompts, T, images, labels.map((x) => x + 4)), 'ERR_RANGE');
     await expectSaeRejection(evaluateZeroShot(model, prompts, 5, images, labels), 'ERR_SHAPE', /multiple/);
+    await expectSaeRejection(evaluateZeroShot(model, prompts, T, { rows: 0, cols: d, data: new Float32Array(0) }, new Int32Array(0)), 'ERR_SHAPE', /at least one/);
+    await expectSaeRejection(evaluateZeroShot(model, prompts, T, images, labels, { maxFireRate: 0 }), 'ERR_ARG');
   });
 
   it('steering moves source images toward the planted concept (mAP rises with alpha); the concept latent is found', async () => {
@@ -140,6 +142,24 @@ describe('evaluations on planted structure', function () {
     expect(few.concepts.skipped).to.have.length(4);
     expect(few.concepts.skipped[0].reason).to.match(/lack it/);
     await expectSaeRejection(evaluateSteering(model, images, caps, ['a'], imgSets.slice(1), capSets), 'ERR_SHAPE');
+    await expectSaeRejection(evaluateSteering(model, images, caps, ['a'], imgSets, capSets, { sources: -5 }), 'ERR_ARG', /sources/);
+    await expectSaeRejection(evaluateSteering(model, images, caps, ['a'], imgSets, capSets, { alphas: [] }), 'ERR_ARG', /strength/);
+    const dup = await evaluateSteering(model, images, caps, ['a', 'b', 'c', 'd'], imgSets, capSets, { alphas: [1, 1], sources: 5, minOffImages: 10 });
+    expect(dup.perAlpha).to.have.length(1);
+    expect(dup.perConcept).to.have.length(4);
+    // The strength is in units of the decoder row's norm: a row scaled by 3 steers exactly as the unit row
+    // (concept 'a': its sources never use latent 0, so only the steering term sees the scale).
+    const w = sae.getWeights();
+    for (let j = 0; j < d; j++) w.W_dec.data[j] *= 3;
+    const scaled = TopKSAE.fromWeights(w, { k: 2 });
+    using scaledModel = new EvalModel(scaled, scaled, new Normalizer('l2'), 'shared', [scaled]);
+    const rs = await evaluateSteering(scaledModel, images, caps, ['a', 'b', 'c', 'd'], imgSets, capSets, { alphas: [0.5, 2], sources: 20, minOffImages: 10 });
+    const ru = await evaluateSteering(model, images, caps, ['a', 'b', 'c', 'd'], imgSets, capSets, { alphas: [0.5, 2], sources: 20, minOffImages: 10 });
+    for (let i = 0; i < ru.perConcept.length; i++) {
+      if (ru.perConcept[i].concept !== 'a') continue;
+      expect(rs.perConcept[i].preserve).to.be.closeTo(ru.perConcept[i].preserve, 1e-6);
+      expect(rs.perConcept[i].img.map).to.be.closeTo(ru.perConcept[i].img.map, 1e-9);
+    }
   });
 
   it('conceptLatent: the largest mean difference, ties to the lowest index', () => {
@@ -177,6 +197,9 @@ describe('evaluations on planted structure', function () {
     const dense: SparseCodes = { rows: N, k: 1, indices: new Int32Array(N), values: Float32Array.from({ length: N }, () => 0.2 + next()) };
     const sd = monosemanticityScores(dense, external, 1);
     expect(sd.scores[0]).to.be.closeTo(monosemanticityReference(dense.values, external), 1e-9);
+    // Nearly constant activations on every row: the centred second pass keeps full precision.
+    const flat: SparseCodes = { rows: N, k: 1, indices: new Int32Array(N), values: Float32Array.from({ length: N }, () => 50 + 1e-3 * next()) };
+    expect(monosemanticityScores(flat, external, 1).scores[0]).to.be.closeTo(monosemanticityReference(flat.values, external), 1e-9);
     expectSaeError(() => monosemanticityScores(codes, { rows: N - 1, cols: D, data: new Float32Array((N - 1) * D) }, m), 'ERR_SHAPE', /same inputs/);
   });
 

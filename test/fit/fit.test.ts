@@ -1,7 +1,7 @@
 /** The toy dataset and `fit` end to end: every method, every evaluation, reuse, bad inputs; the CLI on top. */
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -95,6 +95,15 @@ describe('fit end to end on the toy dataset', function () {
     await fit({ out, inputs: await readManifest(manifest), methods: ['posthoc'], seeds: [0], config: CONFIG, steering: { sources: 10, minOffImages: 20 }, onEvent: (e) => e.type !== 'progress' && third.push(e) });
     const recomputed = third.filter((e) => e.type === 'eval' && e.status === 'done').map((e) => (e as { evaluation: string }).evaluation);
     expect(recomputed).to.deep.equal(['steering']);
+    // Touching an input file recomputes exactly the evaluations that read it.
+    const later = new Date(Date.now() + 5000);
+    utimesSync(path.join(dir, 'toy', 'zeroshot_images.npy'), later, later);
+    const fourth: FitEvent[] = [];
+    await fit({ out, inputs: await readManifest(manifest), methods: ['posthoc'], seeds: [0], config: CONFIG, steering: { sources: 10, minOffImages: 20 }, onEvent: (e) => e.type !== 'progress' && fourth.push(e) });
+    expect(fourth.filter((e) => e.type === 'eval' && e.status === 'done').map((e) => (e as { evaluation: string }).evaluation)).to.deep.equal(['reconstruction', 'zeroshot']);
+    // Other training data (same path, new mtime) is never silently reused.
+    utimesSync(path.join(dir, 'toy', 'train_text.npy'), later, later);
+    await expectSaeRejection(fit({ out, inputs: await readManifest(manifest), methods: ['posthoc'], seeds: [0], config: CONFIG }), 'ERR_STATE', /other training data/);
     // A different training configuration in the same directory is refused unless forced.
     await expectSaeRejection(fit({ out, inputs: await readManifest(manifest), methods: ['shared'], seeds: [0], config: { ...CONFIG, sae: { m: 64, k: 4 } } }), 'ERR_STATE', /different configuration/);
   });
@@ -114,6 +123,8 @@ describe('fit end to end on the toy dataset', function () {
     await expectSaeRejection(fit({ out: path.join(dir, 'bad3c'), inputs: { ...inputs, zeroShot: { ...inputs.zeroShot!, prompts: path.join(dir, 'toy', 'eval_image_external.npy') } }, config: CONFIG }), 'ERR_SHAPE', /columns/);
     await expectSaeRejection(fit({ out: path.join(dir, 'bad4'), inputs, methods: ['nope' as never], config: CONFIG }), 'ERR_ARG', /unknown method/);
     await expectSaeRejection(fit({ out: path.join(dir, 'bad5'), inputs, config: { sae: { k: 0 } } }), 'ERR_ARG', /sae.k/);
+    await expectSaeRejection(fit({ out: path.join(dir, 'bad6'), inputs, config: CONFIG, steering: { sources: 0 } }), 'ERR_ARG', /sources/);
+    await expectSaeRejection(fit({ out: path.join(dir, 'bad7'), inputs, config: CONFIG, zeroShot: { maxFireRate: 2 } }), 'ERR_ARG', /maxFireRate/);
     expect(existsSync(path.join(dir, 'bad1', 'train'))).to.equal(false);
   });
 
@@ -139,7 +150,13 @@ describe('fit end to end on the toy dataset', function () {
     expect(u.status).to.equal(2);
     expect(u.stderr).to.match(/ERR_ARG: fit needs training embeddings/);
     const z = cmsae(['eval', 'zeroshot', '--model', run, '--prompts', path.join(toy, 'eval_image.npy'), '--templates', '7', '--images', path.join(toy, 'zeroshot_images.npy'), '--labels', path.join(toy, 'zeroshot_labels.json')]);
-    expect(z.status).to.equal(1);
-    expect(z.stderr).to.match(/cmsae: ERR_SHAPE/);
+    expect(z.status).to.equal(2); // ERR_ARG is a usage error
+    expect(z.stderr).to.match(/cmsae: ERR_ARG: .*says 4 templates/); // the toy's labels file says 4
+    const z2 = cmsae(['eval', 'zeroshot', '--model', run, '--prompts', path.join(toy, 'eval_image.npy'), '--images', path.join(toy, 'zeroshot_images.npy'), '--labels', path.join(toy, 'zeroshot_labels.json')]);
+    expect(z2.status).to.equal(1);
+    expect(z2.stderr).to.match(/cmsae: ERR_SHAPE/);
+    const t2 = cmsae(['toy', '--out', path.join(dir, 'bad-toy'), '--eval-images', '2.5']);
+    expect(t2.status).to.equal(2);
+    expect(t2.stderr).to.match(/evalImages must be an integer/);
   });
 });

@@ -8,7 +8,7 @@ import { num, numbers, positiveInt as int, strings } from '../parse.js';
 import { writeFileAtomic } from '../../io/atomic.js';
 import { toJson, heterogeneityOfRun } from '../../fit/fit.js';
 import { checkLabels, imageConcepts, imageOfText, loadEvalLabels, textConcepts } from '../../eval/labels.js';
-import { loadZeroShotLabels } from '../../eval/inputs.js';
+import { checkZeroShot, loadZeroShotLabels } from '../../eval/inputs.js';
 import { loadEvalModel, readMatrix, type EvalModel } from '../../eval/model.js';
 import { evaluateMonosemanticity } from '../../eval/monosemanticity.js';
 import { evaluateReconstruction } from '../../eval/reconstruction.js';
@@ -81,8 +81,8 @@ export function registerEval(program: Command): void {
     .option('--fire-rate-images <file>', 'images whose firing rates decide the filter (e.g. training images; default the evaluated images)')
     .action(async (f: Common & { prompts: string; templates?: number; images: string; labels: string; maxFireRate?: number; fireRateImages?: string }) => {
       const l = await loadZeroShotLabels(f.labels);
-      const templates = f.templates ?? l.templates ?? 1;
       const prompts = readMatrix(f.prompts), images = readMatrix(f.images);
+      const templates = checkZeroShot(prompts, images, l, f.templates, f.prompts, f.labels);
       await emit(f, await withModel(f, (m) => evaluateZeroShot(m, prompts, templates, images, l.labels, { maxFireRate: f.maxFireRate, fireRateImages: f.fireRateImages ? readMatrix(f.fireRateImages) : undefined })));
     });
 

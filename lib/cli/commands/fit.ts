@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 
 import { SaeError } from '../../errors.js';
-import { int, num, numbers, strings } from '../parse.js';
+import { int, num, numbers, positiveInt, strings } from '../parse.js';
 import { EVALUATIONS, fit, type Evaluation, type FitEvent } from '../../fit/fit.js';
 import { table1Markdown } from '../../fit/report.js';
 import { readManifest, type FitInputs } from '../../eval/inputs.js';
@@ -95,7 +95,7 @@ export function registerFit(program: Command): void {
     .option('--eval-text <file>', 'held-out caption embeddings')
     .option('--eval-labels <files>', 'label files, comma-separated: ours (JSON), COCO instances and/or COCO captions', strings)
     .option('--zs-prompts <file>', 'class-prompt text embeddings, classes x templates rows (class-major)')
-    .option('--zs-templates <n>', 'templates per class (default: from the labels file, else 1)', int)
+    .option('--zs-templates <n>', 'templates per class (default: from the labels file, else 1)', positiveInt)
     .option('--zs-images <file>', 'labeled image embeddings for zero-shot classification')
     .option('--zs-labels <file>', 'JSON: array of class indices, or {classes, templates, labels}')
     .option('--ms-image <file>', 'images scored for monosemanticity (default: --eval-image)')
@@ -113,7 +113,7 @@ export function registerFit(program: Command): void {
     .option('--lr <x>', 'peak learning rate', num)
     .option('--normalization <kind>', "'l2' (default), 'none' or 'center+l2'; applied in training and every evaluation")
     .option('--steering-alphas <list>', 'steering strengths (default 0,0.1,0.25,0.5,1,2)', numbers)
-    .option('--steering-sources <n>', 'source images per concept (default 100)', int)
+    .option('--steering-sources <n>', 'source images per concept (default 100)', positiveInt)
     .option('--max-fire-rate <x>', 'zero-shot: ignore latents firing on more than this share of images (default 0.5; 1 keeps all)', num)
     .option('--zs-fire-rates <train|eval>', "zero-shot: firing rates from the training images (default) or the evaluated images (the reference's choice)")
     .option('--force', 'retrain runs in --out whose saved configuration differs (otherwise an error)')
@@ -154,7 +154,7 @@ export function registerFit(program: Command): void {
           seeds: f.seeds,
           config: buildConfig(f),
           evaluations: f.evaluations as Evaluation[] | undefined,
-          steering: { ...(f.steeringAlphas ? { alphas: f.steeringAlphas } : {}), ...(f.steeringSources ? { sources: f.steeringSources } : {}) },
+          steering: { ...(f.steeringAlphas ? { alphas: f.steeringAlphas } : {}), ...(f.steeringSources !== undefined ? { sources: f.steeringSources } : {}) },
           zeroShot: { ...(f.maxFireRate !== undefined ? { maxFireRate: f.maxFireRate } : {}), ...(f.zsFireRates ? { fireRates: f.zsFireRates as 'train' | 'eval' } : {}) },
           force: f.force,
           signal: ac.signal,
