@@ -22,7 +22,7 @@ import { METHODS, parseConfig, type Method, type TrainConfig } from '../train/co
 import { Trainer, type TrainProgress } from '../train/trainer.js';
 import { correlateSaes, heterogeneity, type HeterogeneityResult } from '../eval/heterogeneity.js';
 import { loadEvalInputs, specPath, type FitInputs, type LoadedEval } from '../eval/inputs.js';
-import { loadEvalModel, readMatrix, readRunNormalizer, type EvalModel } from '../eval/model.js';
+import { loadEvalModel, readRunNormalizer, type EvalModel } from '../eval/model.js';
 import { evaluateMonosemanticity, type MsResult } from '../eval/monosemanticity.js';
 import { evaluateReconstruction, reconstructionStats, type ReconstructionResult } from '../eval/reconstruction.js';
 import { evaluateRetrieval, type RetrievalResult } from '../eval/retrieval.js';
@@ -368,4 +368,3 @@ async function trainOrReuse(
   return resume ? 'resumed' : 'trained';
 }
 
-export { readMatrix };
