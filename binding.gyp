@@ -15,6 +15,7 @@
         "native/sae/decode.cc",
         "native/sae/backward.cc",
         "native/sae/model.cc",
+        "native/sae/device_sae.cc",
         "native/sae/pair_loss.cc",
         "native/binding/corr_wrap.cc",
         "native/corr/corr_accumulator.cc",

@@ -110,7 +110,9 @@ function optionsFromConfig(cfg: Json, file: string): { options: TopKSAEOptions; 
     const c = cfg.cmsae as Json;
     if (typeof c.format_version !== 'number' || c.format_version > FORMAT_VERSION)
       throw new SaeError('ERR_FORMAT', `${file} was written by a newer crossmodal-sae (format ${String(c.format_version)}); upgrade to load it`);
-    return { options: c.options as TopKSAEOptions, foldDecoderNorm: false, bDecToInput: true };
+    // The device is not part of a model: a loaded SAE resolves it again (auto, CMSAE_DEVICE or the override).
+    const { device: _device, ...options } = (c.options ?? {}) as TopKSAEOptions;
+    return { options, foldDecoderNorm: false, bDecToInput: true };
   }
   // SAELens.
   const d = int(cfg.d_in, 'd_in');
@@ -150,6 +152,7 @@ export async function loadSae(dir: string, overrides: Partial<TopKSAEOptions> = 
   try {
     resolved = resolveOptions({ ...options, ...overrides });
   } catch (e) {
+    if (e instanceof SaeError && e.code === 'ERR_CUDA_UNAVAILABLE') throw e;
     throw new SaeError('ERR_FORMAT', `${cfgFile}: ${(e as Error).message}`);
   }
   const { d, m } = resolved;

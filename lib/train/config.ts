@@ -73,6 +73,10 @@ export const trainConfigSchema = z
         dropLast: z.boolean().default(true),
         /** Checkpoint every N steps (0: only at the end and on interruption). */
         checkpointEvery: z.number().int().min(0).default(0),
+        /** 'auto' (CUDA when a device exists; CMSAE_DEVICE overrides), 'cpu' or 'cuda'. */
+        device: z.enum(['auto', 'cpu', 'cuda']).default('auto'),
+        /** Encoder GEMM precision on CUDA. */
+        precision: z.enum(['tf32', 'fp32']).default('tf32'),
       })
       .strict()
       .prefault({}),

@@ -359,6 +359,9 @@ function saeOptions(cfg: TrainConfig, d: number, m: number, seed: number, extra:
     beta2: t.beta2,
     eps: t.eps,
     pairedReduction: t.fvuReduction,
+    // 'auto' stays unset so that CMSAE_DEVICE can choose.
+    ...(t.device !== 'auto' ? { device: t.device } : {}),
+    precision: t.precision,
     ...extra,
   };
 }

@@ -14,6 +14,7 @@
 
 #if defined(CMSAE_WITH_CUDA)
 #include "device_info.h"
+#include "sae_device.h"
 #endif
 
 #ifndef CMSAE_BUILD_FLAVOR
@@ -96,6 +97,9 @@ Napi::Value set_error_class(const Napi::CallbackInfo& info) {
 Napi::Object init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   env.SetInstanceData<AddonData>(data);
+#if defined(CMSAE_WITH_CUDA)
+  set_device_sae_factory(&cuda::create_device_sae);
+#endif
   Napi::Function sae = NativeSae::define(env);
   data->sae_ctor = Napi::Persistent(sae);
   exports.Set("NativeSae", sae);

@@ -92,6 +92,13 @@ void apply_options(const Napi::Object& o, SaeConfig& c) {
   else throw_js(env, "ERR_ARG", "pairLoss must be 'none', 'iso', 'iso-inner' or 'group'");
   c.pair_loss_weight = static_cast<float>(opt_number(o, "pairLossWeight", c.pair_loss_weight));
   if (!(c.pair_loss_weight >= 0)) throw_js(env, "ERR_ARG", "pairLossWeight must be >= 0");
+  const std::string dev = str_opt(o, "device", c.cuda ? "cuda" : "cpu");
+  if (dev != "cpu" && dev != "cuda") throw_js(env, "ERR_ARG", "device must be 'cpu' or 'cuda' (resolve 'auto' first)");
+  c.cuda = dev == "cuda";
+  const std::string prec = str_opt(o, "precision", c.precision == DevicePrecision::Tf32 ? "tf32" : "fp32");
+  if (prec == "tf32") c.precision = DevicePrecision::Tf32;
+  else if (prec == "fp32") c.precision = DevicePrecision::Fp32;
+  else throw_js(env, "ERR_ARG", "precision must be 'tf32' or 'fp32'");
 }
 
 // The four parameter arrays (W_enc [d, m], b_enc [m], W_dec [m, d], b_dec [d]) from info[0..3].
@@ -324,7 +331,7 @@ Napi::Value NativeSae::apply_update(const Napi::CallbackInfo& info) {
   const double scale = number_arg(env, info[1], "gradScale");
   if (!(lr >= 0) || !std::isfinite(lr)) throw_js(env, "ERR_ARG", "lr must be a finite number >= 0");
   if (!(scale >= 0) || !std::isfinite(scale)) throw_js(env, "ERR_ARG", "gradScale must be a finite number >= 0");
-  if (m.grads().d != m.d()) throw_js(env, "ERR_STATE", "applyUpdate needs gradients: call forwardBackward first");
+  if (!m.has_grads()) throw_js(env, "ERR_STATE", "applyUpdate needs gradients: call forwardBackward first");
   m.apply_update(static_cast<float>(lr), static_cast<float>(scale));
   return env.Undefined();
 }
@@ -487,6 +494,9 @@ Napi::Value NativeSae::set_options(const Napi::CallbackInfo& info) {
   if (!info[0].IsObject()) throw_js(env, "ERR_ARG", "setOptions needs an options object");
   SaeConfig c = m.config();
   apply_options(info[0].As<Napi::Object>(), c);
+  if (c.cuda && (c.activation != Activation::TopK || c.aux_coef > 0.f))
+    throw_js(env, "ERR_ARG", "the CUDA backend runs activation 'topk' without AuxK: use device 'cpu' for these options");
+  guarded(env, [&] { m.set_device(c.cuda, c.precision); });
   m.mutable_config() = c;
   return env.Undefined();
 }

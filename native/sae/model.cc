@@ -99,6 +99,146 @@ SaeModel::SaeModel(const SaeConfig& cfg) : cfg_(cfg) {
     for (int q = 0; q < 2; ++q) adam_[p][q].assign(sizes[p], 0.f);
   fires_.assign(cfg.m, 0.0);
   since_.assign(cfg.m, 0);
+  if (cfg.cuda) set_device(true, cfg.precision);
+}
+
+// ---- CUDA backend: the device copy and the host mirror ---------------------------------------------------
+
+void SaeModel::set_device(bool cuda, DevicePrecision precision) {
+  cfg_.cuda = cuda;
+  cfg_.precision = precision;
+  if (!cuda) {
+    if (dev_) {
+      view_host();
+      grads();  // keep the last gradients and codes readable on the CPU engine
+      last_codes();
+      dev_.reset();
+    }
+    return;
+  }
+  if (dev_) {
+    dev_->set_precision(precision);
+    return;
+  }
+  DeviceSaeFactory make = device_sae_factory();
+  if (!make)
+    fail("ERR_CUDA_UNAVAILABLE", "this build of crossmodal-sae has no CUDA backend (it was built without nvcc): use device 'cpu' or 'auto'");
+  require(cfg_.activation == Activation::TopK, "ERR_ARG", "the CUDA backend runs activation 'topk' only (BatchTopK is CPU-only for now): use device 'cpu'");
+  require(!(cfg_.aux_coef > 0.f), "ERR_ARG", "the CUDA backend has no AuxK yet (auxCoef must be 0): use device 'cpu'");
+  dev_ = make(cfg_.d, cfg_.m, cfg_.k, precision);
+  device_stale_ = true;
+  host_stale_ = stats_stale_ = grads_stale_ = codes_stale_ = false;
+  has_grads_ = false;
+}
+
+void SaeModel::view_host() const {
+  if (!dev_) return;
+  SaeModel* self = const_cast<SaeModel*>(this);
+  if (host_stale_) {
+    dev_->download_params(self->W_enc_.data(), self->b_enc_.data(), self->W_dec_.data(), self->b_dec_.data());
+    float* const mo[4][2] = {{self->adam_[0][0].data(), self->adam_[0][1].data()}, {self->adam_[1][0].data(), self->adam_[1][1].data()},
+                             {self->adam_[2][0].data(), self->adam_[2][1].data()}, {self->adam_[3][0].data(), self->adam_[3][1].data()}};
+    dev_->download_moments(mo);
+    packed_valid_ = false;
+    host_stale_ = false;
+  }
+  if (stats_stale_) {
+    dev_->download_latent_stats(self->fires_.data(), self->since_.data());
+    stats_stale_ = false;
+  }
+}
+
+void SaeModel::touch_host() {
+  if (!dev_) return;
+  view_host();
+  device_stale_ = true;
+}
+
+void SaeModel::sync_device() {
+  if (!dev_ || !device_stale_) return;
+  dev_->upload_params(W_enc_.data(), b_enc_.data(), W_dec_.data(), b_dec_.data());
+  const float* const mo[4][2] = {{adam_[0][0].data(), adam_[0][1].data()}, {adam_[1][0].data(), adam_[1][1].data()},
+                                 {adam_[2][0].data(), adam_[2][1].data()}, {adam_[3][0].data(), adam_[3][1].data()}};
+  dev_->upload_moments(mo);
+  dev_->upload_latent_stats(fires_.data(), since_.data());
+  device_stale_ = false;
+}
+
+const SparseGrads& SaeModel::grads() const {
+  if (dev_ && grads_stale_) {
+    const int d = cfg_.d, m = cfg_.m;
+    grads_.resize(d, m);
+    grads_.touched.resize(m);
+    for (int j = 0; j < m; ++j) {
+      grads_.touched[j] = j;
+      grads_.slot[j] = j;
+    }
+    dev_->download_grads(grads_.g_enc.data(), grads_.g_benc.data(), grads_.g_dec.data(), grads_.g_bdec.data());
+    grads_stale_ = false;
+  }
+  return grads_;
+}
+
+const CodesBuffer& SaeModel::last_codes() const {
+  if (dev_ && codes_stale_) {
+    dev_->download_codes(codes_.idx.data(), codes_.val.data());
+    codes_stale_ = false;
+  }
+  return codes_;
+}
+
+StepStats SaeModel::device_forward_backward(const float* x, const float* y, long rows, const float* extra_dval) {
+  const int d = cfg_.d, m = cfg_.m, k = cfg_.k;
+  require(cfg_.activation == Activation::TopK && !(cfg_.aux_coef > 0.f), "ERR_ARG",
+          "the CUDA backend runs activation 'topk' without AuxK: use device 'cpu' for these options");
+  const int n_seg = y ? 2 : 1;
+  const long R = rows * n_seg;
+  if (b_dec_mean_pending_) {
+    touch_host();
+    for (int c = 0; c < d; ++c) {
+      double s = 0;
+      for (long r = 0; r < rows; ++r) s += x[r * d + c] + (y ? y[r * d + c] : 0.f);
+      b_dec_[c] = static_cast<float>(s / R);
+    }
+    b_dec_mean_pending_ = false;
+  }
+  sync_device();
+  const double w = (y && cfg_.paired_mean) ? 0.5 : 1.0;
+  const DeviceForward f = dev_->forward(x, y, rows, w, cfg_.loss == LossKind::Fvu);
+  if (f.degenerate)
+    fail("ERR_DEGENERATE_BATCH",
+         "FVU is undefined for a batch whose rows are all identical (e.g. a single row): use a batch of "
+         "distinct rows or loss 'mse'");
+  StepStats st;
+  st.rows = R;
+  for (int s = 0; s < n_seg; ++s) {
+    const double fvu = f.sse[s] / f.total_variance[s];
+    const double mse = f.sse[s] / (static_cast<double>(rows) * d);
+    st.fvu += fvu / n_seg;
+    st.mse += mse / n_seg;
+    st.loss += w * (cfg_.loss == LossKind::Fvu ? fvu : mse);
+  }
+  codes_.rows = R;
+  codes_.k = k;
+  codes_.idx.resize(static_cast<size_t>(R) * k);
+  codes_.val.resize(static_cast<size_t>(R) * k);
+  codes_stale_ = true;
+  if (y && cfg_.pair_loss != PairLoss::None && cfg_.pair_loss_weight > 0.f) {
+    last_codes();  // the code-level losses run on the host over the [R, k] codes
+    std::vector<float> delta(static_cast<size_t>(R) * k, 0.f);
+    st.pair_loss = pair_code_loss(cfg_.pair_loss, codes_.idx.data(), codes_.val.data(), k, rows, m, cfg_.pair_loss_weight, delta.data());
+    st.loss += cfg_.pair_loss_weight * st.pair_loss;
+    dev_->add_dval(delta.data());
+  }
+  if (extra_dval) dev_->add_dval(extra_dval);
+  seen_ += R;
+  stats_stale_ = true;
+  st.l0 = static_cast<double>(f.active) / R;
+  st.dead_fraction = dead_fraction();
+  st.grad_norm = std::sqrt(dev_->backward(cfg_.project_decoder_grad));
+  grads_stale_ = true;
+  has_grads_ = true;
+  return st;
 }
 
 EncoderView SaeModel::encoder_view() const {
@@ -124,6 +264,7 @@ EncoderView SaeModel::encoder_view() const {
 }
 
 void SaeModel::init(uint64_t seed) {
+  touch_host();
   packed_valid_ = false;
   SplitMix64 rng{seed};
   const float bound = 1.0f / std::sqrt(static_cast<float>(cfg_.d));
@@ -135,6 +276,7 @@ void SaeModel::init(uint64_t seed) {
 }
 
 void SaeModel::renormalize_decoder() {
+  touch_host();
   const SaeKernels& K = kernels();
   const int d = cfg_.d, m = cfg_.m;
   const int T = std::max(1, std::min(num_threads(), m / 256 + 1));
@@ -154,6 +296,11 @@ int SaeModel::capacity() const {
 }
 
 void SaeModel::encode(const float* x, long rows, int32_t* idx, float* val) const {
+  if (dev_) {
+    const_cast<SaeModel*>(this)->sync_device();
+    dev_->encode(x, rows, cfg_.k, idx, val);
+    return;
+  }
   const EncoderView enc = encoder_view();
   float floor = 0.f;
   if (cfg_.activation == Activation::BatchTopK && theta_ready_) floor = std::max(0.f, static_cast<float>(theta_));
@@ -161,12 +308,25 @@ void SaeModel::encode(const float* x, long rows, int32_t* idx, float* val) const
 }
 
 void SaeModel::decode(const int32_t* idx, const float* val, long rows, int k, float* out) const {
+  if (dev_) {
+    const_cast<SaeModel*>(this)->sync_device();
+    dev_->decode(idx, val, rows, k, out);
+    return;
+  }
   sparse_decode(W_dec_.data(), b_dec_.data(), cfg_.d, idx, val, rows, k, out);
 }
 
-std::vector<float>& SaeModel::adam_state(int param, int moment) { return adam_[param][moment]; }
+std::vector<float>& SaeModel::adam_state(int param, int moment) {
+  touch_host();
+  return adam_[param][moment];
+}
 
 double SaeModel::dead_fraction() const {
+  if (dev_ && stats_stale_) {
+    SaeModel* self = const_cast<SaeModel*>(this);
+    dev_->download_latent_stats(self->fires_.data(), self->since_.data());
+    stats_stale_ = false;
+  }
   const long long window = std::min<long long>(cfg_.dead_window, seen_);
   if (window <= 0 || cfg_.m == 0) return 0.0;
   long long dead = 0;
@@ -257,6 +417,7 @@ StepStats SaeModel::forward_backward(const float* x, const float* y, long rows, 
   require(rows > 0, "ERR_SHAPE", "empty batch: give at least one row");
   require(extra_dval == nullptr || cfg_.activation == Activation::TopK, "ERR_ARG",
           "code-level gradients need fixed-k codes (activation 'topk')");
+  if (dev_) return device_forward_backward(x, y, rows, extra_dval);
   PhaseTimer timer;
   const int n_seg = y ? 2 : 1;
   const long R = rows * n_seg;
@@ -410,6 +571,7 @@ StepStats SaeModel::forward_backward(const float* x, const float* y, long rows, 
   }
   timer.mark("latent-stats");
   sparse_backward(bin, grads_);
+  has_grads_ = true;
   timer.mark("backward");
   if (cfg_.project_decoder_grad) project_decoder_grads(W_dec_.data(), grads_);
   timer.mark("project");
@@ -438,6 +600,16 @@ void SaeModel::apply_update(float lr, float grad_scale) {
   };
   const AdamWArgs a_wenc = args_for(cfg_.decay_W_enc), a_benc = args_for(cfg_.decay_b_enc),
                   a_wdec = args_for(cfg_.decay_W_dec), a_bdec = args_for(cfg_.decay_b_dec);
+  if (dev_) {
+    auto dev_args = [](const AdamWArgs& a) {
+      return DeviceAdamArgs{a.beta1, a.beta2, a.eps, a.decay_factor, a.step_size, a.inv_sqrt_bc2, a.grad_scale};
+    };
+    const DeviceAdamArgs args[4] = {dev_args(a_wenc), dev_args(a_benc), dev_args(a_wdec), dev_args(a_bdec)};
+    sync_device();
+    dev_->apply_update(args, cfg_.normalize_decoder, cfg_.decoder_eps);
+    host_stale_ = true;
+    return;
+  }
   // b_enc first: the W_enc pass below repacks each encoder panel (weights and bias) right after updating it.
   K.adamw(b_enc_.data(), adam_[1][0].data(), adam_[1][1].data(), grads_.g_benc.data(), m, a_benc);
   K.adamw(b_dec_.data(), adam_[3][0].data(), adam_[3][1].data(), grads_.g_bdec.data(), d, a_bdec);

@@ -1,9 +1,11 @@
 // The Top-K SAE: parameters, AdamW state, latent statistics and the fused training step.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <vector>
 
+#include "device_sae.h"
 #include "pair_loss.h"
 
 #include "../common/aligned.h"
@@ -36,6 +38,9 @@ struct SaeConfig {
   // Code-level loss between the halves of a paired batch (shared-SAE baselines): loss += weight * L_pair.
   PairLoss pair_loss = PairLoss::None;
   float pair_loss_weight = 0.f;
+  // Where the arrays live and the steps run: the CPU engine, or the CUDA backend (TopK activation, no AuxK).
+  bool cuda = false;
+  DevicePrecision precision = DevicePrecision::Tf32;
 };
 
 struct StepStats {
@@ -63,15 +68,20 @@ class SaeModel {
   int m() const { return cfg_.m; }
 
   // Parameters (encoder rows are latent-major [m, d]; SAELens W_enc [d, m] is their transpose).
-  // Mutable access to W_enc / b_enc invalidates the packed encoder copy.
-  float* W_enc_rows() { packed_valid_ = false; return W_enc_.data(); }
-  float* b_enc() { packed_valid_ = false; return b_enc_.data(); }
-  float* W_dec() { return W_dec_.data(); }
-  float* b_dec() { return b_dec_.data(); }
-  const float* W_enc_rows() const { return W_enc_.data(); }
-  const float* W_dec() const { return W_dec_.data(); }
-  const float* b_enc() const { return b_enc_.data(); }
-  const float* b_dec() const { return b_dec_.data(); }
+  // Mutable access to W_enc / b_enc invalidates the packed encoder copy. On the CUDA backend every accessor
+  // first brings the host copy up to date, and mutable access marks the device copy for re-upload.
+  float* W_enc_rows() { touch_host(); packed_valid_ = false; return W_enc_.data(); }
+  float* b_enc() { touch_host(); packed_valid_ = false; return b_enc_.data(); }
+  float* W_dec() { touch_host(); return W_dec_.data(); }
+  float* b_dec() { touch_host(); return b_dec_.data(); }
+  const float* W_enc_rows() const { view_host(); return W_enc_.data(); }
+  const float* W_dec() const { view_host(); return W_dec_.data(); }
+  const float* b_enc() const { view_host(); return b_enc_.data(); }
+  const float* b_dec() const { view_host(); return b_dec_.data(); }
+
+  // Moves the model to the CUDA backend (ERR_CUDA_UNAVAILABLE without a device or a CUDA build) or back.
+  void set_device(bool cuda, DevicePrecision precision);
+  bool on_device() const { return dev_ != nullptr; }
 
   // Inference encode. TopK: the k best per row. BatchTopK: latents above the running threshold,
   // at most capacity() per row. Output rows are [rows, capacity()].
@@ -87,15 +97,16 @@ class SaeModel {
   // forward_backward + clipping + apply_update.
   StepStats step(const float* x, const float* y, long rows, float lr);
 
-  const SparseGrads& grads() const { return grads_; }
-  const CodesBuffer& last_codes() const { return codes_; }
+  const SparseGrads& grads() const;
+  bool has_grads() const { return has_grads_; }
+  const CodesBuffer& last_codes() const;
 
   // Optimizer and statistics state (exposed for checkpoints).
   long long step_count() const { return t_; }
   void set_step_count(long long t) { t_ = t; }
   std::vector<float>& adam_state(int param, int moment);  // param: 0 W_enc,1 b_enc,2 W_dec,3 b_dec; moment 0/1
-  std::vector<double>& fire_counts() { return fires_; }
-  std::vector<long long>& since_fired() { return since_; }
+  std::vector<double>& fire_counts() { touch_host(); return fires_; }
+  std::vector<long long>& since_fired() { touch_host(); return since_; }
   long long samples_seen() const { return seen_; }
   void set_samples_seen(long long n) { seen_ = n; }
   double threshold() const { return theta_; }
@@ -107,6 +118,12 @@ class SaeModel {
   void renormalize_decoder();
 
  private:
+  // Host mirror of the device arrays: view_host() downloads what is stale; touch_host() also marks the device
+  // copy stale (the caller is about to write); sync_device() uploads a stale device copy.
+  void view_host() const;
+  void touch_host();
+  void sync_device();
+  StepStats device_forward_backward(const float* x, const float* y, long rows, const float* extra_dval);
   void batch_topk_select(const float* X, long R);
   // The encoder with an up-to-date packed copy of W_enc/b_enc in the active kernels' panel layout.
   EncoderView encoder_view() const;
@@ -125,9 +142,15 @@ class SaeModel {
   mutable int packed_nr_ = 0;
   mutable bool packed_valid_ = false;
   mutable std::mutex pack_mutex_;
+  // CUDA backend (null on the CPU engine) and the staleness of the two copies.
+  std::unique_ptr<DeviceSae> dev_;
+  mutable bool host_stale_ = false, stats_stale_ = false, device_stale_ = false;
+  mutable bool grads_stale_ = false, codes_stale_ = false;
+  bool has_grads_ = false;
   // scratch
-  SparseGrads grads_;
-  CodesBuffer codes_, aux_codes_;
+  mutable SparseGrads grads_;
+  mutable CodesBuffer codes_;
+  CodesBuffer aux_codes_;
   std::vector<float> X_, G_, G_aux_, xhat_, dval_;
 };
 

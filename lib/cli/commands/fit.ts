@@ -36,6 +36,7 @@ interface FitFlags {
   batchSize?: number;
   lr?: number;
   normalization?: string;
+  device?: string;
   steeringAlphas?: number[];
   steeringSources?: number;
   maxFireRate?: number;
@@ -80,6 +81,7 @@ function buildConfig(f: FitFlags): Record<string, unknown> {
   set('train.batchSize', f.batchSize);
   set('train.lr', f.lr);
   set('data.normalization', f.normalization);
+  set('train.device', f.device);
   return cfg;
 }
 
@@ -112,6 +114,7 @@ export function registerFit(program: Command): void {
     .option('--batch-size <n>', 'rows per batch', int)
     .option('--lr <x>', 'peak learning rate', num)
     .option('--normalization <kind>', "'l2' (default), 'none' or 'center+l2'; applied in training and every evaluation")
+    .option('--device <auto|cpu|cuda>', "where to train (default 'auto': CUDA when a device exists; env CMSAE_DEVICE)")
     .option('--steering-alphas <list>', 'steering strengths (default 0,0.1,0.25,0.5,1,2)', numbers)
     .option('--steering-sources <n>', 'source images per concept (default 100)', positiveInt)
     .option('--max-fire-rate <x>', 'zero-shot: ignore latents firing on more than this share of images (default 0.5; 1 keeps all)', num)

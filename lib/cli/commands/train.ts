@@ -41,6 +41,8 @@ interface TrainFlags {
   iso?: string;
   fvuReduction?: string;
   checkpointEvery?: number;
+  device?: string;
+  precision?: string;
   out: string;
   resume?: boolean;
   quiet?: boolean;
@@ -73,6 +75,8 @@ function buildConfig(f: TrainFlags): Record<string, unknown> {
   set('train.isoVariant', f.iso);
   set('train.fvuReduction', f.fvuReduction);
   set('train.checkpointEvery', f.checkpointEvery);
+  set('train.device', f.device);
+  set('train.precision', f.precision);
   return cfg;
 }
 
@@ -107,6 +111,8 @@ export function registerTrain(program: Command): void {
     .option('--iso <variant>', "shared+iso: 'iso' (authors' masked top-1 cosine, default) or 'iso-inner' (paper)")
     .option('--fvu-reduction <sum|mean>', "combine the image and text FVUs by 'mean' (default) or 'sum'")
     .option('--checkpoint-every <steps>', 'checkpoint every N steps (default: at the end and on Ctrl-C)', int)
+    .option('--device <auto|cpu|cuda>', "where to train (default 'auto': CUDA when a device exists; env CMSAE_DEVICE)")
+    .option('--precision <tf32|fp32>', "encoder GEMM precision on CUDA (default 'tf32')")
     .option('--resume', 'continue the run in --out from its checkpoint (its saved configuration is used)')
     .option('--threads <n>', 'native threads (default: all cores)', int)
     .option('--quiet', 'no progress bar')

@@ -1,0 +1,683 @@
+// CUDA Top-K SAE: fused encode (tiled GEMM, FP32 SIMT or TF32 tensor cores, with the per-row top-k taken on
+// each tile so the B x m pre-activations never reach global memory), sparse decode with dL/dx_hat and dL/dval,
+// deterministic sparse backward (entries sorted by latent with CUB), decoder-gradient projection, AdamW and
+// decoder renormalization. Same layouts and formulas as native/sae (model.cc, backward.cc, decode.cc).
+#include <cuda_runtime.h>
+#include <mma.h>
+
+#include <cub/device/device_radix_sort.cuh>
+#include <cub/device/device_scan.cuh>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "../native/common/errors.h"
+#include "../native/sae/device_sae.h"
+#include "cuda_check.h"
+#include "device_info.h"
+#include "sae_device.h"
+
+namespace cmsae::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int BM = 64;   // rows of an encode tile
+constexpr int BN = 128;  // latents of an encode tile
+constexpr int BK = 32;   // depth of one shared-memory stage
+constexpr int kStrideF32 = BK + 1;   // SIMT: odd stride, conflict-free column reads
+constexpr int kStrideTf32 = BK + 4;  // WMMA: ldm must be a multiple of 4 floats
+constexpr int kStrideC = BN + 4;
+constexpr int kSmemAB = (BM + BN) * kStrideTf32;
+constexpr int kSmemC = BM * kStrideC;
+constexpr int kSmemFloats = kSmemAB > kSmemC ? kSmemAB : kSmemC;
+
+// Candidate keys: unsigned order = (value desc, index asc), as candidate_key in native/sae/topk_select.h.
+__device__ __forceinline__ unsigned long long make_key(float v, int j) {
+  unsigned u = __float_as_uint(v + 0.f);
+  u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+  return (static_cast<unsigned long long>(u) << 32) | (0xFFFFFFFFu - static_cast<unsigned>(j));
+}
+__device__ __forceinline__ float key_value(unsigned long long key) {
+  unsigned u = static_cast<unsigned>(key >> 32);
+  u = (u & 0x80000000u) ? (u & 0x7FFFFFFFu) : ~u;
+  return __uint_as_float(u);
+}
+__device__ __forceinline__ int key_index(unsigned long long key) {
+  return static_cast<int>(0xFFFFFFFFu - static_cast<unsigned>(key));
+}
+__device__ __forceinline__ unsigned long long warp_max(unsigned long long x) {
+  for (int off = 16; off > 0; off >>= 1) {
+    const unsigned long long y = __shfl_xor_sync(0xFFFFFFFFu, x, off);
+    x = y > x ? y : x;
+  }
+  return x;
+}
+__device__ __forceinline__ double warp_sum(double x) {
+  for (int off = 16; off > 0; off >>= 1) x += __shfl_xor_sync(0xFFFFFFFFu, x, off);
+  return x;
+}
+__device__ __forceinline__ float warp_sumf(float x) {
+  for (int off = 16; off > 0; off >>= 1) x += __shfl_xor_sync(0xFFFFFFFFu, x, off);
+  return x;
+}
+// Sum over the block (blockDim.x a multiple of 32, <= 1024); every thread gets the result.
+__device__ double block_sum(double x) {
+  __shared__ double part[32];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  x = warp_sum(x);
+  __syncthreads();
+  if (lane == 0) part[warp] = x;
+  __syncthreads();
+  double s = 0;
+  for (int w = 0; w < static_cast<int>(blockDim.x >> 5); ++w) s += part[w];
+  return s;
+}
+
+// cand[(r * tiles + tile) * kk + t]: the kk best positive pre-activations of row r among the tile's latents,
+// pre[r, j] = (x_r - b_dec) . W_enc[j] + b_enc[j], for a BM x BN tile; 0 keys mark "no more positives".
+template <bool kTf32>
+__global__ void __launch_bounds__(kThreads) encode_tiles(const float* __restrict__ X, const float* __restrict__ b_dec,
+                                                         const float* __restrict__ W, const float* __restrict__ b_enc,
+                                                         int R, int d, int m, int kk, unsigned long long* __restrict__ cand) {
+  __shared__ __align__(32) float smem[kSmemFloats];
+  constexpr int S = kTf32 ? kStrideTf32 : kStrideF32;
+  float* As = smem;
+  float* Bs = smem + BM * S;
+  const int r0 = blockIdx.y * BM, j0 = blockIdx.x * BN, tid = threadIdx.x;
+  const int warp = tid >> 5, lane = tid & 31;
+  const int tiles = gridDim.x;
+
+  float acc[4][8];
+  nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 8, float> cfrag[2][2];
+  if constexpr (kTf32) {
+    for (int a = 0; a < 2; ++a)
+      for (int b = 0; b < 2; ++b) nvcuda::wmma::fill_fragment(cfrag[a][b], 0.f);
+  } else {
+    for (int a = 0; a < 4; ++a)
+      for (int b = 0; b < 8; ++b) acc[a][b] = 0.f;
+  }
+  const int tr = tid >> 4, tc = tid & 15;  // SIMT: rows tr + 16 i, latents tc + 16 j
+  const int wr = warp >> 2, wc = warp & 3;  // WMMA: warp tile 32 x 32 at (32 wr, 32 wc)
+
+  for (int k0 = 0; k0 < d; k0 += BK) {
+    for (int e = tid; e < BM * BK; e += kThreads) {
+      const int rr = e / BK, cc = e % BK, gr = r0 + rr, gc = k0 + cc;
+      As[rr * S + cc] = (gr < R && gc < d) ? X[static_cast<long>(gr) * d + gc] - b_dec[gc] : 0.f;
+    }
+    for (int e = tid; e < BN * BK; e += kThreads) {
+      const int rr = e / BK, cc = e % BK, gj = j0 + rr, gc = k0 + cc;
+      Bs[rr * S + cc] = (gj < m && gc < d) ? W[static_cast<long>(gj) * d + gc] : 0.f;
+    }
+    __syncthreads();
+    if constexpr (kTf32) {
+      using namespace nvcuda;
+      for (int kq = 0; kq < BK; kq += 8) {
+        wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> af[2];
+        wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::col_major> bf[2];
+        for (int a = 0; a < 2; ++a) {
+          wmma::load_matrix_sync(af[a], As + (wr * 32 + a * 16) * S + kq, S);
+          for (int t = 0; t < af[a].num_elements; ++t) af[a].x[t] = wmma::__float_to_tf32(af[a].x[t]);
+        }
+        for (int b = 0; b < 2; ++b) {
+          wmma::load_matrix_sync(bf[b], Bs + (wc * 32 + b * 16) * S + kq, S);
+          for (int t = 0; t < bf[b].num_elements; ++t) bf[b].x[t] = wmma::__float_to_tf32(bf[b].x[t]);
+        }
+        for (int a = 0; a < 2; ++a)
+          for (int b = 0; b < 2; ++b) wmma::mma_sync(cfrag[a][b], af[a], bf[b], cfrag[a][b]);
+      }
+    } else {
+#pragma unroll 4
+      for (int kq = 0; kq < BK; ++kq) {
+        float av[4], bv[8];
+        for (int a = 0; a < 4; ++a) av[a] = As[(tr + 16 * a) * S + kq];
+        for (int b = 0; b < 8; ++b) bv[b] = Bs[(tc + 16 * b) * S + kq];
+        for (int a = 0; a < 4; ++a)
+          for (int b = 0; b < 8; ++b) acc[a][b] = fmaf(av[a], bv[b], acc[a][b]);
+      }
+    }
+    __syncthreads();
+  }
+  // The tile goes to shared memory (over the A/B stages), then each warp selects its rows' candidates.
+  float* Cs = smem;
+  if constexpr (kTf32) {
+    for (int a = 0; a < 2; ++a)
+      for (int b = 0; b < 2; ++b)
+        nvcuda::wmma::store_matrix_sync(Cs + (wr * 32 + a * 16) * kStrideC + wc * 32 + b * 16, cfrag[a][b], kStrideC,
+                                        nvcuda::wmma::mem_row_major);
+  } else {
+    for (int a = 0; a < 4; ++a)
+      for (int b = 0; b < 8; ++b) Cs[(tr + 16 * a) * kStrideC + tc + 16 * b] = acc[a][b];
+  }
+  __syncthreads();
+  for (int rr = warp; rr < BM; rr += kThreads / 32) {
+    const int gr = r0 + rr;
+    if (gr >= R) break;
+    unsigned long long keys[BN / 32];
+    for (int q = 0; q < BN / 32; ++q) {
+      const int c = lane + 32 * q, j = j0 + c;
+      const float v = j < m ? Cs[rr * kStrideC + c] + b_enc[j] : 0.f;
+      keys[q] = (j < m && v > 0.f) ? make_key(v, j) : 0ull;
+    }
+    unsigned long long* out = cand + (static_cast<long>(gr) * tiles + blockIdx.x) * kk;
+    for (int t = 0; t < kk; ++t) {
+      unsigned long long best = keys[0];
+      for (int q = 1; q < BN / 32; ++q) best = keys[q] > best ? keys[q] : best;
+      best = warp_max(best);
+      if (lane == 0) out[t] = best;
+      if (best == 0ull) {
+        for (int u = t + 1 + lane; u < kk; u += 32) out[u] = 0ull;
+        break;
+      }
+      for (int q = 0; q < BN / 32; ++q)
+        if (keys[q] == best) keys[q] = 0ull;
+    }
+  }
+}
+
+// idx/val[r, 0..k): the k best candidates of row r (one warp per row), padded as the CPU engine does.
+__global__ void merge_candidates(unsigned long long* __restrict__ cand, int R, int n, int k, int m,
+                                 int32_t* __restrict__ idx, float* __restrict__ val) {
+  const int warps = blockDim.x >> 5;
+  const int r = blockIdx.x * warps + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+  if (r >= R) return;
+  unsigned long long* c = cand + static_cast<long>(r) * n;
+  int32_t* oi = idx + static_cast<long>(r) * k;
+  float* ov = val + static_cast<long>(r) * k;
+  int keep = 0;
+  for (; keep < k; ++keep) {
+    unsigned long long best = 0ull;
+    int where = -1;
+    for (int i = lane; i < n; i += 32)
+      if (c[i] > best) {
+        best = c[i];
+        where = i;
+      }
+    const unsigned long long top = warp_max(best);
+    if (top == 0ull) break;
+    if (best == top) c[where] = 0ull;  // keys are unique: exactly one lane owns it
+    if (lane == 0) {
+      oi[keep] = key_index(top);
+      ov[keep] = key_value(top);
+    }
+    __syncwarp();
+  }
+  if (lane == 0) {
+    // Slots [keep, k): value 0 and the smallest latent indices not already used.
+    int s = keep;
+    for (int j = 0; s < k && j < m; ++j) {
+      bool used = false;
+      for (int t = 0; t < keep; ++t) used |= (oi[t] == j);
+      if (used) continue;
+      oi[s] = j;
+      ov[s] = 0.f;
+      ++s;
+    }
+  }
+}
+
+// out[r] = b_dec + sum_s val[r, s] W_dec[idx[r, s]] (one block per row).
+__global__ void decode_rows(const float* __restrict__ W, const float* __restrict__ b_dec, int d, const int32_t* __restrict__ idx,
+                            const float* __restrict__ val, int k, float* __restrict__ out) {
+  const long r = blockIdx.x;
+  for (int c = threadIdx.x; c < d; c += blockDim.x) {
+    float o = b_dec ? b_dec[c] : 0.f;
+    for (int s = 0; s < k; ++s) {
+      const float v = val[r * k + s];
+      if (v != 0.f) o = fmaf(v, W[static_cast<long>(idx[r * k + s]) * d + c], o);
+    }
+    out[r * d + c] = o;
+  }
+}
+
+// Per column c of rows [r0, r0 + rows): mean, then sum (x - mean)^2 (float64).
+__global__ void column_variance(const float* __restrict__ X, long r0, long rows, int d, double* __restrict__ col_tv) {
+  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c >= d) return;
+  double s = 0;
+  for (long r = r0; r < r0 + rows; ++r) s += X[r * d + c];
+  const double mean = s / static_cast<double>(rows);
+  double v = 0;
+  for (long r = r0; r < r0 + rows; ++r) {
+    const double e = X[r * d + c] - mean;
+    v += e * e;
+  }
+  col_tv[c] = v;
+}
+
+// Forward loss of row r: x_hat, e = x_hat - x, G = gscale[seg] e, sse_row[r] = sum e^2, and
+// dval[r, s] = G . W_dec[idx[r, s]] for active slots (0 otherwise). Dynamic shared memory: the G row.
+__global__ void forward_loss(const float* __restrict__ W, const float* __restrict__ b_dec, const float* __restrict__ X, int d,
+                             const int32_t* __restrict__ idx, const float* __restrict__ val, int k, long seg_rows,
+                             double gscale0, double gscale1, float* __restrict__ G, double* __restrict__ sse_row,
+                             float* __restrict__ dval) {
+  extern __shared__ float g_s[];
+  const long r = blockIdx.x;
+  const float gscale = static_cast<float>(r < seg_rows ? gscale0 : gscale1);
+  double sse = 0;
+  for (int c = threadIdx.x; c < d; c += blockDim.x) {
+    float o = b_dec[c];
+    for (int s = 0; s < k; ++s) {
+      const float v = val[r * k + s];
+      if (v != 0.f) o = fmaf(v, W[static_cast<long>(idx[r * k + s]) * d + c], o);
+    }
+    const float e = o - X[r * d + c];
+    sse += static_cast<double>(e) * e;
+    const float g = gscale * e;
+    g_s[c] = g;
+    G[r * d + c] = g;
+  }
+  const double total = block_sum(sse);
+  if (threadIdx.x == 0) sse_row[r] = total;
+  __syncthreads();
+  const int warps = blockDim.x >> 5, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  for (int s = warp; s < k; s += warps) {
+    const float v = val[r * k + s];
+    float dot = 0.f;
+    if (v > 0.f) {
+      const float* w = W + static_cast<long>(idx[r * k + s]) * d;
+      for (int c = lane; c < d; c += 32) dot = fmaf(g_s[c], w[c], dot);
+      dot = warp_sumf(dot);
+    }
+    if (lane == 0) dval[r * k + s] = v > 0.f ? dot : 0.f;
+  }
+}
+
+// count[idx] += 1 for every active entry; keys/pos for the sort (inactive entries get key m).
+__global__ void entry_keys(const int32_t* __restrict__ idx, const float* __restrict__ val, long n, int m,
+                           int* __restrict__ count, int* __restrict__ keys, int* __restrict__ pos) {
+  const long p = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
+  if (p >= n) return;
+  const bool on = val[p] > 0.f;
+  keys[p] = on ? idx[p] : m;
+  pos[p] = static_cast<int>(p);
+  if (on) atomicAdd(count + idx[p], 1);
+}
+
+// fires += count; since = count ? 0 : since + R.
+__global__ void latent_stats(const int* __restrict__ count, int m, long long R, double* __restrict__ fires,
+                             long long* __restrict__ since) {
+  const int j = blockIdx.x * blockDim.x + threadIdx.x;
+  if (j >= m) return;
+  fires[j] += count[j];
+  since[j] = count[j] ? 0 : since[j] + R;
+}
+
+// Latent j's gradient rows from its sorted entries e in [off[j], off[j+1]) (p = pos[e], r = p / k):
+// g_dec[j] = sum val_p G_r; g_enc[j] = sum dval_p x_r - (sum dval_p) b_dec; g_benc[j] = sum dval_p.
+__global__ void latent_grads(const int* __restrict__ off, const int* __restrict__ pos, const float* __restrict__ val,
+                             const float* __restrict__ dval, const float* __restrict__ G, const float* __restrict__ X,
+                             const float* __restrict__ b_dec, int d, int k, float* __restrict__ g_dec,
+                             float* __restrict__ g_enc, float* __restrict__ g_benc) {
+  const int j = blockIdx.x;
+  const int e0 = off[j], e1 = off[j + 1];
+  float dsum = 0.f;
+  for (int e = e0; e < e1; ++e) dsum += dval[pos[e]];
+  for (int c = threadIdx.x; c < d; c += blockDim.x) {
+    float gd = 0.f, ge = 0.f;
+    for (int e = e0; e < e1; ++e) {
+      const int p = pos[e];
+      const long r = p / k;
+      gd = fmaf(val[p], G[r * d + c], gd);
+      ge = fmaf(dval[p], X[r * d + c], ge);
+    }
+    ge = fmaf(-dsum, b_dec[c], ge);
+    g_dec[static_cast<long>(j) * d + c] = gd;
+    g_enc[static_cast<long>(j) * d + c] = ge;
+  }
+  if (threadIdx.x == 0) g_benc[j] = dsum;
+}
+
+// g_bdec[c] = sum_r G[r, c] - sum_j g_benc[j] W_enc[j, c] (float64 sums).
+__global__ void bdec_grad(const float* __restrict__ G, long R, const float* __restrict__ g_benc, const float* __restrict__ W_enc,
+                          int m, int d, float* __restrict__ g_bdec) {
+  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c >= d) return;
+  double s = 0;
+  for (long r = 0; r < R; ++r) s += G[r * d + c];
+  for (int j = 0; j < m; ++j) s -= static_cast<double>(g_benc[j]) * W_enc[static_cast<long>(j) * d + c];
+  g_bdec[c] = static_cast<float>(s);
+}
+
+// g_dec[j] -= (g_dec[j] . W_dec[j]) W_dec[j] (one block per latent).
+__global__ void project_rows(const float* __restrict__ W, float* __restrict__ g, int d) {
+  const long j = blockIdx.x;
+  double dot = 0;
+  for (int c = threadIdx.x; c < d; c += blockDim.x) dot += static_cast<double>(g[j * d + c]) * W[j * d + c];
+  const float f = static_cast<float>(block_sum(dot));
+  for (int c = threadIdx.x; c < d; c += blockDim.x) g[j * d + c] = fmaf(-f, W[j * d + c], g[j * d + c]);
+}
+
+// part[block] = sum of squares of a[0..n) over the block's grid-stride share (fixed grid: deterministic).
+__global__ void sum_squares(const float* __restrict__ a, long n, double* __restrict__ part) {
+  double s = 0;
+  for (long i = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x; i < n; i += static_cast<long>(gridDim.x) * blockDim.x)
+    s += static_cast<double>(a[i]) * a[i];
+  s = block_sum(s);
+  if (threadIdx.x == 0) part[blockIdx.x] = s;
+}
+
+// AdamW (torch formula, as the CPU kernel): p *= decay; m += (1-b1)(g s - m); v = b2 v + (1-b2)(g s)^2;
+// p -= step_size m / (sqrt(v) inv_sqrt_bc2 + eps).
+__global__ void adamw(float* __restrict__ p, float* __restrict__ m1, float* __restrict__ m2, const float* __restrict__ g, long n,
+                      DeviceAdamArgs a) {
+  for (long i = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x; i < n; i += static_cast<long>(gridDim.x) * blockDim.x) {
+    const float gi = g[i] * a.grad_scale;
+    float pi = p[i] * a.decay_factor;
+    const float mi = m1[i] + (1.f - a.beta1) * (gi - m1[i]);
+    const float vi = a.beta2 * m2[i] + (1.f - a.beta2) * gi * gi;
+    pi -= a.step_size * mi / (sqrtf(vi) * a.inv_sqrt_bc2 + a.eps);
+    p[i] = pi;
+    m1[i] = mi;
+    m2[i] = vi;
+  }
+}
+
+// W_dec[j] /= ||W_dec[j]|| + eps (one block per row).
+__global__ void renorm_rows(float* __restrict__ W, int d, float eps) {
+  const long j = blockIdx.x;
+  double s = 0;
+  for (int c = threadIdx.x; c < d; c += blockDim.x) s += static_cast<double>(W[j * d + c]) * W[j * d + c];
+  const float inv = 1.0f / (static_cast<float>(sqrt(block_sum(s))) + eps);
+  for (int c = threadIdx.x; c < d; c += blockDim.x) W[j * d + c] *= inv;
+}
+
+__global__ void add_into(float* __restrict__ a, const float* __restrict__ b, long n) {
+  const long i = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
+  if (i < n) a[i] += b[i];
+}
+
+long blocks_for(long n, int threads = kThreads) { return (n + threads - 1) / threads; }
+
+class CudaSae final : public DeviceSae {
+ public:
+  CudaSae(int d, int m, int k, DevicePrecision p) : d_(d), m_(m), k_(k), precision_(p) {
+    CMSAE_CUDA(cudaStreamCreate(&stream_));
+    const size_t md = static_cast<size_t>(m) * d;
+    W_enc_.alloc(md);
+    W_dec_.alloc(md);
+    b_enc_.alloc(m);
+    b_dec_.alloc(d);
+    const size_t sizes[4] = {md, static_cast<size_t>(m), md, static_cast<size_t>(d)};
+    for (int q = 0; q < 4; ++q)
+      for (int r = 0; r < 2; ++r) {
+        mom_[q][r].alloc(sizes[q]);
+        mom_[q][r].zero(stream_);
+      }
+    g_enc_.alloc(md);
+    g_dec_.alloc(md);
+    g_benc_.alloc(m);
+    g_bdec_.alloc(d);
+    fires_.alloc(m);
+    since_.alloc(m);
+    count_.alloc(static_cast<size_t>(m) + 1);
+    off_.alloc(static_cast<size_t>(m) + 1);
+    fires_.zero(stream_);
+    since_.zero(stream_);
+    col_tv_.alloc(d);
+    part_.alloc(kSumBlocks);
+    sync();
+  }
+  ~CudaSae() override {
+    if (stream_) cudaStreamDestroy(stream_);
+  }
+
+  void upload_params(const float* We, const float* be, const float* Wd, const float* bd) override {
+    W_enc_.upload(We, stream_);
+    b_enc_.upload(be, stream_);
+    W_dec_.upload(Wd, stream_);
+    b_dec_.upload(bd, stream_);
+    sync();
+  }
+  void download_params(float* We, float* be, float* Wd, float* bd) override {
+    W_enc_.download(We, stream_);
+    b_enc_.download(be, stream_);
+    W_dec_.download(Wd, stream_);
+    b_dec_.download(bd, stream_);
+    sync();
+  }
+  void upload_moments(const float* const mo[4][2]) override {
+    for (int q = 0; q < 4; ++q)
+      for (int r = 0; r < 2; ++r) mom_[q][r].upload(mo[q][r], stream_);
+    sync();
+  }
+  void download_moments(float* const mo[4][2]) override {
+    for (int q = 0; q < 4; ++q)
+      for (int r = 0; r < 2; ++r) mom_[q][r].download(mo[q][r], stream_);
+    sync();
+  }
+  void upload_latent_stats(const double* fires, const long long* since) override {
+    fires_.upload(fires, stream_);
+    since_.upload(since, stream_);
+    sync();
+  }
+  void download_latent_stats(double* fires, long long* since) override {
+    fires_.download(fires, stream_);
+    since_.download(since, stream_);
+    sync();
+  }
+
+  void encode(const float* x, long rows, int k, int32_t* idx, float* val) override {
+    const long chunk = std::max<long>(BM, std::min<long>(rows, 8192));
+    for (long r0 = 0; r0 < rows; r0 += chunk) {
+      const long n = std::min(chunk, rows - r0);
+      // Own buffers: the training forward's X, codes and dL/dval stay intact between forward and backward.
+      inf_X_.ensure(static_cast<size_t>(n) * d_);
+      inf_X_.upload(x + r0 * d_, stream_, static_cast<size_t>(n) * d_);
+      inf_idx_.ensure(static_cast<size_t>(n) * k);
+      inf_val_.ensure(static_cast<size_t>(n) * k);
+      run_encode(inf_X_.p, n, k, inf_idx_.p, inf_val_.p);
+      inf_idx_.download(idx + r0 * k, stream_, static_cast<size_t>(n) * k);
+      inf_val_.download(val + r0 * k, stream_, static_cast<size_t>(n) * k);
+      sync();
+    }
+  }
+
+  void decode(const int32_t* idx, const float* val, long rows, int k, float* out) override {
+    const long chunk = std::max<long>(1, std::min<long>(rows, 16384));
+    for (long r0 = 0; r0 < rows; r0 += chunk) {
+      const long n = std::min(chunk, rows - r0);
+      dec_idx_.ensure(static_cast<size_t>(n) * k);
+      dec_val_.ensure(static_cast<size_t>(n) * k);
+      dec_out_.ensure(static_cast<size_t>(n) * d_);
+      dec_idx_.upload(idx + r0 * k, stream_, static_cast<size_t>(n) * k);
+      dec_val_.upload(val + r0 * k, stream_, static_cast<size_t>(n) * k);
+      decode_rows<<<n, kThreads, 0, stream_>>>(W_dec_.p, b_dec_.p, d_, dec_idx_.p, dec_val_.p, k, dec_out_.p);
+      CMSAE_CUDA(cudaGetLastError());
+      dec_out_.download(out + r0 * d_, stream_, static_cast<size_t>(n) * d_);
+      sync();
+    }
+  }
+
+  DeviceForward forward(const float* x, const float* y, long rows, double w, bool fvu) override {
+    const int nseg = y ? 2 : 1;
+    const long R = rows * nseg;
+    R_ = R;
+    X_.ensure(static_cast<size_t>(R) * d_);
+    X_.upload(x, stream_, static_cast<size_t>(rows) * d_);
+    if (y) CMSAE_CUDA(cudaMemcpyAsync(X_.p + static_cast<size_t>(rows) * d_, y, sizeof(float) * rows * d_, cudaMemcpyHostToDevice, stream_));
+    DeviceForward f;
+    std::vector<double> tv(d_);
+    for (int s = 0; s < nseg; ++s) {
+      column_variance<<<blocks_for(d_), kThreads, 0, stream_>>>(X_.p, s * rows, rows, d_, col_tv_.p);
+      CMSAE_CUDA(cudaGetLastError());
+      col_tv_.download(tv.data(), stream_);
+      sync();
+      for (int c = 0; c < d_; ++c) f.total_variance[s] += tv[c];
+      if (fvu && !(f.total_variance[s] > 0.0)) {
+        f.degenerate = true;
+        return f;
+      }
+    }
+    codes_idx_.ensure(static_cast<size_t>(R) * k_);
+    codes_val_.ensure(static_cast<size_t>(R) * k_);
+    run_encode(X_.p, R, k_, codes_idx_.p, codes_val_.p);
+    G_.ensure(static_cast<size_t>(R) * d_);
+    dval_.ensure(static_cast<size_t>(R) * k_);
+    sse_row_.ensure(R);
+    double gs[2] = {0, 0};
+    for (int s = 0; s < nseg; ++s) gs[s] = w * 2.0 / (fvu ? f.total_variance[s] : static_cast<double>(rows) * d_);
+    forward_loss<<<R, kThreads, sizeof(float) * d_, stream_>>>(W_dec_.p, b_dec_.p, X_.p, d_, codes_idx_.p, codes_val_.p, k_, rows,
+                                                               gs[0], gs[1], G_.p, sse_row_.p, dval_.p);
+    CMSAE_CUDA(cudaGetLastError());
+    // Latent statistics and the sort keys of the backward.
+    const long n = R * k_;
+    keys_.ensure(n);
+    pos_.ensure(n);
+    keys_sorted_.ensure(n);
+    pos_sorted_.ensure(n);
+    count_.zero(stream_);
+    entry_keys<<<blocks_for(n), kThreads, 0, stream_>>>(codes_idx_.p, codes_val_.p, n, m_, count_.p, keys_.p, pos_.p);
+    latent_stats<<<blocks_for(m_), kThreads, 0, stream_>>>(count_.p, m_, R, fires_.p, since_.p);
+    CMSAE_CUDA(cudaGetLastError());
+    std::vector<double> sse(R);
+    sse_row_.download(sse.data(), stream_, R);
+    std::vector<int> counts(m_);
+    count_.download(counts.data(), stream_, m_);
+    sync();
+    for (int s = 0; s < nseg; ++s)
+      for (long r = s * rows; r < (s + 1) * rows; ++r) f.sse[s] += sse[r];
+    for (int j = 0; j < m_; ++j) f.active += counts[j];
+    have_forward_ = true;
+    return f;
+  }
+
+  void download_codes(int32_t* idx, float* val) override {
+    require_forward();
+    codes_idx_.download(idx, stream_, static_cast<size_t>(R_) * k_);
+    codes_val_.download(val, stream_, static_cast<size_t>(R_) * k_);
+    sync();
+  }
+
+  void add_dval(const float* delta) override {
+    require_forward();
+    const long n = R_ * k_;
+    tmp_.ensure(n);
+    tmp_.upload(delta, stream_, n);
+    add_into<<<blocks_for(n), kThreads, 0, stream_>>>(dval_.p, tmp_.p, n);
+    CMSAE_CUDA(cudaGetLastError());
+    sync();
+  }
+
+  double backward(bool project) override {
+    require_forward();
+    const long n = R_ * k_;
+    int bits = 1;
+    while ((1L << bits) <= m_) ++bits;
+    size_t temp_bytes = 0;
+    CMSAE_CUDA(cub::DeviceRadixSort::SortPairs(nullptr, temp_bytes, keys_.p, keys_sorted_.p, pos_.p, pos_sorted_.p, n, 0, bits, stream_));
+    sort_temp_.ensure(temp_bytes);
+    CMSAE_CUDA(cub::DeviceRadixSort::SortPairs(sort_temp_.p, temp_bytes, keys_.p, keys_sorted_.p, pos_.p, pos_sorted_.p, n, 0, bits, stream_));
+    // offsets = exclusive scan of the per-latent counts (count_[m] is 0).
+    size_t scan_bytes = 0;
+    CMSAE_CUDA(cub::DeviceScan::ExclusiveSum(nullptr, scan_bytes, count_.p, off_.p, m_ + 1, stream_));
+    scan_temp_.ensure(scan_bytes);
+    CMSAE_CUDA(cub::DeviceScan::ExclusiveSum(scan_temp_.p, scan_bytes, count_.p, off_.p, m_ + 1, stream_));
+    latent_grads<<<m_, kThreads, 0, stream_>>>(off_.p, pos_sorted_.p, codes_val_.p, dval_.p, G_.p, X_.p, b_dec_.p, d_, k_,
+                                               g_dec_.p, g_enc_.p, g_benc_.p);
+    bdec_grad<<<blocks_for(d_), kThreads, 0, stream_>>>(G_.p, R_, g_benc_.p, W_enc_.p, m_, d_, g_bdec_.p);
+    if (project) project_rows<<<m_, kThreads, 0, stream_>>>(W_dec_.p, g_dec_.p, d_);
+    CMSAE_CUDA(cudaGetLastError());
+    have_grads_ = true;
+    const long md = static_cast<long>(m_) * d_;
+    return sumsq(g_enc_.p, md) + sumsq(g_dec_.p, md) + sumsq(g_benc_.p, m_) + sumsq(g_bdec_.p, d_);
+  }
+
+  void download_grads(float* ge, float* gbe, float* gd, float* gbd) override {
+    if (!have_grads_) fail("ERR_STATE", "no gradients on the device yet: run a training step first");
+    g_enc_.download(ge, stream_);
+    g_benc_.download(gbe, stream_);
+    g_dec_.download(gd, stream_);
+    g_bdec_.download(gbd, stream_);
+    sync();
+  }
+
+  void apply_update(const DeviceAdamArgs args[4], bool normalize, float eps) override {
+    if (!have_grads_) fail("ERR_STATE", "applyUpdate needs gradients: call forwardBackward first");
+    float* params[4] = {W_enc_.p, b_enc_.p, W_dec_.p, b_dec_.p};
+    const float* grads[4] = {g_enc_.p, g_benc_.p, g_dec_.p, g_bdec_.p};
+    const long sizes[4] = {static_cast<long>(m_) * d_, m_, static_cast<long>(m_) * d_, d_};
+    for (int q = 0; q < 4; ++q) {
+      const long blocks = std::min<long>(blocks_for(sizes[q]), 4096);
+      adamw<<<blocks, kThreads, 0, stream_>>>(params[q], mom_[q][0].p, mom_[q][1].p, grads[q], sizes[q], args[q]);
+    }
+    if (normalize) renorm_rows<<<m_, kThreads, 0, stream_>>>(W_dec_.p, d_, eps);
+    CMSAE_CUDA(cudaGetLastError());
+    sync();
+  }
+
+  void renormalize_decoder(float eps) override {
+    renorm_rows<<<m_, kThreads, 0, stream_>>>(W_dec_.p, d_, eps);
+    CMSAE_CUDA(cudaGetLastError());
+    sync();
+  }
+
+  void set_precision(DevicePrecision p) override { precision_ = p; }
+
+ private:
+  static constexpr int kSumBlocks = 512;
+
+  void sync() { CMSAE_CUDA(cudaStreamSynchronize(stream_)); }
+  void require_forward() const {
+    if (!have_forward_) fail("ERR_STATE", "no training forward pass on the device yet");
+  }
+
+  double sumsq(const float* a, long n) {
+    sum_squares<<<kSumBlocks, kThreads, 0, stream_>>>(a, n, part_.p);
+    CMSAE_CUDA(cudaGetLastError());
+    std::vector<double> part(kSumBlocks);
+    part_.download(part.data(), stream_, kSumBlocks);
+    sync();
+    double s = 0;
+    for (double v : part) s += v;
+    return s;
+  }
+
+  // Codes of `rows` device rows X (b_dec subtracted on the fly) into device idx/val [rows, k].
+  void run_encode(const float* X, long rows, int k, int32_t* idx, float* val) {
+    const int tiles = (m_ + BN - 1) / BN;
+    const int kk = std::min(k, BN);
+    const long n = static_cast<long>(tiles) * kk;
+    cand_.ensure(static_cast<size_t>(rows) * n);
+    const dim3 grid(tiles, static_cast<unsigned>((rows + BM - 1) / BM));
+    if (precision_ == DevicePrecision::Tf32)
+      encode_tiles<true><<<grid, kThreads, 0, stream_>>>(X, b_dec_.p, W_enc_.p, b_enc_.p, static_cast<int>(rows), d_, m_, kk, cand_.p);
+    else
+      encode_tiles<false><<<grid, kThreads, 0, stream_>>>(X, b_dec_.p, W_enc_.p, b_enc_.p, static_cast<int>(rows), d_, m_, kk, cand_.p);
+    CMSAE_CUDA(cudaGetLastError());
+    const int warps = kThreads / 32;
+    merge_candidates<<<(rows + warps - 1) / warps, kThreads, 0, stream_>>>(cand_.p, static_cast<int>(rows), static_cast<int>(n), k, m_, idx, val);
+    CMSAE_CUDA(cudaGetLastError());
+  }
+
+  int d_, m_, k_;
+  DevicePrecision precision_;
+  cudaStream_t stream_ = nullptr;
+  long R_ = 0;
+  bool have_forward_ = false, have_grads_ = false;
+  DeviceBuffer<float> W_enc_, W_dec_, b_enc_, b_dec_, mom_[4][2], g_enc_, g_dec_, g_benc_, g_bdec_;
+  DeviceBuffer<double> fires_, col_tv_, part_, sse_row_;
+  DeviceBuffer<long long> since_;
+  DeviceBuffer<int> count_, off_, keys_, pos_, keys_sorted_, pos_sorted_;
+  DeviceBuffer<float> X_, G_, dval_, codes_val_, tmp_, dec_val_, dec_out_, inf_X_, inf_val_;
+  DeviceBuffer<int32_t> codes_idx_, dec_idx_, inf_idx_;
+  DeviceBuffer<unsigned long long> cand_;
+  DeviceBuffer<unsigned char> sort_temp_, scan_temp_;
+};
+
+}  // namespace
+
+std::unique_ptr<DeviceSae> create_device_sae(int d, int m, int k, DevicePrecision precision) {
+  const DeviceInfo info = query_devices();
+  if (!info.available)
+    fail("ERR_CUDA_UNAVAILABLE", "device 'cuda' was requested but no CUDA device can be used (" + info.message +
+                                     "): use device 'cpu' or 'auto'");
+  if (d > 12288) fail("ERR_ARG", "the CUDA backend supports d <= 12288 (one row of dL/dx_hat in shared memory); use device 'cpu'");
+  if (static_cast<long long>(m) * d > (1LL << 31) - 1)
+    fail("ERR_ARG", "the CUDA backend needs m * d < 2^31; use device 'cpu'");
+  return std::make_unique<CudaSae>(d, m, k, precision);
+}
+
+}  // namespace cmsae::cuda

@@ -1,0 +1,12 @@
+// Factory of the CUDA Top-K SAE (cuda/sae_device.cu), callable from plain C++.
+#pragma once
+#include <memory>
+
+#include "../native/sae/device_sae.h"
+
+namespace cmsae::cuda {
+
+// Throws ERR_CUDA_UNAVAILABLE when no device can be used.
+std::unique_ptr<DeviceSae> create_device_sae(int d, int m, int k, DevicePrecision precision);
+
+}  // namespace cmsae::cuda

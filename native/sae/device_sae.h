@@ -1,0 +1,62 @@
+// The device (CUDA) half of a Top-K SAE, behind a plain C++ interface: SaeModel keeps the host copy of
+// every array and mirrors it to a DeviceSae when its device is CUDA. The implementation lives in cuda/
+// (sae_device.cu) and registers its factory at addon load; builds without CUDA have no factory.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace cmsae {
+
+// GEMM precision of the fused encode on the device: FP32 (SIMT), TF32 tensor cores (FP32 accumulation).
+enum class DevicePrecision { Fp32 = 0, Tf32 = 1 };
+
+struct DeviceAdamArgs {
+  float beta1, beta2, eps, decay_factor, step_size, inv_sqrt_bc2, grad_scale;
+};
+
+struct DeviceForward {
+  bool degenerate = false;    // an FVU segment with zero total variance (nothing was changed)
+  double sse[2] = {0, 0};     // per segment
+  double total_variance[2] = {0, 0};
+  long long active = 0;       // active (value > 0) code entries of the batch
+};
+
+class DeviceSae {
+ public:
+  virtual ~DeviceSae() = default;
+  // Parameters in the host layout: encoder rows [m, d] (latent-major), b_enc [m], W_dec [m, d], b_dec [d].
+  virtual void upload_params(const float* W_enc_rows, const float* b_enc, const float* W_dec, const float* b_dec) = 0;
+  virtual void download_params(float* W_enc_rows, float* b_enc, float* W_dec, float* b_dec) = 0;
+  // AdamW moments: [param][moment], params 0 W_enc rows, 1 b_enc, 2 W_dec, 3 b_dec.
+  virtual void upload_moments(const float* const moments[4][2]) = 0;
+  virtual void download_moments(float* const moments[4][2]) = 0;
+  virtual void upload_latent_stats(const double* fires, const long long* since) = 0;
+  virtual void download_latent_stats(double* fires, long long* since) = 0;
+  // Inference: x (host, [rows, d]) -> the k best ReLU pre-activations per row, best first, padded with
+  // value-0 slots holding the smallest unused latent indices (the CPU engine's convention).
+  virtual void encode(const float* x, long rows, int k, int32_t* idx, float* val) = 0;
+  virtual void decode(const int32_t* idx, const float* val, long rows, int k, float* out) = 0;
+  // Training forward over X = [x; y] (y may be null): segment statistics, encode, decode, dL/dx_hat
+  // (scaled by w * 2 / denominator per segment), dL/dval and the latent statistics. fvu selects the
+  // denominator (total variance) or MSE (rows * d).
+  virtual DeviceForward forward(const float* x, const float* y, long rows, double w, bool fvu) = 0;
+  // The last forward's codes ([R, k], host copies) and an additive correction of dL/dval (code-level losses).
+  virtual void download_codes(int32_t* idx, float* val) = 0;
+  virtual void add_dval(const float* delta) = 0;
+  // Sparse backward (+ decoder-gradient projection); returns the squared global gradient norm.
+  virtual double backward(bool project) = 0;
+  // Dense gradients in the host layout (encoder rows [m, d]).
+  virtual void download_grads(float* g_W_enc_rows, float* g_b_enc, float* g_W_dec, float* g_b_dec) = 0;
+  virtual void apply_update(const DeviceAdamArgs args[4], bool normalize, float decoder_eps) = 0;
+  virtual void renormalize_decoder(float decoder_eps) = 0;
+  virtual void set_precision(DevicePrecision p) = 0;
+};
+
+// Factory registered by the CUDA build (nullptr otherwise). It throws ERR_CUDA_UNAVAILABLE when no
+// device can be used.
+using DeviceSaeFactory = std::unique_ptr<DeviceSae> (*)(int d, int m, int k, DevicePrecision precision);
+void set_device_sae_factory(DeviceSaeFactory f);
+DeviceSaeFactory device_sae_factory();
+
+}  // namespace cmsae
