@@ -19,6 +19,7 @@
         "native/sae/pair_loss.cc",
         "native/binding/corr_wrap.cc",
         "native/corr/corr_accumulator.cc",
+        "native/corr/device_corr.cc",
         "native/lap/dense_sap.cc",
         "native/lap/sparse_certified.cc",
         "native/lap/scan_kernels_scalar.cc",

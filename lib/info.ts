@@ -6,8 +6,8 @@ import { VERSION } from './version.js';
 
 export interface Info {
   version: string;
-  /** Backend used for computation (the CUDA backend is not wired to kernels yet). */
-  backend: 'cpu';
+  /** Where a new SAE with default options runs ('auto': CUDA when a device can be used; CMSAE_DEVICE overrides). */
+  backend: 'cpu' | 'cuda';
   /** Native build flavor: 'cpu', or 'cuda' when compiled with nvcc. */
   build: 'cpu' | 'cuda';
   /** SIMD level in use and the best one this CPU supports. */
@@ -26,7 +26,7 @@ export function info(): Info {
   const bi = b.buildInfo();
   return {
     version: VERSION,
-    backend: 'cpu',
+    backend: defaultBackend(b.cudaInfo()),
     build: bi.flavor,
     simd: bi.simd,
     simdDetected: bi.simdDetected,
@@ -37,6 +37,12 @@ export function info(): Info {
     node: process.version,
     platform: `${process.platform}-${process.arch}`,
   };
+}
+
+function defaultBackend(c: NativeCudaInfo): 'cpu' | 'cuda' {
+  const env = process.env.CMSAE_DEVICE;
+  if (env === 'cpu') return 'cpu';
+  return c.compiled && c.available ? 'cuda' : 'cpu';
 }
 
 /** Sets the native thread count (default: CMSAE_THREADS, else the number of cores). Returns it. */

@@ -5,6 +5,7 @@ import { QueuedHandle } from '../native/queued-handle.js';
 import type { NativeCorrHandle, NativeCorrStats } from '../native/types.js';
 import type { Matrix, SparseCodes } from '../types.js';
 import { checkCodes } from '../validate.js';
+import { cudaDeviceAvailable, type Device } from '../sae/options.js';
 
 /**
  * n (rows seen); firesA/B (rows in which each latent is active, value != 0); aliveA/B (1 when the latent fired
@@ -21,6 +22,17 @@ export interface TopCorrelations {
   cols: { k: number; indices: Int32Array; values: Float32Array };
 }
 
+function resolveCorrDevice(requested: Device | undefined): 'cpu' | 'cuda' {
+  const d = requested ?? (process.env.CMSAE_DEVICE as Device | undefined) ?? 'auto';
+  if (d !== 'auto' && d !== 'cpu' && d !== 'cuda') throw new SaeError('ERR_ARG', `device must be 'auto', 'cpu' or 'cuda', got '${String(d)}'`);
+  if (d === 'auto') return cudaDeviceAvailable() ? 'cuda' : 'cpu';
+  if (d === 'cuda' && !cudaDeviceAvailable()) {
+    const c = native().cudaInfo();
+    throw new SaeError('ERR_CUDA_UNAVAILABLE', `device 'cuda' was requested but no CUDA device can be used (${c.compiled ? c.message : 'this build has no CUDA backend'}): use device 'cpu' or 'auto'`);
+  }
+  return d;
+}
+
 /**
  * Accumulates, over paired rows of codes a (from SAE A) and b (from SAE B), the moments and co-moments
  * S_ij = sum a_i b_j in float64 without densifying the codes: O(rows * kA * kB) work plus O(mA * mB)
@@ -31,17 +43,21 @@ export class CorrelationAccumulator implements Disposable {
   readonly mA: number;
   readonly mB: number;
 
-  constructor(mA: number, mB: number);
+  /**
+   * @param opts.device where the pair products accumulate: 'auto' (default; CMSAE_DEVICE overrides: CUDA when a
+   *   device exists), 'cpu' or 'cuda' (ERR_CUDA_UNAVAILABLE without one). The per-latent moments stay on the CPU.
+   */
+  constructor(mA: number, mB: number, opts?: { device?: Device });
   /** @internal */
-  constructor(mA: number, mB: number, handle: NativeCorrHandle);
-  constructor(mA: number, mB: number, handle?: NativeCorrHandle) {
+  constructor(mA: number, mB: number, opts: { device?: Device } | undefined, handle: NativeCorrHandle);
+  constructor(mA: number, mB: number, opts: { device?: Device } = {}, handle?: NativeCorrHandle) {
     if (!handle) {
       for (const [name, v] of [['mA', mA], ['mB', mB]] as const)
         if (!Number.isInteger(v) || v < 1) throw new SaeError('ERR_ARG', `${name} must be an integer >= 1, got ${String(v)}`);
     }
     this.mA = mA;
     this.mB = mB;
-    this.#handle = new QueuedHandle(handle ?? new (native().NativeCorr)(mA, mB), 'this CorrelationAccumulator');
+    this.#handle = new QueuedHandle(handle ?? new (native().NativeCorr)(mA, mB, resolveCorrDevice(opts?.device)), 'this CorrelationAccumulator');
   }
 
   #native(): NativeCorrHandle {
@@ -84,7 +100,7 @@ export class CorrelationAccumulator implements Disposable {
     if (!(bytes instanceof Uint8Array)) throw new SaeError('ERR_DTYPE', 'deserialize needs a Uint8Array');
     const h = new (native().NativeCorr)(bytes);
     const s = h.stats(1);
-    return new CorrelationAccumulator(s.firesA.length, s.firesB.length, h);
+    return new CorrelationAccumulator(s.firesA.length, s.firesB.length, undefined, h);
   }
 
   /** Rows added so far. */

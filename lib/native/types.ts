@@ -114,7 +114,7 @@ export interface NativeAssignment {
 
 export interface NativeBinding {
   NativeSae: new (options: Record<string, unknown>) => NativeSaeHandle;
-  NativeCorr: { new (mA: number, mB: number): NativeCorrHandle; new (bytes: Uint8Array): NativeCorrHandle };
+  NativeCorr: { new (mA: number, mB: number, device?: 'cpu' | 'cuda'): NativeCorrHandle; new (bytes: Uint8Array): NativeCorrHandle };
   solveAssignment(data: Float32Array | Float64Array, rows: number, cols: number, maximize: boolean, algorithm: string, k: number): NativeAssignment;
   solveAssignmentAsync(data: Float32Array | Float64Array, rows: number, cols: number, maximize: boolean, algorithm: string, k: number): Promise<NativeAssignment>;
   certifyAssignment(

@@ -14,6 +14,7 @@
 
 #if defined(CMSAE_WITH_CUDA)
 #include "device_info.h"
+#include "corr_device.h"
 #include "sae_device.h"
 #endif
 
@@ -99,6 +100,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData<AddonData>(data);
 #if defined(CMSAE_WITH_CUDA)
   set_device_sae_factory(&cuda::create_device_sae);
+  set_device_corr_factory(&cuda::create_device_corr);
 #endif
   Napi::Function sae = NativeSae::define(env);
   data->sae_ctor = Napi::Persistent(sae);

@@ -66,6 +66,12 @@ NativeCorr::NativeCorr(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Native
         throw_js(env, "ERR_ARG", "mA x mB = " + std::to_string(mA * mB) +
                                      " co-moments (8 bytes each) is more than this accumulator supports (2^32)");
       acc_ = std::make_unique<CorrAccumulator>(static_cast<int>(mA), static_cast<int>(mB));
+      // new NativeCorr(mA, mB, 'cuda' | 'cpu')
+      if (info.Length() > 2 && info[2].IsString()) {
+        const std::string dev = info[2].As<Napi::String>().Utf8Value();
+        if (dev != "cpu" && dev != "cuda") throw_js(env, "ERR_ARG", "device must be 'cpu' or 'cuda' (resolve 'auto' first)");
+        acc_->use_device(dev == "cuda");
+      }
     }
   });
   accounted_bytes_ = static_cast<int64_t>(acc_->mA()) * acc_->mB() * 8;

@@ -168,10 +168,38 @@ void CorrAccumulator::add(const int32_t* ai, const float* av, int kA, const int3
   if (mB_ <= 65536) append_rows(bi, bv, kB, rows, mB_, count_b.data(), B_, bufB_off_, b_sink(bufB16_));
   else append_rows(bi, bv, kB, rows, mB_, count_b.data(), B_, bufB_off_, b_sink(bufB32_));
   n_ += rows;
+  if (dev_) {
+    // The moments are in A_/B_ now; the pair products go to the device instead of the CPU flush.
+    dev_->add(ai, av, kA, bi, bv, kB, rows);
+    bufA_off_.clear();
+    bufB_off_.clear();
+    bufA_idx_.clear();
+    bufA_val_.clear();
+    bufB16_.clear();
+    bufB32_.clear();
+    return;
+  }
   if (bufA_idx_.size() >= kFlushEntries) flush();
 }
 
+void CorrAccumulator::use_device(bool cuda) {
+  if (!cuda) {
+    if (dev_) {
+      dev_->drain(S_.data());
+      dev_.reset();
+    }
+    return;
+  }
+  if (dev_) return;
+  DeviceCorrFactory make = device_corr_factory();
+  if (!make)
+    fail("ERR_CUDA_UNAVAILABLE", "this build of crossmodal-sae has no CUDA backend (it was built without nvcc): use device 'cpu' or 'auto'");
+  flush();
+  dev_ = make(mA_, mB_);
+}
+
 void CorrAccumulator::flush() {
+  if (dev_) dev_->drain(S_.data());
   if (bufA_off_.size() < 2) return;
   static const bool profile = std::getenv("CMSAE_PROFILE") != nullptr;
   const auto t0 = std::chrono::steady_clock::now();

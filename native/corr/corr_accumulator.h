@@ -2,10 +2,12 @@
 // per latent n, sum a, sum a^2, fire count, min/max of nonzero values; per pair S_ij = sum_n a_i b_j (float64).
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "../common/aligned.h"
+#include "device_corr.h"
 
 namespace cmsae {
 
@@ -31,6 +33,9 @@ class CorrAccumulator {
   // Adds `rows` paired rows of codes (A: [rows, kA], B: [rows, kB]); a value of 0 means "not active".
   // Validates everything (indices in range, no duplicate active index in a row, finite values) first.
   void add(const int32_t* ai, const float* av, int kA, const int32_t* bi, const float* bv, int kB, long rows);
+  // Accumulates the pair products on the CUDA device (ERR_CUDA_UNAVAILABLE without one) or back on the CPU.
+  void use_device(bool cuda);
+  bool on_device() const { return dev_ != nullptr; }
   // this += other (same mA, mB); equal to one pass over both streams up to float64 rounding.
   void merge(CorrAccumulator& other);
 
@@ -82,6 +87,7 @@ class CorrAccumulator {
     float a;
   };
   RawVector<BEntry> ent_;
+  std::unique_ptr<DeviceCorr> dev_;  // CUDA co-moments (drained into S_ by flush())
 };
 
 }  // namespace cmsae

@@ -9,7 +9,7 @@ describe('info, threads and the addon loader', () => {
   it('info() reports version, backend, SIMD level, threads and CUDA availability', () => {
     const i = info();
     expect(i.version).to.match(/^\d+\.\d+\.\d+/);
-    expect(i.backend).to.equal('cpu');
+    expect(i.backend).to.equal(i.cuda.compiled && i.cuda.available && process.env.CMSAE_DEVICE !== 'cpu' ? 'cuda' : 'cpu');
     expect(['cpu', 'cuda']).to.include(i.build);
     expect(['scalar', 'avx2', 'avx512']).to.include(i.simd);
     expect(i.threads).to.be.at.least(1);

@@ -1,0 +1,251 @@
+/**
+ * The CUDA backend against the CPU engine on random and awkward shapes (skipped, with the reason, where no
+ * CUDA device can be used), and the device selection rules (run everywhere).
+ *
+ * Tolerances: encode in fp32 computes the same pre-activations in a different summation order, so values
+ * agree to ~1e-5 relative and the selected index sets may differ only where two candidates are within that
+ * of each other at the k-th place (near-ties). tf32 rounds the GEMM inputs to 10 mantissa bits: values agree
+ * to ~2e-3 relative and a training run's loss to ~1e-2.
+ */
+import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { CorrelationAccumulator, SaeError, TopKSAE, info, type Matrix, type SaeWeights, type SparseCodes } from '../../lib/index.js';
+import { cudaDeviceAvailable } from '../../lib/sae/options.js';
+import { expectSaeError } from '../helpers/expect-error.js';
+import { Rng } from '../helpers/random.js';
+import { worstRatio } from '../helpers/sae.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+function randomWeights(rng: Rng, d: number, m: number): SaeWeights {
+  const W_dec = rng.normals(m * d);
+  for (let j = 0; j < m; j++) {
+    let s = 0;
+    for (let c = 0; c < d; c++) s += W_dec[j * d + c] ** 2;
+    for (let c = 0; c < d; c++) W_dec[j * d + c] /= Math.sqrt(s);
+  }
+  const W_enc = new Float32Array(d * m);
+  for (let j = 0; j < m; j++) for (let c = 0; c < d; c++) W_enc[c * m + j] = W_dec[j * d + c] + 0.1 * rng.normal();
+  return { W_enc: { rows: d, cols: m, data: W_enc }, b_enc: rng.normals(m, 0.05), W_dec: { rows: m, cols: d, data: W_dec }, b_dec: rng.normals(d, 0.05) };
+}
+
+const batch = (rng: Rng, rows: number, d: number): Matrix => ({ rows, cols: d, data: rng.normals(rows * d) });
+
+/** Same codes up to near-ties: per row, equal value per shared index and any differing index within tol of the k-th value. */
+function expectSameCodes(gpu: SparseCodes, cpu: SparseCodes, rtol: number): void {
+  expect(gpu.rows).to.equal(cpu.rows);
+  expect(gpu.k).to.equal(cpu.k);
+  const k = cpu.k;
+  for (let r = 0; r < cpu.rows; r++) {
+    const a = new Map<number, number>(), b = new Map<number, number>();
+    for (let s = 0; s < k; s++) {
+      if (cpu.values[r * k + s] > 0) a.set(cpu.indices[r * k + s], cpu.values[r * k + s]);
+      if (gpu.values[r * k + s] > 0) b.set(gpu.indices[r * k + s], gpu.values[r * k + s]);
+    }
+    let kth = Infinity;
+    for (const v of a.values()) kth = Math.min(kth, v);
+    for (const [j, v] of a) {
+      const g = b.get(j);
+      if (g === undefined) expect(Math.abs(v - kth), `row ${r}: latent ${j} (${v}) missing on the GPU far from the k-th value ${kth}`).to.be.at.most(rtol * Math.max(1, kth) * 10);
+      else expect(Math.abs(g - v), `row ${r} latent ${j}`).to.be.at.most(rtol * Math.max(1, Math.abs(v)));
+    }
+    // Slot order: best first on both.
+    for (let s = 1; s < k; s++) expect(gpu.values[r * k + s]).to.be.at.most(gpu.values[r * k + s - 1]);
+  }
+}
+
+describe('CUDA backend: device selection (every machine)', () => {
+  it("'auto' resolves to the CPU without a device, 'cuda' without one is ERR_CUDA_UNAVAILABLE, options the backend lacks stay on the CPU", function () {
+    const have = cudaDeviceAvailable();
+    using a = TopKSAE.create({ d: 8, m: 16, k: 2 });
+    expect(a.options.device).to.equal(have ? 'cuda' : 'cpu');
+    using b = TopKSAE.create({ d: 8, m: 16, k: 2, activation: 'batchtopk' });
+    expect(b.options.device).to.equal('cpu');
+    using c = TopKSAE.create({ d: 8, m: 16, k: 2, device: 'cpu' });
+    expect(c.options.device).to.equal('cpu');
+    expectSaeError(() => TopKSAE.create({ d: 8, m: 16, k: 2, device: 'cuda', auxCoef: 1 }), 'ERR_ARG', /topk/);
+    if (!have) {
+      const e = expectSaeError(() => TopKSAE.create({ d: 8, m: 16, k: 2, device: 'cuda' }), 'ERR_CUDA_UNAVAILABLE', /use device 'cpu'/);
+      expect(e).to.be.instanceOf(SaeError);
+    }
+    expectSaeError(() => TopKSAE.create({ d: 8, m: 16, k: 2, device: 'gpu' as never }), 'ERR_ARG', /device/);
+    if (!have) expectSaeError(() => new CorrelationAccumulator(4, 4, { device: 'cuda' }), 'ERR_CUDA_UNAVAILABLE');
+    using acc = new CorrelationAccumulator(4, 4, { device: 'cpu' });
+    expect(acc.mA).to.equal(4);
+  });
+
+  it('CMSAE_DEVICE sets the default device of every SAE (an explicit option wins)', () => {
+    const script = `import { TopKSAE } from './lib/index.js';
+try { const s = TopKSAE.create({ d: 4, m: 8, k: 1 }); console.log('device', s.options.device); } catch (e) { console.log('error', e.code); }
+const c = TopKSAE.create({ d: 4, m: 8, k: 1, device: 'cpu' }); console.log('explicit', c.options.device);`;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: root, encoding: 'utf8', env: { ...process.env, CMSAE_DEVICE: 'cuda' } });
+    expect(r.status, r.stderr).to.equal(0);
+    expect(r.stdout).to.match(cudaDeviceAvailable() ? /device cuda/ : /error ERR_CUDA_UNAVAILABLE/);
+    expect(r.stdout).to.match(/explicit cpu/);
+  });
+
+  it('the build reports whether CUDA was compiled in', () => {
+    const i = info();
+    expect(i.cuda.compiled).to.equal(i.build === 'cuda');
+    expect(i.backend).to.equal(cudaDeviceAvailable() && process.env.CMSAE_DEVICE !== 'cpu' ? 'cuda' : 'cpu');
+  });
+});
+
+describe('CUDA backend: parity with the CPU engine', function () {
+  this.timeout(300_000);
+  before(function () {
+    if (!cudaDeviceAvailable()) {
+      const c = info().cuda;
+      console.log(`      (skipped: no usable CUDA device here — ${c.compiled ? c.message : 'this build has no CUDA backend'}; run bench/gpu.sh on a GPU machine)`);
+      this.skip();
+    }
+  });
+
+  const shapes = [
+    { d: 64, m: 256, k: 8, rows: 64 },
+    { d: 33, m: 300, k: 5, rows: 70 }, // nothing a multiple of a tile
+    { d: 128, m: 1000, k: 1, rows: 1 },
+    { d: 40, m: 300, k: 150, rows: 65 }, // k larger than a tile's 128 latents
+    { d: 512, m: 8192, k: 32, rows: 1024 }, // the paper's shape
+  ];
+
+  for (const s of shapes)
+    it(`encode and decode match in fp32 (d ${s.d}, m ${s.m}, k ${s.k}, rows ${s.rows}); tf32 within 2e-3`, () => {
+      const rng = new Rng(s.d * 7 + s.m);
+      const w = randomWeights(rng, s.d, s.m);
+      using cpu = TopKSAE.fromWeights(w, { k: s.k, device: 'cpu' });
+      using gpu = TopKSAE.fromWeights(w, { k: s.k, device: 'cuda', precision: 'fp32' });
+      using tf = TopKSAE.fromWeights(w, { k: s.k, device: 'cuda', precision: 'tf32' });
+      const x = batch(rng, s.rows, s.d);
+      const cc = cpu.encode(x);
+      expectSameCodes(gpu.encode(x), cc, 2e-5);
+      expectSameCodes(tf.encode(x), cc, 3e-3);
+      const xc = cpu.decode(cc), xg = gpu.decode(cc);
+      expect(worstRatio(xg.data, xc.data, 1e-5, 1e-5).ratio).to.be.at.most(1);
+    });
+
+  for (const s of shapes.slice(0, 4))
+    it(`gradients, one step and ten steps match (d ${s.d}, m ${s.m}, k ${s.k})`, () => {
+      const rng = new Rng(s.m + 1);
+      const w = randomWeights(rng, s.d, s.m);
+      const rows = Math.max(8, s.rows);
+      const opts = { k: s.k, weightDecay: 1e-3, loss: 'fvu' as const };
+      using cpu = TopKSAE.fromWeights(w, { ...opts, device: 'cpu' });
+      using gpu = TopKSAE.fromWeights(w, { ...opts, device: 'cuda', precision: 'fp32' });
+      const x = batch(rng, rows, s.d);
+      const gc = cpu.computeGradients(x), gg = gpu.computeGradients(x);
+      expect(gg.loss).to.be.closeTo(gc.loss, 1e-5 * Math.max(1, gc.loss));
+      for (const key of ['W_enc', 'W_dec'] as const) {
+        const a = gg.grads[key].data, b = gc.grads[key].data;
+        let scale = 0;
+        for (const v of b) scale = Math.max(scale, Math.abs(v));
+        expect(worstRatio(a, b, 1e-4 * scale, 1e-3).ratio, key).to.be.at.most(1);
+      }
+      expect(worstRatio(gg.grads.b_dec, gc.grads.b_dec, 1e-5, 1e-3).ratio).to.be.at.most(1);
+      for (let t = 0; t < 10; t++) {
+        const xb = batch(rng, rows, s.d);
+        const a = cpu.step(xb, { lr: 1e-3 }), b = gpu.step(xb, { lr: 1e-3 });
+        expect(b.loss, `step ${t}`).to.be.closeTo(a.loss, 1e-3 * Math.max(1, a.loss));
+        expect(b.l0).to.be.closeTo(a.l0, 0.05 * s.k);
+      }
+      const wc = cpu.getWeights(), wg = gpu.getWeights();
+      expect(worstRatio(wg.W_dec.data, wc.W_dec.data, 1e-3, 1e-2).ratio).to.be.at.most(1);
+      expect(worstRatio(wg.b_dec, wc.b_dec, 1e-3, 1e-2).ratio).to.be.at.most(1);
+      const sc = cpu.status(), sg = gpu.status();
+      expect(sg.step).to.equal(sc.step);
+      expect(sg.deadFraction).to.be.closeTo(sc.deadFraction, 0.05);
+    });
+
+  it('paired batches with the code-level pair losses (iso, group) and split steps (forwardBackward + applyUpdate) match', () => {
+    const rng = new Rng(5);
+    const d = 48, m = 384, k = 6;
+    const w = randomWeights(rng, d, m);
+    for (const pairLoss of ['iso', 'group'] as const) {
+      using cpu = TopKSAE.fromWeights(w, { k, pairLoss, pairLossWeight: 0.1, device: 'cpu' });
+      using gpu = TopKSAE.fromWeights(w, { k, pairLoss, pairLossWeight: 0.1, device: 'cuda', precision: 'fp32' });
+      for (let t = 0; t < 5; t++) {
+        const x = batch(rng, 64, d), y = batch(rng, 64, d);
+        const a = cpu.step(x, { pair: y, lr: 1e-3 }), b = gpu.step(x, { pair: y, lr: 1e-3 });
+        expect(b.loss, `${pairLoss} step ${t}`).to.be.closeTo(a.loss, 1e-3 * Math.max(1, a.loss));
+        expect(b.pairLoss).to.be.closeTo(a.pairLoss, 1e-3 * Math.max(1, a.pairLoss));
+      }
+    }
+    using cpu = TopKSAE.fromWeights(w, { k, device: 'cpu' });
+    using gpu = TopKSAE.fromWeights(w, { k, device: 'cuda', precision: 'fp32' });
+    const x = batch(rng, 64, d);
+    const a = cpu.forwardBackward(x), b = gpu.forwardBackward(x);
+    expect(b.gradNorm).to.be.closeTo(a.gradNorm, 1e-3 * a.gradNorm);
+    cpu.applyUpdate(1e-3, 0.5);
+    gpu.applyUpdate(1e-3, 0.5);
+    expect(worstRatio(gpu.getWeights().W_dec.data, cpu.getWeights().W_dec.data, 1e-4, 1e-3).ratio).to.be.at.most(1);
+    const lc = gpu.lastCodes(), lcc = cpu.lastCodes();
+    expectSameCodes(lc, lcc, 2e-5);
+  });
+
+  it('co-activation correlation accumulated on the device equals the CPU accumulator (float64, awkward sizes)', () => {
+    const rng = new Rng(11);
+    const mA = 300, mB = 257, kA = 8, kB = 5, rows = 5000;
+    const codes = (m: number, k: number): SparseCodes => {
+      const indices = new Int32Array(rows * k), values = new Float32Array(rows * k);
+      for (let r = 0; r < rows; r++) {
+        const used = new Set<number>();
+        for (let s = 0; s < k; s++) {
+          let j = rng.int(m);
+          while (used.has(j)) j = (j + 1) % m;
+          used.add(j);
+          indices[r * k + s] = j;
+          values[r * k + s] = rng.next() < 0.2 ? 0 : rng.uniform(0.1, 2);
+        }
+      }
+      return { rows, k, indices, values };
+    };
+    const a = codes(mA, kA), b = codes(mB, kB);
+    using cpu = new CorrelationAccumulator(mA, mB, { device: 'cpu' });
+    using gpu = new CorrelationAccumulator(mA, mB, { device: 'cuda' });
+    for (let q = 0; q < rows; q += 1700) {
+      const sub = (c: SparseCodes, k: number): SparseCodes => {
+        const n = Math.min(1700, rows - q);
+        return { rows: n, k, indices: c.indices.slice(q * k, (q + n) * k), values: c.values.slice(q * k, (q + n) * k) };
+      };
+      cpu.add(sub(a, kA), sub(b, kB));
+      gpu.add(sub(a, kA), sub(b, kB));
+    }
+    const rc = cpu.result({ float64: true }), rg = gpu.result({ float64: true });
+    expect(rg.n).to.equal(rc.n);
+    expect(Array.from(rg.aliveA)).to.deep.equal(Array.from(rc.aliveA));
+    let worst = 0;
+    for (let i = 0; i < rc.correlation64!.length; i++) worst = Math.max(worst, Math.abs(rg.correlation64![i] - rc.correlation64![i]));
+    expect(worst).to.be.below(1e-12);
+  });
+
+  it('checkpoints: state written on the GPU resumes on the CPU and back; a degenerate batch changes nothing', async () => {
+    const rng = new Rng(9);
+    const d = 32, m = 256, k = 4;
+    const { dir, cleanup } = tempDir();
+    try {
+      using gpu = TopKSAE.create({ d, m, k, seed: 3, device: 'cuda', precision: 'fp32' });
+      using cpu = TopKSAE.create({ d, m, k, seed: 3, device: 'cpu' });
+      for (let t = 0; t < 3; t++) {
+        const x = batch(rng, 32, d);
+        gpu.step(x, { lr: 1e-3 });
+        cpu.step(x, { lr: 1e-3 });
+      }
+      await gpu.save(dir, { includeTrainingState: true });
+      using back = await TopKSAE.load(dir, { device: 'cpu' });
+      expect(worstRatio(back.getWeights().W_dec.data, cpu.getWeights().W_dec.data, 1e-4, 1e-3).ratio).to.be.at.most(1);
+      const st = back.getTrainingState(), sg = gpu.getTrainingState();
+      expect(st.step).to.equal(sg.step);
+      const before = gpu.getWeights();
+      const same = { rows: 4, cols: d, data: new Float32Array(4 * d).fill(0.5) };
+      expectSaeError(() => gpu.step(same, { lr: 1e-3 }), 'ERR_DEGENERATE_BATCH');
+      expect(gpu.getWeights().W_dec.data).to.deep.equal(before.W_dec.data);
+      expect(gpu.status().step).to.equal(3);
+    } finally {
+      cleanup();
+    }
+  });
+});
