@@ -6,6 +6,7 @@
         "native/binding/addon.cc",
         "native/binding/js_errors.cc",
         "native/binding/sae_wrap.cc",
+        "native/binding/rows_wrap.cc",
         "native/common/cpu_features.cc",
         "native/common/thread_pool.cc",
         "native/sae/kernels.cc",

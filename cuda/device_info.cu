@@ -22,6 +22,13 @@ DeviceInfo query_devices() {
   if (info.available) {
     cudaDeviceProp prop;
     if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess) info.name = prop.name;
+    size_t free_b = 0, total_b = 0;
+    if (cudaMemGetInfo(&free_b, &total_b) == cudaSuccess) {
+      info.free_memory = static_cast<double>(free_b);
+      info.total_memory = static_cast<double>(total_b);
+    } else {
+      cudaGetLastError();
+    }
   } else {
     info.message = "no CUDA device found";
   }

@@ -11,6 +11,7 @@ struct DeviceInfo {
   int runtime_version = 0;
   int driver_version = 0;
   std::string name;     // device 0
+  double free_memory = 0, total_memory = 0;  // bytes on device 0
   std::string message;  // error text when not available
 };
 

@@ -384,6 +384,13 @@ __global__ void renorm_rows(float* __restrict__ W, int d, float eps) {
   for (int c = threadIdx.x; c < d; c += blockDim.x) W[j * d + c] *= inv;
 }
 
+// out[r] = src[idx[r]] (one block per gathered row).
+__global__ void gather_rows(const float* __restrict__ src, const int32_t* __restrict__ idx, int d, float* __restrict__ out) {
+  const long r = blockIdx.x;
+  const float* row = src + static_cast<long>(idx[r]) * d;
+  for (int c = threadIdx.x; c < d; c += blockDim.x) out[r * d + c] = row[c];
+}
+
 __global__ void add_into(float* __restrict__ a, const float* __restrict__ b, long n) {
   const long i = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
   if (i < n) a[i] += b[i];
@@ -494,10 +501,35 @@ class CudaSae final : public DeviceSae {
   DeviceForward forward(const float* x, const float* y, long rows, double w, bool fvu) override {
     const int nseg = y ? 2 : 1;
     const long R = rows * nseg;
-    R_ = R;
     X_.ensure(static_cast<size_t>(R) * d_);
     X_.upload(x, stream_, static_cast<size_t>(rows) * d_);
     if (y) CMSAE_CUDA(cudaMemcpyAsync(X_.p + static_cast<size_t>(rows) * d_, y, sizeof(float) * rows * d_, cudaMemcpyHostToDevice, stream_));
+    return forward_staged(rows, nseg, w, fvu);
+  }
+
+  DeviceForward forward_rows(const DeviceRows& x, const DeviceRows* y, const int32_t* idx, long rows, double w, bool fvu) override {
+    stage_rows(x, y, idx, rows);
+    return forward_staged(rows, y ? 2 : 1, w, fvu);
+  }
+
+  void download_staged(float* host, long values) override {
+    X_.download(host, stream_, static_cast<size_t>(values));
+    sync();
+  }
+
+  void stage_rows(const DeviceRows& x, const DeviceRows* y, const int32_t* idx, long rows) override {
+    const int nseg = y ? 2 : 1;
+    idx_dev_.ensure(rows);
+    idx_dev_.upload(idx, stream_, rows);
+    X_.ensure(static_cast<size_t>(rows) * nseg * d_);
+    gather_rows<<<rows, kThreads, 0, stream_>>>(x.device_data(), idx_dev_.p, d_, X_.p);
+    if (y) gather_rows<<<rows, kThreads, 0, stream_>>>(y->device_data(), idx_dev_.p, d_, X_.p + static_cast<size_t>(rows) * d_);
+    CMSAE_CUDA(cudaGetLastError());
+  }
+
+  // Statistics, encode, loss and latent statistics over the staged X_ = [x; y].
+  DeviceForward forward_staged(long rows, int nseg, double w, bool fvu) {
+    const long R = rows * nseg;
     DeviceForward f;
     std::vector<double> tv(d_);
     for (int s = 0; s < nseg; ++s) {
@@ -511,6 +543,7 @@ class CudaSae final : public DeviceSae {
         return f;
       }
     }
+    R_ = R;
     codes_idx_.ensure(static_cast<size_t>(R) * k_);
     codes_val_.ensure(static_cast<size_t>(R) * k_);
     run_encode(X_.p, R, k_, codes_idx_.p, codes_val_.p);
@@ -664,10 +697,34 @@ class CudaSae final : public DeviceSae {
   DeviceBuffer<float> X_, G_, dval_, codes_val_, tmp_, dec_val_, dec_out_, inf_X_, inf_val_;
   DeviceBuffer<int32_t> codes_idx_, dec_idx_, inf_idx_;
   DeviceBuffer<unsigned long long> cand_;
+  DeviceBuffer<int32_t> idx_dev_;
   DeviceBuffer<unsigned char> sort_temp_, scan_temp_;
 };
 
+class CudaRows final : public DeviceRows {
+ public:
+  CudaRows(long rows, int d) : rows_(rows), d_(d) { buf_.alloc(static_cast<size_t>(rows) * d); }
+  long rows() const override { return rows_; }
+  int dim() const override { return d_; }
+  void upload(long r0, const float* x, long n) override {
+    if (r0 < 0 || n < 0 || r0 + n > rows_) fail("ERR_RANGE", "rows [" + std::to_string(r0) + ", " + std::to_string(r0 + n) + ") are outside the " + std::to_string(rows_) + " resident rows");
+    CMSAE_CUDA(cudaMemcpy(buf_.p + static_cast<size_t>(r0) * d_, x, sizeof(float) * n * d_, cudaMemcpyHostToDevice));
+  }
+  const float* device_data() const override { return buf_.p; }
+
+ private:
+  long rows_;
+  int d_;
+  DeviceBuffer<float> buf_;
+};
+
 }  // namespace
+
+std::unique_ptr<DeviceRows> create_device_rows(long rows, int d) {
+  const DeviceInfo info = query_devices();
+  if (!info.available) fail("ERR_CUDA_UNAVAILABLE", "resident rows need a CUDA device (" + info.message + ")");
+  return std::make_unique<CudaRows>(rows, d);
+}
 
 std::unique_ptr<DeviceSae> create_device_sae(int d, int m, int k, DevicePrecision precision) {
   const DeviceInfo info = query_devices();

@@ -27,3 +27,5 @@ export { retrievalRanks, retrievalRanksAsync, rankingMetrics, rankingMetricsAsyn
 export { generateToy, writeToy, type ToyOptions, type ToyDataset, type DatasetManifest } from './eval/toy.js';
 export { readManifest, loadEvalInputs, type FitInputs } from './eval/inputs.js';
 export { fit, EVALUATIONS, type FitOptions, type FitResult, type FitEvent, type Evaluation } from './fit/fit.js';
+export { DeviceRows } from './sae/device-rows.js';
+export { cudaDeviceAvailable, type Device, type Precision } from './sae/options.js';

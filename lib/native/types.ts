@@ -38,6 +38,9 @@ export interface NativeSaeHandle {
   step(x: Float32Array, y: Float32Array | null, rows: number, lr: number): NativeStepStats;
   stepAsync(x: Float32Array, y: Float32Array | null, rows: number, lr: number): Promise<NativeStepStats>;
   forwardBackward(x: Float32Array, y: Float32Array | null, rows: number, extraDval: Float32Array | null): NativeStepStats;
+  stepRows(x: NativeDeviceRowsHandle, y: NativeDeviceRowsHandle | null, idx: Int32Array, lr: number): NativeStepStats;
+  stepRowsAsync(x: NativeDeviceRowsHandle, y: NativeDeviceRowsHandle | null, idx: Int32Array, lr: number): Promise<NativeStepStats>;
+  forwardBackwardRows(x: NativeDeviceRowsHandle, y: NativeDeviceRowsHandle | null, idx: Int32Array, extraDval: Float32Array | null): NativeStepStats;
   applyUpdate(lr: number, gradScale: number): void;
   readGradients(W_enc: Float32Array, b_enc: Float32Array, W_dec: Float32Array, b_dec: Float32Array): void;
   readWeights(W_enc: Float32Array, b_enc: Float32Array, W_dec: Float32Array, b_dec: Float32Array): void;
@@ -47,6 +50,11 @@ export interface NativeSaeHandle {
   lastCodes(): { rows: number; k: number; indices: Int32Array; values: Float32Array };
   status(): NativeStatus;
   setOptions(options: Record<string, unknown>): void;
+  dispose(): void;
+}
+
+export interface NativeDeviceRowsHandle {
+  upload(r0: number, x: Float32Array, n: number): void;
   dispose(): void;
 }
 
@@ -69,6 +77,9 @@ export interface NativeCudaInfo {
   driverVersion?: number;
   deviceName?: string;
   message: string;
+  /** Bytes on device 0 (CUDA builds with a device). */
+  freeMemory?: number;
+  totalMemory?: number;
 }
 
 export interface NativeCorrStats {
@@ -114,6 +125,7 @@ export interface NativeAssignment {
 
 export interface NativeBinding {
   NativeSae: new (options: Record<string, unknown>) => NativeSaeHandle;
+  NativeDeviceRows: new (rows: number, d: number) => NativeDeviceRowsHandle;
   NativeCorr: { new (mA: number, mB: number, device?: 'cpu' | 'cuda'): NativeCorrHandle; new (bytes: Uint8Array): NativeCorrHandle };
   solveAssignment(data: Float32Array | Float64Array, rows: number, cols: number, maximize: boolean, algorithm: string, k: number): NativeAssignment;
   solveAssignmentAsync(data: Float32Array | Float64Array, rows: number, cols: number, maximize: boolean, algorithm: string, k: number): Promise<NativeAssignment>;

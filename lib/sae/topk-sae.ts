@@ -6,6 +6,7 @@ import { QueuedHandle } from '../native/queued-handle.js';
 import type { NativeSaeHandle, NativeStepStats } from '../native/types.js';
 import type { Matrix, SparseCodes } from '../types.js';
 import { checkCodes, checkFloatArray, checkMatrix } from '../validate.js';
+import { DeviceRows } from './device-rows.js';
 import { nativeOptions, resolveOptions, type ResolvedOptions, type TopKSAEOptions } from './options.js';
 
 /** Weights in SAELens orientation: W_enc [d, m], b_enc [m], W_dec [m, d], b_dec [d]. */
@@ -174,6 +175,41 @@ export class TopKSAE implements Disposable {
     this.#checkBatch(x, opts.pair);
     if (opts.extraDval !== undefined) checkFloatArray(opts.extraDval, 'extraDval', x.rows * (opts.pair ? 2 : 1) * this.k);
     return toResult(this.#native().forwardBackward(x.data, opts.pair?.data ?? null, x.rows, opts.extraDval ?? null));
+  }
+
+  /**
+   * step() over rows resident on the device: the batch is x's rows `idx` (positions in x), paired with the
+   * same rows of `pair`. Needs device 'cuda'.
+   */
+  stepRows(x: DeviceRows, idx: Int32Array, opts: { lr: number; pair?: DeviceRows }): StepResult {
+    this.#checkRows(x, idx, opts.pair);
+    return toResult(this.#native().stepRows(x.handle, opts.pair?.handle ?? null, idx, checkLr(opts.lr)));
+  }
+
+  /** stepRows() on a worker thread. idx must not change until it settles. */
+  stepRowsAsync(x: DeviceRows, idx: Int32Array, opts: { lr: number; pair?: DeviceRows }): Promise<StepResult> {
+    try {
+      this.#checkRows(x, idx, opts.pair);
+      checkLr(opts.lr);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.#handle.enqueue(async (h) => toResult(await h.stepRowsAsync(x.handle, opts.pair?.handle ?? null, idx, opts.lr)));
+  }
+
+  /** forwardBackward() over resident rows (see stepRows). */
+  forwardBackwardRows(x: DeviceRows, idx: Int32Array, opts: { pair?: DeviceRows; extraDval?: Float32Array } = {}): StepResult {
+    this.#checkRows(x, idx, opts.pair);
+    if (opts.extraDval !== undefined) checkFloatArray(opts.extraDval, 'extraDval', idx.length * (opts.pair ? 2 : 1) * this.k);
+    return toResult(this.#native().forwardBackwardRows(x.handle, opts.pair?.handle ?? null, idx, opts.extraDval ?? null));
+  }
+
+  #checkRows(x: DeviceRows, idx: Int32Array, pair: DeviceRows | undefined): void {
+    if (this.options.device !== 'cuda') throw new SaeError('ERR_STATE', "resident rows need an SAE on device 'cuda'");
+    if (!(x instanceof DeviceRows) || (pair !== undefined && !(pair instanceof DeviceRows))) throw new SaeError('ERR_ARG', 'x and pair must be DeviceRows');
+    if (!(idx instanceof Int32Array)) throw new SaeError('ERR_DTYPE', 'idx must be an Int32Array');
+    if (idx.length === 0) throw new SaeError('ERR_SHAPE', 'empty batch: give at least one row index');
+    if (x.dim !== this.d || (pair && pair.dim !== this.d)) throw new SaeError('ERR_SHAPE', `resident rows have ${x.dim} values, this SAE expects ${this.d}`);
   }
 
   /** AdamW update from the gradients of the last forwardBackward(), scaled by gradScale (clipping). */

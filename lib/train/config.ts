@@ -77,6 +77,11 @@ export const trainConfigSchema = z
         device: z.enum(['auto', 'cpu', 'cuda']).default('auto'),
         /** Encoder GEMM precision on CUDA. */
         precision: z.enum(['tf32', 'fp32']).default('tf32'),
+        /**
+         * On CUDA, keep the (normalized) training split resident on the device and gather batches there:
+         * 'auto' when it takes at most half the free device memory, 'on', or 'off' (copy each batch).
+         */
+        resident: z.enum(['auto', 'on', 'off']).default('auto'),
       })
       .strict()
       .prefault({}),

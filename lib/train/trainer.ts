@@ -15,7 +15,9 @@ import { Normalizer, PairedEmbeddings, epochOrder, readBatch, scanRowsAsync, spl
 import { SaeError } from '../errors.js';
 import { writeDirectoryAtomic, writeFileAtomic, recoverDirectory } from '../io/atomic.js';
 import { checkpointFiles } from '../io/checkpoint.js';
+import { DeviceRows } from '../sae/device-rows.js';
 import type { TopKSAEOptions } from '../sae/options.js';
+import { native } from '../native/load.js';
 import { TopKSAE, type StepResult } from '../sae/topk-sae.js';
 import type { Matrix } from '../types.js';
 import { VERSION } from '../version.js';
@@ -117,6 +119,7 @@ export class Trainer extends EventEmitter {
     const data = PairedEmbeddings.open(cfg.data.image, cfg.data.text);
     const val = cfg.data.valImage && cfg.data.valText ? PairedEmbeddings.open(cfg.data.valImage, cfg.data.valText) : null;
     let models: Models | null = null;
+    let resident: ResidentSplit | null = null;
     try {
       if (cfg.method.startsWith('shared') && data.image.dim !== data.text.dim)
         throw new SaeError('ERR_SHAPE', `method '${cfg.method}' runs both modalities through one SAE, but image rows have ${data.image.dim} values and text rows ${data.text.dim}`);
@@ -154,6 +157,7 @@ export class Trainer extends EventEmitter {
 
       const B = t.batchSize;
       const bufImage = new Float32Array(B * data.image.dim), bufText = new Float32Array(B * data.text.dim);
+      resident = await this.#residentSplit(models, data, split.train, norm);
       const validation: ValidationRecord[] = [];
       let last: TrainProgress | null = null;
       const started = Date.now() - state.elapsed_ms;
@@ -169,10 +173,16 @@ export class Trainer extends EventEmitter {
             throw new SaeError('ERR_ABORTED', `training stopped at step ${state.step}; resume with the same run directory`);
           }
           const rows = order.subarray(b * B, Math.min(order.length, (b + 1) * B));
-          const x = readBatch(data, 'image', rows, norm, bufImage);
-          const y = readBatch(data, 'text', rows, norm, bufText);
           const lr = t.lr * lrFactor(t.schedule, state.step, totalSteps, t.warmupRatio);
-          const s = methodStep(models, x, y, lr, this.config.train);
+          let s: ReturnType<typeof methodStep>;
+          if (resident) {
+            const idx = Int32Array.from(rows, (r) => resident!.position[r]);
+            s = methodStepResident(models, resident.image, resident.text, idx, lr, this.config.train);
+          } else {
+            const x = readBatch(data, 'image', rows, norm, bufImage);
+            const y = readBatch(data, 'text', rows, norm, bufText);
+            s = methodStep(models, x, y, lr, this.config.train);
+          }
           state.step++;
           const elapsed = (Date.now() - runStart) / 1000;
           const rate = (state.step * B - samplesAtStart) / Math.max(1e-3, elapsed);
@@ -197,6 +207,8 @@ export class Trainer extends EventEmitter {
       const out = await this.#saveFinal(models, data, split.train, norm);
       return { runDir: this.runDir, steps: state.step, models: out, last, validation };
     } finally {
+      resident?.image.dispose();
+      resident?.text.dispose();
       data.close();
       val?.close();
       if (models?.kind === 'shared') models.sae.dispose();
@@ -205,6 +217,38 @@ export class Trainer extends EventEmitter {
         models.text.dispose();
       }
     }
+  }
+
+  /**
+   * On CUDA: the normalized training split uploaded once to the device (position i = split row i), when the
+   * configuration allows it ('auto': at most half the free device memory).
+   */
+  async #residentSplit(models: Models, data: PairedEmbeddings, train: Int32Array, norm: Normalizer): Promise<ResidentSplit | null> {
+    const mode = this.config.train.resident;
+    const saes = models.kind === 'shared' ? [models.sae] : [models.image, models.text];
+    if (mode === 'off' || !saes.every((m) => m.options.device === 'cuda')) return null;
+    const bytes = train.length * (data.image.dim + data.text.dim) * 4;
+    const free = native().cudaInfo().freeMemory ?? 0;
+    if (mode === 'auto' && bytes > 0.5 * free) return null;
+    const image = new DeviceRows(train.length, data.image.dim);
+    let text: DeviceRows | null = null;
+    try {
+      text = new DeviceRows(train.length, data.text.dim);
+      for (let q = 0; q < train.length; q += 4096) {
+        const rows = train.subarray(q, Math.min(train.length, q + 4096));
+        image.upload(q, readBatch(data, 'image', rows, norm));
+        text.upload(q, readBatch(data, 'text', rows, norm));
+        await yieldToEventLoop();
+      }
+    } catch (e) {
+      image.dispose();
+      text?.dispose();
+      throw e;
+    }
+    const position = new Int32Array(data.rows).fill(-1);
+    train.forEach((r, i) => (position[r] = i));
+    this.emit('resident', { rows: train.length, bytes });
+    return { image, text, position };
   }
 
   /** FVU of each modality over the validation rows (encode + decode; the training state is untouched). */
@@ -384,6 +428,45 @@ export function createMethodModels(cfg: TrainConfig, dImage: number, dText: numb
   }
 }
 
+interface ResidentSplit {
+  image: DeviceRows;
+  text: DeviceRows;
+  /** File row -> position in the resident split (-1 outside it). */
+  position: Int32Array;
+}
+
+/** methodStep over a batch of resident rows (positions idx in the resident image and text rows). */
+export function methodStepResident(
+  models: MethodModels,
+  image: DeviceRows,
+  text: DeviceRows,
+  idx: Int32Array,
+  lr: number,
+  t: { fvuReduction: 'sum' | 'mean'; maxGradNorm: number },
+): Pick<TrainProgress, 'loss' | 'fvu' | 'l0' | 'deadFraction' | 'pairLoss'> {
+  if (models.kind === 'shared') {
+    const s = models.sae.stepRows(image, idx, { pair: text, lr });
+    return { loss: s.loss, fvu: s.fvu, l0: s.l0, deadFraction: s.deadFraction, pairLoss: s.pairLoss };
+  }
+  return jointUpdate(models, models.image.forwardBackwardRows(image, idx), models.text.forwardBackwardRows(text, idx), lr, t);
+}
+
+/** Clips the two modality SAEs' gradients jointly (the reference's two-sided model) and updates both. */
+function jointUpdate(
+  models: { image: TopKSAE; text: TopKSAE },
+  a: StepResult,
+  b: StepResult,
+  lr: number,
+  t: { fvuReduction: 'sum' | 'mean'; maxGradNorm: number },
+): Pick<TrainProgress, 'loss' | 'fvu' | 'l0' | 'deadFraction' | 'pairLoss'> {
+  const w = t.fvuReduction === 'mean' ? 0.5 : 1;
+  const norm = w * Math.hypot(a.gradNorm, b.gradNorm);
+  const clip = t.maxGradNorm > 0 ? Math.min(1, t.maxGradNorm / (norm + 1e-6)) : 1;
+  models.image.applyUpdate(lr, w * clip);
+  models.text.applyUpdate(lr, w * clip);
+  return { loss: w * (a.loss + b.loss), fvu: (a.fvu + b.fvu) / 2, l0: (a.l0 + b.l0) / 2, deadFraction: (a.deadFraction + b.deadFraction) / 2, pairLoss: 0 };
+}
+
 /** One optimizer step on a paired batch; the separate SAEs are clipped jointly like the reference's two-sided model. */
 export function methodStep(
   models: MethodModels,
@@ -396,12 +479,5 @@ export function methodStep(
     const s = models.sae.step(x, { pair: y, lr });
     return { loss: s.loss, fvu: s.fvu, l0: s.l0, deadFraction: s.deadFraction, pairLoss: s.pairLoss };
   }
-  const w = t.fvuReduction === 'mean' ? 0.5 : 1;
-  const a: StepResult = models.image.forwardBackward(x);
-  const b: StepResult = models.text.forwardBackward(y);
-  const norm = w * Math.hypot(a.gradNorm, b.gradNorm);
-  const clip = t.maxGradNorm > 0 ? Math.min(1, t.maxGradNorm / (norm + 1e-6)) : 1;
-  models.image.applyUpdate(lr, w * clip);
-  models.text.applyUpdate(lr, w * clip);
-  return { loss: w * (a.loss + b.loss), fvu: (a.fvu + b.fvu) / 2, l0: (a.l0 + b.l0) / 2, deadFraction: (a.deadFraction + b.deadFraction) / 2, pairLoss: 0 };
+  return jointUpdate(models, models.image.forwardBackward(x), models.text.forwardBackward(y), lr, t);
 }

@@ -9,6 +9,7 @@
 #include "js_errors.h"
 #include "corr_wrap.h"
 #include "eval_wrap.h"
+#include "rows_wrap.h"
 #include "sae_wrap.h"
 #include "synth_wrap.h"
 
@@ -61,6 +62,8 @@ Napi::Value cuda_info(const Napi::CallbackInfo& info) {
   o.Set("driverVersion", d.driver_version);
   o.Set("deviceName", d.name);
   o.Set("message", d.message);
+  o.Set("freeMemory", d.free_memory);
+  o.Set("totalMemory", d.total_memory);
 #else
   o.Set("compiled", false);
   o.Set("available", false);
@@ -99,12 +102,15 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   env.SetInstanceData<AddonData>(data);
 #if defined(CMSAE_WITH_CUDA)
-  set_device_sae_factory(&cuda::create_device_sae);
+  set_device_sae_factory(&cuda::create_device_sae, &cuda::create_device_rows);
   set_device_corr_factory(&cuda::create_device_corr);
 #endif
   Napi::Function sae = NativeSae::define(env);
   data->sae_ctor = Napi::Persistent(sae);
   exports.Set("NativeSae", sae);
+  Napi::Function rows = NativeDeviceRows::define(env);
+  data->rows_ctor = Napi::Persistent(rows);
+  exports.Set("NativeDeviceRows", rows);
   Napi::Function corr = NativeCorr::define(env);
   data->corr_ctor = Napi::Persistent(corr);
   exports.Set("NativeCorr", corr);

@@ -1,4 +1,5 @@
 #include "sae_wrap.h"
+#include "rows_wrap.h"
 
 #include <algorithm>
 #include <cmath>
@@ -123,6 +124,9 @@ Napi::Function NativeSae::define(Napi::Env env) {
                          InstanceMethod("step", &NativeSae::step),
                          InstanceMethod("stepAsync", &NativeSae::step_async),
                          InstanceMethod("forwardBackward", &NativeSae::forward_backward),
+                         InstanceMethod("stepRows", &NativeSae::step_rows),
+                         InstanceMethod("stepRowsAsync", &NativeSae::step_rows_async),
+                         InstanceMethod("forwardBackwardRows", &NativeSae::forward_backward_rows),
                          InstanceMethod("applyUpdate", &NativeSae::apply_update),
                          InstanceMethod("readGradients", &NativeSae::read_gradients),
                          InstanceMethod("readWeights", &NativeSae::read_weights),
@@ -320,6 +324,77 @@ Napi::Value NativeSae::forward_backward(const Napi::CallbackInfo& info) {
     if (paired) check_finite(y.Data(), rows, m.d(), "y");
     if (has_extra) check_finite(extra.Data(), total_rows, m.config().k, "extraDval");
     return m.forward_backward(x.Data(), paired ? y.Data() : nullptr, rows, has_extra ? extra.Data() : nullptr);
+  });
+  return stats_object(env, st);
+}
+
+namespace {
+
+// stepRows(xRows, yRows | null, idx, lr) / forwardBackwardRows(xRows, yRows | null, idx, extraDval | null).
+struct RowsCall {
+  const DeviceRows* x;
+  const DeviceRows* y;
+  Napi::Int32Array idx;
+  long long rows;
+};
+
+RowsCall parse_rows(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  RowsCall c;
+  c.x = &NativeDeviceRows::from(env, info[0], "x");
+  c.y = (info[1].IsNull() || info[1].IsUndefined()) ? nullptr : &NativeDeviceRows::from(env, info[1], "pair");
+  if (!info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+    throw_js(env, "ERR_DTYPE", "idx must be an Int32Array of resident row positions");
+  c.idx = info[2].As<Napi::Int32Array>();
+  c.rows = static_cast<long long>(c.idx.ElementLength());
+  if (c.rows < 1) throw_js(env, "ERR_SHAPE", "empty batch: give at least one row index");
+  return c;
+}
+
+}  // namespace
+
+Napi::Value NativeSae::step_rows(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SaeModel& m = model(env);
+  RowsCall c = parse_rows(info);
+  const double lr = number_arg(env, info[3], "lr");
+  if (!(lr >= 0) || !std::isfinite(lr)) throw_js(env, "ERR_ARG", "lr must be a finite number >= 0");
+  StepStats st = guarded(env, [&] { return m.step_rows(*c.x, c.y, c.idx.Data(), static_cast<long>(c.rows), static_cast<float>(lr)); });
+  return stats_object(env, st);
+}
+
+Napi::Value NativeSae::step_rows_async(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SaeModel& m = model(env);
+  RowsCall c = parse_rows(info);
+  const double lr = number_arg(env, info[3], "lr");
+  if (!(lr >= 0) || !std::isfinite(lr)) throw_js(env, "ERR_ARG", "lr must be a finite number >= 0");
+  SaeModel* mp = &m;
+  const DeviceRows* xp = c.x;
+  const DeviceRows* yp = c.y;
+  const int32_t* ip = c.idx.Data();
+  const long rows = static_cast<long>(c.rows);
+  auto result = std::make_shared<StepStats>();
+  busy_ = true;
+  auto* w = new PromiseWorker(
+      env, [mp, xp, yp, ip, rows, lr, result] { *result = mp->step_rows(*xp, yp, ip, rows, static_cast<float>(lr)); },
+      [result](Napi::Env e) -> Napi::Value { return stats_object(e, *result); }, [this] { busy_ = false; },
+      {info[0], info[1], c.idx, Value()});
+  w->Queue();
+  return w->promise();
+}
+
+Napi::Value NativeSae::forward_backward_rows(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SaeModel& m = model(env);
+  RowsCall c = parse_rows(info);
+  const long long total_rows = c.rows * (c.y ? 2 : 1);
+  const bool has_extra = info.Length() > 3 && !info[3].IsNull() && !info[3].IsUndefined();
+  Napi::Float32Array extra =
+      has_extra ? float32_arg(env, info[3], "extraDval", total_rows * m.config().k) : Napi::Float32Array();
+  StepStats st = guarded(env, [&] {
+    if (has_extra) check_finite(extra.Data(), total_rows, m.config().k, "extraDval");
+    return m.forward_backward_rows(*c.x, c.y, c.idx.Data(), static_cast<long>(c.rows), has_extra ? extra.Data() : nullptr);
   });
   return stats_object(env, st);
 }

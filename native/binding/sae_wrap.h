@@ -25,6 +25,9 @@ class NativeSae : public Napi::ObjectWrap<NativeSae> {
   Napi::Value step(const Napi::CallbackInfo& info);
   Napi::Value step_async(const Napi::CallbackInfo& info);
   Napi::Value forward_backward(const Napi::CallbackInfo& info);
+  Napi::Value step_rows(const Napi::CallbackInfo& info);
+  Napi::Value step_rows_async(const Napi::CallbackInfo& info);
+  Napi::Value forward_backward_rows(const Napi::CallbackInfo& info);
   Napi::Value apply_update(const Napi::CallbackInfo& info);
   Napi::Value read_gradients(const Napi::CallbackInfo& info);
   Napi::Value read_weights(const Napi::CallbackInfo& info);

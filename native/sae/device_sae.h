@@ -22,6 +22,16 @@ struct DeviceForward {
   long long active = 0;       // active (value > 0) code entries of the batch
 };
 
+// Embedding rows kept on the device (a resident training split); device_data() is a device pointer.
+class DeviceRows {
+ public:
+  virtual ~DeviceRows() = default;
+  virtual long rows() const = 0;
+  virtual int dim() const = 0;
+  virtual void upload(long r0, const float* x, long n) = 0;  // host rows [n, dim] into rows [r0, r0 + n)
+  virtual const float* device_data() const = 0;
+};
+
 class DeviceSae {
  public:
   virtual ~DeviceSae() = default;
@@ -41,6 +51,12 @@ class DeviceSae {
   // (scaled by w * 2 / denominator per segment), dL/dval and the latent statistics. fvu selects the
   // denominator (total variance) or MSE (rows * d).
   virtual DeviceForward forward(const float* x, const float* y, long rows, double w, bool fvu) = 0;
+  // The same over resident rows: X = [x[idx]; y[idx]] gathered on the device (idx: host, [rows]).
+  virtual DeviceForward forward_rows(const DeviceRows& x, const DeviceRows* y, const int32_t* idx, long rows, double w, bool fvu) = 0;
+  // Gathers resident rows into the staging buffer without a forward, and reads the staging buffer back
+  // (the first step's b_dec mean initialization).
+  virtual void stage_rows(const DeviceRows& x, const DeviceRows* y, const int32_t* idx, long rows) = 0;
+  virtual void download_staged(float* host, long values) = 0;
   // The last forward's codes ([R, k], host copies) and an additive correction of dL/dval (code-level losses).
   virtual void download_codes(int32_t* idx, float* val) = 0;
   virtual void add_dval(const float* delta) = 0;
@@ -56,7 +72,9 @@ class DeviceSae {
 // Factory registered by the CUDA build (nullptr otherwise). It throws ERR_CUDA_UNAVAILABLE when no
 // device can be used.
 using DeviceSaeFactory = std::unique_ptr<DeviceSae> (*)(int d, int m, int k, DevicePrecision precision);
-void set_device_sae_factory(DeviceSaeFactory f);
+using DeviceRowsFactory = std::unique_ptr<DeviceRows> (*)(long rows, int d);
+void set_device_sae_factory(DeviceSaeFactory f, DeviceRowsFactory rows);
 DeviceSaeFactory device_sae_factory();
+DeviceRowsFactory device_rows_factory();
 
 }  // namespace cmsae

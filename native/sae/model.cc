@@ -187,24 +187,38 @@ const CodesBuffer& SaeModel::last_codes() const {
   return codes_;
 }
 
-StepStats SaeModel::device_forward_backward(const float* x, const float* y, long rows, const float* extra_dval) {
+StepStats SaeModel::device_forward_backward(const float* x, const float* y, long rows, const float* extra_dval,
+                                            const ResidentBatch* resident) {
   const int d = cfg_.d, m = cfg_.m, k = cfg_.k;
   require(cfg_.activation == Activation::TopK && !(cfg_.aux_coef > 0.f), "ERR_ARG",
           "the CUDA backend runs activation 'topk' without AuxK: use device 'cpu' for these options");
-  const int n_seg = y ? 2 : 1;
+  const bool paired = resident ? resident->y != nullptr : y != nullptr;
+  const int n_seg = paired ? 2 : 1;
   const long R = rows * n_seg;
   if (b_dec_mean_pending_) {
+    std::vector<float> staged;
+    if (resident) {  // the first step's batch, gathered on the device and read back once
+      sync_device();
+      dev_->stage_rows(*resident->x, resident->y, resident->idx, rows);
+      staged.resize(static_cast<size_t>(R) * d);
+      dev_->download_staged(staged.data(), static_cast<long>(staged.size()));
+    }
     touch_host();
     for (int c = 0; c < d; ++c) {
       double s = 0;
-      for (long r = 0; r < rows; ++r) s += x[r * d + c] + (y ? y[r * d + c] : 0.f);
+      for (long r = 0; r < R; ++r) {
+        const float* row = resident ? staged.data() + r * d : (r < rows ? x + r * d : y + (r - rows) * d);
+        s += row[c];
+      }
       b_dec_[c] = static_cast<float>(s / R);
     }
     b_dec_mean_pending_ = false;
   }
   sync_device();
-  const double w = (y && cfg_.paired_mean) ? 0.5 : 1.0;
-  const DeviceForward f = dev_->forward(x, y, rows, w, cfg_.loss == LossKind::Fvu);
+  const double w = (paired && cfg_.paired_mean) ? 0.5 : 1.0;
+  const bool fvu_loss = cfg_.loss == LossKind::Fvu;
+  const DeviceForward f = resident ? dev_->forward_rows(*resident->x, resident->y, resident->idx, rows, w, fvu_loss)
+                                   : dev_->forward(x, y, rows, w, fvu_loss);
   if (f.degenerate)
     fail("ERR_DEGENERATE_BATCH",
          "FVU is undefined for a batch whose rows are all identical (e.g. a single row): use a batch of "
@@ -223,7 +237,7 @@ StepStats SaeModel::device_forward_backward(const float* x, const float* y, long
   codes_.idx.resize(static_cast<size_t>(R) * k);
   codes_.val.resize(static_cast<size_t>(R) * k);
   codes_stale_ = true;
-  if (y && cfg_.pair_loss != PairLoss::None && cfg_.pair_loss_weight > 0.f) {
+  if (paired && cfg_.pair_loss != PairLoss::None && cfg_.pair_loss_weight > 0.f) {
     last_codes();  // the code-level losses run on the host over the [R, k] codes
     std::vector<float> delta(static_cast<size_t>(R) * k, 0.f);
     st.pair_loss = pair_code_loss(cfg_.pair_loss, codes_.idx.data(), codes_.val.data(), k, rows, m, cfg_.pair_loss_weight, delta.data());
@@ -417,7 +431,7 @@ StepStats SaeModel::forward_backward(const float* x, const float* y, long rows, 
   require(rows > 0, "ERR_SHAPE", "empty batch: give at least one row");
   require(extra_dval == nullptr || cfg_.activation == Activation::TopK, "ERR_ARG",
           "code-level gradients need fixed-k codes (activation 'topk')");
-  if (dev_) return device_forward_backward(x, y, rows, extra_dval);
+  if (dev_) return device_forward_backward(x, y, rows, extra_dval, nullptr);
   PhaseTimer timer;
   const int n_seg = y ? 2 : 1;
   const long R = rows * n_seg;
@@ -643,14 +657,37 @@ void SaeModel::apply_update(float lr, float grad_scale) {
   packed_valid_ = true;
 }
 
-StepStats SaeModel::step(const float* x, const float* y, long rows, float lr) {
-  StepStats st = forward_backward(x, y, rows, nullptr);
+float SaeModel::clip_scale(const StepStats& st) const {
   float scale = 1.f;
   if (cfg_.max_grad_norm > 0.f) {
     const double coef = cfg_.max_grad_norm / (st.grad_norm + 1e-6);
     if (coef < 1.0) scale = static_cast<float>(coef);
   }
-  apply_update(lr, scale);
+  return scale;
+}
+
+StepStats SaeModel::step(const float* x, const float* y, long rows, float lr) {
+  StepStats st = forward_backward(x, y, rows, nullptr);
+  apply_update(lr, clip_scale(st));
+  return st;
+}
+
+StepStats SaeModel::forward_backward_rows(const DeviceRows& x, const DeviceRows* y, const int32_t* idx, long rows,
+                                          const float* extra_dval) {
+  require(dev_ != nullptr, "ERR_STATE", "resident rows need an SAE on device 'cuda'");
+  require(rows > 0, "ERR_SHAPE", "empty batch: give at least one row");
+  require(x.dim() == cfg_.d && (!y || y->dim() == cfg_.d), "ERR_SHAPE",
+          "resident rows have " + std::to_string(x.dim()) + " values, the SAE expects " + std::to_string(cfg_.d));
+  for (long r = 0; r < rows; ++r)
+    if (idx[r] < 0 || idx[r] >= x.rows() || (y && idx[r] >= y->rows()))
+      fail("ERR_RANGE", "row index " + std::to_string(idx[r]) + " is outside the " + std::to_string(x.rows()) + " resident rows");
+  const ResidentBatch batch{&x, y, idx};
+  return device_forward_backward(nullptr, nullptr, rows, extra_dval, &batch);
+}
+
+StepStats SaeModel::step_rows(const DeviceRows& x, const DeviceRows* y, const int32_t* idx, long rows, float lr) {
+  StepStats st = forward_backward_rows(x, y, idx, rows, nullptr);
+  apply_update(lr, clip_scale(st));
   return st;
 }
 

@@ -92,6 +92,9 @@ class SaeModel {
   // Forward + backward over one batch (x: [rows, d]; y: optional paired batch of the same shape that
   // goes through the same SAE). Leaves gradients in grads() (projected if enabled, not clipped).
   StepStats forward_backward(const float* x, const float* y, long rows, const float* extra_dval = nullptr);
+  // forward_backward / step over rows resident on the CUDA device: x[idx] (and y[idx]) (idx: [rows]).
+  StepStats forward_backward_rows(const DeviceRows& x, const DeviceRows* y, const int32_t* idx, long rows, const float* extra_dval);
+  StepStats step_rows(const DeviceRows& x, const DeviceRows* y, const int32_t* idx, long rows, float lr);
   // AdamW update from grads() with the given lr and gradient scale, then decoder renormalization.
   void apply_update(float lr, float grad_scale);
   // forward_backward + clipping + apply_update.
@@ -123,7 +126,14 @@ class SaeModel {
   void view_host() const;
   void touch_host();
   void sync_device();
-  StepStats device_forward_backward(const float* x, const float* y, long rows, const float* extra_dval);
+  // The device training step; `resident` (x, y, idx) replaces the host batch when given.
+  struct ResidentBatch {
+    const DeviceRows* x;
+    const DeviceRows* y;
+    const int32_t* idx;
+  };
+  StepStats device_forward_backward(const float* x, const float* y, long rows, const float* extra_dval, const ResidentBatch* resident);
+  float clip_scale(const StepStats& st) const;
   void batch_topk_select(const float* X, long R);
   // The encoder with an up-to-date packed copy of W_enc/b_enc in the active kernels' panel layout.
   EncoderView encoder_view() const;

@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { CorrelationAccumulator, SaeError, TopKSAE, info, type Matrix, type SaeWeights, type SparseCodes } from '../../lib/index.js';
+import { CorrelationAccumulator, DeviceRows, SaeError, TopKSAE, Trainer, info, writeNpy, type Matrix, type SaeWeights, type SparseCodes } from '../../lib/index.js';
 import { cudaDeviceAvailable } from '../../lib/sae/options.js';
 import { expectSaeError } from '../helpers/expect-error.js';
 import { Rng } from '../helpers/random.js';
@@ -73,7 +73,10 @@ describe('CUDA backend: device selection (every machine)', () => {
       expect(e).to.be.instanceOf(SaeError);
     }
     expectSaeError(() => TopKSAE.create({ d: 8, m: 16, k: 2, device: 'gpu' as never }), 'ERR_ARG', /device/);
-    if (!have) expectSaeError(() => new CorrelationAccumulator(4, 4, { device: 'cuda' }), 'ERR_CUDA_UNAVAILABLE');
+    if (!have) {
+      expectSaeError(() => new CorrelationAccumulator(4, 4, { device: 'cuda' }), 'ERR_CUDA_UNAVAILABLE');
+      expectSaeError(() => new DeviceRows(4, 8), 'ERR_CUDA_UNAVAILABLE');
+    }
     using acc = new CorrelationAccumulator(4, 4, { device: 'cpu' });
     expect(acc.mA).to.equal(4);
   });
@@ -220,6 +223,52 @@ describe('CUDA backend: parity with the CPU engine', function () {
     let worst = 0;
     for (let i = 0; i < rc.correlation64!.length; i++) worst = Math.max(worst, Math.abs(rg.correlation64![i] - rc.correlation64![i]));
     expect(worst).to.be.below(1e-12);
+  });
+
+  it('resident rows: stepRows / forwardBackwardRows equal step / forwardBackward on the same gathered batch; the trainer trains resident', async () => {
+    const rng = new Rng(13);
+    const d = 48, m = 384, k = 6, n = 500;
+    const w = randomWeights(rng, d, m);
+    const X = batch(rng, n, d), Y = batch(rng, n, d);
+    using rx = new DeviceRows(n, d);
+    using ry = new DeviceRows(n, d);
+    rx.upload(0, X);
+    ry.upload(0, Y);
+    using a = TopKSAE.fromWeights(w, { k, device: 'cuda', precision: 'fp32' });
+    using b = TopKSAE.fromWeights(w, { k, device: 'cuda', precision: 'fp32' });
+    for (let t = 0; t < 5; t++) {
+      const idx = Int32Array.from({ length: 64 }, () => rng.int(n));
+      const gather = (M: Matrix): Matrix => {
+        const data = new Float32Array(64 * d);
+        idx.forEach((r, i) => data.set(M.data.subarray(r * d, (r + 1) * d), i * d));
+        return { rows: 64, cols: d, data };
+      };
+      const sa = a.stepRows(rx, idx, { pair: ry, lr: 1e-3 });
+      const sb = b.step(gather(X), { pair: gather(Y), lr: 1e-3 });
+      expect(sa.loss).to.equal(sb.loss);
+      expect(sa.gradNorm).to.equal(sb.gradNorm);
+    }
+    expect(a.getWeights().W_dec.data).to.deep.equal(b.getWeights().W_dec.data);
+    expectSaeError(() => a.stepRows(rx, Int32Array.of(n), { lr: 1e-3 }), 'ERR_RANGE');
+    // The trainer, resident and not, on the same data: the same trajectory.
+    const { dir, cleanup } = tempDir();
+    try {
+      const img = batch(rng, 2048, d), txt = batch(rng, 2048, d);
+      await writeNpy(path.join(dir, 'i.npy'), img);
+      await writeNpy(path.join(dir, 't.npy'), txt);
+      const losses: Record<string, number> = {};
+      for (const resident of ['on', 'off'] as const) {
+        const tr = new Trainer({ method: 'posthoc', data: { image: { path: path.join(dir, 'i.npy') }, text: { path: path.join(dir, 't.npy') } }, sae: { m: 256, k: 4 }, train: { epochs: 2, batchSize: 128, device: 'cuda', precision: 'fp32', resident } }, { out: path.join(dir, resident) });
+        let sawResident = false;
+        tr.on('resident', () => (sawResident = true));
+        const r = await tr.run();
+        expect(sawResident).to.equal(resident === 'on');
+        losses[resident] = r.last!.loss;
+      }
+      expect(losses.on).to.equal(losses.off);
+    } finally {
+      cleanup();
+    }
   });
 
   it('checkpoints: state written on the GPU resumes on the CPU and back; a degenerate batch changes nothing', async () => {
