@@ -177,33 +177,65 @@ __global__ void __launch_bounds__(kThreads) encode_tiles(const float* __restrict
   }
 }
 
+constexpr int kMaxOwnedTiles = 16;
+
 // idx/val[r, 0..k): the k best candidates of row r (one warp per row), padded as the CPU engine does.
-__global__ void merge_candidates(unsigned long long* __restrict__ cand, int R, int n, int k, int m,
+// Each tile's kk candidates are sorted best first (zeros last), so the row's best is the best tile head: each
+// lane keeps cursors into the tiles it owns (tile t belongs to lane t % 32) when there are at most
+// 32 * kMaxOwnedTiles tiles; beyond that it scans its share of all candidates for every slot.
+__global__ void merge_candidates(unsigned long long* __restrict__ cand, int R, int tiles, int kk, int k, int m,
                                  int32_t* __restrict__ idx, float* __restrict__ val) {
   const int warps = blockDim.x >> 5;
   const int r = blockIdx.x * warps + (threadIdx.x >> 5), lane = threadIdx.x & 31;
-  if (r >= R) return;
+  if (r >= R) return;  // r is the same for the whole warp
+  const int n = tiles * kk;
   unsigned long long* c = cand + static_cast<long>(r) * n;
   int32_t* oi = idx + static_cast<long>(r) * k;
   float* ov = val + static_cast<long>(r) * k;
   int keep = 0;
-  for (; keep < k; ++keep) {
-    unsigned long long best = 0ull;
-    int where = -1;
-    for (int i = lane; i < n; i += 32)
-      if (c[i] > best) {
-        best = c[i];
-        where = i;
+  if (tiles <= 32 * kMaxOwnedTiles) {
+    int cur[kMaxOwnedTiles];
+    for (int q = 0; q < kMaxOwnedTiles; ++q) cur[q] = 0;
+    for (; keep < k; ++keep) {
+      unsigned long long best = 0ull;
+      int owner_slot = -1;
+      for (int q = 0; q < kMaxOwnedTiles; ++q) {
+        const int t = lane + 32 * q;
+        if (t >= tiles || cur[q] >= kk) continue;
+        const unsigned long long h = c[t * kk + cur[q]];
+        if (h > best) {
+          best = h;
+          owner_slot = q;
+        }
       }
-    const unsigned long long top = warp_max(best);
-    if (top == 0ull) break;
-    if (best == top) c[where] = 0ull;  // keys are unique: exactly one lane owns it
-    if (lane == 0) {
-      oi[keep] = key_index(top);
-      ov[keep] = key_value(top);
+      const unsigned long long top = warp_max(best);
+      if (top == 0ull) break;
+      if (best == top) ++cur[owner_slot];  // keys are unique: exactly one lane owns it
+      if (lane == 0) {
+        oi[keep] = key_index(top);
+        ov[keep] = key_value(top);
+      }
     }
-    __syncwarp();
+  } else {
+    for (; keep < k; ++keep) {
+      unsigned long long best = 0ull;
+      int where = -1;
+      for (int i = lane; i < n; i += 32)
+        if (c[i] > best) {
+          best = c[i];
+          where = i;
+        }
+      const unsigned long long top = warp_max(best);
+      if (top == 0ull) break;
+      if (best == top) c[where] = 0ull;
+      if (lane == 0) {
+        oi[keep] = key_index(top);
+        ov[keep] = key_value(top);
+      }
+      __syncwarp();
+    }
   }
+  __syncwarp();
   if (lane == 0) {
     // Slots [keep, k): value 0 and the smallest latent indices not already used.
     int s = keep;
@@ -232,28 +264,55 @@ __global__ void decode_rows(const float* __restrict__ W, const float* __restrict
   }
 }
 
-// Per column c of rows [r0, r0 + rows): mean, then sum (x - mean)^2 (float64).
-__global__ void column_variance(const float* __restrict__ X, long r0, long rows, int d, double* __restrict__ col_tv) {
+constexpr int kColChunk = 256;  // rows (or latents) per partial column sum
+
+// part[chunk, c] = sum over rows [r0 + chunk * kColChunk, ...) of (X[r, c] - shift[c]) (squared when sq); grid
+// (ceil(d / 256), chunks). Fixed chunks and a fixed final order: deterministic.
+__global__ void column_partials(const float* __restrict__ X, long r0, long rows, int d, const double* __restrict__ shift, bool sq,
+                                double* __restrict__ part) {
+  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c >= d) return;
+  const long a = r0 + static_cast<long>(blockIdx.y) * kColChunk, b = min(r0 + rows, a + kColChunk);
+  const double sh = shift ? shift[c] : 0.0;
+  double s = 0;
+  for (long r = a; r < b; ++r) {
+    const double e = X[r * d + c] - sh;
+    s += sq ? e * e : e;
+  }
+  part[static_cast<long>(blockIdx.y) * d + c] = s;
+}
+
+// out[c] = scale * sum_chunk part[chunk, c] (+ out[c] when accumulate).
+__global__ void column_finish(const double* __restrict__ part, int chunks, int d, double scale, bool accumulate, double* __restrict__ out) {
   const int c = blockIdx.x * blockDim.x + threadIdx.x;
   if (c >= d) return;
   double s = 0;
-  for (long r = r0; r < r0 + rows; ++r) s += X[r * d + c];
-  const double mean = s / static_cast<double>(rows);
-  double v = 0;
-  for (long r = r0; r < r0 + rows; ++r) {
-    const double e = X[r * d + c] - mean;
-    v += e * e;
-  }
-  col_tv[c] = v;
+  for (int q = 0; q < chunks; ++q) s += part[static_cast<long>(q) * d + c];
+  out[c] = (accumulate ? out[c] : 0.0) + scale * s;
+}
+
+// part[chunk, c] = sum over latents j in the chunk of g_benc[j] W_enc[j, c].
+__global__ void encoder_bias_partials(const float* __restrict__ g_benc, const float* __restrict__ W_enc, int m, int d,
+                                      double* __restrict__ part) {
+  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c >= d) return;
+  const int a = blockIdx.y * kColChunk, b = min(m, a + kColChunk);
+  double s = 0;
+  for (int j = a; j < b; ++j) s += static_cast<double>(g_benc[j]) * W_enc[static_cast<long>(j) * d + c];
+  part[static_cast<long>(blockIdx.y) * d + c] = s;
+}
+
+__global__ void to_float(const double* __restrict__ a, int n, float* __restrict__ out) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) out[i] = static_cast<float>(a[i]);
 }
 
 // Forward loss of row r: x_hat, e = x_hat - x, G = gscale[seg] e, sse_row[r] = sum e^2, and
-// dval[r, s] = G . W_dec[idx[r, s]] for active slots (0 otherwise). Dynamic shared memory: the G row.
+// dval[r, s] = G . W_dec[idx[r, s]] for active slots (0 otherwise).
 __global__ void forward_loss(const float* __restrict__ W, const float* __restrict__ b_dec, const float* __restrict__ X, int d,
                              const int32_t* __restrict__ idx, const float* __restrict__ val, int k, long seg_rows,
                              double gscale0, double gscale1, float* __restrict__ G, double* __restrict__ sse_row,
                              float* __restrict__ dval) {
-  extern __shared__ float g_s[];
   const long r = blockIdx.x;
   const float gscale = static_cast<float>(r < seg_rows ? gscale0 : gscale1);
   double sse = 0;
@@ -265,20 +324,19 @@ __global__ void forward_loss(const float* __restrict__ W, const float* __restric
     }
     const float e = o - X[r * d + c];
     sse += static_cast<double>(e) * e;
-    const float g = gscale * e;
-    g_s[c] = g;
-    G[r * d + c] = g;
+    G[r * d + c] = gscale * e;
   }
-  const double total = block_sum(sse);
+  const double total = block_sum(sse);  // its barriers also make this block's G row visible to every thread
   if (threadIdx.x == 0) sse_row[r] = total;
   __syncthreads();
+  const float* g_row = G + r * d;
   const int warps = blockDim.x >> 5, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   for (int s = warp; s < k; s += warps) {
     const float v = val[r * k + s];
     float dot = 0.f;
     if (v > 0.f) {
       const float* w = W + static_cast<long>(idx[r * k + s]) * d;
-      for (int c = lane; c < d; c += 32) dot = fmaf(g_s[c], w[c], dot);
+      for (int c = lane; c < d; c += 32) dot = fmaf(g_row[c], w[c], dot);
       dot = warp_sumf(dot);
     }
     if (lane == 0) dval[r * k + s] = v > 0.f ? dot : 0.f;
@@ -328,17 +386,6 @@ __global__ void latent_grads(const int* __restrict__ off, const int* __restrict_
     g_enc[static_cast<long>(j) * d + c] = ge;
   }
   if (threadIdx.x == 0) g_benc[j] = dsum;
-}
-
-// g_bdec[c] = sum_r G[r, c] - sum_j g_benc[j] W_enc[j, c] (float64 sums).
-__global__ void bdec_grad(const float* __restrict__ G, long R, const float* __restrict__ g_benc, const float* __restrict__ W_enc,
-                          int m, int d, float* __restrict__ g_bdec) {
-  const int c = blockIdx.x * blockDim.x + threadIdx.x;
-  if (c >= d) return;
-  double s = 0;
-  for (long r = 0; r < R; ++r) s += G[r * d + c];
-  for (int j = 0; j < m; ++j) s -= static_cast<double>(g_benc[j]) * W_enc[static_cast<long>(j) * d + c];
-  g_bdec[c] = static_cast<float>(s);
 }
 
 // g_dec[j] -= (g_dec[j] . W_dec[j]) W_dec[j] (one block per latent).
@@ -424,6 +471,7 @@ class CudaSae final : public DeviceSae {
     fires_.zero(stream_);
     since_.zero(stream_);
     col_tv_.alloc(d);
+    col_mean_.alloc(d);
     part_.alloc(kSumBlocks);
     sync();
   }
@@ -530,10 +578,17 @@ class CudaSae final : public DeviceSae {
   // Statistics, encode, loss and latent statistics over the staged X_ = [x; y].
   DeviceForward forward_staged(long rows, int nseg, double w, bool fvu) {
     const long R = rows * nseg;
+    if (R * static_cast<long>(k_) >= (1L << 31) - 1) fail("ERR_SHAPE", "a CUDA training batch needs rows x k < 2^31: use smaller batches");
     DeviceForward f;
     std::vector<double> tv(d_);
+    const int chunks = static_cast<int>((rows + kColChunk - 1) / kColChunk);
+    col_part_.ensure(static_cast<size_t>(chunks) * d_);
+    const dim3 cgrid(static_cast<unsigned>(blocks_for(d_)), static_cast<unsigned>(chunks));
     for (int s = 0; s < nseg; ++s) {
-      column_variance<<<blocks_for(d_), kThreads, 0, stream_>>>(X_.p, s * rows, rows, d_, col_tv_.p);
+      column_partials<<<cgrid, kThreads, 0, stream_>>>(X_.p, s * rows, rows, d_, nullptr, false, col_part_.p);
+      column_finish<<<blocks_for(d_), kThreads, 0, stream_>>>(col_part_.p, chunks, d_, 1.0 / static_cast<double>(rows), false, col_mean_.p);
+      column_partials<<<cgrid, kThreads, 0, stream_>>>(X_.p, s * rows, rows, d_, col_mean_.p, true, col_part_.p);
+      column_finish<<<blocks_for(d_), kThreads, 0, stream_>>>(col_part_.p, chunks, d_, 1.0, false, col_tv_.p);
       CMSAE_CUDA(cudaGetLastError());
       col_tv_.download(tv.data(), stream_);
       sync();
@@ -552,7 +607,7 @@ class CudaSae final : public DeviceSae {
     sse_row_.ensure(R);
     double gs[2] = {0, 0};
     for (int s = 0; s < nseg; ++s) gs[s] = w * 2.0 / (fvu ? f.total_variance[s] : static_cast<double>(rows) * d_);
-    forward_loss<<<R, kThreads, sizeof(float) * d_, stream_>>>(W_dec_.p, b_dec_.p, X_.p, d_, codes_idx_.p, codes_val_.p, k_, rows,
+    forward_loss<<<R, kThreads, 0, stream_>>>(W_dec_.p, b_dec_.p, X_.p, d_, codes_idx_.p, codes_val_.p, k_, rows,
                                                                gs[0], gs[1], G_.p, sse_row_.p, dval_.p);
     CMSAE_CUDA(cudaGetLastError());
     // Latent statistics and the sort keys of the backward.
@@ -610,7 +665,15 @@ class CudaSae final : public DeviceSae {
     CMSAE_CUDA(cub::DeviceScan::ExclusiveSum(scan_temp_.p, scan_bytes, count_.p, off_.p, m_ + 1, stream_));
     latent_grads<<<m_, kThreads, 0, stream_>>>(off_.p, pos_sorted_.p, codes_val_.p, dval_.p, G_.p, X_.p, b_dec_.p, d_, k_,
                                                g_dec_.p, g_enc_.p, g_benc_.p);
-    bdec_grad<<<blocks_for(d_), kThreads, 0, stream_>>>(G_.p, R_, g_benc_.p, W_enc_.p, m_, d_, g_bdec_.p);
+    {  // g_bdec = colsum(G) - sum_j g_benc[j] W_enc[j] (float64, fixed order)
+      const int rchunks = static_cast<int>((R_ + kColChunk - 1) / kColChunk), jchunks = (m_ + kColChunk - 1) / kColChunk;
+      col_part_.ensure(static_cast<size_t>(std::max(rchunks, jchunks)) * d_);
+      column_partials<<<dim3(static_cast<unsigned>(blocks_for(d_)), static_cast<unsigned>(rchunks)), kThreads, 0, stream_>>>(G_.p, 0, R_, d_, nullptr, false, col_part_.p);
+      column_finish<<<blocks_for(d_), kThreads, 0, stream_>>>(col_part_.p, rchunks, d_, 1.0, false, col_mean_.p);
+      encoder_bias_partials<<<dim3(static_cast<unsigned>(blocks_for(d_)), static_cast<unsigned>(jchunks)), kThreads, 0, stream_>>>(g_benc_.p, W_enc_.p, m_, d_, col_part_.p);
+      column_finish<<<blocks_for(d_), kThreads, 0, stream_>>>(col_part_.p, jchunks, d_, -1.0, true, col_mean_.p);
+      to_float<<<blocks_for(d_), kThreads, 0, stream_>>>(col_mean_.p, d_, g_bdec_.p);
+    }
     if (project) project_rows<<<m_, kThreads, 0, stream_>>>(W_dec_.p, g_dec_.p, d_);
     CMSAE_CUDA(cudaGetLastError());
     have_grads_ = true;
@@ -668,21 +731,30 @@ class CudaSae final : public DeviceSae {
     return s;
   }
 
-  // Codes of `rows` device rows X (b_dec subtracted on the fly) into device idx/val [rows, k].
+  // Codes of `rows` device rows X (b_dec subtracted on the fly) into device idx/val [rows, k], in row chunks
+  // whose candidate lists fit a 1 GiB budget (and the grid's y limit).
   void run_encode(const float* X, long rows, int k, int32_t* idx, float* val) {
     const int tiles = (m_ + BN - 1) / BN;
     const int kk = std::min(k, BN);
     const long n = static_cast<long>(tiles) * kk;
-    cand_.ensure(static_cast<size_t>(rows) * n);
-    const dim3 grid(tiles, static_cast<unsigned>((rows + BM - 1) / BM));
-    if (precision_ == DevicePrecision::Tf32)
-      encode_tiles<true><<<grid, kThreads, 0, stream_>>>(X, b_dec_.p, W_enc_.p, b_enc_.p, static_cast<int>(rows), d_, m_, kk, cand_.p);
-    else
-      encode_tiles<false><<<grid, kThreads, 0, stream_>>>(X, b_dec_.p, W_enc_.p, b_enc_.p, static_cast<int>(rows), d_, m_, kk, cand_.p);
-    CMSAE_CUDA(cudaGetLastError());
-    const int warps = kThreads / 32;
-    merge_candidates<<<(rows + warps - 1) / warps, kThreads, 0, stream_>>>(cand_.p, static_cast<int>(rows), static_cast<int>(n), k, m_, idx, val);
-    CMSAE_CUDA(cudaGetLastError());
+    long chunk = std::max<long>(BM, ((1L << 30) / (8 * n)) / BM * BM);
+    chunk = std::min<long>(chunk, 65535L * BM);
+    chunk = std::min<long>(chunk, rows);
+    cand_.ensure(static_cast<size_t>(chunk) * n);
+    for (long r0 = 0; r0 < rows; r0 += chunk) {
+      const long nr = std::min(chunk, rows - r0);
+      const float* Xc = X + r0 * d_;
+      const dim3 grid(tiles, static_cast<unsigned>((nr + BM - 1) / BM));
+      if (precision_ == DevicePrecision::Tf32)
+        encode_tiles<true><<<grid, kThreads, 0, stream_>>>(Xc, b_dec_.p, W_enc_.p, b_enc_.p, static_cast<int>(nr), d_, m_, kk, cand_.p);
+      else
+        encode_tiles<false><<<grid, kThreads, 0, stream_>>>(Xc, b_dec_.p, W_enc_.p, b_enc_.p, static_cast<int>(nr), d_, m_, kk, cand_.p);
+      CMSAE_CUDA(cudaGetLastError());
+      const int warps = kThreads / 32;
+      merge_candidates<<<(nr + warps - 1) / warps, kThreads, 0, stream_>>>(cand_.p, static_cast<int>(nr), tiles, kk, k, m_, idx + r0 * k,
+                                                                          val + r0 * k);
+      CMSAE_CUDA(cudaGetLastError());
+    }
   }
 
   int d_, m_, k_;
@@ -691,7 +763,7 @@ class CudaSae final : public DeviceSae {
   long R_ = 0;
   bool have_forward_ = false, have_grads_ = false;
   DeviceBuffer<float> W_enc_, W_dec_, b_enc_, b_dec_, mom_[4][2], g_enc_, g_dec_, g_benc_, g_bdec_;
-  DeviceBuffer<double> fires_, col_tv_, part_, sse_row_;
+  DeviceBuffer<double> fires_, col_tv_, col_mean_, col_part_, part_, sse_row_;
   DeviceBuffer<long long> since_;
   DeviceBuffer<int> count_, off_, keys_, pos_, keys_sorted_, pos_sorted_;
   DeviceBuffer<float> X_, G_, dval_, codes_val_, tmp_, dec_val_, dec_out_, inf_X_, inf_val_;
@@ -731,7 +803,6 @@ std::unique_ptr<DeviceSae> create_device_sae(int d, int m, int k, DevicePrecisio
   if (!info.available)
     fail("ERR_CUDA_UNAVAILABLE", "device 'cuda' was requested but no CUDA device can be used (" + info.message +
                                      "): use device 'cpu' or 'auto'");
-  if (d > 12288) fail("ERR_ARG", "the CUDA backend supports d <= 12288 (one row of dL/dx_hat in shared memory); use device 'cpu'");
   if (static_cast<long long>(m) * d > (1LL << 31) - 1)
     fail("ERR_ARG", "the CUDA backend needs m * d < 2^31; use device 'cpu'");
   return std::make_unique<CudaSae>(d, m, k, precision);

@@ -194,7 +194,8 @@ export class TopKSAE implements Disposable {
     } catch (e) {
       return Promise.reject(e);
     }
-    return this.#handle.enqueue(async (h) => toResult(await h.stepRowsAsync(x.handle, opts.pair?.handle ?? null, idx, opts.lr)));
+    const run = this.#handle.enqueue(async (h) => toResult(await h.stepRowsAsync(x.handle, opts.pair?.handle ?? null, idx, opts.lr)));
+    return opts.pair ? opts.pair.pin(x.pin(run)) : x.pin(run);
   }
 
   /** forwardBackward() over resident rows (see stepRows). */

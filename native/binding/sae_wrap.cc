@@ -433,7 +433,7 @@ Napi::Value NativeSae::read_gradients(const Napi::CallbackInfo& info) {
 
 Napi::Value NativeSae::read_weights(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  SaeModel& m = model(env);
+  const SaeModel& m = model(env);  // const: reading does not mark the device copy stale
   const size_t d = m.d(), M = m.m();
   auto [we, be, wd, bd] = param_arrays(info, d, M);
   transpose(m.W_enc_rows(), M, d, we.Data());
@@ -474,18 +474,21 @@ Napi::Value NativeSae::read_state(const Napi::CallbackInfo& info) {
   if (!info[0].IsObject()) throw_js(env, "ERR_ARG", "readState needs an object of arrays");
   Napi::Object o = info[0].As<Napi::Object>();
   const size_t d = m.d(), M = m.m();
+  const SaeModel& cm = m;  // const: reading does not mark the device copy stale
   for (int p = 0; p < 4; ++p)
     for (int q = 0; q < 2; ++q) {
-      std::vector<float>& s = m.adam_state(p, q);
+      const std::vector<float>& s = cm.adam_state(p, q);
       Napi::Float32Array a = float32_arg(env, o.Get(kMomentNames[p][q]), kMomentNames[p][q], s.size());
       if (p == 0) transpose(s.data(), M, d, a.Data());
       else std::memcpy(a.Data(), s.data(), sizeof(float) * s.size());
     }
   Napi::Float64Array fires = float64_arg(env, o.Get("fires"), "fires", M);
   Napi::Float64Array since = float64_arg(env, o.Get("since"), "since", M);
+  const std::vector<double>& fc = cm.fire_counts();
+  const std::vector<long long>& sf = cm.since_fired();
   for (size_t j = 0; j < M; ++j) {
-    fires.Data()[j] = m.fire_counts()[j];
-    since.Data()[j] = static_cast<double>(m.since_fired()[j]);
+    fires.Data()[j] = fc[j];
+    since.Data()[j] = static_cast<double>(sf[j]);
   }
   Napi::Object scalars = Napi::Object::New(env);
   scalars.Set("step", static_cast<double>(m.step_count()));
@@ -558,7 +561,8 @@ Napi::Value NativeSae::status(const Napi::CallbackInfo& info) {
   o.Set("samplesSeen", static_cast<double>(m.samples_seen()));
   o.Set("threshold", m.threshold());
   o.Set("thresholdReady", m.threshold_ready());
-  o.Set("deadFraction", m.dead_fraction());
+  // While an async step runs on the device, the last step's value (reading the device stats would race).
+  o.Set("deadFraction", busy_ && m.on_device() ? m.last_dead_fraction() : m.dead_fraction());
   o.Set("busy", busy_);
   return o;
 }

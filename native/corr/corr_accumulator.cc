@@ -149,6 +149,8 @@ void CorrAccumulator::add(const int32_t* ai, const float* av, int kA, const int3
       check_codes(bi + r0 * kB, bv + r0 * kB, kB, r1 - r0, mB_, "B", stamp_b, r0, count_b.data() + r0);
     });
   }
+  // On the device the pair products go first: a failure there leaves the host moments and n_ unchanged.
+  if (dev_) dev_->add(ai, av, kA, bi, bv, kB, rows);
   struct ASink {
     RawVector<int32_t>& idx;
     RawVector<float>& val;
@@ -169,8 +171,7 @@ void CorrAccumulator::add(const int32_t* ai, const float* av, int kA, const int3
   else append_rows(bi, bv, kB, rows, mB_, count_b.data(), B_, bufB_off_, b_sink(bufB32_));
   n_ += rows;
   if (dev_) {
-    // The moments are in A_/B_ now; the pair products go to the device instead of the CPU flush.
-    dev_->add(ai, av, kA, bi, bv, kB, rows);
+    // The moments are in A_/B_ now and the pair products on the device: drop the CPU buffers.
     bufA_off_.clear();
     bufB_off_.clear();
     bufA_idx_.clear();

@@ -203,13 +203,26 @@ StepStats SaeModel::device_forward_backward(const float* x, const float* y, long
       staged.resize(static_cast<size_t>(R) * d);
       dev_->download_staged(staged.data(), static_cast<long>(staged.size()));
     }
+    auto row_of = [&](long r) { return resident ? staged.data() + r * d : (r < rows ? x + r * d : y + (r - rows) * d); };
+    // A degenerate FVU batch must leave everything unchanged (the CPU engine checks before the mean too).
+    if (cfg_.loss == LossKind::Fvu)
+      for (int sgm = 0; sgm < n_seg; ++sgm) {
+        double tv = 0;
+        for (int c = 0; c < d; ++c) {
+          double mu = 0;
+          for (long r = sgm * rows; r < (sgm + 1) * rows; ++r) mu += row_of(r)[c];
+          mu /= rows;
+          for (long r = sgm * rows; r < (sgm + 1) * rows; ++r) tv += (row_of(r)[c] - mu) * (row_of(r)[c] - mu);
+        }
+        if (!(tv > 0.0))
+          fail("ERR_DEGENERATE_BATCH",
+               "FVU is undefined for a batch whose rows are all identical (e.g. a single row): use a batch of "
+               "distinct rows or loss 'mse'");
+      }
     touch_host();
     for (int c = 0; c < d; ++c) {
       double s = 0;
-      for (long r = 0; r < R; ++r) {
-        const float* row = resident ? staged.data() + r * d : (r < rows ? x + r * d : y + (r - rows) * d);
-        s += row[c];
-      }
+      for (long r = 0; r < R; ++r) s += row_of(r)[c];
       b_dec_[c] = static_cast<float>(s / R);
     }
     b_dec_mean_pending_ = false;
@@ -249,6 +262,7 @@ StepStats SaeModel::device_forward_backward(const float* x, const float* y, long
   stats_stale_ = true;
   st.l0 = static_cast<double>(f.active) / R;
   st.dead_fraction = dead_fraction();
+  last_dead_fraction_ = st.dead_fraction;
   st.grad_norm = std::sqrt(dev_->backward(cfg_.project_decoder_grad));
   grads_stale_ = true;
   has_grads_ = true;

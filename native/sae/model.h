@@ -108,6 +108,14 @@ class SaeModel {
   long long step_count() const { return t_; }
   void set_step_count(long long t) { t_ = t; }
   std::vector<float>& adam_state(int param, int moment);  // param: 0 W_enc,1 b_enc,2 W_dec,3 b_dec; moment 0/1
+  const std::vector<float>& adam_state(int param, int moment) const {
+    view_host();
+    return adam_[param][moment];
+  }
+  const std::vector<double>& fire_counts() const { view_host(); return fires_; }
+  const std::vector<long long>& since_fired() const { view_host(); return since_; }
+  // The dead fraction of the last device step (readable while an async step runs; no device access).
+  double last_dead_fraction() const { return last_dead_fraction_; }
   std::vector<double>& fire_counts() { touch_host(); return fires_; }
   std::vector<long long>& since_fired() { touch_host(); return since_; }
   long long samples_seen() const { return seen_; }
@@ -157,6 +165,7 @@ class SaeModel {
   mutable bool host_stale_ = false, stats_stale_ = false, device_stale_ = false;
   mutable bool grads_stale_ = false, codes_stale_ = false;
   bool has_grads_ = false;
+  double last_dead_fraction_ = 0;
   // scratch
   mutable SparseGrads grads_;
   mutable CodesBuffer codes_;
