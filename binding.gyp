@@ -25,6 +25,7 @@
         "native/lap/sparse_certified.cc",
         "native/lap/scan_kernels_scalar.cc",
         "native/lap/align.cc",
+        "native/lap/device_lap.cc",
         "native/synth/synth.cc",
         "native/binding/synth_wrap.cc",
         "native/binding/eval_wrap.cc"

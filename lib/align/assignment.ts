@@ -4,6 +4,7 @@ import { native } from '../native/load.js';
 import type { NativeAssignment, NativeAssignmentStats } from '../native/types.js';
 import type { Matrix } from '../types.js';
 import { describe } from '../validate.js';
+import { cudaDeviceAvailable, type Device } from '../sae/options.js';
 import type { CorrelationResult } from './correlation.js';
 
 export interface CostMatrix {
@@ -25,6 +26,11 @@ export interface AssignmentOptions {
   candidates?: number;
   /** Return the dual variables that certify optimality. */
   returnDuals?: boolean;
+  /**
+   * Where the sparse path's candidate and pricing passes run (the solve itself is always on the CPU):
+   * 'auto' (default; CMSAE_DEVICE overrides): CUDA for float32 costs when a device exists; 'cpu'; 'cuda'.
+   */
+  device?: Device;
 }
 
 export interface Assignment {
@@ -57,6 +63,19 @@ function checkCost(cost: CostMatrix, opts: AssignmentOptions): void {
   if (!Number.isInteger(k) || k < 1) throw new SaeError('ERR_ARG', `candidates must be an integer >= 1, got ${String(k)}`);
 }
 
+/** The device of the sparse path's passes: CUDA only for float32 costs (the device passes read float32). */
+export function assignmentDevice(requested: Device | undefined, float32: boolean): 'cpu' | 'cuda' {
+  const d = requested ?? (process.env.CMSAE_DEVICE as Device | undefined) ?? 'auto';
+  if (d !== 'auto' && d !== 'cpu' && d !== 'cuda') throw new SaeError('ERR_ARG', `device must be 'auto', 'cpu' or 'cuda', got '${String(d)}'`);
+  if (d === 'cpu') return 'cpu';
+  if (d === 'auto') return float32 && cudaDeviceAvailable() ? 'cuda' : 'cpu';
+  if (!cudaDeviceAvailable()) {
+    const c = native().cudaInfo();
+    throw new SaeError('ERR_CUDA_UNAVAILABLE', `device 'cuda' was requested but no CUDA device can be used (${c.compiled ? c.message : 'this build has no CUDA backend'}): use device 'cpu' or 'auto'`);
+  }
+  return float32 ? 'cuda' : 'cpu';
+}
+
 function toAssignment(r: NativeAssignment, opts: AssignmentOptions): Assignment {
   const out: Assignment = { rowToCol: r.rowToCol, colToRow: r.colToRow, objective: r.objective, stats: r.stats };
   if (opts.returnDuals) out.duals = { u: r.u, v: r.v };
@@ -71,13 +90,15 @@ function toAssignment(r: NativeAssignment, opts: AssignmentOptions): Assignment 
  */
 export function solveAssignment(cost: CostMatrix, opts: AssignmentOptions = {}): Assignment {
   checkCost(cost, opts);
-  return toAssignment(native().solveAssignment(cost.data, cost.rows, cost.cols, !!opts.maximize, opts.algorithm ?? 'auto', opts.candidates ?? 16), opts);
+  const device = assignmentDevice(opts.device, cost.data instanceof Float32Array);
+  return toAssignment(native().solveAssignment(cost.data, cost.rows, cost.cols, !!opts.maximize, opts.algorithm ?? 'auto', opts.candidates ?? 16, device), opts);
 }
 
 /** solveAssignment on a worker thread (the input must not change until it settles). */
 export async function solveAssignmentAsync(cost: CostMatrix, opts: AssignmentOptions = {}): Promise<Assignment> {
   checkCost(cost, opts);
-  return toAssignment(await native().solveAssignmentAsync(cost.data, cost.rows, cost.cols, !!opts.maximize, opts.algorithm ?? 'auto', opts.candidates ?? 16), opts);
+  const device = assignmentDevice(opts.device, cost.data instanceof Float32Array);
+  return toAssignment(await native().solveAssignmentAsync(cost.data, cost.rows, cost.cols, !!opts.maximize, opts.algorithm ?? 'auto', opts.candidates ?? 16, device), opts);
 }
 
 /**
@@ -85,12 +106,12 @@ export async function solveAssignmentAsync(cost: CostMatrix, opts: AssignmentOpt
  * pairs come from the assignment maximizing the total correlation (signed by default, |C| with
  * signed: false); the remaining latents of both sides are then paired in ascending index order.
  */
-export function alignLatents(r: Pick<CorrelationResult, 'correlation' | 'aliveA' | 'aliveB'>, opts: { signed?: boolean } = {}): Int32Array {
+export function alignLatents(r: Pick<CorrelationResult, 'correlation' | 'aliveA' | 'aliveB'>, opts: { signed?: boolean; device?: Device } = {}): Int32Array {
   const c: Matrix = r?.correlation;
   if (!c || !(c.data instanceof Float32Array)) throw new SaeError('ERR_ARG', 'alignLatents needs a correlation result (CorrelationAccumulator.result())');
   if (c.rows !== c.cols)
     throw new SaeError('ERR_SHAPE', `a bijection needs as many A latents as B latents, got ${c.rows} x ${c.cols}`);
   if (!(r.aliveA instanceof Uint8Array) || !(r.aliveB instanceof Uint8Array) || r.aliveA.length !== c.rows || r.aliveB.length !== c.cols)
     throw new SaeError('ERR_SHAPE', 'aliveA / aliveB must be Uint8Arrays with one entry per latent');
-  return native().alignLatents(c.data, c.rows, r.aliveA, r.aliveB, opts.signed ?? true);
+  return native().alignLatents(c.data, c.rows, r.aliveA, r.aliveB, opts.signed ?? true, assignmentDevice(opts.device, true));
 }

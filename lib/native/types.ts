@@ -106,6 +106,8 @@ export interface NativeCorrHandle {
 }
 
 export interface NativeAssignmentStats {
+  /** The candidate and pricing passes ran on the CUDA device. */
+  device?: boolean;
   rounds: number;
   violations: number;
   edges: number;
@@ -127,13 +129,13 @@ export interface NativeBinding {
   NativeSae: new (options: Record<string, unknown>) => NativeSaeHandle;
   NativeDeviceRows: new (rows: number, d: number) => NativeDeviceRowsHandle;
   NativeCorr: { new (mA: number, mB: number, device?: 'cpu' | 'cuda'): NativeCorrHandle; new (bytes: Uint8Array): NativeCorrHandle };
-  solveAssignment(data: Float32Array | Float64Array, rows: number, cols: number, maximize: boolean, algorithm: string, k: number): NativeAssignment;
-  solveAssignmentAsync(data: Float32Array | Float64Array, rows: number, cols: number, maximize: boolean, algorithm: string, k: number): Promise<NativeAssignment>;
+  solveAssignment(data: Float32Array | Float64Array, rows: number, cols: number, maximize: boolean, algorithm: string, k: number, device?: 'cpu' | 'cuda'): NativeAssignment;
+  solveAssignmentAsync(data: Float32Array | Float64Array, rows: number, cols: number, maximize: boolean, algorithm: string, k: number, device?: 'cpu' | 'cuda'): Promise<NativeAssignment>;
   certifyAssignment(
     data: Float32Array | Float64Array, rows: number, cols: number, maximize: boolean,
     rowToCol: Int32Array, colToRow: Int32Array, u: Float64Array, v: Float64Array,
   ): { maxViolation: number; gap: number; objective: number };
-  alignLatents(correlation: Float32Array, m: number, aliveA: Uint8Array, aliveB: Uint8Array, signed: boolean): Int32Array;
+  alignLatents(correlation: Float32Array, m: number, aliveA: Uint8Array, aliveB: Uint8Array, signed: boolean, device?: 'cpu' | 'cuda'): Int32Array;
   pairCodeLoss(kind: string, idx: Int32Array, val: Float32Array, k: number, n: number, m: number, scale: number): { loss: number; dval: Float32Array };
   synthDictionary(d: number, n: number, delta: number, seed: number, maxIters: number): { atoms: Float32Array; steps: number; maxDot: number };
   synthPartner(phi: Float32Array, n: number, d: number, alpha: number, seed: number): Float32Array;

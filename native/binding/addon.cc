@@ -16,6 +16,7 @@
 #if defined(CMSAE_WITH_CUDA)
 #include "device_info.h"
 #include "corr_device.h"
+#include "lap_device.h"
 #include "sae_device.h"
 #endif
 
@@ -104,6 +105,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
 #if defined(CMSAE_WITH_CUDA)
   set_device_sae_factory(&cuda::create_device_sae, &cuda::create_device_rows);
   set_device_corr_factory(&cuda::create_device_corr);
+  set_device_lap_factory(&cuda::create_device_lap);
 #endif
   Napi::Function sae = NativeSae::define(env);
   data->sae_ctor = Napi::Persistent(sae);

@@ -210,6 +210,7 @@ struct SolvePlan {
   AssignmentInput in;
   std::string algorithm = "auto";
   int k = 16;
+  bool device = false;  // candidate and pricing passes on the CUDA device
 };
 
 struct SolveCall : SolvePlan {
@@ -220,7 +221,7 @@ struct SolveCall : SolvePlan {
 AssignmentResult run_solve(const SolvePlan& c, SparseStats* stats) {
   const bool sparse = c.algorithm == "sparse" || (c.algorithm == "auto" && std::min(c.in.rows, c.in.cols) >= 512);
   if (!sparse) return solve_assignment_dense(c.in);
-  return solve_assignment_sparse(c.in, static_cast<int>(std::min<long>(c.k, std::max(c.in.rows, c.in.cols))), 12, stats);
+  return solve_assignment_sparse(c.in, static_cast<int>(std::min<long>(c.k, std::max(c.in.rows, c.in.cols))), 12, stats, c.device);
 }
 
 SolveCall parse_solve(const Napi::CallbackInfo& info) {
@@ -241,6 +242,11 @@ SolveCall parse_solve(const Napi::CallbackInfo& info) {
       throw_js(env, "ERR_ARG", "algorithm must be 'auto', 'dense' or 'sparse'");
   }
   if (info.Length() > 5 && info[5].IsNumber()) c.k = static_cast<int>(count_arg(env, info[5], "k", 1));
+  if (info.Length() > 6 && info[6].IsString()) {
+    const std::string dev = info[6].As<Napi::String>().Utf8Value();
+    if (dev != "cpu" && dev != "cuda") throw_js(env, "ERR_ARG", "device must be 'cpu' or 'cuda' (resolve 'auto' first)");
+    c.device = dev == "cuda";
+  }
   return c;
 }
 
@@ -253,6 +259,7 @@ Napi::Object result_object(Napi::Env env, const AssignmentResult& r, const Spars
   s.Set("weakRows", static_cast<double>(st.weak_rows));
   s.Set("warmRounds", st.warm_rounds);
   s.Set("fellBack", st.fell_back);
+  s.Set("device", st.device);
   o.Set("stats", s);
   o.Set("rowToCol", copy_out<int32_t, Napi::Int32Array>(env, r.row_to_col));
   o.Set("colToRow", copy_out<int32_t, Napi::Int32Array>(env, r.col_to_row));
@@ -320,7 +327,8 @@ Napi::Value align(const Napi::CallbackInfo& info) {
   Napi::Uint8Array ab = typed_arg<Napi::Uint8Array>(env, info[3], "aliveB", m);
   std::vector<int32_t> perm = guarded(env, [&] {
     check_finite(corr.Data(), m, static_cast<int>(m), "correlation");
-    return align_latents(corr.Data(), static_cast<int>(m), aa.Data(), ab.Data(), info[4].ToBoolean().Value());
+    const bool device = info.Length() > 5 && info[5].IsString() && info[5].As<Napi::String>().Utf8Value() == "cuda";
+    return align_latents(corr.Data(), static_cast<int>(m), aa.Data(), ab.Data(), info[4].ToBoolean().Value(), device);
   });
   return copy_out<int32_t, Napi::Int32Array>(env, perm);
 }

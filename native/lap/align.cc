@@ -12,7 +12,7 @@
 namespace cmsae {
 
 std::vector<int32_t> align_latents(const float* corr, int m, const uint8_t* alive_a, const uint8_t* alive_b,
-                                   bool use_signed) {
+                                   bool use_signed, bool device) {
   std::vector<int32_t> ra, rb;  // alive latents of each side
   for (int i = 0; i < m; ++i) {
     if (alive_a[i]) ra.push_back(i);
@@ -37,7 +37,7 @@ std::vector<int32_t> align_latents(const float* corr, int m, const uint8_t* aliv
     in.cols = nb;
     in.maximize = true;
     const AssignmentResult res =
-        std::min(na, nb) >= 512 ? solve_assignment_sparse(in, 16, 12) : solve_assignment_dense(in);
+        std::min(na, nb) >= 512 ? solve_assignment_sparse(in, 16, 12, nullptr, device) : solve_assignment_dense(in);
     for (long r = 0; r < na; ++r)
       if (res.row_to_col[r] >= 0) {
         perm[ra[r]] = rb[res.row_to_col[r]];

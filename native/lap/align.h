@@ -9,6 +9,6 @@ namespace cmsae {
 // alive x alive pairs from the optimal assignment on C (signed) or |C|, then the remaining latents of
 // both sides paired in ascending index order.
 std::vector<int32_t> align_latents(const float* corr, int m, const uint8_t* alive_a, const uint8_t* alive_b,
-                                   bool use_signed);
+                                   bool use_signed, bool device = false);
 
 }  // namespace cmsae

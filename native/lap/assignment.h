@@ -37,8 +37,11 @@ struct SparseStats {
   long weak_rows = 0;   // rows given extra candidates in the first graph
   int warm_rounds = 0;  // rounds re-solved from the previous matching and duals
   bool fell_back = false;
+  bool device = false;  // the candidate and pricing passes ran on the CUDA device
 };
-AssignmentResult solve_assignment_sparse(const AssignmentInput& in, int k, int max_rounds, SparseStats* stats = nullptr);
+// device: run the candidate and pricing passes on the CUDA device (float32 costs; ERR_CUDA_UNAVAILABLE without).
+AssignmentResult solve_assignment_sparse(const AssignmentInput& in, int k, int max_rounds, SparseStats* stats = nullptr,
+                                         bool device = false);
 
 // Throws ERR_NONFINITE for NaN or an infinity in the favourable direction.
 void validate_assignment_input(const AssignmentInput& in);

@@ -19,6 +19,7 @@
 #include "../common/thread_pool.h"
 #include "../sae/topk_select.h"
 #include "assignment.h"
+#include "device_lap.h"
 #include "scan_kernels.h"
 
 namespace cmsae {
@@ -494,7 +495,7 @@ inline double cost_floor_of_key(uint64_t key) {
 
 template <class Cost>
 AssignmentResult solve_typed(const Dense<Cost>& D, const AssignmentInput& input, int k, int max_rounds,
-                             SparseStats* stats) {
+                             SparseStats* stats, DeviceLap* dev) {
   const long rows = D.rows, cols = D.cols;
   const bool transposed = rows > cols;
   const long nr = transposed ? cols : rows, nc = transposed ? rows : cols;
@@ -531,24 +532,33 @@ AssignmentResult solve_typed(const Dense<Cost>& D, const AssignmentInput& input,
   const int T = static_cast<int>(std::max<long>(1, std::min<long>(num_threads(), rows)));
   // Columns keep fewer candidates (their offers are the expensive part of the pass); pricing adds the rest.
   const int kc = std::max(2, k / 8);
-  std::vector<std::vector<uint64_t>> col_keys(T, std::vector<uint64_t>(static_cast<size_t>(cols) * kc));
-  std::vector<std::vector<int>> col_cnt(T, std::vector<int>(cols, 0));
+  // On the device (float32 costs): the same keys, computed by cuda/lap_device.cu (one column list in all).
+  if (dev && (sizeof(Cost) != 4 || k > 64 || kc > 16)) dev = nullptr;
+  const int TC = dev ? 1 : T;
+  std::vector<std::vector<uint64_t>> col_keys(TC, std::vector<uint64_t>(static_cast<size_t>(cols) * kc));
+  std::vector<std::vector<int>> col_cnt(TC, std::vector<int>(cols, 0));
   std::vector<uint64_t> row_keys(static_cast<size_t>(rows) * k);
   std::vector<int> row_cnt(rows, 0);
   const Cost cinf = std::numeric_limits<Cost>::infinity();
   auto key_cost = [](uint64_t key) { return -static_cast<double>(key_candidate(key).value); };
   std::vector<uint8_t> nonfinite(T, 0);
-  parallel_for(T, [&](int t) {
-    uint64_t* ck = col_keys[t].data();
-    int* cc = col_cnt[t].data();
-    std::vector<Cost> col_thr(cols, cinf);
-    RowScratch<Cost> scratch;
-    for (long i = split_begin(rows, T, t); i < split_begin(rows, T, t + 1); ++i)
-      scan_row(K, D, i, row_keys.data() + i * k, row_cnt[i], k, col_thr.data(), &nonfinite[t], scratch, [&](long j, double c) {
-        if (key_heap_offer(ck + j * kc, cc[j], kc, candidate_key(static_cast<float>(-c), scramble(i, salt_of(j)))))
-          col_thr[j] = static_cast<Cost>(key_cost(ck[j * kc]));
-      });
-  });
+  if (dev) {
+    dev->load(reinterpret_cast<const float*>(D.data), rows, cols, D.maximize);
+    nonfinite[0] = dev->candidates(k, kc, row_keys.data(), row_cnt.data(), col_keys[0].data(), col_cnt[0].data()) ? 1 : 0;
+    if (stats) stats->device = true;
+  } else {
+    parallel_for(T, [&](int t) {
+      uint64_t* ck = col_keys[t].data();
+      int* cc = col_cnt[t].data();
+      std::vector<Cost> col_thr(cols, cinf);
+      RowScratch<Cost> scratch;
+      for (long i = split_begin(rows, T, t); i < split_begin(rows, T, t + 1); ++i)
+        scan_row(K, D, i, row_keys.data() + i * k, row_cnt[i], k, col_thr.data(), &nonfinite[t], scratch, [&](long j, double c) {
+          if (key_heap_offer(ck + j * kc, cc[j], kc, candidate_key(static_cast<float>(-c), scramble(i, salt_of(j)))))
+            col_thr[j] = static_cast<Cost>(key_cost(ck[j * kc]));
+        });
+    });
+  }
   {  // NaN or an infinity somewhere: the exact check throws for NaN / favourable infinities, accepts forbidden
     bool suspicious = false;
     for (uint8_t f : nonfinite) suspicious |= f != 0;
@@ -570,7 +580,7 @@ AssignmentResult solve_typed(const Dense<Cost>& D, const AssignmentInput& input,
   // candidates.
   {
     std::vector<double> colbest(cols, kInf);
-    for (int t = 0; t < T; ++t)
+    for (int t = 0; t < TC; ++t)
       for (long j = 0; j < cols; ++j)
         for (int q = 0; q < col_cnt[t][j]; ++q) colbest[j] = std::min(colbest[j], key_cost(col_keys[t][j * kc + q]));
     std::vector<int32_t> weak;
@@ -611,7 +621,7 @@ AssignmentResult solve_typed(const Dense<Cost>& D, const AssignmentInput& input,
     std::vector<uint64_t> merged;
     for (long j = 0; j < cols; ++j) {
       merged.clear();
-      for (int t = 0; t < T; ++t) merged.insert(merged.end(), col_keys[t].begin() + j * kc, col_keys[t].begin() + j * kc + col_cnt[t][j]);
+      for (int t = 0; t < TC; ++t) merged.insert(merged.end(), col_keys[t].begin() + j * kc, col_keys[t].begin() + j * kc + col_cnt[t][j]);
       const size_t keep = std::min<size_t>(merged.size(), static_cast<size_t>(kc));
       std::nth_element(merged.begin(), merged.begin() + (keep ? keep - 1 : 0), merged.end(), std::greater<uint64_t>());
       // Fewer than kc offers in all: no thread ever filtered this column, every finite entry is in the graph.
@@ -713,7 +723,25 @@ AssignmentResult solve_typed(const Dense<Cost>& D, const AssignmentInput& input,
     // The most violating 4k entries of each row are kept (memory stays O(n k)).
     std::vector<TopK> viol(rows, TopK{{}, 4 * k});
     std::vector<long> counts(T, 0), scanned(T, 0);
-    parallel_for(T, [&](int t) {
+    bool priced = false;
+    if (dev) {  // the rows the bounds do not certify, scanned on the device
+      std::vector<int32_t> scan;
+      for (long i = 0; i < rows; ++i) {
+        const long p = std::lower_bound(v_desc.begin(), v_desc.end(), row_floor[i] - ur[i] + tol, std::greater<double>()) - v_desc.begin();
+        if (p > 0 && slack_min[p - 1] < ur[i] - tol) scan.push_back(static_cast<int32_t>(i));
+      }
+      std::vector<LapViolation> found;
+      const long cap = std::max<long>(1L << 16, 4L * k * rows);
+      const long n_viol = dev->price(scan, ur.data(), vc.data(), tol, cap, found);
+      if (n_viol <= cap) {
+        std::sort(found.begin(), found.end(), [](const LapViolation& a, const LapViolation& b) { return a.row < b.row || (a.row == b.row && a.col < b.col); });
+        for (const LapViolation& e : found) viol[e.row].offer(e.reduced, e.col);
+        counts[0] = n_viol;
+        scanned[0] = static_cast<long>(scan.size());
+        priced = true;
+      }
+    }
+    if (!priced) parallel_for(T, [&](int t) {
       for (long i = split_begin(rows, T, t); i < split_begin(rows, T, t + 1); ++i) {
         const double ui = ur[i];
         const long p = std::lower_bound(v_desc.begin(), v_desc.end(), row_floor[i] - ui + tol, std::greater<double>()) - v_desc.begin();
@@ -804,12 +832,19 @@ AssignmentResult solve_typed(const Dense<Cost>& D, const AssignmentInput& input,
 
 }  // namespace
 
-AssignmentResult solve_assignment_sparse(const AssignmentInput& in, int k, int max_rounds, SparseStats* stats) {
+AssignmentResult solve_assignment_sparse(const AssignmentInput& in, int k, int max_rounds, SparseStats* stats, bool device) {
   require(k >= 1, "ERR_ARG", "k must be >= 1");
   if (in.rows == 0 || in.cols == 0) return solve_assignment_dense(in);
+  std::unique_ptr<DeviceLap> dev;
+  if (device && in.f32) {
+    DeviceLapFactory make = device_lap_factory();
+    if (!make)
+      fail("ERR_CUDA_UNAVAILABLE", "this build of crossmodal-sae has no CUDA backend (it was built without nvcc): use device 'cpu' or 'auto'");
+    dev = make();
+  }
   // Input screening happens inside the candidate pass (validate_assignment_input when it sees NaN/Inf).
-  if (in.f32) return solve_typed(Dense<float>{in.f32, in.rows, in.cols, in.maximize}, in, k, max_rounds, stats);
-  return solve_typed(Dense<double>{in.f64, in.rows, in.cols, in.maximize}, in, k, max_rounds, stats);
+  if (in.f32) return solve_typed(Dense<float>{in.f32, in.rows, in.cols, in.maximize}, in, k, max_rounds, stats, dev.get());
+  return solve_typed(Dense<double>{in.f64, in.rows, in.cols, in.maximize}, in, k, max_rounds, stats, nullptr);
 }
 
 }  // namespace cmsae

@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { CorrelationAccumulator, DeviceRows, SaeError, TopKSAE, Trainer, info, writeNpy, type Matrix, type SaeWeights, type SparseCodes } from '../../lib/index.js';
+import { CorrelationAccumulator, DeviceRows, SaeError, TopKSAE, Trainer, info, solveAssignment, writeNpy, type Matrix, type SaeWeights, type SparseCodes } from '../../lib/index.js';
 import { cudaDeviceAvailable } from '../../lib/sae/options.js';
 import { expectSaeError } from '../helpers/expect-error.js';
 import { Rng } from '../helpers/random.js';
@@ -76,7 +76,10 @@ describe('CUDA backend: device selection (every machine)', () => {
     if (!have) {
       expectSaeError(() => new CorrelationAccumulator(4, 4, { device: 'cuda' }), 'ERR_CUDA_UNAVAILABLE');
       expectSaeError(() => new DeviceRows(4, 8), 'ERR_CUDA_UNAVAILABLE');
+      expectSaeError(() => solveAssignment({ rows: 2, cols: 2, data: Float32Array.of(1, 2, 3, 4) }, { device: 'cuda' }), 'ERR_CUDA_UNAVAILABLE');
     }
+    const r = solveAssignment({ rows: 600, cols: 600, data: Float32Array.from({ length: 360000 }, (_, i) => Math.sin(i * 0.7)) }, { maximize: true, device: 'auto' });
+    expect(r.stats.device ?? false).to.equal(have);
     using acc = new CorrelationAccumulator(4, 4, { device: 'cpu' });
     expect(acc.mA).to.equal(4);
   });
@@ -269,6 +272,33 @@ describe('CUDA backend: parity with the CPU engine', function () {
     } finally {
       cleanup();
     }
+  });
+
+  it('assignment: the device candidate and pricing passes give the CPU optimum (uniform, correlation-like, ties, rectangular, forbidden)', () => {
+    const rng = new Rng(17);
+    const cases: { rows: number; cols: number; gen: (i: number, j: number) => number; maximize: boolean }[] = [
+      { rows: 1024, cols: 1024, gen: () => rng.next(), maximize: true },
+      { rows: 700, cols: 900, gen: () => rng.next(), maximize: false },
+      { rows: 900, cols: 700, gen: () => rng.next(), maximize: true },
+      { rows: 800, cols: 800, gen: () => Math.round(rng.next() * 4) / 4, maximize: true }, // heavy ties
+      { rows: 1024, cols: 1024, gen: (i, j) => (i === j ? 0.9 : 0.1 * rng.normal()), maximize: true }, // correlation-like
+      { rows: 600, cols: 600, gen: (i, j) => ((i + j) % 7 === 0 ? Infinity : rng.next()), maximize: false }, // forbidden
+    ];
+    for (const c of cases) {
+      const data = new Float32Array(c.rows * c.cols);
+      for (let i = 0; i < c.rows; i++) for (let j = 0; j < c.cols; j++) data[i * c.cols + j] = c.gen(i, j);
+      const cost = { rows: c.rows, cols: c.cols, data };
+      const a = solveAssignment(cost, { maximize: c.maximize, algorithm: 'sparse', device: 'cpu' });
+      const b = solveAssignment(cost, { maximize: c.maximize, algorithm: 'sparse', device: 'cuda', returnDuals: true });
+      expect(b.stats.device, `${c.rows}x${c.cols}`).to.equal(true);
+      expect(b.objective).to.be.closeTo(a.objective, 1e-9 * Math.max(1, Math.abs(a.objective)));
+      const seen = new Set<number>();
+      for (const j of b.rowToCol) if (j >= 0) {
+        expect(seen.has(j)).to.equal(false);
+        seen.add(j);
+      }
+    }
+    expectSaeError(() => solveAssignment({ rows: 600, cols: 600, data: new Float32Array(360000).fill(NaN) }, { algorithm: 'sparse', device: 'cuda' }), 'ERR_NONFINITE');
   });
 
   it('checkpoints: state written on the GPU resumes on the CPU and back; a degenerate batch changes nothing', async () => {
