@@ -3,6 +3,7 @@
 // deterministic sparse backward (entries sorted by latent with CUB), decoder-gradient projection, AdamW and
 // decoder renormalization. Same layouts and formulas as native/sae (model.cc, backward.cc, decode.cc).
 #include <cuda_runtime.h>
+#include <cuda_bf16.h>
 #include <mma.h>
 
 #include <cub/device/device_radix_sort.cuh>
@@ -12,6 +13,7 @@
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../native/common/errors.h"
@@ -29,6 +31,7 @@ constexpr int BN = 128;  // latents of an encode tile
 constexpr int BK = 32;   // depth of one shared-memory stage
 constexpr int kStrideF32 = BK + 1;   // SIMT: odd stride, conflict-free column reads
 constexpr int kStrideTf32 = BK + 4;  // WMMA: ldm must be a multiple of 4 floats
+constexpr int kStrideBf16 = BK + 8;  // WMMA bf16: ldm must be a multiple of 8 elements
 constexpr int kStrideC = BN + 4;
 constexpr int kSmemAB = (BM + BN) * kStrideTf32;
 constexpr int kSmemC = BM * kStrideC;
@@ -76,23 +79,31 @@ __device__ double block_sum(double x) {
   return s;
 }
 
+enum class Gemm { Fp32, Tf32, Bf16 };
+
 // cand[(r * tiles + tile) * kk + t]: the kk best positive pre-activations of row r among the tile's latents,
 // pre[r, j] = (x_r - b_dec) . W_enc[j] + b_enc[j], for a BM x BN tile; 0 keys mark "no more positives".
-template <bool kTf32>
+// Fp32: SIMT FMA; Tf32: tensor cores on TF32-rounded inputs; Bf16: tensor cores on BF16 inputs; FP32 sums.
+template <Gemm kMode>
 __global__ void __launch_bounds__(kThreads) encode_tiles(const float* __restrict__ X, const float* __restrict__ b_dec,
                                                          const float* __restrict__ W, const float* __restrict__ b_enc,
                                                          int R, int d, int m, int kk, unsigned long long* __restrict__ cand) {
   __shared__ __align__(32) float smem[kSmemFloats];
-  constexpr int S = kTf32 ? kStrideTf32 : kStrideF32;
+  constexpr bool kTc = kMode != Gemm::Fp32;  // tensor cores
+  constexpr int S = kMode == Gemm::Tf32 ? kStrideTf32 : kMode == Gemm::Bf16 ? kStrideBf16 : kStrideF32;
   float* As = smem;
   float* Bs = smem + BM * S;
+  __nv_bfloat16* Ah = reinterpret_cast<__nv_bfloat16*>(smem);
+  __nv_bfloat16* Bh = Ah + BM * S;
   const int r0 = blockIdx.y * BM, j0 = blockIdx.x * BN, tid = threadIdx.x;
   const int warp = tid >> 5, lane = tid & 31;
   const int tiles = gridDim.x;
 
   float acc[4][8];
-  nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 8, float> cfrag[2][2];
-  if constexpr (kTf32) {
+  using CFrag = std::conditional_t<kMode == Gemm::Bf16, nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 16, float>,
+                                   nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 8, float>>;
+  CFrag cfrag[2][2];
+  if constexpr (kTc) {
     for (int a = 0; a < 2; ++a)
       for (int b = 0; b < 2; ++b) nvcuda::wmma::fill_fragment(cfrag[a][b], 0.f);
   } else {
@@ -105,14 +116,28 @@ __global__ void __launch_bounds__(kThreads) encode_tiles(const float* __restrict
   for (int k0 = 0; k0 < d; k0 += BK) {
     for (int e = tid; e < BM * BK; e += kThreads) {
       const int rr = e / BK, cc = e % BK, gr = r0 + rr, gc = k0 + cc;
-      As[rr * S + cc] = (gr < R && gc < d) ? X[static_cast<long>(gr) * d + gc] - b_dec[gc] : 0.f;
+      const float a = (gr < R && gc < d) ? X[static_cast<long>(gr) * d + gc] - b_dec[gc] : 0.f;
+      if constexpr (kMode == Gemm::Bf16) Ah[rr * S + cc] = __float2bfloat16(a);
+      else As[rr * S + cc] = a;
     }
     for (int e = tid; e < BN * BK; e += kThreads) {
       const int rr = e / BK, cc = e % BK, gj = j0 + rr, gc = k0 + cc;
-      Bs[rr * S + cc] = (gj < m && gc < d) ? W[static_cast<long>(gj) * d + gc] : 0.f;
+      const float b = (gj < m && gc < d) ? W[static_cast<long>(gj) * d + gc] : 0.f;
+      if constexpr (kMode == Gemm::Bf16) Bh[rr * S + cc] = __float2bfloat16(b);
+      else Bs[rr * S + cc] = b;
     }
     __syncthreads();
-    if constexpr (kTf32) {
+    if constexpr (kMode == Gemm::Bf16) {
+      using namespace nvcuda;
+      for (int kq = 0; kq < BK; kq += 16) {
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> af[2];
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> bf[2];
+        for (int a = 0; a < 2; ++a) wmma::load_matrix_sync(af[a], Ah + (wr * 32 + a * 16) * S + kq, S);
+        for (int b = 0; b < 2; ++b) wmma::load_matrix_sync(bf[b], Bh + (wc * 32 + b * 16) * S + kq, S);
+        for (int a = 0; a < 2; ++a)
+          for (int b = 0; b < 2; ++b) wmma::mma_sync(cfrag[a][b], af[a], bf[b], cfrag[a][b]);
+      }
+    } else if constexpr (kMode == Gemm::Tf32) {
       using namespace nvcuda;
       for (int kq = 0; kq < BK; kq += 8) {
         wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> af[2];
@@ -142,7 +167,7 @@ __global__ void __launch_bounds__(kThreads) encode_tiles(const float* __restrict
   }
   // The tile goes to shared memory (over the A/B stages), then each warp selects its rows' candidates.
   float* Cs = smem;
-  if constexpr (kTf32) {
+  if constexpr (kTc) {
     for (int a = 0; a < 2; ++a)
       for (int b = 0; b < 2; ++b)
         nvcuda::wmma::store_matrix_sync(Cs + (wr * 32 + a * 16) * kStrideC + wc * 32 + b * 16, cfrag[a][b], kStrideC,
@@ -746,9 +771,11 @@ class CudaSae final : public DeviceSae {
       const float* Xc = X + r0 * d_;
       const dim3 grid(tiles, static_cast<unsigned>((nr + BM - 1) / BM));
       if (precision_ == DevicePrecision::Tf32)
-        encode_tiles<true><<<grid, kThreads, 0, stream_>>>(Xc, b_dec_.p, W_enc_.p, b_enc_.p, static_cast<int>(nr), d_, m_, kk, cand_.p);
+        encode_tiles<Gemm::Tf32><<<grid, kThreads, 0, stream_>>>(Xc, b_dec_.p, W_enc_.p, b_enc_.p, static_cast<int>(nr), d_, m_, kk, cand_.p);
+      else if (precision_ == DevicePrecision::Bf16)
+        encode_tiles<Gemm::Bf16><<<grid, kThreads, 0, stream_>>>(Xc, b_dec_.p, W_enc_.p, b_enc_.p, static_cast<int>(nr), d_, m_, kk, cand_.p);
       else
-        encode_tiles<false><<<grid, kThreads, 0, stream_>>>(Xc, b_dec_.p, W_enc_.p, b_enc_.p, static_cast<int>(nr), d_, m_, kk, cand_.p);
+        encode_tiles<Gemm::Fp32><<<grid, kThreads, 0, stream_>>>(Xc, b_dec_.p, W_enc_.p, b_enc_.p, static_cast<int>(nr), d_, m_, kk, cand_.p);
       CMSAE_CUDA(cudaGetLastError());
       const int warps = kThreads / 32;
       merge_candidates<<<(nr + warps - 1) / warps, kThreads, 0, stream_>>>(cand_.p, static_cast<int>(nr), tiles, kk, k, m_, idx + r0 * k,

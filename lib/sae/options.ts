@@ -7,8 +7,11 @@ export type LossKind = 'fvu' | 'mse';
 export type PairLossKind = 'none' | 'iso' | 'iso-inner' | 'group';
 /** Where an SAE's arrays live and its kernels run. 'auto': CUDA when a device exists and the options allow it. */
 export type Device = 'auto' | 'cpu' | 'cuda';
-/** Encoder GEMM precision on CUDA: 'tf32' tensor cores (default) or 'fp32' (SIMT, the CPU engine's precision). */
-export type Precision = 'tf32' | 'fp32';
+/**
+ * Encoder GEMM precision on CUDA: 'tf32' tensor cores (default), 'bf16' tensor cores (BF16 inputs, FP32
+ * accumulation) or 'fp32' (SIMT, the CPU engine's precision). The rest of the step is FP32 on every setting.
+ */
+export type Precision = 'tf32' | 'bf16' | 'fp32';
 
 /** Which parameters AdamW's decoupled weight decay applies to. */
 export interface DecayFlags {
@@ -203,7 +206,7 @@ export function resolveOptions(input: TopKSAEOptions): ResolvedOptions {
     batchCapacity: int(o, 'batchCapacity', 0, m),
     thresholdMomentum: num(o, 'thresholdMomentum', 0, 1),
     device: resolveDevice(oneOf(o, 'device', ['auto', 'cpu', 'cuda'] as const), o),
-    precision: oneOf(o, 'precision', ['tf32', 'fp32'] as const),
+    precision: oneOf(o, 'precision', ['tf32', 'bf16', 'fp32'] as const),
   };
 }
 

@@ -76,7 +76,7 @@ export const trainConfigSchema = z
         /** 'auto' (CUDA when a device exists; CMSAE_DEVICE overrides), 'cpu' or 'cuda'. */
         device: z.enum(['auto', 'cpu', 'cuda']).default('auto'),
         /** Encoder GEMM precision on CUDA. */
-        precision: z.enum(['tf32', 'fp32']).default('tf32'),
+        precision: z.enum(['tf32', 'bf16', 'fp32']).default('tf32'),
         /**
          * On CUDA, keep the (normalized) training split resident on the device and gather batches there:
          * 'auto' when it takes at most half the free device memory, 'on', or 'off' (copy each batch).

@@ -96,10 +96,12 @@ void apply_options(const Napi::Object& o, SaeConfig& c) {
   const std::string dev = str_opt(o, "device", c.cuda ? "cuda" : "cpu");
   if (dev != "cpu" && dev != "cuda") throw_js(env, "ERR_ARG", "device must be 'cpu' or 'cuda' (resolve 'auto' first)");
   c.cuda = dev == "cuda";
-  const std::string prec = str_opt(o, "precision", c.precision == DevicePrecision::Tf32 ? "tf32" : "fp32");
+  const std::string prec = str_opt(o, "precision",
+                                   c.precision == DevicePrecision::Tf32 ? "tf32" : c.precision == DevicePrecision::Bf16 ? "bf16" : "fp32");
   if (prec == "tf32") c.precision = DevicePrecision::Tf32;
+  else if (prec == "bf16") c.precision = DevicePrecision::Bf16;
   else if (prec == "fp32") c.precision = DevicePrecision::Fp32;
-  else throw_js(env, "ERR_ARG", "precision must be 'tf32' or 'fp32'");
+  else throw_js(env, "ERR_ARG", "precision must be 'tf32', 'bf16' or 'fp32'");
 }
 
 // The four parameter arrays (W_enc [d, m], b_enc [m], W_dec [m, d], b_dec [d]) from info[0..3].

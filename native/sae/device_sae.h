@@ -8,8 +8,8 @@
 
 namespace cmsae {
 
-// GEMM precision of the fused encode on the device: FP32 (SIMT), TF32 tensor cores (FP32 accumulation).
-enum class DevicePrecision { Fp32 = 0, Tf32 = 1 };
+// GEMM precision of the fused encode on the device: FP32 (SIMT), TF32 or BF16 tensor cores (FP32 accumulation).
+enum class DevicePrecision { Fp32 = 0, Tf32 = 1, Bf16 = 2 };
 
 struct DeviceAdamArgs {
   float beta1, beta2, eps, decay_factor, step_size, inv_sqrt_bc2, grad_scale;

@@ -5,7 +5,7 @@
  * Tolerances: encode in fp32 computes the same pre-activations in a different summation order, so values
  * agree to ~1e-5 relative and the selected index sets may differ only where two candidates are within that
  * of each other at the k-th place (near-ties). tf32 rounds the GEMM inputs to 10 mantissa bits: values agree
- * to ~2e-3 relative and a training run's loss to ~1e-2.
+ * to ~3e-3 relative; bf16 keeps 7 bits: ~3e-2.
  */
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
@@ -120,16 +120,18 @@ describe('CUDA backend: parity with the CPU engine', function () {
   ];
 
   for (const s of shapes)
-    it(`encode and decode match in fp32 (d ${s.d}, m ${s.m}, k ${s.k}, rows ${s.rows}); tf32 within 2e-3`, () => {
+    it(`encode and decode match in fp32 (d ${s.d}, m ${s.m}, k ${s.k}, rows ${s.rows}); tf32 within 3e-3, bf16 within 3e-2`, () => {
       const rng = new Rng(s.d * 7 + s.m);
       const w = randomWeights(rng, s.d, s.m);
       using cpu = TopKSAE.fromWeights(w, { k: s.k, device: 'cpu' });
       using gpu = TopKSAE.fromWeights(w, { k: s.k, device: 'cuda', precision: 'fp32' });
       using tf = TopKSAE.fromWeights(w, { k: s.k, device: 'cuda', precision: 'tf32' });
+      using bf = TopKSAE.fromWeights(w, { k: s.k, device: 'cuda', precision: 'bf16' });
       const x = batch(rng, s.rows, s.d);
       const cc = cpu.encode(x);
       expectSameCodes(gpu.encode(x), cc, 2e-5);
       expectSameCodes(tf.encode(x), cc, 3e-3);
+      expectSameCodes(bf.encode(x), cc, 3e-2);
       const xc = cpu.decode(cc), xg = gpu.decode(cc);
       expect(worstRatio(xg.data, xc.data, 1e-5, 1e-5).ratio).to.be.at.most(1);
     });

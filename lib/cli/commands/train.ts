@@ -112,7 +112,7 @@ export function registerTrain(program: Command): void {
     .option('--fvu-reduction <sum|mean>', "combine the image and text FVUs by 'mean' (default) or 'sum'")
     .option('--checkpoint-every <steps>', 'checkpoint every N steps (default: at the end and on Ctrl-C)', int)
     .option('--device <auto|cpu|cuda>', "where to train (default 'auto': CUDA when a device exists; env CMSAE_DEVICE)")
-    .option('--precision <tf32|fp32>', "encoder GEMM precision on CUDA (default 'tf32')")
+    .option('--precision <tf32|bf16|fp32>', "encoder GEMM precision on CUDA (default 'tf32')")
     .option('--resume', 'continue the run in --out from its checkpoint (its saved configuration is used)')
     .option('--threads <n>', 'native threads (default: all cores)', int)
     .option('--quiet', 'no progress bar')
