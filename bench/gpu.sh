@@ -11,7 +11,7 @@ echo "== build (CUDA)"
 SAE_CUDA=ON node scripts/install.mjs > bench/out/gpu-build.log 2>&1 || { tail -40 bench/out/gpu-build.log; exit 1; }
 grep -E "flavor|cuda" <(node -e "const b=require('./build/Release/cmsae.node');console.log(JSON.stringify({...b.buildInfo(),cuda:b.cudaInfo()}))")
 echo "== parity tests"
-npx mocha --no-config --node-option import=tsx --timeout 600000 --reporter json test/cuda/parity.test.ts > bench/out/gpu-parity.json 2> bench/out/gpu-parity.err
+npx mocha --no-config --node-option import=tsx --timeout 600000 --reporter json --reporter-option output=bench/out/gpu-parity.json test/cuda/parity.test.ts > bench/out/gpu-parity.out 2>&1
 parity=$?
 node -e "const r=require('./bench/out/gpu-parity.json');console.log('parity:',r.stats.passes,'passed,',r.stats.failures,'failed,',r.stats.pending,'pending');for(const f of r.failures)console.log(' FAIL',f.fullTitle,'\n   ',String(f.err.message).split('\n')[0])"
 echo "== benchmarks"

@@ -106,7 +106,7 @@ describe('CUDA backend: parity with the CPU engine', function () {
   before(function () {
     if (!cudaDeviceAvailable()) {
       const c = info().cuda;
-      console.log(`      (skipped: no usable CUDA device here — ${c.compiled ? c.message : 'this build has no CUDA backend'}; run bench/gpu.sh on a GPU machine)`);
+      process.stderr.write(`      (skipped: no usable CUDA device here — ${c.compiled ? c.message : 'this build has no CUDA backend'}; run bench/gpu.sh on a GPU machine)\n`);
       this.skip();
     }
   });
