@@ -115,27 +115,49 @@ __global__ void row_candidates(const float* __restrict__ X, long rows, long cols
   if (lane == 0) cnt_out[i] = count;
 }
 
-// One thread per column: its kc largest keys in registers (reads are coalesced across the columns).
-__global__ void col_candidates(const float* __restrict__ X, long rows, long cols, float sign, int kc, unsigned long long* __restrict__ keys_out,
-                               int* __restrict__ cnt_out) {
+// Keeps the kc largest of the offered keys in h[0..count) with h[low_at] the smallest kept.
+__device__ __forceinline__ void offer_key(unsigned long long* h, int& count, int& low_at, int kc, unsigned long long key) {
+  if (count < kc) {
+    h[count] = key;
+    if (count == 0 || key < h[low_at]) low_at = count;
+    ++count;
+  } else if (key > h[low_at]) {
+    h[low_at] = key;
+    for (int q = 0; q < kc; ++q)
+      if (h[q] < h[low_at]) low_at = q;
+  }
+}
+
+// Column j over the row chunk blockIdx.y: its kc largest keys (one thread per column; reads coalesced across
+// the columns; grid.y chunks keep the device busy).
+__global__ void col_candidates(const float* __restrict__ X, long rows, long cols, float sign, int kc, long chunk_rows,
+                               unsigned long long* __restrict__ part_keys, int* __restrict__ part_cnt) {
   const long j = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
   if (j >= cols) return;
   unsigned long long h[kMaxColK];
   int count = 0, low_at = 0;
   const unsigned salt = salt_of(j);
-  for (long i = 0; i < rows; ++i) {
+  const long i0 = static_cast<long>(blockIdx.y) * chunk_rows, i1 = min(rows, i0 + chunk_rows);
+  for (long i = i0; i < i1; ++i) {
     const float c = sign * X[i * cols + j];
     if (!(c - c == 0.f)) continue;  // NaN / infinities are screened by the row pass
-    const unsigned long long key = cand_key(-c, scramble(i, salt));
-    if (count < kc) {
-      h[count] = key;
-      if (key < h[low_at]) low_at = count;
-      ++count;
-    } else if (key > h[low_at]) {
-      h[low_at] = key;
-      for (int q = 0; q < kc; ++q)
-        if (h[q] < h[low_at]) low_at = q;
-    }
+    offer_key(h, count, low_at, kc, cand_key(-c, scramble(i, salt)));
+  }
+  const long slot = static_cast<long>(blockIdx.y) * cols + j;
+  for (int q = 0; q < count; ++q) part_keys[slot * kc + q] = h[q];
+  part_cnt[slot] = count;
+}
+
+// Column j: the kc largest keys over its chunks' lists.
+__global__ void col_merge(const unsigned long long* __restrict__ part_keys, const int* __restrict__ part_cnt, int chunks, long cols, int kc,
+                          unsigned long long* __restrict__ keys_out, int* __restrict__ cnt_out) {
+  const long j = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
+  if (j >= cols) return;
+  unsigned long long h[kMaxColK];
+  int count = 0, low_at = 0;
+  for (int c = 0; c < chunks; ++c) {
+    const long slot = static_cast<long>(c) * cols + j;
+    for (int q = 0; q < part_cnt[slot]; ++q) offer_key(h, count, low_at, kc, part_keys[slot * kc + q]);
   }
   for (int q = 0; q < count; ++q) keys_out[j * kc + q] = h[q];
   cnt_out[j] = count;
@@ -179,7 +201,13 @@ class CudaLap final : public DeviceLap {
     flag_.ensure(1);
     flag_.zero(stream_);
     row_candidates<<<(rows_ + 7) / 8, 256, 0, stream_>>>(X_.p, rows_, cols_, sign_, k, rk_.p, rc_.p, flag_.p);
-    col_candidates<<<(cols_ + 255) / 256, 256, 0, stream_>>>(X_.p, rows_, cols_, sign_, kc, ck_.p, cc_.p);
+    const int chunks = static_cast<int>(std::min<long>(64, (rows_ + 127) / 128));
+    const long chunk_rows = (rows_ + chunks - 1) / chunks;
+    pk_.ensure(static_cast<size_t>(chunks) * cols_ * kc);
+    pc_.ensure(static_cast<size_t>(chunks) * cols_);
+    col_candidates<<<dim3(static_cast<unsigned>((cols_ + 255) / 256), static_cast<unsigned>(chunks)), 256, 0, stream_>>>(X_.p, rows_, cols_, sign_, kc, chunk_rows,
+                                                                                                                   pk_.p, pc_.p);
+    col_merge<<<(cols_ + 255) / 256, 256, 0, stream_>>>(pk_.p, pc_.p, chunks, cols_, kc, ck_.p, cc_.p);
     CMSAE_CUDA(cudaGetLastError());
     rk_.download(reinterpret_cast<unsigned long long*>(row_keys), stream_, static_cast<size_t>(rows_) * k);
     rc_.download(row_cnt, stream_, rows_);
@@ -223,8 +251,8 @@ class CudaLap final : public DeviceLap {
   long rows_ = 0, cols_ = 0;
   float sign_ = 1.f;
   DeviceBuffer<float> X_;
-  DeviceBuffer<unsigned long long> rk_, ck_, counter_;
-  DeviceBuffer<int> rc_, cc_, flag_;
+  DeviceBuffer<unsigned long long> rk_, ck_, pk_, counter_;
+  DeviceBuffer<int> rc_, cc_, pc_, flag_;
   DeviceBuffer<int32_t> scan_;
   DeviceBuffer<double> u_, v_;
   DeviceBuffer<LapViolation> viol_;

@@ -91,14 +91,32 @@ function toAssignment(r: NativeAssignment, opts: AssignmentOptions): Assignment 
 export function solveAssignment(cost: CostMatrix, opts: AssignmentOptions = {}): Assignment {
   checkCost(cost, opts);
   const device = assignmentDevice(opts.device, cost.data instanceof Float32Array);
-  return toAssignment(native().solveAssignment(cost.data, cost.rows, cost.cols, !!opts.maximize, opts.algorithm ?? 'auto', opts.candidates ?? 16, device), opts);
+  const solve = (dev: 'cpu' | 'cuda') => native().solveAssignment(cost.data, cost.rows, cost.cols, !!opts.maximize, opts.algorithm ?? 'auto', opts.candidates ?? 16, dev);
+  try {
+    return toAssignment(solve(device), opts);
+  } catch (e) {
+    if (!deviceFailure(e, device, opts.device)) throw e;
+    return toAssignment(solve('cpu'), opts);
+  }
+}
+
+/** Under 'auto', a failure of the device itself (memory, driver) falls back to the CPU; input errors do not. */
+function deviceFailure(e: unknown, device: 'cpu' | 'cuda', requested: Device | undefined): boolean {
+  const auto = (requested ?? process.env.CMSAE_DEVICE ?? 'auto') === 'auto';
+  return auto && device === 'cuda' && e instanceof SaeError && ['ERR_NOMEM', 'ERR_INTERNAL', 'ERR_CUDA_UNAVAILABLE'].includes(e.code);
 }
 
 /** solveAssignment on a worker thread (the input must not change until it settles). */
 export async function solveAssignmentAsync(cost: CostMatrix, opts: AssignmentOptions = {}): Promise<Assignment> {
   checkCost(cost, opts);
   const device = assignmentDevice(opts.device, cost.data instanceof Float32Array);
-  return toAssignment(await native().solveAssignmentAsync(cost.data, cost.rows, cost.cols, !!opts.maximize, opts.algorithm ?? 'auto', opts.candidates ?? 16, device), opts);
+  const solve = (dev: 'cpu' | 'cuda') => native().solveAssignmentAsync(cost.data, cost.rows, cost.cols, !!opts.maximize, opts.algorithm ?? 'auto', opts.candidates ?? 16, dev);
+  try {
+    return toAssignment(await solve(device), opts);
+  } catch (e) {
+    if (!deviceFailure(e, device, opts.device)) throw e;
+    return toAssignment(await solve('cpu'), opts);
+  }
 }
 
 /**
@@ -113,5 +131,11 @@ export function alignLatents(r: Pick<CorrelationResult, 'correlation' | 'aliveA'
     throw new SaeError('ERR_SHAPE', `a bijection needs as many A latents as B latents, got ${c.rows} x ${c.cols}`);
   if (!(r.aliveA instanceof Uint8Array) || !(r.aliveB instanceof Uint8Array) || r.aliveA.length !== c.rows || r.aliveB.length !== c.cols)
     throw new SaeError('ERR_SHAPE', 'aliveA / aliveB must be Uint8Arrays with one entry per latent');
-  return native().alignLatents(c.data, c.rows, r.aliveA, r.aliveB, opts.signed ?? true, assignmentDevice(opts.device, true));
+  const device = assignmentDevice(opts.device, true);
+  try {
+    return native().alignLatents(c.data, c.rows, r.aliveA, r.aliveB, opts.signed ?? true, device);
+  } catch (e) {
+    if (!deviceFailure(e, device, opts.device)) throw e;
+    return native().alignLatents(c.data, c.rows, r.aliveA, r.aliveB, opts.signed ?? true, 'cpu');
+  }
 }

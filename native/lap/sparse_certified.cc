@@ -569,11 +569,18 @@ AssignmentResult solve_typed(const Dense<Cost>& D, const AssignmentInput& input,
   g.pending.reserve(static_cast<size_t>(rows) * k + static_cast<size_t>(cols) * kc);
   for (long i = 0; i < rows; ++i)
     if (row_cnt[i] == k) row_floor[i] = cost_floor_of_key(row_keys[i * k]);
-  for (long i = 0; i < rows; ++i)
-    for (int q = 0; q < row_cnt[i]; ++q) {
-      const long j = unscramble(row_keys[i * k + q], salt_of(i));
-      add_original(i, j, key_edge_cost(i, j, row_keys[i * k + q]));
+  {
+    // Each row's candidates enter the graph in ascending column order, whatever order the pass left them in
+    // (CPU heap, device list): the augmenting row reduction breaks ties by edge order, so this keeps the
+    // matching independent of how the candidates were found.
+    std::vector<std::pair<long, uint64_t>> by_col;
+    for (long i = 0; i < rows; ++i) {
+      by_col.clear();
+      for (int q = 0; q < row_cnt[i]; ++q) by_col.push_back({unscramble(row_keys[i * k + q], salt_of(i)), row_keys[i * k + q]});
+      std::sort(by_col.begin(), by_col.end());
+      for (const auto& [j, key] : by_col) add_original(i, j, key_edge_cost(i, j, key));
     }
+  }
   // Pass A': "weak" rows, whose favourite column has a much better row (it loses more to that column's best
   // than a quarter of its own k candidates' span), will be matched elsewhere, among near-equal options that the plain top-k
   // does not cover: on correlation-like matrices those rows cause most pricing rounds. They get up to 8k
@@ -810,6 +817,7 @@ AssignmentResult solve_typed(const Dense<Cost>& D, const AssignmentInput& input,
     touched_rows.clear();
     for (long i = 0; i < rows; ++i) {
       if (viol[i].h.empty()) continue;
+      std::sort(viol[i].h.begin(), viol[i].h.end(), [](const auto& a, const auto& b) { return a.second < b.second; });  // column order
       for (const auto& e : viol[i].h) add_original(i, e.second, D.at(i, e.second));
       if (transposed)
         for (const auto& e : viol[i].h) touched_rows.push_back(e.second);
@@ -836,7 +844,7 @@ AssignmentResult solve_assignment_sparse(const AssignmentInput& in, int k, int m
   require(k >= 1, "ERR_ARG", "k must be >= 1");
   if (in.rows == 0 || in.cols == 0) return solve_assignment_dense(in);
   std::unique_ptr<DeviceLap> dev;
-  if (device && in.f32) {
+  if (device && in.f32 && k <= 64 && std::max(2, k / 8) <= 16) {
     DeviceLapFactory make = device_lap_factory();
     if (!make)
       fail("ERR_CUDA_UNAVAILABLE", "this build of crossmodal-sae has no CUDA backend (it was built without nvcc): use device 'cpu' or 'auto'");

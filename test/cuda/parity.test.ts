@@ -294,6 +294,8 @@ describe('CUDA backend: parity with the CPU engine', function () {
       const b = solveAssignment(cost, { maximize: c.maximize, algorithm: 'sparse', device: 'cuda', returnDuals: true });
       expect(b.stats.device, `${c.rows}x${c.cols}`).to.equal(true);
       expect(b.objective).to.be.closeTo(a.objective, 1e-9 * Math.max(1, Math.abs(a.objective)));
+      // The same candidate keys and the same edge order: the same matching, ties included.
+      expect(Array.from(b.rowToCol), `${c.rows}x${c.cols}`).to.deep.equal(Array.from(a.rowToCol));
       const seen = new Set<number>();
       for (const j of b.rowToCol) if (j >= 0) {
         expect(seen.has(j)).to.equal(false);
