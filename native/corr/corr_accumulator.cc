@@ -171,16 +171,19 @@ void CorrAccumulator::add(const int32_t* ai, const float* av, int kA, const int3
   else append_rows(bi, bv, kB, rows, mB_, count_b.data(), B_, bufB_off_, b_sink(bufB32_));
   n_ += rows;
   if (dev_) {
-    // The moments are in A_/B_ now and the pair products on the device: drop the CPU buffers.
-    bufA_off_.clear();
-    bufB_off_.clear();
-    bufA_idx_.clear();
-    bufA_val_.clear();
-    bufB16_.clear();
-    bufB32_.clear();
+    clear_buffers();  // the moments are in A_/B_ now and the pair products on the device
     return;
   }
   if (bufA_idx_.size() >= kFlushEntries) flush();
+}
+
+void CorrAccumulator::clear_buffers() {
+  bufA_off_.clear();
+  bufB_off_.clear();
+  bufA_idx_.clear();
+  bufA_val_.clear();
+  bufB16_.clear();
+  bufB32_.clear();
 }
 
 void CorrAccumulator::use_device(bool cuda) {
@@ -282,12 +285,7 @@ void CorrAccumulator::flush() {
     std::fprintf(stderr, "[corr flush %ld rows] group %.1fms update %.1fms (%.0fM updates/s)\n", rows, ms(t0, t1), ms(t1, t2),
                  work[mA_] / ms(t1, t2) / 1e3);
   }
-  bufA_off_.clear();
-  bufB_off_.clear();
-  bufA_idx_.clear();
-  bufA_val_.clear();
-  bufB16_.clear();
-  bufB32_.clear();
+  clear_buffers();
 }
 
 void CorrAccumulator::merge(CorrAccumulator& o) {

@@ -55,6 +55,7 @@ class CorrAccumulator {
 
  private:
   void flush();
+  void clear_buffers();  // drops the rows buffered for flush()
   template <class T>
   void correlation_into(const CorrResult& a, const CorrResult& b, T* out);
   double pair_moment(int i, int j) const { return S_[static_cast<size_t>(i) * mB_ + j]; }
