@@ -368,6 +368,31 @@ __global__ void forward_loss(const float* __restrict__ W, const float* __restric
   }
 }
 
+// out = {sse of rows [0, rows), sse of rows [rows, 2 rows), active entries, latents with since >= window (0 when
+// window <= 0)}; one block, fixed strides: deterministic.
+__global__ void forward_scalars(const double* __restrict__ sse_row, long rows, int nseg, const int* __restrict__ count, int m,
+                                const long long* __restrict__ since, long long window, double* __restrict__ out) {
+  double s0 = 0, s1 = 0, active = 0, dead = 0;
+  for (long r = threadIdx.x; r < rows; r += blockDim.x) {
+    s0 += sse_row[r];
+    if (nseg > 1) s1 += sse_row[rows + r];
+  }
+  for (int j = threadIdx.x; j < m; j += blockDim.x) {
+    active += count[j];
+    if (window > 0 && since[j] >= window) dead += 1;
+  }
+  s0 = block_sum(s0);
+  s1 = block_sum(s1);
+  active = block_sum(active);
+  dead = block_sum(dead);
+  if (threadIdx.x == 0) {
+    out[0] = s0;
+    out[1] = s1;
+    out[2] = active;
+    out[3] = dead;
+  }
+}
+
 // count[idx] += 1 for every active entry; keys/pos for the sort (inactive entries get key m).
 __global__ void entry_keys(const int32_t* __restrict__ idx, const float* __restrict__ val, long n, int m,
                            int* __restrict__ count, int* __restrict__ keys, int* __restrict__ pos) {
@@ -495,9 +520,10 @@ class CudaSae final : public DeviceSae {
     off_.alloc(static_cast<size_t>(m) + 1);
     fires_.zero(stream_);
     since_.zero(stream_);
-    col_tv_.alloc(d);
+    col_tv_.alloc(2 * static_cast<size_t>(d));
     col_mean_.alloc(d);
-    part_.alloc(kSumBlocks);
+    scalars_.alloc(4);
+    part_.alloc(4 * kSumBlocks);
     sync();
   }
   ~CudaSae() override {
@@ -571,18 +597,19 @@ class CudaSae final : public DeviceSae {
     }
   }
 
-  DeviceForward forward(const float* x, const float* y, long rows, double w, bool fvu) override {
+  DeviceForward forward(const float* x, const float* y, long rows, double w, bool fvu, long long dead_window) override {
     const int nseg = y ? 2 : 1;
     const long R = rows * nseg;
     X_.ensure(static_cast<size_t>(R) * d_);
     X_.upload(x, stream_, static_cast<size_t>(rows) * d_);
     if (y) CMSAE_CUDA(cudaMemcpyAsync(X_.p + static_cast<size_t>(rows) * d_, y, sizeof(float) * rows * d_, cudaMemcpyHostToDevice, stream_));
-    return forward_staged(rows, nseg, w, fvu);
+    return forward_staged(rows, nseg, w, fvu, dead_window);
   }
 
-  DeviceForward forward_rows(const DeviceRows& x, const DeviceRows* y, const int32_t* idx, long rows, double w, bool fvu) override {
+  DeviceForward forward_rows(const DeviceRows& x, const DeviceRows* y, const int32_t* idx, long rows, double w, bool fvu,
+                             long long dead_window) override {
     stage_rows(x, y, idx, rows);
-    return forward_staged(rows, y ? 2 : 1, w, fvu);
+    return forward_staged(rows, y ? 2 : 1, w, fvu, dead_window);
   }
 
   void download_staged(float* host, long values) override {
@@ -601,11 +628,11 @@ class CudaSae final : public DeviceSae {
   }
 
   // Statistics, encode, loss and latent statistics over the staged X_ = [x; y].
-  DeviceForward forward_staged(long rows, int nseg, double w, bool fvu) {
+  DeviceForward forward_staged(long rows, int nseg, double w, bool fvu, long long dead_window) {
     const long R = rows * nseg;
     if (R * static_cast<long>(k_) >= (1L << 31) - 1) fail("ERR_SHAPE", "a CUDA training batch needs rows x k < 2^31: use smaller batches");
     DeviceForward f;
-    std::vector<double> tv(d_);
+    std::vector<double> tv(static_cast<size_t>(nseg) * d_);
     const int chunks = static_cast<int>((rows + kColChunk - 1) / kColChunk);
     col_part_.ensure(static_cast<size_t>(chunks) * d_);
     const dim3 cgrid(static_cast<unsigned>(blocks_for(d_)), static_cast<unsigned>(chunks));
@@ -613,11 +640,13 @@ class CudaSae final : public DeviceSae {
       column_partials<<<cgrid, kThreads, 0, stream_>>>(X_.p, s * rows, rows, d_, nullptr, false, col_part_.p);
       column_finish<<<blocks_for(d_), kThreads, 0, stream_>>>(col_part_.p, chunks, d_, 1.0 / static_cast<double>(rows), false, col_mean_.p);
       column_partials<<<cgrid, kThreads, 0, stream_>>>(X_.p, s * rows, rows, d_, col_mean_.p, true, col_part_.p);
-      column_finish<<<blocks_for(d_), kThreads, 0, stream_>>>(col_part_.p, chunks, d_, 1.0, false, col_tv_.p);
-      CMSAE_CUDA(cudaGetLastError());
-      col_tv_.download(tv.data(), stream_);
-      sync();
-      for (int c = 0; c < d_; ++c) f.total_variance[s] += tv[c];
+      column_finish<<<blocks_for(d_), kThreads, 0, stream_>>>(col_part_.p, chunks, d_, 1.0, false, col_tv_.p + static_cast<size_t>(s) * d_);
+    }
+    CMSAE_CUDA(cudaGetLastError());
+    col_tv_.download(tv.data(), stream_, tv.size());  // one round trip for both segments
+    sync();
+    for (int s = 0; s < nseg; ++s) {
+      for (int c = 0; c < d_; ++c) f.total_variance[s] += tv[static_cast<size_t>(s) * d_ + c];
       if (fvu && !(f.total_variance[s] > 0.0)) {
         f.degenerate = true;
         return f;
@@ -645,14 +674,16 @@ class CudaSae final : public DeviceSae {
     entry_keys<<<blocks_for(n), kThreads, 0, stream_>>>(codes_idx_.p, codes_val_.p, n, m_, count_.p, keys_.p, pos_.p);
     latent_stats<<<blocks_for(m_), kThreads, 0, stream_>>>(count_.p, m_, R, fires_.p, since_.p);
     CMSAE_CUDA(cudaGetLastError());
-    std::vector<double> sse(R);
-    sse_row_.download(sse.data(), stream_, R);
-    std::vector<int> counts(m_);
-    count_.download(counts.data(), stream_, m_);
+    // Per-segment SSE, active entries and dead latents in one small read-back.
+    forward_scalars<<<1, kThreads, 0, stream_>>>(sse_row_.p, rows, nseg, count_.p, m_, since_.p, dead_window, scalars_.p);
+    CMSAE_CUDA(cudaGetLastError());
+    double sc[4];
+    scalars_.download(sc, stream_, 4);
     sync();
-    for (int s = 0; s < nseg; ++s)
-      for (long r = s * rows; r < (s + 1) * rows; ++r) f.sse[s] += sse[r];
-    for (int j = 0; j < m_; ++j) f.active += counts[j];
+    f.sse[0] = sc[0];
+    f.sse[1] = sc[1];
+    f.active = static_cast<long long>(sc[2]);
+    f.dead = static_cast<long long>(sc[3]);
     have_forward_ = true;
     return f;
   }
@@ -703,7 +734,16 @@ class CudaSae final : public DeviceSae {
     CMSAE_CUDA(cudaGetLastError());
     have_grads_ = true;
     const long md = static_cast<long>(m_) * d_;
-    return sumsq(g_enc_.p, md) + sumsq(g_dec_.p, md) + sumsq(g_benc_.p, m_) + sumsq(g_bdec_.p, d_);
+    const float* arrays[4] = {g_enc_.p, g_dec_.p, g_benc_.p, g_bdec_.p};
+    const long sizes[4] = {md, md, m_, d_};
+    for (int q = 0; q < 4; ++q) sum_squares<<<kSumBlocks, kThreads, 0, stream_>>>(arrays[q], sizes[q], part_.p + q * kSumBlocks);
+    CMSAE_CUDA(cudaGetLastError());
+    std::vector<double> part(4 * kSumBlocks);
+    part_.download(part.data(), stream_, part.size());
+    sync();
+    double total = 0;
+    for (double v : part) total += v;
+    return total;
   }
 
   void download_grads(float* ge, float* gbe, float* gd, float* gbd) override {
@@ -725,8 +765,7 @@ class CudaSae final : public DeviceSae {
       adamw<<<blocks, kThreads, 0, stream_>>>(params[q], mom_[q][0].p, mom_[q][1].p, grads[q], sizes[q], args[q]);
     }
     if (normalize) renorm_rows<<<m_, kThreads, 0, stream_>>>(W_dec_.p, d_, eps);
-    CMSAE_CUDA(cudaGetLastError());
-    sync();
+    CMSAE_CUDA(cudaGetLastError());  // no host sync: every later read-back orders after it on the stream
   }
 
   void renormalize_decoder(float eps) override {
@@ -743,17 +782,6 @@ class CudaSae final : public DeviceSae {
   void sync() { CMSAE_CUDA(cudaStreamSynchronize(stream_)); }
   void require_forward() const {
     if (!have_forward_) fail("ERR_STATE", "no training forward pass on the device yet");
-  }
-
-  double sumsq(const float* a, long n) {
-    sum_squares<<<kSumBlocks, kThreads, 0, stream_>>>(a, n, part_.p);
-    CMSAE_CUDA(cudaGetLastError());
-    std::vector<double> part(kSumBlocks);
-    part_.download(part.data(), stream_, kSumBlocks);
-    sync();
-    double s = 0;
-    for (double v : part) s += v;
-    return s;
   }
 
   // Codes of `rows` device rows X (b_dec subtracted on the fly) into device idx/val [rows, k], in row chunks
@@ -790,7 +818,7 @@ class CudaSae final : public DeviceSae {
   long R_ = 0;
   bool have_forward_ = false, have_grads_ = false;
   DeviceBuffer<float> W_enc_, W_dec_, b_enc_, b_dec_, mom_[4][2], g_enc_, g_dec_, g_benc_, g_bdec_;
-  DeviceBuffer<double> fires_, col_tv_, col_mean_, col_part_, part_, sse_row_;
+  DeviceBuffer<double> fires_, col_tv_, col_mean_, col_part_, part_, sse_row_, scalars_;
   DeviceBuffer<long long> since_;
   DeviceBuffer<int> count_, off_, keys_, pos_, keys_sorted_, pos_sorted_;
   DeviceBuffer<float> X_, G_, dval_, codes_val_, tmp_, dec_val_, dec_out_, inf_X_, inf_val_;

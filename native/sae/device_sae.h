@@ -20,6 +20,7 @@ struct DeviceForward {
   double sse[2] = {0, 0};     // per segment
   double total_variance[2] = {0, 0};
   long long active = 0;       // active (value > 0) code entries of the batch
+  long long dead = 0;         // latents not fired within the given window (after this batch's statistics)
 };
 
 // Embedding rows kept on the device (a resident training split); device_data() is a device pointer.
@@ -49,10 +50,12 @@ class DeviceSae {
   virtual void decode(const int32_t* idx, const float* val, long rows, int k, float* out) = 0;
   // Training forward over X = [x; y] (y may be null): segment statistics, encode, decode, dL/dx_hat
   // (scaled by w * 2 / denominator per segment), dL/dval and the latent statistics. fvu selects the
-  // denominator (total variance) or MSE (rows * d).
-  virtual DeviceForward forward(const float* x, const float* y, long rows, double w, bool fvu) = 0;
+  // denominator (total variance) or MSE (rows * d). dead_window: count latents whose samples-since-fired is at
+  // least this after the update (0: none).
+  virtual DeviceForward forward(const float* x, const float* y, long rows, double w, bool fvu, long long dead_window) = 0;
   // The same over resident rows: X = [x[idx]; y[idx]] gathered on the device (idx: host, [rows]).
-  virtual DeviceForward forward_rows(const DeviceRows& x, const DeviceRows* y, const int32_t* idx, long rows, double w, bool fvu) = 0;
+  virtual DeviceForward forward_rows(const DeviceRows& x, const DeviceRows* y, const int32_t* idx, long rows, double w, bool fvu,
+                                     long long dead_window) = 0;
   // Gathers resident rows into the staging buffer without a forward, and reads the staging buffer back
   // (the first step's b_dec mean initialization).
   virtual void stage_rows(const DeviceRows& x, const DeviceRows* y, const int32_t* idx, long rows) = 0;

@@ -230,8 +230,9 @@ StepStats SaeModel::device_forward_backward(const float* x, const float* y, long
   sync_device();
   const double w = (paired && cfg_.paired_mean) ? 0.5 : 1.0;
   const bool fvu_loss = cfg_.loss == LossKind::Fvu;
-  const DeviceForward f = resident ? dev_->forward_rows(*resident->x, resident->y, resident->idx, rows, w, fvu_loss)
-                                   : dev_->forward(x, y, rows, w, fvu_loss);
+  const long long window = std::min<long long>(cfg_.dead_window, seen_ + R);  // dead_fraction()'s window after this batch
+  const DeviceForward f = resident ? dev_->forward_rows(*resident->x, resident->y, resident->idx, rows, w, fvu_loss, window)
+                                   : dev_->forward(x, y, rows, w, fvu_loss, window);
   if (f.degenerate)
     fail("ERR_DEGENERATE_BATCH",
          "FVU is undefined for a batch whose rows are all identical (e.g. a single row): use a batch of "
@@ -261,7 +262,7 @@ StepStats SaeModel::device_forward_backward(const float* x, const float* y, long
   seen_ += R;
   stats_stale_ = true;
   st.l0 = static_cast<double>(f.active) / R;
-  st.dead_fraction = dead_fraction();
+  st.dead_fraction = window > 0 && m > 0 ? static_cast<double>(f.dead) / m : 0.0;
   last_dead_fraction_ = st.dead_fraction;
   st.grad_norm = std::sqrt(dev_->backward(cfg_.project_decoder_grad));
   grads_stale_ = true;
