@@ -17,6 +17,7 @@
         "native/sae/backward.cc",
         "native/sae/model.cc",
         "native/sae/device_sae.cc",
+        "native/common/emulated_device.cc",
         "native/sae/pair_loss.cc",
         "native/binding/corr_wrap.cc",
         "native/corr/corr_accumulator.cc",

@@ -65,7 +65,7 @@ function checkCost(cost: CostMatrix, opts: AssignmentOptions): void {
 
 /** The device of the sparse path's passes: CUDA only for float32 costs (the device passes read float32). */
 export function assignmentDevice(requested: Device | undefined, float32: boolean): 'cpu' | 'cuda' {
-  const d = requested ?? (process.env.CMSAE_DEVICE as Device | undefined) ?? 'auto';
+  const d = requested ?? ((process.env.CMSAE_DEVICE || undefined) as Device | undefined) ?? 'auto';
   if (d !== 'auto' && d !== 'cpu' && d !== 'cuda') throw new SaeError('ERR_ARG', `device must be 'auto', 'cpu' or 'cuda', got '${String(d)}'`);
   if (d === 'cpu') return 'cpu';
   if (d === 'auto') return float32 && cudaDeviceAvailable() ? 'cuda' : 'cpu';
@@ -102,7 +102,7 @@ export function solveAssignment(cost: CostMatrix, opts: AssignmentOptions = {}):
 
 /** Under 'auto', a failure of the device itself (memory, driver) falls back to the CPU; input errors do not. */
 function deviceFailure(e: unknown, device: 'cpu' | 'cuda', requested: Device | undefined): boolean {
-  const auto = (requested ?? process.env.CMSAE_DEVICE ?? 'auto') === 'auto';
+  const auto = (requested ?? (process.env.CMSAE_DEVICE || 'auto')) === 'auto';
   return auto && device === 'cuda' && e instanceof SaeError && ['ERR_NOMEM', 'ERR_INTERNAL', 'ERR_CUDA_UNAVAILABLE'].includes(e.code);
 }
 

@@ -23,7 +23,7 @@ export interface TopCorrelations {
 }
 
 function resolveCorrDevice(requested: Device | undefined): 'cpu' | 'cuda' {
-  const d = requested ?? (process.env.CMSAE_DEVICE as Device | undefined) ?? 'auto';
+  const d = requested ?? ((process.env.CMSAE_DEVICE || undefined) as Device | undefined) ?? 'auto';
   if (d !== 'auto' && d !== 'cpu' && d !== 'cuda') throw new SaeError('ERR_ARG', `device must be 'auto', 'cpu' or 'cuda', got '${String(d)}'`);
   if (d === 'auto') return cudaDeviceAvailable() ? 'cuda' : 'cpu';
   if (d === 'cuda' && !cudaDeviceAvailable()) {

@@ -80,6 +80,8 @@ export interface NativeCudaInfo {
   /** Bytes on device 0 (CUDA builds with a device). */
   freeMemory?: number;
   totalMemory?: number;
+  /** CMSAE_EMULATE_CUDA=1: the device interfaces run on the CPU engine (testing without a GPU). */
+  emulated?: boolean;
 }
 
 export interface NativeCorrStats {

@@ -1,7 +1,11 @@
 // Module entry: exports NativeSae, build/runtime info, thread and SIMD controls, error-class hook.
 #include <napi.h>
 
+#include <cstdlib>
+#include <string>
+
 #include "../common/cpu_features.h"
+#include "../common/emulated_device.h"
 #include "../common/thread_pool.h"
 #include "../sae/kernels.h"
 #include "addon_data.h"
@@ -26,6 +30,11 @@
 
 namespace cmsae::binding {
 namespace {
+
+bool emulating_cuda() {
+  const char* e = std::getenv("CMSAE_EMULATE_CUDA");
+  return e && std::string(e) == "1";
+}
 
 Napi::Value build_info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -53,6 +62,18 @@ Napi::Value build_info(const Napi::CallbackInfo& info) {
 Napi::Value cuda_info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
+  if (emulating_cuda()) {
+    o.Set("compiled", true);
+    o.Set("available", true);
+    o.Set("emulated", true);
+    o.Set("deviceCount", 1);
+    o.Set("deviceName", "CPU emulation (CMSAE_EMULATE_CUDA=1)");
+    o.Set("message", "the device interfaces run on the CPU engine (a test aid, not a GPU)");
+    // Small on purpose: emulated "device" memory is host memory, so only small training splits go resident.
+    o.Set("freeMemory", 512.0 * (1LL << 20));
+    o.Set("totalMemory", 512.0 * (1LL << 20));
+    return o;
+  }
 #if defined(CMSAE_WITH_CUDA)
   cuda::DeviceInfo d = cuda::query_devices();
   o.Set("compiled", true);
@@ -107,6 +128,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   set_device_corr_factory(&cuda::create_device_corr);
   set_device_lap_factory(&cuda::create_device_lap);
 #endif
+  if (emulating_cuda()) register_emulated_devices();  // tests of the device paths without a GPU
   Napi::Function sae = NativeSae::define(env);
   data->sae_ctor = Napi::Persistent(sae);
   exports.Set("NativeSae", sae);
