@@ -43,6 +43,21 @@ __device__ __forceinline__ unsigned long long warp_min(unsigned long long x) {
   return x;
 }
 
+// The smallest of list[0..n) over the warp (every lane gets it); *pos = its index on the lane that holds it,
+// -1 on the other lanes (keys are unique).
+__device__ __forceinline__ unsigned long long warp_list_min(const unsigned long long* list, int n, int lane, int* pos) {
+  unsigned long long mine = ~0ull;
+  *pos = -1;
+  for (int q = lane; q < n; q += 32)
+    if (list[q] < mine) {
+      mine = list[q];
+      *pos = q;
+    }
+  const unsigned long long low = warp_min(mine);
+  if (mine != low) *pos = -1;
+  return low;
+}
+
 // One warp per row: a kept list of up to k keys in shared memory (unsorted) and its smallest key as the
 // threshold; every 32 entries, lanes holding a better key insert them one at a time (best first).
 __global__ void row_candidates(const float* __restrict__ X, long rows, long cols, float sign, int k, unsigned long long* __restrict__ keys_out,
@@ -74,38 +89,24 @@ __global__ void row_candidates(const float* __restrict__ X, long rows, long cols
         if (lane == 0) list[count] = best;
         ++count;
       } else {
-        // Replace the smallest kept key (its position: the lane holding it in a strided scan).
-        unsigned long long mine = ~0ull;
-        int pos = -1;
-        for (int q = lane; q < k; q += 32)
-          if (list[q] < mine) {
-            mine = list[q];
-            pos = q;
-          }
-        const unsigned long long low = warp_min(mine);
-        if (mine == low && pos >= 0) list[pos] = best;
+        int pos;
+        warp_list_min(list, k, lane, &pos);  // replace the smallest kept key
+        if (pos >= 0) list[pos] = best;
       }
       __syncwarp();
       if (count >= k) {
-        unsigned long long mine = ~0ull;
-        for (int q = lane; q < k; q += 32) mine = list[q] < mine ? list[q] : mine;
-        thr = warp_min(mine);
+        int pos;
+        thr = warp_list_min(list, k, lane, &pos);
       }
     }
   }
   if (__any_sync(0xFFFFFFFFu, bad) && lane == 0) atomicOr(nonfinite, 1);
   __syncwarp();
   // Output: the smallest kept key first (the CPU heap's root), then the rest.
-  unsigned long long mine = ~0ull;
-  int pos = -1;
-  for (int q = lane; q < count; q += 32)
-    if (list[q] < mine) {
-      mine = list[q];
-      pos = q;
-    }
-  const unsigned long long low = warp_min(mine);
+  int pos;
+  const unsigned long long low = warp_list_min(list, count, lane, &pos);
   __syncwarp();
-  if (count > 0 && mine == low && pos >= 0) {
+  if (count > 0 && pos >= 0) {
     const unsigned long long first = list[0];
     list[0] = low;
     list[pos] = first;
