@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "../native/common/errors.h"
+#include "../native/lap/candidate_keys.h"
 #include "cuda_check.h"
 #include "device_info.h"
 #include "lap_device.h"
@@ -18,10 +19,6 @@ namespace {
 constexpr int kMaxRowK = 64;
 constexpr int kMaxColK = 16;
 
-__device__ __forceinline__ unsigned salt_of(long x) { return static_cast<unsigned>(x) * 0x85EBCA6Bu + 0x27D4EB2Fu; }
-__device__ __forceinline__ int scramble(long index, unsigned salt) {
-  return static_cast<int>((static_cast<unsigned>(index) ^ salt) * 0x9E3779B1u);
-}
 // candidate_key (native/sae/topk_select.h): order-preserving value bits, then ~index.
 __device__ __forceinline__ unsigned long long cand_key(float v, int j) {
   unsigned u = __float_as_uint(v + 0.f);

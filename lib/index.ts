@@ -28,4 +28,5 @@ export { generateToy, writeToy, type ToyOptions, type ToyDataset, type DatasetMa
 export { readManifest, loadEvalInputs, type FitInputs } from './eval/inputs.js';
 export { fit, EVALUATIONS, type FitOptions, type FitResult, type FitEvent, type Evaluation } from './fit/fit.js';
 export { DeviceRows } from './sae/device-rows.js';
-export { cudaDeviceAvailable, type Device, type Precision } from './sae/options.js';
+export { cudaDeviceAvailable, type Device } from './device.js';
+export { type Precision } from './sae/options.js';

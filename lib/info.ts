@@ -40,9 +40,8 @@ export function info(): Info {
 }
 
 function defaultBackend(c: NativeCudaInfo): 'cpu' | 'cuda' {
-  const env = process.env.CMSAE_DEVICE;
-  if (env === 'cpu') return 'cpu';
-  return c.compiled && c.available ? 'cuda' : 'cpu';
+  const env = process.env.CMSAE_DEVICE;  // not validated here: info() must not throw
+  return env !== 'cpu' && c.compiled && c.available ? 'cuda' : 'cpu';
 }
 
 /** Sets the native thread count (default: CMSAE_THREADS, else the number of cores). Returns it. */

@@ -4,7 +4,7 @@ import { native } from '../native/load.js';
 import type { NativeAssignment, NativeAssignmentStats } from '../native/types.js';
 import type { Matrix } from '../types.js';
 import { describe } from '../validate.js';
-import { cudaDeviceAvailable, type Device } from '../sae/options.js';
+import { requestedDevice, resolveDevice, type Device } from '../device.js';
 import type { CorrelationResult } from './correlation.js';
 
 export interface CostMatrix {
@@ -64,16 +64,8 @@ function checkCost(cost: CostMatrix, opts: AssignmentOptions): void {
 }
 
 /** The device of the sparse path's passes: CUDA only for float32 costs (the device passes read float32). */
-export function assignmentDevice(requested: Device | undefined, float32: boolean): 'cpu' | 'cuda' {
-  const d = requested ?? ((process.env.CMSAE_DEVICE || undefined) as Device | undefined) ?? 'auto';
-  if (d !== 'auto' && d !== 'cpu' && d !== 'cuda') throw new SaeError('ERR_ARG', `device must be 'auto', 'cpu' or 'cuda', got '${String(d)}'`);
-  if (d === 'cpu') return 'cpu';
-  if (d === 'auto') return float32 && cudaDeviceAvailable() ? 'cuda' : 'cpu';
-  if (!cudaDeviceAvailable()) {
-    const c = native().cudaInfo();
-    throw new SaeError('ERR_CUDA_UNAVAILABLE', `device 'cuda' was requested but no CUDA device can be used (${c.compiled ? c.message : 'this build has no CUDA backend'}): use device 'cpu' or 'auto'`);
-  }
-  return float32 ? 'cuda' : 'cpu';
+function assignmentDevice(requested: Device | undefined, float32: boolean): 'cpu' | 'cuda' {
+  return resolveDevice(requested, { supported: float32 });
 }
 
 function toAssignment(r: NativeAssignment, opts: AssignmentOptions): Assignment {
@@ -102,8 +94,7 @@ export function solveAssignment(cost: CostMatrix, opts: AssignmentOptions = {}):
 
 /** Under 'auto', a failure of the device itself (memory, driver) falls back to the CPU; input errors do not. */
 function deviceFailure(e: unknown, device: 'cpu' | 'cuda', requested: Device | undefined): boolean {
-  const auto = (requested ?? (process.env.CMSAE_DEVICE || 'auto')) === 'auto';
-  return auto && device === 'cuda' && e instanceof SaeError && ['ERR_NOMEM', 'ERR_INTERNAL', 'ERR_CUDA_UNAVAILABLE'].includes(e.code);
+  return requestedDevice(requested) === 'auto' && device === 'cuda' && e instanceof SaeError && ['ERR_NOMEM', 'ERR_INTERNAL', 'ERR_CUDA_UNAVAILABLE'].includes(e.code);
 }
 
 /** solveAssignment on a worker thread (the input must not change until it settles). */

@@ -5,7 +5,7 @@ import { QueuedHandle } from '../native/queued-handle.js';
 import type { NativeCorrHandle, NativeCorrStats } from '../native/types.js';
 import type { Matrix, SparseCodes } from '../types.js';
 import { checkCodes } from '../validate.js';
-import { cudaDeviceAvailable, type Device } from '../sae/options.js';
+import { resolveDevice, type Device } from '../device.js';
 
 /**
  * n (rows seen); firesA/B (rows in which each latent is active, value != 0); aliveA/B (1 when the latent fired
@@ -20,17 +20,6 @@ export interface TopCorrelations {
   rows: { k: number; indices: Int32Array; values: Float32Array };
   /** For each B latent, its k largest correlations with alive A latents. */
   cols: { k: number; indices: Int32Array; values: Float32Array };
-}
-
-function resolveCorrDevice(requested: Device | undefined): 'cpu' | 'cuda' {
-  const d = requested ?? ((process.env.CMSAE_DEVICE || undefined) as Device | undefined) ?? 'auto';
-  if (d !== 'auto' && d !== 'cpu' && d !== 'cuda') throw new SaeError('ERR_ARG', `device must be 'auto', 'cpu' or 'cuda', got '${String(d)}'`);
-  if (d === 'auto') return cudaDeviceAvailable() ? 'cuda' : 'cpu';
-  if (d === 'cuda' && !cudaDeviceAvailable()) {
-    const c = native().cudaInfo();
-    throw new SaeError('ERR_CUDA_UNAVAILABLE', `device 'cuda' was requested but no CUDA device can be used (${c.compiled ? c.message : 'this build has no CUDA backend'}): use device 'cpu' or 'auto'`);
-  }
-  return d;
 }
 
 /**
@@ -57,7 +46,7 @@ export class CorrelationAccumulator implements Disposable {
     }
     this.mA = mA;
     this.mB = mB;
-    this.#handle = new QueuedHandle(handle ?? new (native().NativeCorr)(mA, mB, resolveCorrDevice(opts?.device)), 'this CorrelationAccumulator');
+    this.#handle = new QueuedHandle(handle ?? new (native().NativeCorr)(mA, mB, resolveDevice(opts?.device)), 'this CorrelationAccumulator');
   }
 
   #native(): NativeCorrHandle {

@@ -13,27 +13,49 @@ export interface ReconstructionStats {
   rows: number;
 }
 
+/** Streams (x, x_hat) chunks of one modality into its MSE and FVU (float64 sums). */
+export class ReconstructionAccumulator {
+  #sse = 0;
+  #sum2 = 0;
+  #rows = 0;
+  readonly #mean: Float64Array;
+  readonly #d: number;
+
+  constructor(d: number) {
+    this.#d = d;
+    this.#mean = new Float64Array(d);
+  }
+
+  add(x: Matrix, xhat: Matrix): void {
+    const d = this.#d;
+    for (let i = 0; i < x.rows * d; i++) {
+      const v = x.data[i];
+      this.#sse += (v - xhat.data[i]) ** 2;
+      this.#sum2 += v * v;
+      this.#mean[i % d] += v;
+    }
+    this.#rows += x.rows;
+  }
+
+  result(): ReconstructionStats {
+    let mu2 = 0;
+    for (let c = 0; c < this.#d; c++) mu2 += (this.#mean[c] / this.#rows) ** 2;
+    const tv = this.#sum2 - this.#rows * mu2;
+    return { mse: this.#sse / this.#rows, fvu: tv > 0 ? this.#sse / tv : NaN, rows: this.#rows };
+  }
+}
+
 export async function reconstructionStats(model: EvalModel, side: Modality, x: Matrix): Promise<ReconstructionStats> {
   const p = model.prepare(side, x);
   const sae = model.sae(side);
   const d = p.cols;
-  let sse = 0, sum2 = 0;
-  const mean = new Float64Array(d);
+  const acc = new ReconstructionAccumulator(d);
   for (let r0 = 0; r0 < p.rows; r0 += 4096) {
     const n = Math.min(4096, p.rows - r0);
     const chunk: Matrix = { rows: n, cols: d, data: p.data.subarray(r0 * d, (r0 + n) * d) };
-    const xhat = sae.decode(await sae.encodeAsync(chunk));
-    for (let i = 0; i < chunk.data.length; i++) {
-      const v = chunk.data[i];
-      sse += (v - xhat.data[i]) ** 2;
-      sum2 += v * v;
-      mean[i % d] += v;
-    }
+    acc.add(chunk, sae.decode(await sae.encodeAsync(chunk)));
   }
-  let mu2 = 0;
-  for (let c = 0; c < d; c++) mu2 += (mean[c] / p.rows) ** 2;
-  const tv = sum2 - p.rows * mu2;
-  return { mse: sse / p.rows, fvu: tv > 0 ? sse / tv : NaN, rows: p.rows };
+  return acc.result();
 }
 
 export interface ReconstructionResult {

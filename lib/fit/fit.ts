@@ -15,11 +15,11 @@ import { createHash } from 'node:crypto';
 import { existsSync, promises as fs, statSync } from 'node:fs';
 import path from 'node:path';
 
-import { PairedEmbeddings, splitRows } from '../data/paired.js';
+import { PairedEmbeddings } from '../data/paired.js';
 import { SaeError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { METHODS, parseConfig, type Method, type TrainConfig } from '../train/config.js';
-import { Trainer, type TrainProgress } from '../train/trainer.js';
+import { Trainer, trainingRows, type TrainProgress } from '../train/trainer.js';
 import { correlateSaes, heterogeneity, type HeterogeneityResult } from '../eval/heterogeneity.js';
 import { loadEvalInputs, specPath, type FitInputs, type LoadedEval } from '../eval/inputs.js';
 import { loadEvalModel, readRunNormalizer, type EvalModel } from '../eval/model.js';
@@ -301,7 +301,7 @@ function toSpec(s: FitInputs['train']['image']): { path: string; tensor?: string
 function readTrainImages(inputs: FitInputs, cfg: TrainConfig, rows: number) {
   const f = EmbeddingFile.open(toSpec(inputs.train.image));
   try {
-    const split = splitRows(f.rows, cfg.data.valFraction, cfg.train.seed).train;
+    const split = trainingRows(cfg, f.rows);
     const use = split.subarray(0, Math.min(rows, split.length));
     const data = new Float32Array(use.length * f.dim);
     f.readRows(use, data);
@@ -314,18 +314,17 @@ function readTrainImages(inputs: FitInputs, cfg: TrainConfig, rows: number) {
 /** Figure 2 for a modality-specific run: correlation over its training split, decoder distances, matched pairs. */
 export async function heterogeneityOfRun(runDir: string, cfg: TrainConfig): Promise<HeterogeneityResult> {
   const pair = await AlignedPair.load(path.join(runDir, 'final', 'pair'));
-  const image = await TopKSAE.load(path.join(runDir, 'final', 'image'));
+  const image = pair.image; // the image SAE as trained (only the text SAE is permuted in a pair)
   const text = await TopKSAE.load(path.join(runDir, 'final', 'text'));
   const data = PairedEmbeddings.open(cfg.data.image, cfg.data.text);
   try {
     const norm = await readRunNormalizer(runDir);
-    const train = cfg.data.valImage ? Int32Array.from({ length: data.rows }, (_, i) => i) : splitRows(data.rows, cfg.data.valFraction, cfg.train.seed).train;
+    const train = trainingRows(cfg, data.rows);
     const rows = cfg.align.samples > 0 ? train.subarray(0, Math.min(train.length, cfg.align.samples)) : train;
     const corr = await correlateSaes(image, text, data, rows, norm, cfg.align.minFires);
     return heterogeneity(image, text, corr, { perm: pair.perm });
   } finally {
     data.close();
-    image.dispose();
     text.dispose();
     pair.dispose();
   }

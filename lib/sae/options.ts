@@ -1,12 +1,11 @@
 /** Options of a Top-K SAE: defaults, validation and the native option object. */
 import { SaeError } from '../errors.js';
-import { native } from '../native/load.js';
+import { requestedDevice, resolveDevice, type Device } from '../device.js';
 
 export type Activation = 'topk' | 'batchtopk';
 export type LossKind = 'fvu' | 'mse';
 export type PairLossKind = 'none' | 'iso' | 'iso-inner' | 'group';
-/** Where an SAE's arrays live and its kernels run. 'auto': CUDA when a device exists and the options allow it. */
-export type Device = 'auto' | 'cpu' | 'cuda';
+export { cudaDeviceAvailable, type Device } from '../device.js';
 /**
  * Encoder GEMM precision on CUDA: 'tf32' tensor cores (default), 'bf16' tensor cores (BF16 inputs, FP32
  * accumulation) or 'fp32' (SIMT, the CPU engine's precision). The rest of the step is FP32 on every setting.
@@ -169,7 +168,7 @@ export function resolveOptions(input: TopKSAEOptions): ResolvedOptions {
   const m = int(o, 'm', 1, 1 << 28);
   const k = int(o, 'k', 1);
   if (k > m) throw new SaeError('ERR_ARG', `k = ${k} is larger than m = ${m}: choose k <= m`);
-  if (input.device === undefined && process.env.CMSAE_DEVICE) o.device = process.env.CMSAE_DEVICE;
+  o.device = requestedDevice(input.device);
   const groups = oneOf(o, 'decayGroups', ['weights', 'hf', 'all'] as const);
   const decayIn = (o.decay ?? {}) as Partial<DecayFlags>;
   if (typeof decayIn !== 'object' || decayIn === null) throw new SaeError('ERR_ARG', 'option decay must be an object');
@@ -205,31 +204,12 @@ export function resolveOptions(input: TopKSAEOptions): ResolvedOptions {
     deadWindow: int(o, 'deadWindow', 1),
     batchCapacity: int(o, 'batchCapacity', 0, m),
     thresholdMomentum: num(o, 'thresholdMomentum', 0, 1),
-    device: resolveDevice(oneOf(o, 'device', ['auto', 'cpu', 'cuda'] as const), o),
+    device: resolveDevice(oneOf(o, 'device', ['auto', 'cpu', 'cuda'] as const), {
+      supported: o.activation === 'topk' && !(Number(o.auxCoef) > 0),
+      unsupported: "device 'cuda' runs activation 'topk' without AuxK (auxCoef 0): use device 'cpu' or 'auto' for these options",
+    }),
     precision: oneOf(o, 'precision', ['tf32', 'bf16', 'fp32'] as const),
   };
-}
-
-/** Whether a CUDA device can be used (asked once). */
-let cudaAvailable: boolean | undefined;
-export function cudaDeviceAvailable(): boolean {
-  if (cudaAvailable === undefined) {
-    const c = native().cudaInfo();
-    cudaAvailable = c.compiled && c.available;
-  }
-  return cudaAvailable;
-}
-
-function resolveDevice(requested: Device, o: Record<string, unknown>): 'cpu' | 'cuda' {
-  const supported = o.activation === 'topk' && !(Number(o.auxCoef) > 0);
-  if (requested === 'cpu') return 'cpu';
-  if (requested === 'auto') return supported && cudaDeviceAvailable() ? 'cuda' : 'cpu';
-  if (!supported) throw new SaeError('ERR_ARG', "device 'cuda' runs activation 'topk' without AuxK (auxCoef 0): use device 'cpu' or 'auto' for these options");
-  if (!cudaDeviceAvailable()) {
-    const c = native().cudaInfo();
-    throw new SaeError('ERR_CUDA_UNAVAILABLE', c.compiled ? `device 'cuda' was requested but no CUDA device can be used (${c.message}): use device 'cpu' or 'auto'` : "device 'cuda' was requested but this build has no CUDA backend (built without nvcc): use device 'cpu' or 'auto'");
-  }
-  return 'cuda';
 }
 
 /** The object handed to the native constructor / setOptions. */

@@ -11,6 +11,7 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 
 import { AlignedPair } from '../align/aligned-pair.js';
 import { CorrelationAccumulator } from '../align/correlation.js';
+import { ReconstructionAccumulator } from '../eval/reconstruction.js';
 import { Normalizer, PairedEmbeddings, epochOrder, readBatch, scanRowsAsync, splitRows, type Modality } from '../data/paired.js';
 import { SaeError } from '../errors.js';
 import { writeDirectoryAtomic, writeFileAtomic, recoverDirectory } from '../io/atomic.js';
@@ -125,7 +126,7 @@ export class Trainer extends EventEmitter {
         throw new SaeError('ERR_SHAPE', `method '${cfg.method}' runs both modalities through one SAE, but image rows have ${data.image.dim} values and text rows ${data.text.dim}`);
       if (val && (val.image.dim !== data.image.dim || val.text.dim !== data.text.dim))
         throw new SaeError('ERR_SHAPE', `validation files have ${val.image.dim}/${val.text.dim} columns, training files ${data.image.dim}/${data.text.dim}`);
-      const split = val ? { train: Int32Array.from({ length: data.rows }, (_, i) => i), val: new Int32Array(0) } : splitRows(data.rows, cfg.data.valFraction, t.seed);
+      const split = val ? { train: trainingRows(cfg, data.rows), val: new Int32Array(0) } : splitRows(data.rows, cfg.data.valFraction, t.seed);
       const steps = t.dropLast ? Math.floor(split.train.length / t.batchSize) : Math.ceil(split.train.length / t.batchSize);
       if (steps < 1) throw new SaeError('ERR_SHAPE', `${split.train.length} training rows make no batch of ${t.batchSize}: lower batchSize or add data`);
       const totalSteps = steps * t.epochs;
@@ -256,23 +257,12 @@ export class Trainer extends EventEmitter {
     const idx = rows ?? Int32Array.from({ length: data.rows }, (_, i) => i);
     if (idx.length < 2) return null;
     const fvu = async (side: Modality, sae: TopKSAE) => {
-      const d = data.file(side).dim;
-      let sse = 0, sum2 = 0;
-      const sum = new Float64Array(d);
+      const acc = new ReconstructionAccumulator(data.file(side).dim);
       for (let q = 0; q < idx.length; q += 4096) {
         const x = readBatch(data, side, idx.subarray(q, Math.min(idx.length, q + 4096)), norm);
-        const xhat = sae.decode(await sae.encodeAsync(x));
-        for (let i = 0; i < x.data.length; i++) {
-          const v = x.data[i];
-          sse += (v - xhat.data[i]) ** 2;
-          sum2 += v * v;
-          sum[i % d] += v;
-        }
+        acc.add(x, sae.decode(await sae.encodeAsync(x)));
       }
-      let mu2 = 0;
-      for (let c = 0; c < d; c++) mu2 += (sum[c] / idx.length) ** 2;
-      const tv = sum2 - idx.length * mu2;
-      return tv > 0 ? sse / tv : NaN;
+      return acc.result().fvu;
     };
     const imageSae = models.kind === 'shared' ? models.sae : models.image;
     const textSae = models.kind === 'shared' ? models.sae : models.text;
@@ -356,6 +346,11 @@ export class Trainer extends EventEmitter {
     }
     return out;
   }
+}
+
+/** The training rows of a run's training file: all of them with separate validation files, else the seeded split's. */
+export function trainingRows(cfg: TrainConfig, rows: number): Int32Array {
+  return cfg.data.valImage && cfg.data.valText ? Int32Array.from({ length: rows }, (_, i) => i) : splitRows(rows, cfg.data.valFraction, cfg.train.seed).train;
 }
 
 /**
@@ -443,12 +438,17 @@ export function methodStepResident(
   idx: Int32Array,
   lr: number,
   t: { fvuReduction: 'sum' | 'mean'; maxGradNorm: number },
-): Pick<TrainProgress, 'loss' | 'fvu' | 'l0' | 'deadFraction' | 'pairLoss'> {
+): StepProgress {
   if (models.kind === 'shared') {
-    const s = models.sae.stepRows(image, idx, { pair: text, lr });
-    return { loss: s.loss, fvu: s.fvu, l0: s.l0, deadFraction: s.deadFraction, pairLoss: s.pairLoss };
+    return stepProgress(models.sae.stepRows(image, idx, { pair: text, lr }));
   }
   return jointUpdate(models, models.image.forwardBackwardRows(image, idx), models.text.forwardBackwardRows(text, idx), lr, t);
+}
+
+type StepProgress = Pick<TrainProgress, 'loss' | 'fvu' | 'l0' | 'deadFraction' | 'pairLoss'>;
+
+function stepProgress(s: StepResult): StepProgress {
+  return { loss: s.loss, fvu: s.fvu, l0: s.l0, deadFraction: s.deadFraction, pairLoss: s.pairLoss };
 }
 
 /** Clips the two modality SAEs' gradients jointly (the reference's two-sided model) and updates both. */
@@ -458,7 +458,7 @@ function jointUpdate(
   b: StepResult,
   lr: number,
   t: { fvuReduction: 'sum' | 'mean'; maxGradNorm: number },
-): Pick<TrainProgress, 'loss' | 'fvu' | 'l0' | 'deadFraction' | 'pairLoss'> {
+): StepProgress {
   const w = t.fvuReduction === 'mean' ? 0.5 : 1;
   const norm = w * Math.hypot(a.gradNorm, b.gradNorm);
   const clip = t.maxGradNorm > 0 ? Math.min(1, t.maxGradNorm / (norm + 1e-6)) : 1;
@@ -474,10 +474,9 @@ export function methodStep(
   y: Matrix,
   lr: number,
   t: { fvuReduction: 'sum' | 'mean'; maxGradNorm: number },
-): Pick<TrainProgress, 'loss' | 'fvu' | 'l0' | 'deadFraction' | 'pairLoss'> {
+): StepProgress {
   if (models.kind === 'shared') {
-    const s = models.sae.step(x, { pair: y, lr });
-    return { loss: s.loss, fvu: s.fvu, l0: s.l0, deadFraction: s.deadFraction, pairLoss: s.pairLoss };
+    return stepProgress(models.sae.step(x, { pair: y, lr }));
   }
   return jointUpdate(models, models.image.forwardBackward(x), models.text.forwardBackward(y), lr, t);
 }

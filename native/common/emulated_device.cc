@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "../corr/device_corr.h"
+#include "../lap/candidate_keys.h"
 #include "../lap/device_lap.h"
 #include "../sae/backward.h"
 #include "../sae/decode.h"
@@ -236,9 +237,6 @@ class EmulatedCorr final : public DeviceCorr {
   int mB_;
   std::vector<double> S_;
 };
-
-uint32_t salt_of(long x) { return static_cast<uint32_t>(x) * 0x85EBCA6Bu + 0x27D4EB2Fu; }
-int32_t scramble(long index, uint32_t salt) { return static_cast<int32_t>((static_cast<uint32_t>(index) ^ salt) * 0x9E3779B1u); }
 
 class EmulatedLap final : public DeviceLap {
  public:

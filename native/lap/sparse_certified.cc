@@ -19,6 +19,7 @@
 #include "../common/thread_pool.h"
 #include "../sae/topk_select.h"
 #include "assignment.h"
+#include "candidate_keys.h"
 #include "device_lap.h"
 #include "scan_kernels.h"
 
@@ -396,15 +397,9 @@ struct TopK {
   }
 };
 
-// Candidate selection breaks ties pseudo-randomly per row (per column), so that a heavily tied matrix does
-// not send every row to the same lowest-index columns (a graph without a complete matching): the key's
-// index field holds scramble(index, salt), a bijection of 32-bit words.
-inline uint32_t salt_of(long x) { return static_cast<uint32_t>(x) * 0x85EBCA6Bu + 0x27D4EB2Fu; }
-inline int32_t scramble(long index, uint32_t salt) {
-  return static_cast<int32_t>((static_cast<uint32_t>(index) ^ salt) * 0x9E3779B1u);
-}
+// Candidate keys hold scramble(index, salt) in their index field (candidate_keys.h).
 inline long unscramble(uint64_t key, uint32_t salt) {
-  return static_cast<long>((static_cast<uint32_t>(key_candidate(key).index) * 0x0E8B2F51u) ^ salt);
+  return unscramble_index(static_cast<uint32_t>(key_candidate(key).index), salt);
 }
 
 // Lowest set bit of a non-zero mask.

@@ -64,6 +64,12 @@ ColumnStats column_stats(const float* X, long rows, int d) {
   return s;
 }
 
+[[noreturn]] void fail_degenerate_batch() {
+  fail("ERR_DEGENERATE_BATCH",
+       "FVU is undefined for a batch whose rows are all identical (e.g. a single row): use a batch of "
+       "distinct rows or loss 'mse'");
+}
+
 // CMSAE_PROFILE=1 prints the time of each phase of forward_backward to stderr.
 struct PhaseTimer {
   bool on = enabled();
@@ -206,19 +212,8 @@ StepStats SaeModel::device_forward_backward(const float* x, const float* y, long
     auto row_of = [&](long r) { return resident ? staged.data() + r * d : (r < rows ? x + r * d : y + (r - rows) * d); };
     // A degenerate FVU batch must leave everything unchanged (the CPU engine checks before the mean too).
     if (cfg_.loss == LossKind::Fvu)
-      for (int sgm = 0; sgm < n_seg; ++sgm) {
-        double tv = 0;
-        for (int c = 0; c < d; ++c) {
-          double mu = 0;
-          for (long r = sgm * rows; r < (sgm + 1) * rows; ++r) mu += row_of(r)[c];
-          mu /= rows;
-          for (long r = sgm * rows; r < (sgm + 1) * rows; ++r) tv += (row_of(r)[c] - mu) * (row_of(r)[c] - mu);
-        }
-        if (!(tv > 0.0))
-          fail("ERR_DEGENERATE_BATCH",
-               "FVU is undefined for a batch whose rows are all identical (e.g. a single row): use a batch of "
-               "distinct rows or loss 'mse'");
-      }
+      for (int sgm = 0; sgm < n_seg; ++sgm)
+        if (!(column_stats(row_of(sgm * rows), rows, d).total_variance > 0.0)) fail_degenerate_batch();
     touch_host();
     for (int c = 0; c < d; ++c) {
       double s = 0;
@@ -233,10 +228,7 @@ StepStats SaeModel::device_forward_backward(const float* x, const float* y, long
   const long long window = std::min<long long>(cfg_.dead_window, seen_ + R);  // dead_fraction()'s window after this batch
   const DeviceForward f = resident ? dev_->forward_rows(*resident->x, resident->y, resident->idx, rows, w, fvu_loss, window)
                                    : dev_->forward(x, y, rows, w, fvu_loss, window);
-  if (f.degenerate)
-    fail("ERR_DEGENERATE_BATCH",
-         "FVU is undefined for a batch whose rows are all identical (e.g. a single row): use a batch of "
-         "distinct rows or loss 'mse'");
+  if (f.degenerate) fail_degenerate_batch();
   StepStats st;
   st.rows = R;
   for (int s = 0; s < n_seg; ++s) {
@@ -461,10 +453,7 @@ StepStats SaeModel::forward_backward(const float* x, const float* y, long rows, 
   std::vector<ColumnStats> seg_stats;
   for (int s = 0; s < n_seg; ++s) {
     seg_stats.push_back(column_stats(X + s * rows * d, rows, d));
-    if (cfg_.loss == LossKind::Fvu && !(seg_stats.back().total_variance > 0.0))
-      fail("ERR_DEGENERATE_BATCH",
-           "FVU is undefined for a batch whose rows are all identical (e.g. a single row): use a batch of "
-           "distinct rows or loss 'mse'");
+    if (cfg_.loss == LossKind::Fvu && !(seg_stats.back().total_variance > 0.0)) fail_degenerate_batch();
   }
   timer.mark("stats");
   if (b_dec_mean_pending_) {

@@ -9,6 +9,7 @@ import { readManifest, type FitInputs } from '../../eval/inputs.js';
 import { setThreads } from '../../info.js';
 import { METHODS, type Method } from '../../train/config.js';
 import { readConfigFile, setPath } from '../config-file.js';
+import { interruptOnSigint } from '../interrupt.js';
 
 interface FitFlags {
   out: string;
@@ -129,13 +130,7 @@ export function registerFit(program: Command): void {
       for (const m of methods) if (!(METHODS as readonly string[]).includes(m)) throw new SaeError('ERR_ARG', `unknown method '${m}': choose from ${METHODS.join(', ')}`);
       if (f.zsFireRates && !['train', 'eval'].includes(f.zsFireRates)) throw new SaeError('ERR_ARG', `--zs-fire-rates must be 'train' or 'eval'`);
       const inputs = await buildInputs(f);
-      const ac = new AbortController();
-      const onSigint = () => {
-        if (ac.signal.aborted) process.exit(130);
-        process.stderr.write('\ncmsae: interrupted, writing a checkpoint (Ctrl-C again to quit at once)\n');
-        ac.abort();
-      };
-      process.on('SIGINT', onSigint);
+      const interrupt = interruptOnSigint();
       const say = (s: string) => !f.quiet && process.stderr.write(s + '\n');
       let lastStep = 0;
       const onEvent = (e: FitEvent) => {
@@ -160,7 +155,7 @@ export function registerFit(program: Command): void {
           steering: { ...(f.steeringAlphas ? { alphas: f.steeringAlphas } : {}), ...(f.steeringSources !== undefined ? { sources: f.steeringSources } : {}) },
           zeroShot: { ...(f.maxFireRate !== undefined ? { maxFireRate: f.maxFireRate } : {}), ...(f.zsFireRates ? { fireRates: f.zsFireRates as 'train' | 'eval' } : {}) },
           force: f.force,
-          signal: ac.signal,
+          signal: interrupt.signal,
           onEvent,
         });
         process.stdout.write(table1Markdown({ methods: r.methods, seeds: r.seeds, results: r.results, summary: r.summary, timings: r.timings, date: '' }));
@@ -169,7 +164,7 @@ export function registerFit(program: Command): void {
         if (e instanceof SaeError && e.code === 'ERR_ABORTED') throw new SaeError('ERR_ABORTED', `${e.message}: run the same cmsae fit command again to continue`);
         throw e;
       } finally {
-        process.off('SIGINT', onSigint);
+        interrupt.release();
       }
     });
 }

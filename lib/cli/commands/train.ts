@@ -9,6 +9,7 @@ import { setThreads } from '../../info.js';
 import { METHODS, parseConfig } from '../../train/config.js';
 import { Trainer, type TrainProgress, type ValidationRecord } from '../../train/trainer.js';
 import { readConfigFile, setPath } from '../config-file.js';
+import { interruptOnSigint } from '../interrupt.js';
 
 const shape = (v: string) => {
   const p = v.split(',').map(Number);
@@ -136,13 +137,7 @@ Examples:
           throw new SaeError('ERR_ARG', 'train needs --method, --image and --text (or a --config file that sets them)');
         trainer = new Trainer(parseConfig(raw), { out: f.out });
       }
-      const ac = new AbortController();
-      const onSigint = () => {
-        if (ac.signal.aborted) process.exit(130); // a second Ctrl-C does not wait
-        process.stderr.write('\ncmsae: interrupted, writing a checkpoint (Ctrl-C again to quit at once)\n');
-        ac.abort();
-      };
-      process.on('SIGINT', onSigint);
+      const interrupt = interruptOnSigint();
       const bar = f.quiet || !process.stderr.isTTY ? null : new SingleBar({
         format: '{bar} {percentage}% | step {value}/{total} | loss {loss} fvu {fvu} L0 {l0} dead {dead}% lr {lr} | {rate} rows/s | ETA {eta_formatted}',
         barsize: 24,
@@ -163,7 +158,7 @@ Examples:
         if (!f.quiet) process.stderr.write(`${bar ? '\n' : ''}epoch ${v.epoch + 1}: validation FVU image ${fmt(v.fvuImage)} text ${fmt(v.fvuText)} (${v.rows} rows)\n`);
       });
       try {
-        const r = await trainer.run({ signal: ac.signal });
+        const r = await trainer.run({ signal: interrupt.signal });
         bar?.stop();
         process.stdout.write(`trained ${r.steps} steps; models: ${Object.entries(r.models).map(([k, v]) => `${k}=${v}`).join(' ')}\n`);
       } catch (e) {
@@ -171,7 +166,7 @@ Examples:
         if (e instanceof SaeError && e.code === 'ERR_ABORTED') throw new SaeError('ERR_ABORTED', `${e.message}: cmsae train --resume --out ${f.out}`);
         throw e;
       } finally {
-        process.off('SIGINT', onSigint);
+        interrupt.release();
       }
     });
 }
