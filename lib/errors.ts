@@ -17,6 +17,8 @@ export type SaeErrorCode =
   | 'ERR_INFEASIBLE'
   | 'ERR_CUDA_UNAVAILABLE'
   | 'ERR_ABORTED'
+  /** A training step would have produced non-finite parameters; the model is left as it was before the step. */
+  | 'ERR_DIVERGED'
   | 'ERR_INTERNAL';
 
 export class SaeError extends Error {

@@ -31,7 +31,9 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (e) {
     if (e instanceof CommanderError) {
-      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
+      // --help and --version succeed; help shown because a subcommand is missing ('cmsae', 'cmsae eval') is bad usage.
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return 0;
+      if (e.code === 'commander.help') return e.exitCode === 0 ? 0 : 2;
       return 2;
     }
     const msg = e instanceof SaeError ? `${e.code}: ${e.message.replace(/:\n\s*/g, ': ').replace(/\n\s*/g, '; ')}` : String((e as Error)?.message ?? e);

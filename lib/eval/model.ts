@@ -14,6 +14,7 @@ import { SaeError } from '../errors.js';
 import { EmbeddingFile, type EmbeddingSpec } from '../io/embeddings.js';
 import { TopKSAE } from '../sae/topk-sae.js';
 import type { Matrix, SparseCodes } from '../types.js';
+import { readRunNormalizer, runPaths } from '../run/layout.js';
 
 /** How the latent indices of the two modalities relate: 'shared' (one SAE), 'aligned' (post-hoc permutation), 'unaligned' (separate SAEs, index i vs index i). */
 export type IndexSpace = 'shared' | 'aligned' | 'unaligned';
@@ -76,17 +77,7 @@ export class EvalModel implements Disposable {
   }
 }
 
-/** A run's normalization.json (ERR_FORMAT when missing or malformed). */
-export async function readRunNormalizer(runDir: string): Promise<Normalizer> {
-  const file = path.join(runDir, 'normalization.json');
-  try {
-    const j = JSON.parse(await fs.readFile(file, 'utf8')) as Parameters<typeof Normalizer.fromJSON>[0];
-    if (typeof j !== 'object' || j === null) throw new Error('not an object');
-    return Normalizer.fromJSON(j);
-  } catch (e) {
-    throw new SaeError('ERR_FORMAT', `${file} is missing or unreadable (${(e as Error).message}): is ${runDir} a complete training run?`);
-  }
-}
+export { readRunNormalizer };
 
 /**
  * Loads the evaluation view of a model directory:
@@ -108,7 +99,7 @@ export async function loadEvalModel(dir: string, opts: { view?: 'separate'; norm
     const sae = await TopKSAE.load(dir);
     return new EvalModel(sae, sae, opts.normalization ?? new Normalizer('l2'), 'shared', [sae]);
   }
-  const cfgFile = path.join(dir, 'config.json');
+  const cfgFile = runPaths(dir).config;
   if (!existsSync(cfgFile)) throw new SaeError('ERR_IO', `${dir} is neither a training run (config.json), an aligned pair (alignment.json) nor an SAE checkpoint (cfg.json)`);
   let method: unknown;
   try {
@@ -118,7 +109,7 @@ export async function loadEvalModel(dir: string, opts: { view?: 'separate'; norm
   }
   if (typeof method !== 'string' || !['shared', 'shared+iso', 'shared+group', 'separate', 'posthoc'].includes(method))
     throw new SaeError('ERR_FORMAT', `${cfgFile} names no training method (got ${JSON.stringify(method)}): is ${dir} a cmsae training run?`);
-  const final = path.join(dir, 'final');
+  const final = runPaths(dir).finalDir;
   const norm = opts.normalization ?? (await readRunNormalizer(dir));
   if (method.startsWith('shared')) {
     if (opts.view === 'separate') throw new SaeError('ERR_ARG', `${dir} trained one shared SAE (method ${method}); there is no separate view`);

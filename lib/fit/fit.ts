@@ -19,10 +19,11 @@ import { PairedEmbeddings } from '../data/paired.js';
 import { SaeError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { METHODS, parseConfig, type Method, type TrainConfig } from '../train/config.js';
-import { Trainer, trainingRows, type TrainProgress } from '../train/trainer.js';
+import { Trainer, type TrainProgress } from '../train/trainer.js';
+import { readRunConfig, readRunNormalizer, runPaths, trainingRows } from '../run/layout.js';
 import { correlateSaes, heterogeneity, type HeterogeneityResult } from '../eval/heterogeneity.js';
 import { loadEvalInputs, specPath, type FitInputs, type LoadedEval } from '../eval/inputs.js';
-import { loadEvalModel, readRunNormalizer, type EvalModel } from '../eval/model.js';
+import { loadEvalModel, type EvalModel } from '../eval/model.js';
 import { evaluateMonosemanticity, type MsResult } from '../eval/monosemanticity.js';
 import { evaluateReconstruction, reconstructionStats, type ReconstructionResult } from '../eval/reconstruction.js';
 import { evaluateRetrieval, type RetrievalResult } from '../eval/retrieval.js';
@@ -85,7 +86,7 @@ function trainMethodOf(m: Method): Method {
 }
 
 function finalComplete(dir: string, method: Method): boolean {
-  const f = path.join(dir, 'final');
+  const f = runPaths(dir).finalDir;
   if (method.startsWith('shared')) return existsSync(path.join(f, 'shared', 'cfg.json'));
   return ['image/cfg.json', 'text/cfg.json', 'pair/alignment.json'].every((p) => existsSync(path.join(f, p)));
 }
@@ -121,8 +122,8 @@ async function modelKey(dir: string): Promise<string> {
       else if (e.name.endsWith('.safetensors') || e.name.endsWith('.json')) parts.push(fileKey(p));
     }
   };
-  await walk(path.join(dir, 'final'));
-  parts.push(fileKey(path.join(dir, 'normalization.json')));
+  await walk(runPaths(dir).finalDir);
+  parts.push(fileKey(runPaths(dir).normalization));
   return parts.join('|');
 }
 
@@ -313,9 +314,9 @@ function readTrainImages(inputs: FitInputs, cfg: TrainConfig, rows: number) {
 
 /** Figure 2 for a modality-specific run: correlation over its training split, decoder distances, matched pairs. */
 export async function heterogeneityOfRun(runDir: string, cfg: TrainConfig): Promise<HeterogeneityResult> {
-  const pair = await AlignedPair.load(path.join(runDir, 'final', 'pair'));
+  const pair = await AlignedPair.load(runPaths(runDir).final('pair'));
   const image = pair.image; // the image SAE as trained (only the text SAE is permuted in a pair)
-  const text = await TopKSAE.load(path.join(runDir, 'final', 'text'));
+  const text = await TopKSAE.load(runPaths(runDir).final('text'));
   const data = PairedEmbeddings.open(cfg.data.image, cfg.data.text);
   try {
     const norm = await readRunNormalizer(runDir);
@@ -337,14 +338,14 @@ async function trainOrReuse(
   onProgress: (p: TrainProgress) => void,
   onStatus: (s: 'start' | 'resumed') => void,
 ): Promise<'reused' | 'resumed' | 'trained'> {
-  const cfgFile = path.join(dir, 'config.json');
+  const cfgFile = runPaths(dir).config;
   const dataFile = path.join(dir, 'training-data.json');
   const dataKey = JSON.stringify(trainKey(o.inputs));
   let resume = false;
   if (existsSync(cfgFile)) {
     let same = false;
     try {
-      same = JSON.stringify(await Trainer.loadConfig(dir)) === JSON.stringify(cfg) && (await fs.readFile(dataFile, 'utf8')) === dataKey;
+      same = JSON.stringify(await readRunConfig(dir)) === JSON.stringify(cfg) && (await fs.readFile(dataFile, 'utf8')) === dataKey;
     } catch {
       same = false;
     }
@@ -353,7 +354,7 @@ async function trainOrReuse(
         throw new SaeError('ERR_STATE', `${dir} holds a training run with a different configuration or other training data (size or mtime changed): use another --out, or --force to retrain it`);
       await fs.rm(dir, { recursive: true, force: true });
     } else if (finalComplete(dir, cfg.method)) return 'reused';
-    else if (existsSync(path.join(dir, 'checkpoint', 'state.json'))) resume = true;
+    else if (existsSync(runPaths(dir).checkpointState)) resume = true;
     else await fs.rm(dir, { recursive: true, force: true });
   }
   if (!resume) {

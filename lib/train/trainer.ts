@@ -24,6 +24,7 @@ import type { Matrix } from '../types.js';
 import { VERSION } from '../version.js';
 import { pairLossWeight, parseConfig, type TrainConfig, type TrainConfigInput } from './config.js';
 import { lrFactor } from './schedule.js';
+import { RUN_CHECKPOINT_DIR, readRunConfig, readRunNormalizer, runPaths, trainingRows } from '../run/layout.js';
 
 export interface TrainProgress {
   step: number;
@@ -65,7 +66,7 @@ interface CheckpointState {
   elapsed_ms: number;
 }
 
-const CHECKPOINT_DIR = 'checkpoint';
+const CHECKPOINT_DIR = RUN_CHECKPOINT_DIR;
 
 /** Per-step models of a method: one shared SAE, or one per modality. */
 export type MethodModels = { kind: 'shared'; sae: TopKSAE } | { kind: 'separate'; image: TopKSAE; text: TopKSAE };
@@ -91,21 +92,9 @@ export class Trainer extends EventEmitter {
     this.#logEvery = opts.logEvery ?? 50;
   }
 
-  /** Reads a run's saved configuration (for resume). */
+  /** Reads a run's saved configuration (for resume); see readRunConfig. */
   static async loadConfig(runDir: string): Promise<TrainConfig> {
-    const file = path.join(runDir, 'config.json');
-    let raw: string;
-    try {
-      raw = await fs.readFile(file, 'utf8');
-    } catch {
-      throw new SaeError('ERR_IO', `${file} not found: is ${runDir} a training run directory?`);
-    }
-    try {
-      const { library_version: _v, ...cfg } = JSON.parse(raw) as Record<string, unknown>;
-      return parseConfig(cfg);
-    } catch (e) {
-      throw new SaeError('ERR_FORMAT', `${file}: ${(e as Error).message}`);
-    }
+    return readRunConfig(runDir);
   }
 
   /**
@@ -137,7 +126,7 @@ export class Trainer extends EventEmitter {
         const loaded = await this.#loadCheckpoint();
         state = loaded.state;
         models = loaded.models;
-        norm = Normalizer.fromJSON(JSON.parse(await fs.readFile(path.join(this.runDir, 'normalization.json'), 'utf8')));
+        norm = await readRunNormalizer(this.runDir);
         await this.#trimMetrics(state.step);
       } else {
         // One pass over the data: NaN/Inf rows are reported before training starts; centring means.
@@ -150,9 +139,9 @@ export class Trainer extends EventEmitter {
           if (cfg.data.normalization === 'center+l2') mean[side] = Float32Array.from(mu);
         }
         norm = new Normalizer(cfg.data.normalization, mean);
-        await writeFileAtomic(path.join(this.runDir, 'config.json'), JSON.stringify({ ...cfg, library_version: VERSION }, null, 2) + '\n');
-        await writeFileAtomic(path.join(this.runDir, 'normalization.json'), JSON.stringify(norm.toJSON()) + '\n');
-        await fs.writeFile(path.join(this.runDir, 'metrics.jsonl'), '');
+        await writeFileAtomic(runPaths(this.runDir).config, JSON.stringify({ ...cfg, library_version: VERSION }, null, 2) + '\n');
+        await writeFileAtomic(runPaths(this.runDir).normalization, JSON.stringify(norm.toJSON()) + '\n');
+        await fs.writeFile(runPaths(this.runDir).metrics, '');
         models = createMethodModels(this.config, data.image.dim, data.text.dim);
       }
 
@@ -271,13 +260,13 @@ export class Trainer extends EventEmitter {
 
   async #appendMetrics(lines: string[]): Promise<void> {
     if (lines.length === 0) return;
-    await fs.appendFile(path.join(this.runDir, 'metrics.jsonl'), lines.join('\n') + '\n');
+    await fs.appendFile(runPaths(this.runDir).metrics, lines.join('\n') + '\n');
     lines.length = 0;
   }
 
   /** On resume: metrics written after the checkpoint's step are dropped (they will be written again). */
   async #trimMetrics(step: number): Promise<void> {
-    const file = path.join(this.runDir, 'metrics.jsonl');
+    const file = runPaths(this.runDir).metrics;
     const text = await fs.readFile(file, 'utf8').catch(() => '');
     const keep = text.split('\n').filter((l) => {
       if (!l.trim()) return false;
@@ -324,7 +313,7 @@ export class Trainer extends EventEmitter {
   }
 
   async #saveFinal(models: Models, data: PairedEmbeddings, train: Int32Array, norm: Normalizer): Promise<Record<string, string>> {
-    const final = path.join(this.runDir, 'final');
+    const final = runPaths(this.runDir).finalDir;
     const out: Record<string, string> = {};
     if (models.kind === 'shared') {
       out.shared = path.join(final, 'shared');
@@ -348,10 +337,7 @@ export class Trainer extends EventEmitter {
   }
 }
 
-/** The training rows of a run's training file: all of them with separate validation files, else the seeded split's. */
-export function trainingRows(cfg: TrainConfig, rows: number): Int32Array {
-  return cfg.data.valImage && cfg.data.valText ? Int32Array.from({ length: rows }, (_, i) => i) : splitRows(rows, cfg.data.valFraction, cfg.train.seed).train;
-}
+export { trainingRows };
 
 /**
  * The post-hoc alignment: encode the training pairs (the first `samples` in file order, 0 = all) with both

@@ -1,12 +1,10 @@
 /** `cmsae align`: post-hoc alignment of a run's two modality SAEs (correlation over the training pairs + assignment). */
 import type { Command } from 'commander';
-import { promises as fs } from 'node:fs';
-import path from 'node:path';
-
-import { Normalizer, PairedEmbeddings, splitRows } from '../../data/paired.js';
+import { PairedEmbeddings } from '../../data/paired.js';
 import { SaeError } from '../../errors.js';
 import { TopKSAE } from '../../sae/topk-sae.js';
-import { Trainer, alignModels } from '../../train/trainer.js';
+import { alignModels } from '../../train/trainer.js';
+import { readRunConfig, readRunNormalizer, runPaths, trainingRows } from '../../run/layout.js';
 
 interface AlignFlags {
   run: string;
@@ -27,21 +25,22 @@ export function registerAlign(program: Command): void {
     .option('--out <dir>', 'where to write the aligned pair (default <run>/final/pair)')
     .addHelpText('after', '\nExample:\n  $ cmsae align --run runs/x\n')
     .action(async (f: AlignFlags) => {
-      const cfg = await Trainer.loadConfig(f.run);
+      const cfg = await readRunConfig(f.run);
       if (cfg.method.startsWith('shared')) throw new SaeError('ERR_ARG', `run ${f.run} trained one shared SAE (method ${cfg.method}); post-hoc alignment needs separate image and text SAEs`);
-      const norm = Normalizer.fromJSON(JSON.parse(await fs.readFile(path.join(f.run, 'normalization.json'), 'utf8')));
-      const image = await TopKSAE.load(path.join(f.run, 'final', 'image'));
-      const text = await TopKSAE.load(path.join(f.run, 'final', 'text')).catch((e) => {
+      const run = runPaths(f.run);
+      const norm = await readRunNormalizer(f.run);
+      const image = await TopKSAE.load(run.final('image'));
+      const text = await TopKSAE.load(run.final('text')).catch((e) => {
         image.dispose();
         throw e;
       });
       using data = PairedEmbeddings.open(cfg.data.image, cfg.data.text);
       try {
-        const train = cfg.data.valImage ? Int32Array.from({ length: data.rows }, (_, i) => i) : splitRows(data.rows, cfg.data.valFraction, cfg.train.seed).train;
+        const train = trainingRows(cfg, data.rows);
         const opts = { samples: f.samples !== undefined ? Number(f.samples) : cfg.align.samples, minFires: f.minFires !== undefined ? Number(f.minFires) : cfg.align.minFires, signed: f.abs ? false : cfg.align.signed };
         const t0 = Date.now();
         using pair = await alignModels(image, text, data, train, norm, opts);
-        const out = f.out ?? path.join(f.run, 'final', 'pair');
+        const out = f.out ?? run.final('pair');
         await pair.save(out);
         const alive = (a: Uint8Array) => a.reduce((s, x) => s + x, 0);
         let both = 0, sum = 0;

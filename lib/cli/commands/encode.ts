@@ -1,7 +1,6 @@
 /** `cmsae encode`: sparse codes of an embedding file, streamed to a safetensors file (indices I32, values F32). */
 import type { Command } from 'commander';
 import { closeSync, existsSync, openSync, writeSync, fsyncSync, renameSync, rmSync } from 'node:fs';
-import { promises as fs } from 'node:fs';
 import path from 'node:path';
 
 import { AlignedPair } from '../../align/aligned-pair.js';
@@ -9,6 +8,7 @@ import { Normalizer, type Modality, type Normalization } from '../../data/paired
 import { SaeError } from '../../errors.js';
 import { EmbeddingFile } from '../../io/embeddings.js';
 import { TopKSAE } from '../../sae/topk-sae.js';
+import { readRunNormalizer, runOfModelDir } from '../../run/layout.js';
 
 interface EncodeFlags {
   model: string;
@@ -30,10 +30,10 @@ async function loadModel(f: EncodeFlags): Promise<{ sae: TopKSAE; norm: Normaliz
     return { sae: f.side === 'image' ? pair.image : pair.text, norm, release: () => pair.dispose() };
   }
   const sae = await TopKSAE.load(f.model);
-  const runNorm = path.join(f.model, '..', '..', 'normalization.json');
+  const run = runOfModelDir(f.model);
   let norm = new Normalizer((f.normalization as Normalization) ?? 'l2');
-  if (existsSync(runNorm)) {
-    const saved = Normalizer.fromJSON(JSON.parse(await fs.readFile(runNorm, 'utf8')));
+  if (run) {
+    const saved = await readRunNormalizer(run);
     norm = f.normalization ? new Normalizer(f.normalization as Normalization, saved.mean) : saved;
   }
   return { sae, norm, release: () => sae.dispose() };

@@ -1,0 +1,121 @@
+/**
+ * The layout of a training run directory (`cmsae train` / `Trainer`), owned here and nowhere else:
+ *
+ *   <run>/config.json          the validated TrainConfig (+ library_version)
+ *   <run>/normalization.json   the input normalization (kind + centring means)
+ *   <run>/metrics.jsonl        one JSON line per logged step / validation
+ *   <run>/checkpoint/          the latest training checkpoint (state.json + one SAE dir per model)
+ *   <run>/final/{image,text}   the trained modality SAEs (or final/shared), final/pair for posthoc
+ *
+ * and the one rule that says which rows of the training files a run trained on (trainingRows).
+ */
+import path from 'node:path';
+
+import { Normalizer, splitRows } from '../data/paired.js';
+import { SaeError } from '../errors.js';
+import { readTextFile, statOrNull } from '../io/files.js';
+import { parseConfig, type TrainConfig } from '../train/config.js';
+
+export const RUN_CONFIG_FILE = 'config.json';
+export const RUN_NORMALIZATION_FILE = 'normalization.json';
+export const RUN_METRICS_FILE = 'metrics.jsonl';
+export const RUN_CHECKPOINT_DIR = 'checkpoint';
+export const RUN_CHECKPOINT_STATE_FILE = 'state.json';
+export const RUN_FINAL_DIR = 'final';
+
+export type FinalModel = 'image' | 'text' | 'shared' | 'pair';
+
+/** The paths of a run directory. */
+export function runPaths(runDir: string) {
+  const root = path.resolve(runDir);
+  return {
+    root,
+    config: path.join(root, RUN_CONFIG_FILE),
+    normalization: path.join(root, RUN_NORMALIZATION_FILE),
+    metrics: path.join(root, RUN_METRICS_FILE),
+    checkpoint: path.join(root, RUN_CHECKPOINT_DIR),
+    checkpointState: path.join(root, RUN_CHECKPOINT_DIR, RUN_CHECKPOINT_STATE_FILE),
+    finalDir: path.join(root, RUN_FINAL_DIR),
+    final: (which: FinalModel) => path.join(root, RUN_FINAL_DIR, which),
+  };
+}
+
+/** A run's saved configuration (ERR_IO when absent, ERR_FORMAT when it does not validate). */
+export async function readRunConfig(runDir: string): Promise<TrainConfig> {
+  const file = runPaths(runDir).config;
+  let raw: string;
+  try {
+    raw = await readTextFile(file, 'run configuration');
+  } catch (e) {
+    throw new SaeError('ERR_IO', `${(e as Error).message}: is ${runDir} a training run directory?`, { cause: e });
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    throw new SaeError('ERR_FORMAT', `${file} is not valid JSON (truncated or not a run configuration)`);
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new SaeError('ERR_FORMAT', `${file} is not a JSON object`);
+  try {
+    const { library_version: _v, ...cfg } = json as Record<string, unknown>;
+    return parseConfig(cfg);
+  } catch (e) {
+    throw new SaeError('ERR_FORMAT', `${file}: ${(e as Error).message}`);
+  }
+}
+
+/** A run's normalization.json (ERR_FORMAT when missing or malformed). */
+export async function readRunNormalizer(runDir: string): Promise<Normalizer> {
+  const file = runPaths(runDir).normalization;
+  try {
+    const j = JSON.parse(await readTextFile(file, 'normalization file')) as Parameters<typeof Normalizer.fromJSON>[0];
+    if (typeof j !== 'object' || j === null || Array.isArray(j)) throw new Error('not a JSON object');
+    return Normalizer.fromJSON(j);
+  } catch (e) {
+    throw new SaeError('ERR_FORMAT', `${file} is missing or unreadable (${(e as Error).message}): is ${runDir} a complete training run?`);
+  }
+}
+
+/**
+ * The rows of a run's training files that it trained on (and that alignment, fit's zero-shot filter and
+ * heterogeneity correlate): all rows when the run has separate validation files (valImage and valText),
+ * else the training part of the seeded split.
+ */
+export function trainingRows(cfg: TrainConfig, rows: number): Int32Array {
+  return cfg.data.valImage && cfg.data.valText ? Int32Array.from({ length: rows }, (_, i) => i) : splitRows(rows, cfg.data.valFraction, cfg.train.seed).train;
+}
+
+/**
+ * The run directory a model directory belongs to (`<run>/final/<model>` or `<run>/checkpoint/<model>` of a
+ * directory with a config.json), or null for a model that stands alone (e.g. a foreign checkpoint).
+ */
+export function runOfModelDir(modelDir: string): string | null {
+  const abs = path.resolve(modelDir);
+  const parent = path.dirname(abs);
+  const base = path.basename(parent);
+  if (base !== RUN_FINAL_DIR && base !== RUN_CHECKPOINT_DIR) return null;
+  const run = path.dirname(parent);
+  return statOrNull(path.join(run, RUN_CONFIG_FILE))?.isFile() ? run : null;
+}
+
+/** What a directory holds, seen as a run directory (for refusing to overwrite another run). */
+export interface RunContents {
+  exists: boolean;
+  /** It holds a config.json (a run directory). */
+  isRun: boolean;
+  hasCheckpoint: boolean;
+  hasFinal: boolean;
+}
+
+export function runContents(runDir: string): RunContents {
+  const p = runPaths(runDir);
+  const st = statOrNull(p.root);
+  if (!st) return { exists: false, isRun: false, hasCheckpoint: false, hasFinal: false };
+  if (!st.isDirectory()) throw new SaeError('ERR_IO', `${runDir} exists and is not a directory; choose another output directory`);
+  return {
+    exists: true,
+    isRun: statOrNull(p.config) !== null,
+    hasCheckpoint: statOrNull(p.checkpointState) !== null,
+    hasFinal: statOrNull(p.finalDir) !== null,
+  };
+}
