@@ -19,19 +19,30 @@ import { readRunNormalizer, runPaths } from '../run/layout.js';
 /** How the latent indices of the two modalities relate: 'shared' (one SAE), 'aligned' (post-hoc permutation), 'unaligned' (separate SAEs, index i vs index i). */
 export type IndexSpace = 'shared' | 'aligned' | 'unaligned';
 
+/** Which latents fired on the training pairs (1) or never did (0), per side, in the model's index space. */
+export interface TrainAlive {
+  image: Uint8Array;
+  text: Uint8Array;
+}
+
 export class EvalModel implements Disposable {
   readonly image: TopKSAE;
   readonly text: TopKSAE;
   readonly normalizer: Normalizer;
   readonly space: IndexSpace;
+  /** Alive latents on the training pairs when known (an aligned pair's alignment statistics), else null. */
+  readonly trainAlive: TrainAlive | null;
   readonly #owned: TopKSAE[];
 
-  constructor(image: TopKSAE, text: TopKSAE, normalizer: Normalizer, space: IndexSpace, owned: TopKSAE[] = []) {
+  constructor(image: TopKSAE, text: TopKSAE, normalizer: Normalizer, space: IndexSpace, owned: TopKSAE[] = [], trainAlive: TrainAlive | null = null) {
     if (image.m !== text.m) throw new SaeError('ERR_SHAPE', `the image SAE has ${image.m} latents and the text SAE ${text.m}: cross-modal evaluation needs one latent index space`);
+    if (trainAlive && (trainAlive.image.length !== image.m || trainAlive.text.length !== text.m))
+      throw new SaeError('ERR_SHAPE', `alive masks of ${trainAlive.image.length}/${trainAlive.text.length} latents for SAEs of ${image.m} latents`);
     this.image = image;
     this.text = text;
     this.normalizer = normalizer;
     this.space = space;
+    this.trainAlive = trainAlive;
     this.#owned = owned;
   }
 
@@ -80,6 +91,15 @@ export class EvalModel implements Disposable {
 export { readRunNormalizer };
 
 /**
+ * An aligned pair's alive masks in its own index space: image latent i as trained, and aligned text latent i,
+ * which is the original text latent perm[i] (the statistics index the text SAE before permutation).
+ */
+export function pairTrainAlive(pair: AlignedPair): TrainAlive {
+  const { aliveImage, aliveText } = pair.stats;
+  return { image: Uint8Array.from(aliveImage), text: Uint8Array.from(pair.perm, (j) => aliveText[j]) };
+}
+
+/**
  * Loads the evaluation view of a model directory:
  * - a training run (config.json + final/): its method decides; `view: 'separate'` evaluates a posthoc run's
  *   SAEs without the permutation (the paper's "Modality-Specific SAEs" row);
@@ -93,7 +113,7 @@ export async function loadEvalModel(dir: string, opts: { view?: 'separate'; norm
       pair.dispose();
       throw new SaeError('ERR_ARG', `${dir} is an aligned pair; the unaligned view needs the training run (its final/image and final/text)`);
     }
-    return new EvalModel(pair.image, pair.text, opts.normalization ?? pair.normalizer, 'aligned', [pair.image, pair.text]);
+    return new EvalModel(pair.image, pair.text, opts.normalization ?? pair.normalizer, 'aligned', [pair.image, pair.text], pairTrainAlive(pair));
   }
   if (existsSync(path.join(dir, 'cfg.json'))) {
     const sae = await TopKSAE.load(dir);
@@ -120,7 +140,7 @@ export async function loadEvalModel(dir: string, opts: { view?: 'separate'; norm
     const pair = await AlignedPair.load(path.join(final, 'pair')).catch((e) => {
       throw new SaeError((e as SaeError).code ?? 'ERR_IO', `${path.join(final, 'pair')}: ${(e as Error).message} (has the run finished?)`);
     });
-    return new EvalModel(pair.image, pair.text, norm, 'aligned', [pair.image, pair.text]);
+    return new EvalModel(pair.image, pair.text, norm, 'aligned', [pair.image, pair.text], pairTrainAlive(pair));
   }
   const image = await loadFinal(path.join(final, 'image'));
   try {
@@ -149,6 +169,13 @@ export function readMatrix(spec: EmbeddingSpec | string): Matrix {
   } finally {
     f.close();
   }
+}
+
+/** How many rows each latent fires on (a nonzero value in the row's code; one pass over the k slots per row). */
+export function fireCounts(c: SparseCodes, m: number): Float64Array {
+  const f = new Float64Array(m);
+  for (let p = 0; p < c.rows * c.k; p++) if (c.values[p] !== 0) f[c.indices[p]] += 1;
+  return f;
 }
 
 /** Rows of a Matrix (copy). */

@@ -6,12 +6,19 @@
  * alpha (in decoder-row-norm units) to the dense codes of source images without the concept, decoded without
  * re-applying Top-K, L2-normalized, and used to rank every evaluation image and caption by cosine. Success:
  * images / captions with the concept rank high (AP, reciprocal rank, NDCG@10, P@K, R@K, median rank).
+ *
+ * Dead slots: the image latent of a concept can be one that never fires (an aligned pair matches its leftover
+ * alive text latents with dead image latents; a shared SAE's text-only latent never fires on images). Each
+ * concept records whether its image and text latents are alive: they fire on at least one evaluation image /
+ * caption (the reference's image_slot_alive) and, where the model knows it (an aligned pair's alignment
+ * statistics), on the training pairs. `deadSlots: 'flag'` (default: every method is scored on the same
+ * concepts, as the reference) keeps them and lists them; 'skip' leaves them out with the reason.
  */
 import { rng32 } from '../data/paired.js';
 import { SaeError } from '../errors.js';
 import type { Matrix, SparseCodes } from '../types.js';
 import { rankingMetricsAsync, type RankingMetrics } from './kernels.js';
-import { rowCosine, takeRows, type EvalModel } from './model.js';
+import { fireCounts, rowCosine, takeRows, type EvalModel } from './model.js';
 import { selectCodes } from './retrieval.js';
 
 export const STEERING_ALPHAS = [0, 0.1, 0.25, 0.5, 1, 2];
@@ -25,6 +32,8 @@ export interface SteeringOptions {
   minOffImages?: number;
   ks?: number[];
   seed?: number;
+  /** Concepts whose image or text latent is dead: 'flag' (default; kept and listed) or 'skip'. */
+  deadSlots?: 'flag' | 'skip';
 }
 
 /** Metrics averaged over the source images of one concept, one side ('img': ranking images, 'txt': captions). */
@@ -47,6 +56,16 @@ export interface ConceptSteering {
   nNegative: number;
   nSources: number;
   nOnImages: number;
+  /** The image latent fires on some evaluation image (and on the training pairs, where that is known). */
+  imageSlotAlive: boolean;
+  /** The text latent fires on some evaluation caption (and on the training pairs, where that is known). */
+  textSlotAlive: boolean;
+  /** Evaluation images / captions on which the concept's image / text latent fires. */
+  imageSlotFires: number;
+  textSlotFires: number;
+  /** The latent was alive on the training pairs (null: the model does not record it). */
+  imageSlotAliveTrain: boolean | null;
+  textSlotAliveTrain: boolean | null;
   /** Mean cosine between the steered and the source embedding. */
   preserve: number;
   img: SideMetrics;
@@ -55,7 +74,14 @@ export interface ConceptSteering {
 
 export interface SteeringResult {
   alphas: number[];
-  concepts: { evaluated: number; skipped: { concept: string; reason: string }[] };
+  concepts: {
+    evaluated: number;
+    skipped: { concept: string; reason: string }[];
+    /** Evaluated concepts steered through a dead image latent / read from a dead text latent (deadSlots 'flag'). */
+    deadImageSlot: string[];
+    deadTextSlot: string[];
+  };
+  deadSlots: 'flag' | 'skip';
   /** Per alpha: means over concepts (NaN values dropped). */
   perAlpha: { alpha: number; preserve: number; img: SideMetrics; txt: SideMetrics }[];
   perConcept: ConceptSteering[];
@@ -128,7 +154,8 @@ export function steeringOptions(o: SteeringOptions = {}): Required<SteeringOptio
   if (alphas.length === 0 || alphas.some((a) => typeof a !== 'number' || !Number.isFinite(a))) throw new SaeError('ERR_ARG', 'steering needs at least one finite strength (alphas)');
   const ks = [...new Set(o.ks ?? STEERING_KS)];
   if (ks.length === 0 || ks.some((k) => !Number.isInteger(k) || k < 1)) throw new SaeError('ERR_ARG', 'steering ks must be integers >= 1');
-  const r = { alphas, ks, sources: o.sources ?? 100, minOffImages: o.minOffImages ?? 50, seed: o.seed ?? 0 };
+  const r = { alphas, ks, sources: o.sources ?? 100, minOffImages: o.minOffImages ?? 50, seed: o.seed ?? 0, deadSlots: o.deadSlots ?? 'flag' };
+  if (r.deadSlots !== 'flag' && r.deadSlots !== 'skip') throw new SaeError('ERR_ARG', `steering deadSlots must be 'flag' or 'skip', got '${String(r.deadSlots)}'`);
   if (!Number.isInteger(r.sources) || r.sources < 1) throw new SaeError('ERR_ARG', `steering sources must be an integer >= 1, got ${r.sources}`);
   if (!Number.isInteger(r.minOffImages) || r.minOffImages < 0) throw new SaeError('ERR_ARG', `steering minOffImages must be an integer >= 0, got ${r.minOffImages}`);
   if (!Number.isInteger(r.seed) || r.seed < 0) throw new SaeError('ERR_ARG', `steering seed must be an integer >= 0, got ${r.seed}`);
@@ -145,7 +172,7 @@ export async function evaluateSteering(
   opts: SteeringOptions = {},
 ): Promise<SteeringResult> {
   const t0 = performance.now();
-  const { alphas, ks, sources: nSources, minOffImages: minOff, seed } = steeringOptions(opts);
+  const { alphas, ks, sources: nSources, minOffImages: minOff, seed, deadSlots } = steeringOptions(opts);
   if (imageConcepts.length !== images.rows) throw new SaeError('ERR_SHAPE', `concept labels for ${imageConcepts.length} images, but there are ${images.rows} image rows`);
   if (textConcepts.length !== texts.rows) throw new SaeError('ERR_SHAPE', `concept labels for ${textConcepts.length} captions, but there are ${texts.rows} caption rows`);
   const pImg = model.prepare('image', images);
@@ -154,9 +181,11 @@ export async function evaluateSteering(
   const zImg = await model.encode('image', pImg);
   const W = model.image.getWeights().W_dec;
   const d = pImg.cols, k = zImg.k;
+  const fireImg = fireCounts(zImg, model.m), fireTxt = fireCounts(zTxt, model.m);
   const negRng = rng32(seed);
   const perConcept: ConceptSteering[] = [];
   const skipped: { concept: string; reason: string }[] = [];
+  const deadImageSlot: string[] = [], deadTextSlot: string[] = [];
   const has = (sets: Int32Array[], c: number) => sets.map((s) => s.includes(c));
   for (let c = 0; c < concepts.length; c++) {
     const name = concepts[c];
@@ -176,6 +205,13 @@ export async function evaluateSteering(
       skipped.push({ concept: name, reason: on.length === 0 ? 'no image carries it' : `only ${off.length} images lack it (< ${minOff})` });
       continue;
     }
+    const slot = slotLiveness(latent, fireImg, fireTxt, model.trainAlive);
+    if (deadSlots === 'skip' && !(slot.imageSlotAlive && slot.textSlotAlive)) {
+      skipped.push({ concept: name, reason: deadReason(latent, slot) });
+      continue;
+    }
+    if (!slot.imageSlotAlive) deadImageSlot.push(name);
+    if (!slot.textSlotAlive) deadTextSlot.push(name);
     const sources = choose(off, nSources, rng32((seed + hashString(name)) >>> 0)).sort((a, b) => a - b);
     const base = selectCodes(zImg, sources);
     const baseX = takeRows(pImg, sources);
@@ -207,6 +243,7 @@ export async function evaluateSteering(
         nNegative: neg.length,
         nSources: sources.length,
         nOnImages: on.length,
+        ...slot,
         preserve: preserve / q.rows,
         img: summarize(mi, ks),
         txt: summarize(mt, ks),
@@ -217,16 +254,40 @@ export async function evaluateSteering(
     const rows = perConcept.filter((r) => r.alpha === alpha);
     return { alpha, preserve: nanMean(rows.map((r) => r.preserve)), img: meanSide(rows.map((r) => r.img), ks), txt: meanSide(rows.map((r) => r.txt), ks) };
   });
-  return { alphas, concepts: { evaluated: perConcept.length / Math.max(1, alphas.length), skipped }, perAlpha, perConcept, seconds: (performance.now() - t0) / 1000 };
+  return { alphas, concepts: { evaluated: perConcept.length / Math.max(1, alphas.length), skipped, deadImageSlot, deadTextSlot }, deadSlots, perAlpha, perConcept, seconds: (performance.now() - t0) / 1000 };
+}
+
+type SlotLiveness = Pick<ConceptSteering, 'imageSlotAlive' | 'textSlotAlive' | 'imageSlotFires' | 'textSlotFires' | 'imageSlotAliveTrain' | 'textSlotAliveTrain'>;
+
+function slotLiveness(latent: number, fireImg: Float64Array, fireTxt: Float64Array, train: EvalModel['trainAlive']): SlotLiveness {
+  const imageSlotAliveTrain = train ? train.image[latent] !== 0 : null;
+  const textSlotAliveTrain = train ? train.text[latent] !== 0 : null;
+  return {
+    imageSlotAlive: fireImg[latent] > 0 && imageSlotAliveTrain !== false,
+    textSlotAlive: fireTxt[latent] > 0 && textSlotAliveTrain !== false,
+    imageSlotFires: fireImg[latent],
+    textSlotFires: fireTxt[latent],
+    imageSlotAliveTrain,
+    textSlotAliveTrain,
+  };
+}
+
+function deadReason(latent: number, s: SlotLiveness): string {
+  const side = (what: string, fires: number, train: boolean | null, n: string) =>
+    `the ${what} latent ${latent} is dead (fires on ${fires} evaluation ${n}${train === false ? '; dead on the training pairs' : ''})`;
+  const parts: string[] = [];
+  if (!s.imageSlotAlive) parts.push(side('image', s.imageSlotFires, s.imageSlotAliveTrain, 'images'));
+  if (!s.textSlotAlive) parts.push(side('text', s.textSlotFires, s.textSlotAliveTrain, 'captions'));
+  return parts.join('; ');
 }
 
 /** One CSV line per (concept, alpha). */
 export function steeringCsv(r: SteeringResult): string {
   const ks = Object.keys(r.perConcept[0]?.img.precisionAt ?? {});
   const side = (p: string) => ['map', 'mrr', 'ndcg10', 'median_rank', ...ks.map((k) => `p@${k}`), ...ks.map((k) => `r@${k}`)].map((x) => `${x}_${p}`);
-  const head = ['concept', 'alpha', 'latent_text', 'latent_image', 'mean_diff', 'n_pos', 'n_neg', 'n_sources', 'n_on_images', 'preserve', ...side('img'), ...side('txt')];
+  const head = ['concept', 'alpha', 'latent_text', 'latent_image', 'image_slot_alive', 'text_slot_alive', 'image_slot_fires', 'text_slot_fires', 'mean_diff', 'n_pos', 'n_neg', 'n_sources', 'n_on_images', 'preserve', ...side('img'), ...side('txt')];
   const vals = (m: SideMetrics) => [m.map, m.mrr, m.ndcg10, m.medianRank, ...ks.map((k) => m.precisionAt[k]), ...ks.map((k) => m.recallAt[k])];
   const q = (s: string) => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
-  const lines = r.perConcept.map((c) => [q(c.concept), c.alpha, c.latentText, c.latentImage, c.meanDiff, c.nPositive, c.nNegative, c.nSources, c.nOnImages, c.preserve, ...vals(c.img), ...vals(c.txt)].join(','));
+  const lines = r.perConcept.map((c) => [q(c.concept), c.alpha, c.latentText, c.latentImage, Number(c.imageSlotAlive), Number(c.textSlotAlive), c.imageSlotFires, c.textSlotFires, c.meanDiff, c.nPositive, c.nNegative, c.nSources, c.nOnImages, c.preserve, ...vals(c.img), ...vals(c.txt)].join(','));
   return [head.join(','), ...lines].join('\n') + '\n';
 }

@@ -8,7 +8,7 @@
  */
 import { SaeError } from '../errors.js';
 import type { Matrix, SparseCodes } from '../types.js';
-import type { EvalModel } from './model.js';
+import { fireCounts, type EvalModel } from './model.js';
 
 export interface ZeroShotOptions {
   /** Latents firing on more than this fraction of images are ignored (1 keeps all). Default 0.5. */
@@ -38,9 +38,7 @@ export function checkMaxFireRate(v: number | undefined): number {
 
 /** Firing rate of each latent over coded rows. */
 export function fireRates(c: SparseCodes, m: number): Float64Array {
-  const f = new Float64Array(m);
-  for (let r = 0; r < c.rows; r++)
-    for (let s = 0; s < c.k; s++) if (c.values[r * c.k + s] !== 0) f[c.indices[r * c.k + s]] += 1;
+  const f = fireCounts(c, m);
   for (let j = 0; j < m; j++) f[j] /= Math.max(1, c.rows);
   return f;
 }

@@ -7,7 +7,8 @@
  *   <run>/checkpoint/          the latest training checkpoint (state.json + one SAE dir per model)
  *   <run>/final/{image,text}   the trained modality SAEs (or final/shared), final/pair for posthoc
  *
- * and the one rule that says which rows of the training files a run trained on (trainingRows).
+ * and the one rule that says which rows of the training files a run trained on (trainingRows) and which of
+ * them its alignment correlates (alignmentRows).
  */
 import path from 'node:path';
 
@@ -37,6 +38,8 @@ export function runPaths(runDir: string) {
     checkpointState: path.join(root, RUN_CHECKPOINT_DIR, RUN_CHECKPOINT_STATE_FILE),
     finalDir: path.join(root, RUN_FINAL_DIR),
     final: (which: FinalModel) => path.join(root, RUN_FINAL_DIR, which),
+    /** One model of the checkpoint (shared, or image and text). */
+    checkpointModel: (which: Exclude<FinalModel, 'pair'>) => path.join(root, RUN_CHECKPOINT_DIR, which),
   };
 }
 
@@ -83,6 +86,15 @@ export async function readRunNormalizer(runDir: string): Promise<Normalizer> {
  */
 export function trainingRows(cfg: TrainConfig, rows: number): Int32Array {
   return cfg.data.valImage && cfg.data.valText ? Int32Array.from({ length: rows }, (_, i) => i) : splitRows(rows, cfg.data.valFraction, cfg.train.seed).train;
+}
+
+/**
+ * The rows post-hoc alignment correlates (and heterogeneity, which must see the same correlation): the first
+ * `samples` of the training rows in file order (0 = all of them), as the reference's build_perm.
+ */
+export function alignmentRows(cfg: TrainConfig, rows: number, samples = cfg.align.samples): Int32Array {
+  const train = trainingRows(cfg, rows);
+  return samples > 0 ? train.subarray(0, Math.min(train.length, samples)) : train;
 }
 
 /**

@@ -66,7 +66,7 @@ export const trainConfigSchema = z
         eps: z.number().positive().default(1e-8),
         /** How the image and text FVUs combine: 'sum' (synthetic path) or 'mean' (CC3M path). */
         fvuReduction: z.enum(['sum', 'mean']).default('mean'),
-        /** lambda of shared+iso / shared+group (defaults: the reference's CC3M values). */
+        /** lambda of shared+iso / shared+group (defaults: PAIR_LOSS_WEIGHT_DEFAULTS, one per pair loss). */
         pairLossWeight: z.number().min(0).optional(),
         /** shared+iso: 'iso' (the authors' masked top-1 cosine) or 'iso-inner' (the paper's inner product). */
         isoVariant: z.enum(['iso', 'iso-inner']).default('iso'),
@@ -101,18 +101,60 @@ export const trainConfigSchema = z
 export type TrainConfig = z.output<typeof trainConfigSchema>;
 export type TrainConfigInput = z.input<typeof trainConfigSchema>;
 
-/** The default pairLossWeight of each auxiliary method (the reference's CC3M values). */
+/**
+ * Default lambda of each pair loss. iso and group: the reference's CC3M values. iso-inner (the paper's raw
+ * inner product, which the reference never trains): derived, not copied. The masked cosine of 'iso' and the
+ * FVU are both invariant to the scale of the inputs; the inner product is not (its gradient with respect to
+ * the codes grows with |y| while the FVU's shrinks with 1/|x|), so one lambda cannot serve both. On unit-norm
+ * inputs (normalization 'l2', the default) we measured the gradient norm of each loss with respect to the
+ * code values at shared SAEs trained on the toy dataset (docs/training.md): |grad iso| / |grad iso-inner| =
+ * 1.4-2.5 (1.9 at m 512, k 8), so lambda_inner = 1e-4 x 2 = 2e-4 gives the inner-product term the pull that
+ * the iso default has. With normalization 'none' the ratio scales with 1/|x|^2 (measured: 0.02 at |x| = 10):
+ * divide lambda by the squared mean input norm. test/eval/pair-loss-scale.test.ts repeats the measurement.
+ */
+export const PAIR_LOSS_WEIGHT_DEFAULTS = { iso: 1e-4, 'iso-inner': 2e-4, group: 0.05 } as const;
+
+/** The lambda of a run: train.pairLossWeight, else the default of its pair loss (0 for methods without one). */
 export function pairLossWeight(cfg: TrainConfig): number {
   if (cfg.train.pairLossWeight !== undefined) return cfg.train.pairLossWeight;
-  return cfg.method === 'shared+iso' ? 1e-4 : cfg.method === 'shared+group' ? 0.05 : 0;
+  if (cfg.method === 'shared+iso') return PAIR_LOSS_WEIGHT_DEFAULTS[cfg.train.isoVariant];
+  return cfg.method === 'shared+group' ? PAIR_LOSS_WEIGHT_DEFAULTS.group : 0;
+}
+
+/** Latents of each SAE of a method: m for the shared SAE; m/2 (rounded down) or m for each modality SAE. */
+export function latentsPerSae(cfg: Pick<TrainConfig, 'method' | 'sae'>): number {
+  if (cfg.method.startsWith('shared') || cfg.sae.latentsPerModality === 'full') return cfg.sae.m;
+  return Math.floor(cfg.sae.m / 2);
+}
+
+/**
+ * Combinations of valid fields that cannot be trained as asked (each message says what to change). Checked
+ * here, before anything runs, instead of being adjusted silently or failing after the data scan.
+ */
+function impossibleCombinations(cfg: TrainConfig): string[] {
+  const out: string[] = [];
+  const { sae, data, train: t, method } = cfg;
+  const per = latentsPerSae(cfg);
+  if (sae.k > per) {
+    if (method.startsWith('shared') || sae.latentsPerModality === 'full')
+      out.push(`sae.k: k = ${sae.k} is more than the ${per} latents of the SAE (sae.m = ${sae.m}): lower sae.k to at most ${per} or raise sae.m to at least ${sae.k}`);
+    else
+      out.push(
+        `sae.k: k = ${sae.k} is more than the ${per} latents each modality SAE of method '${method}' gets (sae.m = ${sae.m} halved, sae.latentsPerModality 'half'): ` +
+          `lower sae.k to at most ${per}, raise sae.m to at least ${2 * sae.k}, or set sae.latentsPerModality to 'full' (m latents per modality)`,
+      );
+  }
+  if ((data.valImage === undefined) !== (data.valText === undefined))
+    out.push(`data.${data.valImage ? 'valText' : 'valImage'}: data.${data.valImage ? 'valImage' : 'valText'} is given without it: give both validation files (rows paired like the training files) or neither (then data.valFraction of the training rows validate)`);
+  if (t.device === 'cuda' && (sae.activation !== 'topk' || sae.auxCoef > 0))
+    out.push(`train.device: the CUDA backend runs sae.activation 'topk' without AuxK (sae.auxCoef 0), got activation '${sae.activation}', auxCoef ${sae.auxCoef}: set train.device to 'cpu' or 'auto', or use those settings`);
+  return out;
 }
 
 /** Validates a configuration (defaults filled in); problems become one ERR_ARG listing every field. */
 export function parseConfig(input: unknown): TrainConfig {
   const r = trainConfigSchema.safeParse(input);
-  if (!r.success) {
-    const lines = r.error.issues.map((i) => `${i.path.join('.') || '(config)'}: ${i.message}`);
-    throw new SaeError('ERR_ARG', `invalid training configuration:\n  ${lines.join('\n  ')}`);
-  }
+  const lines = r.success ? impossibleCombinations(r.data) : r.error.issues.map((i) => `${i.path.join('.') || '(config)'}: ${i.message}`);
+  if (!r.success || lines.length) throw new SaeError('ERR_ARG', `invalid training configuration:\n  ${lines.join('\n  ')}`);
   return r.data;
 }

@@ -3,16 +3,16 @@ import { expect } from 'chai';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 
-import { Normalizer, TopKSAE } from '../../lib/index.js';
+import { AlignedPair, Normalizer, TopKSAE } from '../../lib/index.js';
 import type { CorrelationResult } from '../../lib/align/correlation.js';
 import { heterogeneity } from '../../lib/eval/heterogeneity.js';
 import { smoothDensity } from '../../lib/fit/report.js';
 import { checkLabels, imageConcepts, loadEvalLabels, textConcepts } from '../../lib/eval/labels.js';
-import { EvalModel } from '../../lib/eval/model.js';
+import { EvalModel, loadEvalModel } from '../../lib/eval/model.js';
 import { monosemanticityReference, monosemanticityScores } from '../../lib/eval/monosemanticity.js';
 import { evaluateReconstruction } from '../../lib/eval/reconstruction.js';
 import { evaluateRetrieval, retrievalFromCodes } from '../../lib/eval/retrieval.js';
-import { conceptLatent, evaluateSteering } from '../../lib/eval/steering.js';
+import { conceptLatent, evaluateSteering, steeringCsv } from '../../lib/eval/steering.js';
 import { evaluateZeroShot } from '../../lib/eval/zeroshot.js';
 import type { Matrix, SparseCodes } from '../../lib/types.js';
 import { expectSaeError, expectSaeRejection } from '../helpers/expect-error.js';
@@ -159,6 +159,79 @@ describe('evaluations on planted structure', function () {
       if (ru.perConcept[i].concept !== 'a') continue;
       expect(rs.perConcept[i].preserve).to.be.closeTo(ru.perConcept[i].preserve, 1e-6);
       expect(rs.perConcept[i].img.map).to.be.closeTo(ru.perConcept[i].img.map, 1e-9);
+    }
+  });
+
+  it('steering records which concept slots are alive on each side; dead ones are flagged, or skipped with deadSlots: skip', async () => {
+    const next = rng(13);
+    const n = 80, nC = 4;
+    const images = oneHotRows(Array.from({ length: n }, (_, i) => i % nC), d, next, 1, 0.02);
+    const caps = oneHotRows(Array.from({ length: n }, (_, i) => i % nC), d, next, 1, 0.02);
+    const sets = Array.from({ length: n }, (_, i) => Int32Array.of(i % nC));
+    // Image latent 0 never fires (zero encoder column, negative bias) but keeps its decoder row e_0: the text
+    // latent of concept 'a' (latent 0) is paired with a dead image latent.
+    const w = identitySae(d, 1).getWeights();
+    for (let r = 0; r < d; r++) w.W_enc.data[r * d] = 0;
+    w.b_enc[0] = -1;
+    const img = TopKSAE.fromWeights(w, { k: 1 }), txt = identitySae(d, 1);
+    using model = new EvalModel(img, txt, new Normalizer('l2'), 'aligned', [img, txt]);
+    const opts = { alphas: [0, 1], sources: 10, minOffImages: 10 };
+    const r = await evaluateSteering(model, images, caps, ['a', 'b', 'c', 'd'], sets, sets, opts);
+    expect(r.deadSlots).to.equal('flag');
+    expect(r.concepts.evaluated).to.equal(4); // flagged, still scored (every method on the same concepts)
+    expect(r.concepts.deadImageSlot).to.deep.equal(['a']);
+    expect(r.concepts.deadTextSlot).to.deep.equal([]);
+    const a = r.perConcept.find((p) => p.concept === 'a')!, b = r.perConcept.find((p) => p.concept === 'b')!;
+    expect(a).to.include({ latentImage: 0, imageSlotAlive: false, imageSlotFires: 0, textSlotAlive: true, imageSlotAliveTrain: null });
+    expect(a.textSlotFires).to.equal(n / nC);
+    expect(b.imageSlotAlive).to.equal(true);
+    expect(b.imageSlotFires).to.be.at.least(n / nC); // its own images (and some of concept a's, whose latent is dead)
+    const csv = steeringCsv(r).trim().split('\n');
+    const head = csv[0].split(',');
+    const row = (concept: string) => csv.find((l) => l.startsWith(`${concept},`))!.split(',');
+    expect(row('a')[head.indexOf('image_slot_alive')]).to.equal('0');
+    expect(row('b')[head.indexOf('image_slot_alive')]).to.equal('1');
+    // Training-time alive masks (an aligned pair's statistics) count too: latent 1 dead on the image side and
+    // latent 2 on the text side in training, although both fire on the evaluation set.
+    const trainAlive = { image: Uint8Array.from([1, 0, 1, 1, 1, 1, 1, 1]), text: Uint8Array.from([1, 1, 0, 1, 1, 1, 1, 1]) };
+    using withTrain = new EvalModel(img, txt, new Normalizer('l2'), 'aligned', [], trainAlive);
+    const t = await evaluateSteering(withTrain, images, caps, ['a', 'b', 'c', 'd'], sets, sets, opts);
+    expect(t.concepts.deadImageSlot).to.deep.equal(['a', 'b']);
+    expect(t.concepts.deadTextSlot).to.deep.equal(['c']);
+    expect(t.perConcept.find((p) => p.concept === 'b')).to.include({ imageSlotAlive: false, imageSlotAliveTrain: false, imageSlotFires: b.imageSlotFires });
+    const skip = await evaluateSteering(withTrain, images, caps, ['a', 'b', 'c', 'd'], sets, sets, { ...opts, deadSlots: 'skip' });
+    expect(skip.concepts.evaluated).to.equal(1);
+    expect(skip.perConcept.every((p) => p.concept === 'd')).to.equal(true);
+    expect(skip.concepts.skipped.map((x) => x.concept)).to.deep.equal(['a', 'b', 'c']);
+    expect(skip.concepts.skipped[0].reason).to.match(/image latent 0 is dead \(fires on 0 evaluation images\)/);
+    expect(skip.concepts.skipped[1].reason).to.match(/image latent 1 is dead .*dead on the training pairs/);
+    expect(skip.concepts.skipped[2].reason).to.match(/text latent 2 is dead/);
+    // Only alive concepts enter the skip-mode means: they equal concept d's own metrics.
+    expect(skip.perAlpha[1].img.map).to.equal(t.perConcept.find((p) => p.concept === 'd' && p.alpha === 1)!.img.map);
+    await expectSaeRejection(evaluateSteering(model, images, caps, ['a'], sets, sets, { deadSlots: 'drop' as never }), 'ERR_ARG', /deadSlots/);
+    expectSaeError(() => new EvalModel(img, txt, new Normalizer('l2'), 'aligned', [], { image: new Uint8Array(3), text: new Uint8Array(8) }), 'ERR_SHAPE');
+  });
+
+  it("an aligned pair's alive masks enter the evaluation model in the aligned frame (text latent i = original latent perm[i])", async () => {
+    const m = 6;
+    const { dir, cleanup } = tempDir();
+    try {
+      const mk = (seed: number) => TopKSAE.create({ d: 4, m, k: 2, seed, device: 'cpu' });
+      using image = mk(1);
+      using text = mk(2);
+      // Image latent i correlates with text latent (i + 2) % m; text latent 1 and image latent 4 are dead.
+      const corr = new Float32Array(m * m);
+      for (let i = 0; i < m; i++) corr[i * m + ((i + 2) % m)] = 0.9;
+      const aliveA = Uint8Array.from([1, 1, 1, 1, 0, 1]), aliveB = Uint8Array.from([1, 0, 1, 1, 1, 1]);
+      const z = () => new Float64Array(m);
+      using pair = AlignedPair.fromCorrelation(image, text, { n: 10, firesA: z(), firesB: z(), aliveA, aliveB, meanA: z(), meanB: z(), stdA: z(), stdB: z(), correlation: { rows: m, cols: m, data: corr } }, { normalizer: new Normalizer('l2') });
+      await pair.save(path.join(dir, 'pair'));
+      using model = await loadEvalModel(path.join(dir, 'pair'));
+      expect(Array.from(model.trainAlive!.image)).to.deep.equal(Array.from(aliveA));
+      expect(Array.from(model.trainAlive!.text)).to.deep.equal(Array.from(pair.perm, (j) => aliveB[j]));
+      expect(Array.from(model.trainAlive!.text)).to.not.deep.equal(Array.from(aliveB)); // the frame matters here
+    } finally {
+      cleanup();
     }
   });
 

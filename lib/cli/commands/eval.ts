@@ -92,13 +92,14 @@ export function registerEval(program: Command): void {
     .requiredOption('--labels <files>', 'label files with concepts (ours, COCO instances, COCO captions)', strings)
     .option('--alphas <list>', 'steering strengths (default 0,0.1,0.25,0.5,1,2)', numbers)
     .option('--sources <n>', 'source images per concept (default 100)', int)
-    .action(async (f: Common & { image: string; text: string; labels: string[]; alphas?: number[]; sources?: number }) => {
+    .option('--dead-slots <flag|skip>', "concepts whose image or text latent is dead: 'flag' (default; scored and listed) or 'skip'")
+    .action(async (f: Common & { image: string; text: string; labels: string[]; alphas?: number[]; sources?: number; deadSlots?: string }) => {
       const image = readMatrix(f.image), text = readMatrix(f.text);
       const labels = await loadEvalLabels(f.labels);
       checkLabels(labels, image.rows, text.rows, f.labels.join(', '));
       const ic = imageConcepts(labels, image.rows), tc = textConcepts(labels);
       if (!ic || !tc) throw new SaeError('ERR_ARG', `${f.labels.join(', ')}: steering needs concept labels per caption ("text" or "captions" with "concepts") and per image`);
-      const r = await withModel(f, (m) => evaluateSteering(m, image, text, labels.concepts, ic, tc, { alphas: f.alphas, sources: f.sources }));
+      const r = await withModel(f, (m) => evaluateSteering(m, image, text, labels.concepts, ic, tc, { alphas: f.alphas, sources: f.sources, deadSlots: f.deadSlots as 'flag' | 'skip' | undefined }));
       await emit(f, { ...r, perConcept: f.out ? undefined : r.perConcept }, { '.csv': steeringCsv(r) });
     });
 
