@@ -5,10 +5,13 @@
  * [.8, 1]). Under perfect cross-modal alignment the high-correlation bins would sit at distance 0. Also the
  * distances of the pairs the assignment matched.
  */
+import { AlignedPair } from '../align/aligned-pair.js';
 import { CorrelationAccumulator, type CorrelationResult } from '../align/correlation.js';
-import { readBatch, type Normalizer, type PairedEmbeddings } from '../data/paired.js';
+import { PairedEmbeddings, readBatch, type Normalizer } from '../data/paired.js';
 import { SaeError } from '../errors.js';
-import type { TopKSAE } from '../sae/topk-sae.js';
+import { alignmentRows, readRunNormalizer, runPaths } from '../run/layout.js';
+import { TopKSAE } from '../sae/topk-sae.js';
+import type { TrainConfig } from '../train/config.js';
 import { decoderDistanceHistogram } from './kernels.js';
 import { rowCosine } from './model.js';
 
@@ -77,4 +80,26 @@ export function heterogeneity(image: TopKSAE, text: TopKSAE, corr: CorrelationRe
   for (const v of corr.aliveA) ai += v;
   for (const v of corr.aliveB) at += v;
   return { bins, distBins, aliveImage: ai, aliveText: at, correlationRows: corr.n, matched, seconds: (performance.now() - t0) / 1000 };
+}
+
+/**
+ * Figure 2 for a modality-specific run (posthoc): the correlation over the rows its alignment correlated
+ * (alignmentRows), its decoder distances, and the distances of the pairs its alignment matched.
+ */
+export async function heterogeneityOfRun(runDir: string, cfg: TrainConfig): Promise<HeterogeneityResult> {
+  const pair = await AlignedPair.load(runPaths(runDir).final('pair'));
+  const image = pair.image; // the image SAE as trained (only the text SAE is permuted in a pair)
+  let text: TopKSAE | null = null;
+  let data: PairedEmbeddings | null = null;
+  try {
+    text = await TopKSAE.load(runPaths(runDir).final('text'));
+    data = PairedEmbeddings.open(cfg.data.image, cfg.data.text);
+    const norm = await readRunNormalizer(runDir);
+    const corr = await correlateSaes(image, text, data, alignmentRows(cfg, data.rows), norm, cfg.align.minFires);
+    return heterogeneity(image, text, corr, { perm: pair.perm });
+  } finally {
+    data?.close();
+    text?.dispose();
+    pair.dispose();
+  }
 }

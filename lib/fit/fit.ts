@@ -1,27 +1,31 @@
 /**
- * `cmsae fit`: trains every requested method for every seed, aligns, evaluates every method on the same
- * footing and writes results.json, results.md, figures and report.html (paper Table 1, Figures 2, 7, 8).
+ * `cmsae fit`: trains every requested method for every seed (and every setting of a K / activation sweep),
+ * aligns, evaluates every method on the same footing and writes results.json, results.md, figures and
+ * report.html (paper Table 1, or Tables 2 / 4 for a sweep; Figures 2, 7, 8).
  *
  * Layout of `out`:
- *   fit.json                         the inputs and options of the latest fit
- *   train/<method>/seed-<s>/         Trainer run directories ('separate' is the 'posthoc' run without its permutation)
- *   eval/<method>/seed-<s>/<name>.json  one evaluation, with the key of its inputs
+ *   fit.json                                     the inputs and options of the latest fit
+ *   train/[<setting>/]<method>/seed-<s>/         Trainer run directories ('separate' is the 'posthoc' run
+ *                                                without its permutation; <setting> = k<K>-<activation>, only
+ *                                                when sweeping)
+ *   train/figure2-d1/posthoc/seed-<s>/           Figure 2's App. D.1 run (heterogeneity protocol 'd1')
+ *   eval/[<setting>/]<method>/seed-<s>/<name>.json  one evaluation, with the key of its inputs
+ *   eval/figure2-<protocol>/seed-<s>/heterogeneity.json
  *   results.json, results.md, report.html, figures/
  * Every stage reuses what an earlier fit produced: a finished training run with the same configuration is
  * kept, an interrupted one resumes from its checkpoint, and an evaluation whose key (options, input files'
  * size and mtime, model weights' size and mtime) is unchanged is read back instead of recomputed.
  */
-import { createHash } from 'node:crypto';
-import { existsSync, promises as fs, statSync } from 'node:fs';
 import path from 'node:path';
 
 import { PairedEmbeddings } from '../data/paired.js';
 import { SaeError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { METHODS, parseConfig, type Method, type TrainConfig } from '../train/config.js';
-import { Trainer, type TrainProgress } from '../train/trainer.js';
-import { readRunConfig, readRunNormalizer, runPaths, trainingRows } from '../run/layout.js';
-import { correlateSaes, heterogeneity, type HeterogeneityResult } from '../eval/heterogeneity.js';
+import { ensureDirectory } from '../io/files.js';
+import { METHODS, latentsPerSae, type Method, type TrainConfig } from '../train/config.js';
+import type { TrainProgress } from '../train/trainer.js';
+import { trainingRows } from '../run/layout.js';
+import { heterogeneityOfRun, type HeterogeneityResult } from '../eval/heterogeneity.js';
 import { loadEvalInputs, specPath, type FitInputs, type LoadedEval } from '../eval/inputs.js';
 import { loadEvalModel, type EvalModel } from '../eval/model.js';
 import { evaluateMonosemanticity, type MsResult } from '../eval/monosemanticity.js';
@@ -30,10 +34,26 @@ import { evaluateRetrieval, type RetrievalResult } from '../eval/retrieval.js';
 import { evaluateSteering, steeringCsv, steeringOptions, type SteeringOptions, type SteeringResult } from '../eval/steering.js';
 import { checkMaxFireRate, evaluateZeroShot, type ZeroShotResult } from '../eval/zeroshot.js';
 import { EmbeddingFile } from '../io/embeddings.js';
-import { AlignedPair } from '../align/aligned-pair.js';
-import { TopKSAE } from '../sae/topk-sae.js';
+import { fileKey, hash, modelKey, readCached, toJson } from './cache.js';
 import { writeFitReport } from './report.js';
+import {
+  D1_SETTING,
+  fitSettings,
+  heterogeneityOptions,
+  runConfig,
+  settingLabel,
+  stageDir,
+  toSpec,
+  type Activation,
+  type FitSetting,
+  type HeterogeneityOptions,
+  type SweepOptions,
+} from './settings.js';
 import { summarize, type FitSummary } from './summary.js';
+import { sameRun, trainOrReuse } from './train-stage.js';
+
+export { toJson } from './cache.js';
+export { heterogeneityOfRun } from '../eval/heterogeneity.js';
 
 export const EVALUATIONS = ['reconstruction', 'retrieval', 'zeroshot', 'steering', 'monosemanticity', 'heterogeneity'] as const;
 export type Evaluation = (typeof EVALUATIONS)[number];
@@ -45,6 +65,10 @@ export interface FitOptions {
   seeds?: number[];
   /** Training configuration shared by every method (sae, train, align, data.normalization / valFraction). */
   config?: Record<string, unknown>;
+  /** Train and evaluate every (k, activation) (the paper's Tables 2 and 4); default: the configuration's own. */
+  sweep?: SweepOptions;
+  /** Figure 2's protocol: 'table1' (default; the first setting's posthoc run) or 'd1' (App. D.1's own run). */
+  heterogeneity?: HeterogeneityOptions;
   evaluations?: Evaluation[];
   steering?: SteeringOptions;
   zeroShot?: { maxFireRate?: number; fireRates?: 'train' | 'eval'; fireRateRows?: number };
@@ -55,10 +79,11 @@ export interface FitOptions {
   onEvent?: (e: FitEvent) => void;
 }
 
+/** `setting`: the sweep setting's id ('' without a sweep), or 'figure2-d1' for Figure 2's App. D.1 run. */
 export type FitEvent =
-  | { type: 'train'; method: string; seed: number; status: 'start' | 'reused' | 'resumed' | 'done'; seconds?: number }
-  | { type: 'progress'; method: string; seed: number; progress: TrainProgress }
-  | { type: 'eval'; method: string; seed: number; evaluation: Evaluation; status: 'start' | 'reused' | 'done' | 'skipped'; seconds?: number; reason?: string }
+  | { type: 'train'; setting: string; method: string; seed: number; status: 'start' | 'reused' | 'resumed' | 'done'; seconds?: number }
+  | { type: 'progress'; setting: string; method: string; seed: number; progress: TrainProgress }
+  | { type: 'eval'; setting: string; method: string; seed: number; evaluation: Evaluation; status: 'start' | 'reused' | 'done' | 'skipped'; seconds?: number; reason?: string }
   | { type: 'report'; files: string[] };
 
 export interface MethodSeedResults {
@@ -67,83 +92,62 @@ export interface MethodSeedResults {
   zeroshot?: ZeroShotResult;
   steering?: SteeringResult;
   monosemanticity?: MsResult;
-  heterogeneity?: HeterogeneityResult;
+}
+
+/** The results of one setting (one K and activation). */
+export interface SettingResults extends FitSetting {
+  label: string;
+  results: Record<string, Record<number, MethodSeedResults>>;
+  summary: FitSummary;
+}
+
+/** Figure 2: which run it was computed from, and its result per seed. */
+export interface Figure2Results {
+  protocol: 'table1' | 'd1';
+  /** In words, for the report. */
+  description: string;
+  /** The run's training: method, K, activation, epochs, latents per modality SAE, and where it lives. */
+  run: { method: Method; k: number; activation: Activation; epochs: number; latentsPerModality: number; setting: string; sharedWith: string | null };
+  seeds: Record<number, HeterogeneityResult>;
 }
 
 export interface FitResult {
   out: string;
   methods: Method[];
   seeds: number[];
-  results: Record<string, Record<number, MethodSeedResults>>;
+  settings: SettingResults[];
+  /** The first setting's results and summary (the only setting without a sweep). */
+  results: SettingResults['results'];
   summary: FitSummary;
+  heterogeneity: Figure2Results | null;
   timings: { trainSeconds: Record<string, number>; evalSeconds: Record<string, number>; totalSeconds: number };
   files: string[];
 }
+
+/**
+ * Versions of an evaluation's result layout, part of its cache key: a result written by code that predates a
+ * change (steering 2: alive slots) is recomputed instead of read back without the new fields.
+ */
+const RESULT_VERSIONS: Partial<Record<Evaluation, number>> = { steering: 2 };
 
 /** Training runs needed by the requested methods: 'separate' and 'posthoc' share one run. */
 function trainMethodOf(m: Method): Method {
   return m === 'separate' ? 'posthoc' : m;
 }
 
-function finalComplete(dir: string, method: Method): boolean {
-  const f = runPaths(dir).finalDir;
-  if (method.startsWith('shared')) return existsSync(path.join(f, 'shared', 'cfg.json'));
-  return ['image/cfg.json', 'text/cfg.json', 'pair/alignment.json'].every((p) => existsSync(path.join(f, p)));
-}
-
-/** Typed arrays as arrays, NaN/Inf as null. */
-export function toJson(v: unknown): string {
-  return JSON.stringify(
-    v,
-    (_k, x) => {
-      if (ArrayBuffer.isView(x) && !(x instanceof DataView)) return Array.from(x as unknown as ArrayLike<number>);
-      if (typeof x === 'number' && !Number.isFinite(x)) return null;
-      return x;
-    },
-    1,
-  );
-}
-
-function fileKey(p: string): string {
-  try {
-    const s = statSync(p);
-    return `${path.resolve(p)}:${s.size}:${s.mtimeMs}`;
-  } catch {
-    return `${path.resolve(p)}:missing`;
-  }
-}
-
-async function modelKey(dir: string): Promise<string> {
-  const parts: string[] = [];
-  const walk = async (d: string) => {
-    for (const e of (await fs.readdir(d, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) await walk(p);
-      else if (e.name.endsWith('.safetensors') || e.name.endsWith('.json')) parts.push(fileKey(p));
-    }
-  };
-  await walk(runPaths(dir).finalDir);
-  parts.push(fileKey(runPaths(dir).normalization));
-  return parts.join('|');
-}
-
-function hash(v: unknown): string {
-  return createHash('sha256').update(JSON.stringify(v)).digest('hex').slice(0, 32);
-}
-
-async function readCached<T>(file: string, key: string): Promise<T | null> {
-  try {
-    const j = JSON.parse(await fs.readFile(file, 'utf8')) as { key: string; result: T };
-    return j.key === key ? j.result : null;
-  } catch {
-    return null;
-  }
-}
-
 /** Restores typed arrays the evaluation code expects after a JSON round trip (NaN came back as null). */
 function reviveMs(r: MsResult): MsResult {
   const side = (s: MsResult['image']) => ({ ...s, scores: Float64Array.from(s.scores as unknown as (number | null)[], (x) => x ?? NaN), fires: Float64Array.from(s.fires), sorted: Float64Array.from(s.sorted) });
   return { ...r, image: side(r.image), text: side(r.text) };
+}
+
+/** A planned training run. */
+interface PlannedRun {
+  setting: string;
+  method: Method;
+  seed: number;
+  dir: string;
+  cfg: TrainConfig;
 }
 
 export async function fit(o: FitOptions): Promise<FitResult> {
@@ -162,35 +166,54 @@ export async function fit(o: FitOptions): Promise<FitResult> {
   if (o.zeroShot?.fireRates !== undefined && !['train', 'eval'].includes(o.zeroShot.fireRates)) throw new SaeError('ERR_ARG', `zeroShot.fireRates must be 'train' or 'eval', got '${o.zeroShot.fireRates}'`);
   if (o.zeroShot?.fireRateRows !== undefined && !(Number.isInteger(o.zeroShot.fireRateRows) && o.zeroShot.fireRateRows >= 1)) throw new SaeError('ERR_ARG', 'zeroShot.fireRateRows must be an integer >= 1');
   if (o.monosemanticity?.minFires !== undefined && !(Number.isInteger(o.monosemanticity.minFires) && o.monosemanticity.minFires >= 1)) throw new SaeError('ERR_ARG', 'monosemanticity.minFires must be an integer >= 1');
-  const configs = new Map<string, TrainConfig>();
-  for (const seed of seeds)
-    for (const tm of new Set(methods.map(trainMethodOf))) {
-      const base = structuredClone(o.config ?? {}) as Record<string, Record<string, unknown>>;
-      configs.set(`${tm}:${seed}`, parseConfig({ ...base, method: tm, data: { ...(base.data ?? {}), image: toSpec(o.inputs.train.image), text: toSpec(o.inputs.train.text) }, train: { ...(base.train ?? {}), seed } }));
+  const config = o.config ?? {};
+  const settings = fitSettings(config, o.sweep);
+  const het = heterogeneityOptions(o.heterogeneity);
+  const runs: PlannedRun[] = [];
+  for (const s of settings)
+    for (const seed of seeds)
+      for (const method of new Set(methods.map(trainMethodOf)))
+        runs.push({ setting: s.id, method, seed, dir: stageDir(out, 'train', s.id, method, seed), cfg: runConfig(config, o.inputs, method, seed, s) });
+  const runOf = (setting: string, method: Method, seed: number) => runs.find((r) => r.setting === setting && r.method === trainMethodOf(method) && r.seed === seed)!;
+  // Figure 2's run per seed: the first setting's posthoc run (table1), or App. D.1's own run, which is
+  // the posthoc run of a setting when their configurations are equal (e.g. the toy's K = 8, 30 epochs).
+  const figure2 = new Map<number, PlannedRun>();
+  if (evaluations.has('heterogeneity'))
+    for (const seed of seeds) {
+      if (het.protocol === 'table1') {
+        if (methods.includes('posthoc') || methods.includes('separate')) figure2.set(seed, runOf(settings[0].id, 'posthoc', seed));
+        continue;
+      }
+      const cfg = runConfig(config, o.inputs, 'posthoc', seed, { k: het.k, activation: 'topk', epochs: het.epochs });
+      const same = runs.find((r) => r.seed === seed && JSON.stringify(r.cfg) === JSON.stringify(cfg));
+      figure2.set(seed, same ?? { setting: D1_SETTING, method: 'posthoc', seed, dir: stageDir(out, 'train', D1_SETTING, 'posthoc', seed), cfg });
     }
   const dims = (() => {
     using data = PairedEmbeddings.open(toSpec(o.inputs.train.image), toSpec(o.inputs.train.text));
     return { image: data.image.dim, text: data.text.dim };
   })();
   const ev: LoadedEval = await loadEvalInputs(o.inputs, dims);
-  await fs.mkdir(out, { recursive: true });
-  await writeFileAtomic(path.join(out, 'fit.json'), toJson({ inputs: o.inputs, methods, seeds, config: o.config ?? {}, evaluations: [...evaluations], steering: o.steering ?? {}, zeroShot: o.zeroShot ?? {}, monosemanticity: o.monosemanticity ?? {} }) + '\n');
+  await ensureDirectory(out, 'fit output directory');
+  await writeFileAtomic(
+    path.join(out, 'fit.json'),
+    toJson({ inputs: o.inputs, methods, seeds, config, sweep: o.sweep ?? {}, settings, heterogeneity: het, evaluations: [...evaluations], steering: o.steering ?? {}, zeroShot: o.zeroShot ?? {}, monosemanticity: o.monosemanticity ?? {} }) + '\n',
+  );
 
-  // 1. Training.
+  // 1. Training (Figure 2's own runs last).
   const trainSeconds: Record<string, number> = {};
-  for (const seed of seeds)
-    for (const tm of new Set(methods.map(trainMethodOf))) {
-      const cfg = configs.get(`${tm}:${seed}`)!;
-      const dir = path.join(out, 'train', tm, `seed-${seed}`);
-      const ts = performance.now();
-      const status = await trainOrReuse(dir, cfg, o, (p) => o.onEvent?.({ type: 'progress', method: tm, seed, progress: p }), (s) => o.onEvent?.({ type: 'train', method: tm, seed, status: s }));
-      trainSeconds[`${tm}/seed-${seed}`] = status === 'reused' ? 0 : (performance.now() - ts) / 1000;
-      o.onEvent?.({ type: 'train', method: tm, seed, status: status === 'reused' ? 'reused' : 'done', seconds: trainSeconds[`${tm}/seed-${seed}`] });
-    }
+  const dataKey = JSON.stringify(trainKey(o.inputs));
+  const toTrain = [...runs, ...[...figure2.values()].filter((r) => !runs.includes(r))];
+  for (const r of toTrain) {
+    const id = path.relative(path.join(out, 'train'), r.dir);
+    const base = { setting: r.setting, method: r.method, seed: r.seed };
+    const ts = performance.now();
+    const status = await trainOrReuse(r.dir, r.cfg, dataKey, o, (p) => o.onEvent?.({ type: 'progress', ...base, progress: p }), (s) => o.onEvent?.({ type: 'train', ...base, status: s }));
+    trainSeconds[id] = status === 'reused' ? 0 : (performance.now() - ts) / 1000;
+    o.onEvent?.({ type: 'train', ...base, status: status === 'reused' ? 'reused' : 'done', seconds: trainSeconds[id] });
+  }
 
   // 2. Evaluation.
   const evalSeconds: Record<string, number> = {};
-  const results: FitResult['results'] = {};
   const keys = (specs: (FitInputs['train']['image'] | string | undefined)[]) => specs.map((sp) => (sp === undefined ? '-' : fileKey(specPath(sp))));
   const ms = o.inputs.monosemanticity;
   const inputKeys: Record<string, unknown[]> = {
@@ -200,102 +223,134 @@ export async function fit(o: FitOptions): Promise<FitResult> {
     train: trainKey(o.inputs),
   };
   inputKeys.reconstruction = [...inputKeys.eval, ...inputKeys.zeroshot];
-  for (const method of methods) {
-    results[method] = {};
-    for (const seed of seeds) {
-      const runDir = path.join(out, 'train', trainMethodOf(method), `seed-${seed}`);
-      const evalDir = path.join(out, 'eval', method, `seed-${seed}`);
-      await fs.mkdir(evalDir, { recursive: true });
-      const mk = await modelKey(runDir);
-      const r: MethodSeedResults = {};
-      results[method][seed] = r;
-      let model: EvalModel | null = null;
-      const getModel = async () => (model ??= await loadEvalModel(runDir, method === 'separate' ? { view: 'separate' } : {}));
-      const run = async <T>(name: Evaluation, opts: unknown, inputs: string, compute: () => Promise<T>, after?: (v: T) => Promise<void>): Promise<T | undefined> => {
-        if (!evaluations.has(name)) return undefined;
-        const key = hash({ name, opts, inputs: inputKeys[inputs], train: inputKeys.train, model: mk });
-        const file = path.join(evalDir, `${name}.json`);
-        const cached = await readCached<T>(file, key);
-        if (cached !== null) {
-          o.onEvent?.({ type: 'eval', method, seed, evaluation: name, status: 'reused' });
-          return cached;
-        }
-        o.onEvent?.({ type: 'eval', method, seed, evaluation: name, status: 'start' });
-        const ts = performance.now();
-        const v = await compute();
-        evalSeconds[`${method}/seed-${seed}/${name}`] = (performance.now() - ts) / 1000;
-        if (after) await after(v); // side files first: a cached JSON means they exist
-        await writeFileAtomic(file, toJson({ key, result: v }) + '\n');
-        o.onEvent?.({ type: 'eval', method, seed, evaluation: name, status: 'done', seconds: evalSeconds[`${method}/seed-${seed}/${name}`] });
-        return v;
-      };
-      const skip = (evaluation: Evaluation, reason: string) => evaluations.has(evaluation) && o.onEvent?.({ type: 'eval', method, seed, evaluation, status: 'skipped', reason });
-      try {
-        if (ev.retrieval || ev.zeroShot) {
-          r.reconstruction = await run('reconstruction', {}, 'reconstruction', async () => {
-            const m = await getModel();
-            const base = ev.retrieval ? await evaluateReconstruction(m, ev.retrieval.image, ev.retrieval.text) : ({} as ReconstructionResult);
-            const zs = ev.zeroShot ? await reconstructionStats(m, 'image', ev.zeroShot.images) : undefined;
-            return { ...base, ...(zs ? { zeroShot: { mse: zs.mse, fvu: zs.fvu } } : {}) };
-          });
-        } else skip('reconstruction', 'no evaluation set');
-        if (ev.retrieval) r.retrieval = await run('retrieval', {}, 'eval', async () => evaluateRetrieval(await getModel(), ev.retrieval!.image, ev.retrieval!.text, ev.retrieval!.imageOfText));
-        else skip('retrieval', 'no evaluation set (--eval-image/--eval-text)');
-        if (ev.zeroShot) {
-          const zo = { maxFireRate: o.zeroShot?.maxFireRate ?? 0.5, fireRates: o.zeroShot?.fireRates ?? 'train', fireRateRows: o.zeroShot?.fireRateRows ?? 50_000 };
-          r.zeroshot = await run('zeroshot', zo, 'zeroshot', async () => {
-            const m = await getModel();
-            const z = ev.zeroShot!;
-            const fireRateImages = zo.fireRates === 'train' ? readTrainImages(o.inputs, configs.get(`${trainMethodOf(method)}:${seed}`)!, zo.fireRateRows) : undefined;
-            return evaluateZeroShot(m, z.prompts, z.templates, z.images, z.labels, { maxFireRate: zo.maxFireRate, fireRateImages });
-          });
-        } else skip('zeroshot', 'no zero-shot inputs (--zs-prompts/--zs-images/--zs-labels)');
-        if (ev.retrieval?.imageConcepts && ev.retrieval.textConcepts) {
-          const so = o.steering ?? {};
-          r.steering = await run('steering', so, 'eval', async () => evaluateSteering(await getModel(), ev.retrieval!.image, ev.retrieval!.text, ev.retrieval!.labels.concepts, ev.retrieval!.imageConcepts!, ev.retrieval!.textConcepts!, so), async (v) => {
-            await writeFileAtomic(path.join(evalDir, 'steering.csv'), steeringCsv(v));
-          });
-        } else skip('steering', 'the evaluation set has no concept labels');
-        if (ev.monosemanticity) {
-          const mo = { minFires: o.monosemanticity?.minFires ?? 2 };
-          const v = await run('monosemanticity', mo, 'ms', async () => {
-            const ms = ev.monosemanticity!;
-            return evaluateMonosemanticity(await getModel(), { image: ms.image, text: ms.text }, { image: ms.externalImage, text: ms.externalText }, mo);
-          }, async (v) => {
-            const lines = ['latent,fires_image,fires_text,ms_image,ms_text'];
-            for (let j = 0; j < v.image.scores.length; j++) lines.push(`${j},${v.image.fires[j]},${v.text.fires[j]},${Number.isNaN(v.image.scores[j]) ? '' : v.image.scores[j]},${Number.isNaN(v.text.scores[j]) ? '' : v.text.scores[j]}`);
-            await writeFileAtomic(path.join(evalDir, 'monosemanticity.csv'), lines.join('\n') + '\n');
-          });
-          if (v) r.monosemanticity = reviveMs(v);
-        } else skip('monosemanticity', 'no external embeddings (--external-image/--external-text)');
-        // One figure per modality-specific run: reported under posthoc when both views are evaluated.
-        if (method === 'posthoc' || (method === 'separate' && !methods.includes('posthoc'))) {
-          r.heterogeneity = await run('heterogeneity', { edges: 'default' }, 'train', async () => {
-            const cfg = configs.get(`${trainMethodOf(method)}:${seed}`)!;
-            return heterogeneityOfRun(runDir, cfg);
-          });
-        }
-      } finally {
-        (model as EvalModel | null)?.dispose();
+
+  /** Runs one evaluation, or reads it back when its key is unchanged. */
+  const cached = async <T>(where: { setting: string; method: string; seed: number; dir: string; runDir: string }, name: Evaluation, opts: unknown, inputs: string, compute: () => Promise<T>, after?: (v: T) => Promise<void>): Promise<T> => {
+    const version = RESULT_VERSIONS[name];
+    const key = hash({ name, opts, inputs: inputKeys[inputs], train: inputKeys.train, model: await modelKey(where.runDir), ...(version ? { version } : {}) });
+    const file = path.join(where.dir, `${name}.json`);
+    const event = { type: 'eval' as const, setting: where.setting, method: where.method, seed: where.seed, evaluation: name };
+    const hit = await readCached<T>(file, key);
+    if (hit !== null) {
+      o.onEvent?.({ ...event, status: 'reused' });
+      return hit;
+    }
+    o.onEvent?.({ ...event, status: 'start' });
+    const ts = performance.now();
+    await ensureDirectory(where.dir, 'evaluation directory');
+    const v = await compute();
+    const id = `${path.relative(path.join(out, 'eval'), where.dir)}/${name}`;
+    evalSeconds[id] = (performance.now() - ts) / 1000;
+    if (after) await after(v); // side files first: a cached JSON means they exist
+    await writeFileAtomic(file, toJson({ key, result: v }) + '\n');
+    o.onEvent?.({ ...event, status: 'done', seconds: evalSeconds[id] });
+    return v;
+  };
+
+  const settingResults: SettingResults[] = [];
+  for (const s of settings) {
+    const results: SettingResults['results'] = {};
+    for (const method of methods) {
+      results[method] = {};
+      for (const seed of seeds) {
+        const run = runOf(s.id, method, seed);
+        const where = { setting: s.id, method, seed, dir: stageDir(out, 'eval', s.id, method, seed), runDir: run.dir };
+        results[method][seed] = await evaluateMethod(where, method, run.cfg);
       }
     }
+    settingResults.push({ ...s, label: settingLabel(s), results, summary: summarize(results, methods, seeds) });
   }
 
+  /** Every evaluation but heterogeneity of one method, seed and setting. */
+  async function evaluateMethod(where: Parameters<typeof cached>[0], method: Method, cfg: TrainConfig): Promise<MethodSeedResults> {
+    const r: MethodSeedResults = {};
+    let model: EvalModel | null = null;
+    const getModel = async () => (model ??= await loadEvalModel(where.runDir, method === 'separate' ? { view: 'separate' } : {}));
+    const run = async <T>(name: Evaluation, opts: unknown, inputs: string, compute: () => Promise<T>, after?: (v: T) => Promise<void>) =>
+      evaluations.has(name) ? cached(where, name, opts, inputs, compute, after) : undefined;
+    const skip = (evaluation: Evaluation, reason: string) => evaluations.has(evaluation) && o.onEvent?.({ type: 'eval', setting: where.setting, method, seed: where.seed, evaluation, status: 'skipped', reason });
+    try {
+      if (ev.retrieval || ev.zeroShot) {
+        r.reconstruction = await run('reconstruction', {}, 'reconstruction', async () => {
+          const m = await getModel();
+          const base = ev.retrieval ? await evaluateReconstruction(m, ev.retrieval.image, ev.retrieval.text) : ({} as ReconstructionResult);
+          const zs = ev.zeroShot ? await reconstructionStats(m, 'image', ev.zeroShot.images) : undefined;
+          return { ...base, ...(zs ? { zeroShot: { mse: zs.mse, fvu: zs.fvu } } : {}) };
+        });
+      } else skip('reconstruction', 'no evaluation set');
+      if (ev.retrieval) r.retrieval = await run('retrieval', {}, 'eval', async () => evaluateRetrieval(await getModel(), ev.retrieval!.image, ev.retrieval!.text, ev.retrieval!.imageOfText));
+      else skip('retrieval', 'no evaluation set (--eval-image/--eval-text)');
+      if (ev.zeroShot) {
+        const zo = { maxFireRate: o.zeroShot?.maxFireRate ?? 0.5, fireRates: o.zeroShot?.fireRates ?? 'train', fireRateRows: o.zeroShot?.fireRateRows ?? 50_000 };
+        r.zeroshot = await run('zeroshot', zo, 'zeroshot', async () => {
+          const m = await getModel();
+          const z = ev.zeroShot!;
+          const fireRateImages = zo.fireRates === 'train' ? readTrainImages(o.inputs, cfg, zo.fireRateRows) : undefined;
+          return evaluateZeroShot(m, z.prompts, z.templates, z.images, z.labels, { maxFireRate: zo.maxFireRate, fireRateImages });
+        });
+      } else skip('zeroshot', 'no zero-shot inputs (--zs-prompts/--zs-images/--zs-labels)');
+      if (ev.retrieval?.imageConcepts && ev.retrieval.textConcepts) {
+        const so = o.steering ?? {};
+        r.steering = await run('steering', so, 'eval', async () => evaluateSteering(await getModel(), ev.retrieval!.image, ev.retrieval!.text, ev.retrieval!.labels.concepts, ev.retrieval!.imageConcepts!, ev.retrieval!.textConcepts!, so), async (v) => {
+          await writeFileAtomic(path.join(where.dir, 'steering.csv'), steeringCsv(v));
+        });
+      } else skip('steering', 'the evaluation set has no concept labels');
+      if (ev.monosemanticity) {
+        const mo = { minFires: o.monosemanticity?.minFires ?? 2 };
+        const v = await run('monosemanticity', mo, 'ms', async () => {
+          const msi = ev.monosemanticity!;
+          return evaluateMonosemanticity(await getModel(), { image: msi.image, text: msi.text }, { image: msi.externalImage, text: msi.externalText }, mo);
+        }, async (v) => {
+          const lines = ['latent,fires_image,fires_text,ms_image,ms_text'];
+          for (let j = 0; j < v.image.scores.length; j++) lines.push(`${j},${v.image.fires[j]},${v.text.fires[j]},${Number.isNaN(v.image.scores[j]) ? '' : v.image.scores[j]},${Number.isNaN(v.text.scores[j]) ? '' : v.text.scores[j]}`);
+          await writeFileAtomic(path.join(where.dir, 'monosemanticity.csv'), lines.join('\n') + '\n');
+        });
+        if (v) r.monosemanticity = reviveMs(v);
+      } else skip('monosemanticity', 'no external embeddings (--external-image/--external-text)');
+    } finally {
+      (model as EvalModel | null)?.dispose();
+    }
+    return r;
+  }
+
+  // Figure 2: one modality-specific run per seed, chosen by the protocol.
+  let heterogeneity: Figure2Results | null = null;
+  if (figure2.size) {
+    const first = figure2.get(seeds[0])!;
+    const sharedWith = first.setting === D1_SETTING ? null : path.relative(out, first.dir).replace(/[\\/]seed-\d+$/, '');
+    const c = first.cfg;
+    heterogeneity = {
+      protocol: het.protocol,
+      description: figure2Description(het.protocol, c, sharedWith),
+      run: { method: 'posthoc', k: c.sae.k, activation: c.sae.activation, epochs: c.train.epochs, latentsPerModality: latentsPerSae(c), setting: first.setting, sharedWith },
+      seeds: {},
+    };
+    for (const seed of seeds) {
+      const r = figure2.get(seed)!;
+      const where = { setting: r.setting, method: 'posthoc', seed, dir: path.join(out, 'eval', `figure2-${het.protocol}`, `seed-${seed}`), runDir: r.dir };
+      heterogeneity.seeds[seed] = await cached(where, 'heterogeneity', { edges: 'default', protocol: het.protocol }, 'train', async () => heterogeneityOfRun(r.dir, r.cfg));
+    }
+  } else if (evaluations.has('heterogeneity'))
+    for (const seed of seeds) o.onEvent?.({ type: 'eval', setting: settings[0].id, method: 'posthoc', seed, evaluation: 'heterogeneity', status: 'skipped', reason: "heterogeneity protocol 'table1' reads the posthoc run: add posthoc or separate to the methods, or use protocol 'd1'" });
+
   // 3. Report.
-  const summary = summarize(results, methods, seeds);
   const timings = { trainSeconds, evalSeconds, totalSeconds: (performance.now() - t0) / 1000 };
-  const files = await writeFitReport(out, { methods, seeds, results, summary, timings, date: new Date().toISOString() });
+  const files = await writeFitReport(out, { methods, seeds, settings: settingResults, heterogeneity, timings, date: new Date().toISOString() });
   o.onEvent?.({ type: 'report', files });
-  return { out, methods, seeds, results, summary, timings, files };
+  return { out, methods, seeds, settings: settingResults, results: settingResults[0].results, summary: settingResults[0].summary, heterogeneity, timings, files };
+}
+
+/** Which run Figure 2 came from, in words (results.md, report.html, results.json). */
+function figure2Description(protocol: 'table1' | 'd1', c: TrainConfig, sharedWith: string | null): string {
+  const run = `modality-specific SAEs (${latentsPerSae(c)} latents each), ${c.sae.activation === 'topk' ? 'Top-K' : 'BatchTop-K'} K = ${c.sae.k}, ${c.train.epochs} epochs, lr ${c.train.lr}, batch ${c.train.batchSize}, schedule ${c.train.schedule}`;
+  if (protocol === 'd1')
+    return `protocol 'd1' (the paper's App. D.1): ${run}, trained for this figure${sharedWith ? ` (the same configuration as ${sharedWith}, whose run it reuses)` : ' (train/figure2-d1)'}`;
+  return `protocol 'table1': the Table 1 post-hoc run itself (${sharedWith ?? 'train/posthoc'}: ${run}), not the paper's App. D.1 run (K = 8, 30 epochs; --heterogeneity-protocol d1)`;
 }
 
 /** Size and mtime of the training files: a run trained on other data is never reused. */
 function trainKey(inputs: FitInputs): string[] {
   return [inputs.train.image, inputs.train.text].map((sp) => fileKey(specPath(sp)));
-}
-
-function toSpec(s: FitInputs['train']['image']): { path: string; tensor?: string; shape?: [number, number] } {
-  return typeof s === 'string' ? { path: s } : s;
 }
 
 /** The first `rows` training images of the run's split (the zero-shot latent filter's firing rates). */
@@ -312,59 +367,4 @@ function readTrainImages(inputs: FitInputs, cfg: TrainConfig, rows: number) {
   }
 }
 
-/** Figure 2 for a modality-specific run: correlation over its training split, decoder distances, matched pairs. */
-export async function heterogeneityOfRun(runDir: string, cfg: TrainConfig): Promise<HeterogeneityResult> {
-  const pair = await AlignedPair.load(runPaths(runDir).final('pair'));
-  const image = pair.image; // the image SAE as trained (only the text SAE is permuted in a pair)
-  const text = await TopKSAE.load(runPaths(runDir).final('text'));
-  const data = PairedEmbeddings.open(cfg.data.image, cfg.data.text);
-  try {
-    const norm = await readRunNormalizer(runDir);
-    const train = trainingRows(cfg, data.rows);
-    const rows = cfg.align.samples > 0 ? train.subarray(0, Math.min(train.length, cfg.align.samples)) : train;
-    const corr = await correlateSaes(image, text, data, rows, norm, cfg.align.minFires);
-    return heterogeneity(image, text, corr, { perm: pair.perm });
-  } finally {
-    data.close();
-    text.dispose();
-    pair.dispose();
-  }
-}
-
-async function trainOrReuse(
-  dir: string,
-  cfg: TrainConfig,
-  o: FitOptions,
-  onProgress: (p: TrainProgress) => void,
-  onStatus: (s: 'start' | 'resumed') => void,
-): Promise<'reused' | 'resumed' | 'trained'> {
-  const cfgFile = runPaths(dir).config;
-  const dataFile = path.join(dir, 'training-data.json');
-  const dataKey = JSON.stringify(trainKey(o.inputs));
-  let resume = false;
-  if (existsSync(cfgFile)) {
-    let same = false;
-    try {
-      same = JSON.stringify(await readRunConfig(dir)) === JSON.stringify(cfg) && (await fs.readFile(dataFile, 'utf8')) === dataKey;
-    } catch {
-      same = false;
-    }
-    if (!same) {
-      if (!o.force)
-        throw new SaeError('ERR_STATE', `${dir} holds a training run with a different configuration or other training data (size or mtime changed): use another --out, or --force to retrain it`);
-      await fs.rm(dir, { recursive: true, force: true });
-    } else if (finalComplete(dir, cfg.method)) return 'reused';
-    else if (existsSync(runPaths(dir).checkpointState)) resume = true;
-    else await fs.rm(dir, { recursive: true, force: true });
-  }
-  if (!resume) {
-    await fs.mkdir(dir, { recursive: true });
-    await writeFileAtomic(dataFile, dataKey);
-  }
-  onStatus(resume ? 'resumed' : 'start');
-  const trainer = new Trainer(cfg, { out: dir, resume });
-  trainer.on('progress', onProgress);
-  await trainer.run({ signal: o.signal });
-  return resume ? 'resumed' : 'trained';
-}
 

@@ -21,8 +21,9 @@ export interface TableRow {
 export interface FitSummary {
   table: Record<string, TableRow>;
   steering: Record<string, { alpha: number; mapImg: Stat; mrrImg: Stat; mapTxt: Stat; mrrTxt: Stat; preserve: Stat }[]>;
+  /** Concepts steered per seed, and how many of them through a dead image latent / from a dead text latent. */
+  steeringSlots: Record<string, { evaluated: Stat; deadImageSlot: Stat; deadTextSlot: Stat }>;
   monosemanticity: Record<string, { image: { mean: Stat; median: Stat; latents: Stat }; text: { mean: Stat; median: Stat; latents: Stat } }>;
-  heterogeneity: Record<string, { seed: number; bins: { lo: number; hi: number; pairs: number; meanDistance: number }[]; matched: { pairs: number; mean: number; median: number } | null }[]>;
 }
 
 export function stat(xs: (number | undefined | null)[]): Stat {
@@ -35,7 +36,7 @@ export function stat(xs: (number | undefined | null)[]): Stat {
 }
 
 export function summarize(results: Record<string, Record<number, MethodSeedResults>>, methods: Method[], seeds: number[]): FitSummary {
-  const s: FitSummary = { table: {}, steering: {}, monosemanticity: {}, heterogeneity: {} };
+  const s: FitSummary = { table: {}, steering: {}, steeringSlots: {}, monosemanticity: {} };
   for (const m of methods) {
     const rs = seeds.map((seed) => results[m]?.[seed]).filter((r): r is MethodSeedResults => !!r);
     const col = (f: (r: MethodSeedResults) => number | undefined) => stat(rs.map(f));
@@ -55,15 +56,16 @@ export function summarize(results: Record<string, Record<number, MethodSeedResul
         });
         return { alpha, mapImg: at((p) => p.img.map), mrrImg: at((p) => p.img.mrr), mapTxt: at((p) => p.txt.map), mrrTxt: at((p) => p.txt.mrr), preserve: at((p) => p.preserve) };
       });
+    if (rs.some((r) => r.steering))
+      s.steeringSlots[m] = {
+        evaluated: col((r) => r.steering?.concepts.evaluated),
+        deadImageSlot: col((r) => r.steering?.concepts.deadImageSlot.length),
+        deadTextSlot: col((r) => r.steering?.concepts.deadTextSlot.length),
+      };
     if (rs.some((r) => r.monosemanticity)) {
       const side = (k: 'image' | 'text') => ({ mean: col((r) => r.monosemanticity?.[k].mean), median: col((r) => r.monosemanticity?.[k].median), latents: col((r) => r.monosemanticity?.[k].latents) });
       s.monosemanticity[m] = { image: side('image'), text: side('text') };
     }
-    const het = seeds.flatMap((seed) => {
-      const h = results[m]?.[seed]?.heterogeneity;
-      return h ? [{ seed, bins: h.bins.map((b) => ({ lo: b.lo, hi: b.hi, pairs: b.pairs, meanDistance: b.meanDistance })), matched: h.matched }] : [];
-    });
-    if (het.length) s.heterogeneity[m] = het;
   }
   return s;
 }

@@ -77,10 +77,10 @@ describe('fit end to end on the toy dataset', function () {
     // Steering through the aligned index works better than through unaligned indices.
     const at = (m: string) => r.summary.steering[m].find((p) => p.alpha === 1)!.mapImg.mean;
     expect(at('posthoc')).to.be.greaterThan(at('separate'));
-    const h = r.results.posthoc[0].heterogeneity!;
+    const h = r.heterogeneity!.seeds[0];
     expect(h.bins.reduce((a, b) => a + b.pairs, 0)).to.be.greaterThan(0);
     const json = JSON.parse(readFileSync(path.join(out, 'results.json'), 'utf8'));
-    expect(json.summary.table.posthoc.i2t.r1.n).to.equal(1);
+    expect(json.settings[0].summary.table.posthoc.i2t.r1.n).to.equal(1);
     expect(readFileSync(path.join(out, 'results.md'), 'utf8')).to.match(/\+ Post-hoc Alignment \(Ours\)/);
     expect(existsSync(path.join(out, 'eval', 'posthoc', 'seed-0', 'steering.csv'))).to.equal(true);
     expect(events.filter((e) => e.type === 'train' && e.status === 'done')).to.have.length(4); // separate shares posthoc's run

@@ -1,10 +1,11 @@
-/** `cmsae fit`: train every method, align, evaluate all on the same footing, report (Table 1, Figures 2, 7, 8). */
+/** `cmsae fit`: train every method, align, evaluate all on the same footing, report (Table 1 or Tables 2/4, Figures 2, 7, 8). */
 import { Command } from 'commander';
 
 import { SaeError } from '../../errors.js';
 import { int, num, numbers, positiveInt, strings } from '../parse.js';
 import { EVALUATIONS, fit, type Evaluation, type FitEvent } from '../../fit/fit.js';
-import { table1Markdown } from '../../fit/report.js';
+import { tablesMarkdown } from '../../fit/report.js';
+import type { Activation } from '../../fit/settings.js';
 import { readManifest, type FitInputs } from '../../eval/inputs.js';
 import { setThreads } from '../../info.js';
 import { METHODS, type Method } from '../../train/config.js';
@@ -32,7 +33,12 @@ interface FitFlags {
   evaluations?: string[];
   config?: string;
   m?: number;
-  k?: number;
+  k?: number[];
+  activation?: string[];
+  heterogeneityProtocol?: string;
+  heterogeneityK?: number;
+  heterogeneityEpochs?: number;
+  steeringDeadSlots?: string;
   epochs?: number;
   batchSize?: number;
   lr?: number;
@@ -77,7 +83,6 @@ function buildConfig(f: FitFlags): Record<string, unknown> {
       throw new SaeError('ERR_ARG', `--config sets ${k}; fit chooses methods with --methods and data with --image/--text/--dataset`);
   const set = (keys: string, v: unknown) => v !== undefined && setPath(cfg, keys.split('.'), v);
   set('sae.m', f.m);
-  set('sae.k', f.k);
   set('train.epochs', f.epochs);
   set('train.batchSize', f.batchSize);
   set('train.lr', f.lr);
@@ -110,7 +115,8 @@ export function registerFit(program: Command): void {
     .option('--evaluations <list>', `comma-separated (default all: ${EVALUATIONS.join(',')})`, strings)
     .option('--config <file>', 'JSON/YAML training configuration shared by every method (sae, train, align, data.normalization)')
     .option('--m <n>', 'latents of the shared SAE (modality-specific SAEs get m/2 each)', int)
-    .option('--k <n>', 'active latents per row', int)
+    .option('--k <list>', 'active latents per row; a list (16,32,64) trains and reports every K (the paper\'s Table 2)', numbers)
+    .option('--activation <list>', "'topk' (default) and/or 'batchtopk'; both (topk,batchtopk) give the paper's Table 4", strings)
     .option('--epochs <n>', 'epochs', int)
     .option('--batch-size <n>', 'rows per batch', int)
     .option('--lr <x>', 'peak learning rate', num)
@@ -118,6 +124,10 @@ export function registerFit(program: Command): void {
     .option('--device <auto|cpu|cuda>', "where to train (default 'auto': CUDA when a device exists; env CMSAE_DEVICE)")
     .option('--steering-alphas <list>', 'steering strengths (default 0,0.1,0.25,0.5,1,2)', numbers)
     .option('--steering-sources <n>', 'source images per concept (default 100)', positiveInt)
+    .option('--steering-dead-slots <flag|skip>', "concepts whose image or text latent is dead: 'flag' (default; scored and counted) or 'skip'")
+    .option('--heterogeneity-protocol <table1|d1>', "Figure 2 from the Table 1 posthoc run ('table1', default) or from its own App. D.1 run ('d1': K 8, 30 epochs)")
+    .option('--heterogeneity-k <n>', "protocol d1: K of its run (default 8)", positiveInt)
+    .option('--heterogeneity-epochs <n>', 'protocol d1: epochs of its run (default 30)', positiveInt)
     .option('--max-fire-rate <x>', 'zero-shot: ignore latents firing on more than this share of images (default 0.5; 1 keeps all)', num)
     .option('--zs-fire-rates <train|eval>', "zero-shot: firing rates from the training images (default) or the evaluated images (the reference's choice)")
     .option('--force', 'retrain runs in --out whose saved configuration differs (otherwise an error)')
@@ -134,7 +144,8 @@ export function registerFit(program: Command): void {
       const say = (s: string) => !f.quiet && process.stderr.write(s + '\n');
       let lastStep = 0;
       const onEvent = (e: FitEvent) => {
-        if (e.type === 'train') say(`train ${e.method} seed ${e.seed}: ${e.status}${e.seconds ? ` (${e.seconds.toFixed(1)} s)` : ''}`);
+        const where = (x: { method: string; seed: number; setting: string }) => `${x.method} seed ${x.seed}${x.setting ? ` [${x.setting}]` : ''}`;
+        if (e.type === 'train') say(`train ${where(e)}: ${e.status}${e.seconds ? ` (${e.seconds.toFixed(1)} s)` : ''}`);
         else if (e.type === 'progress') {
           const p = e.progress;
           if (p.step === 1) lastStep = 0;
@@ -142,7 +153,7 @@ export function registerFit(program: Command): void {
             lastStep = p.step;
             say(`  step ${p.step}/${p.totalSteps} fvu ${p.fvu.toFixed(4)} L0 ${p.l0.toFixed(1)} ${Math.round(p.samplesPerSec)} rows/s`);
           }
-        } else if (e.type === 'eval') say(`eval ${e.method} seed ${e.seed} ${e.evaluation}: ${e.status}${e.seconds !== undefined ? ` (${e.seconds.toFixed(2)} s)` : ''}${e.reason ? ` (${e.reason})` : ''}`);
+        } else if (e.type === 'eval') say(`eval ${where(e)} ${e.evaluation}: ${e.status}${e.seconds !== undefined ? ` (${e.seconds.toFixed(2)} s)` : ''}${e.reason ? ` (${e.reason})` : ''}`);
       };
       try {
         const r = await fit({
@@ -151,14 +162,25 @@ export function registerFit(program: Command): void {
           methods,
           seeds: f.seeds,
           config: buildConfig(f),
+          sweep: { ...(f.k ? { k: f.k } : {}), ...(f.activation ? { activation: f.activation as Activation[] } : {}) },
+          heterogeneity: {
+            ...(f.heterogeneityProtocol !== undefined ? { protocol: f.heterogeneityProtocol as 'table1' | 'd1' } : {}),
+            ...(f.heterogeneityK !== undefined ? { k: f.heterogeneityK } : {}),
+            ...(f.heterogeneityEpochs !== undefined ? { epochs: f.heterogeneityEpochs } : {}),
+          },
           evaluations: f.evaluations as Evaluation[] | undefined,
-          steering: { ...(f.steeringAlphas ? { alphas: f.steeringAlphas } : {}), ...(f.steeringSources !== undefined ? { sources: f.steeringSources } : {}) },
+          steering: {
+            ...(f.steeringAlphas ? { alphas: f.steeringAlphas } : {}),
+            ...(f.steeringSources !== undefined ? { sources: f.steeringSources } : {}),
+            ...(f.steeringDeadSlots !== undefined ? { deadSlots: f.steeringDeadSlots as 'flag' | 'skip' } : {}),
+          },
           zeroShot: { ...(f.maxFireRate !== undefined ? { maxFireRate: f.maxFireRate } : {}), ...(f.zsFireRates ? { fireRates: f.zsFireRates as 'train' | 'eval' } : {}) },
           force: f.force,
           signal: interrupt.signal,
           onEvent,
         });
-        process.stdout.write(table1Markdown({ methods: r.methods, seeds: r.seeds, results: r.results, summary: r.summary, timings: r.timings, date: '' }));
+        process.stdout.write(tablesMarkdown(r.methods, r.settings));
+        if (r.heterogeneity) process.stdout.write(`\nFigure 2 from ${r.heterogeneity.description}.\n`);
         process.stdout.write(`\nwrote ${r.files.map((x) => `${r.out}/${x}`).filter((x) => !x.endsWith('.png')).join(', ')} (${r.timings.totalSeconds.toFixed(1)} s)\n`);
       } catch (e) {
         if (e instanceof SaeError && e.code === 'ERR_ABORTED') throw new SaeError('ERR_ABORTED', `${e.message}: run the same cmsae fit command again to continue`);
