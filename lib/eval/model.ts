@@ -63,19 +63,23 @@ export class EvalModel implements Disposable {
     return { rows: x.rows, cols: x.cols, data };
   }
 
-  /** Codes of prepared (normalized) rows, in batches that keep the native calls short. */
+  /**
+   * Codes of prepared (normalized) rows, in batches that keep the native calls short. A BatchTopK SAE keeps
+   * the latents above its threshold, up to its row capacity (empty slots hold value 0).
+   */
   async encode(side: Modality, prepared: Matrix, batch = 4096): Promise<SparseCodes> {
     const sae = this.sae(side);
-    const k = sae.k;
-    const out: SparseCodes = { rows: prepared.rows, k, indices: new Int32Array(prepared.rows * k), values: new Float32Array(prepared.rows * k) };
+    let out: SparseCodes | null = null;
     for (let r = 0; r < prepared.rows; r += batch) {
       const n = Math.min(batch, prepared.rows - r);
       const c = await sae.encodeAsync({ rows: n, cols: prepared.cols, data: prepared.data.subarray(r * prepared.cols, (r + n) * prepared.cols) });
-      if (c.k !== k) throw new SaeError('ERR_INTERNAL', `encode returned ${c.k} slots per row, expected ${k}`);
-      out.indices.set(c.indices, r * k);
-      out.values.set(c.values, r * k);
+      // Slots per row: k for Top-K, the row capacity for BatchTopK (the same for every batch).
+      out ??= { rows: prepared.rows, k: c.k, indices: new Int32Array(prepared.rows * c.k), values: new Float32Array(prepared.rows * c.k) };
+      if (c.k !== out.k) throw new SaeError('ERR_INTERNAL', `encode returned ${c.k} slots per row, expected ${out.k}`);
+      out.indices.set(c.indices, r * out.k);
+      out.values.set(c.values, r * out.k);
     }
-    return out;
+    return out ?? { rows: 0, k: sae.k, indices: new Int32Array(0), values: new Float32Array(0) };
   }
 
   dispose(): void {

@@ -9,8 +9,8 @@
  *                                                without its permutation; <setting> = k<K>-<activation>, only
  *                                                when sweeping)
  *   train/figure2-d1/posthoc/seed-<s>/           Figure 2's App. D.1 run (heterogeneity protocol 'd1')
- *   eval/[<setting>/]<method>/seed-<s>/<name>.json  one evaluation, with the key of its inputs
- *   eval/figure2-<protocol>/seed-<s>/heterogeneity.json
+ *   eval/[<setting>/]<method>/seed-<s>/<name>.json  one evaluation, with the key of its inputs (Figure 2's
+ *                                                heterogeneity.json under the posthoc run it was computed from)
  *   results.json, results.md, report.html, figures/
  * Every stage reuses what an earlier fit produced: a finished training run with the same configuration is
  * kept, an interrupted one resumes from its checkpoint, and an evaluation whose key (options, input files'
@@ -327,8 +327,9 @@ export async function fit(o: FitOptions): Promise<FitResult> {
     };
     for (const seed of seeds) {
       const r = figure2.get(seed)!;
-      const where = { setting: r.setting, method: 'posthoc', seed, dir: path.join(out, 'eval', `figure2-${het.protocol}`, `seed-${seed}`), runDir: r.dir };
-      heterogeneity.seeds[seed] = await cached(where, 'heterogeneity', { edges: 'default', protocol: het.protocol }, 'train', async () => heterogeneityOfRun(r.dir, r.cfg));
+      // Stored with the run's own evaluations: a run's heterogeneity is the same under either protocol.
+      const where = { setting: r.setting, method: 'posthoc', seed, dir: stageDir(out, 'eval', r.setting, 'posthoc', seed), runDir: r.dir };
+      heterogeneity.seeds[seed] = await cached(where, 'heterogeneity', { edges: 'default' }, 'train', async () => heterogeneityOfRun(r.dir, r.cfg));
     }
   } else if (evaluations.has('heterogeneity'))
     for (const seed of seeds) o.onEvent?.({ type: 'eval', setting: settings[0].id, method: 'posthoc', seed, evaluation: 'heterogeneity', status: 'skipped', reason: "heterogeneity protocol 'table1' reads the posthoc run: add posthoc or separate to the methods, or use protocol 'd1'" });

@@ -79,6 +79,22 @@ describe('fit end to end on the toy dataset', function () {
     expect(at('posthoc')).to.be.greaterThan(at('separate'));
     const h = r.heterogeneity!.seeds[0];
     expect(h.bins.reduce((a, b) => a + b.pairs, 0)).to.be.greaterThan(0);
+    // Figure 2 says where it came from: by default the Table 1 posthoc run, not App. D.1's.
+    expect(r.heterogeneity!.protocol).to.equal('table1');
+    expect(r.heterogeneity!.run).to.include({ k: 4, epochs: 4, setting: '', sharedWith: 'train/posthoc' });
+    expect(readFileSync(path.join(out, 'results.md'), 'utf8')).to.match(/## Table 1 \(Top-K, K = 4\)[\s\S]*From protocol 'table1': the Table 1 post-hoc run itself \(train\/posthoc: .*K = 4, 4 epochs.*not the paper's App\. D\.1 run/);
+    expect(readFileSync(path.join(out, 'report.html'), 'utf8')).to.match(/Figure 2: cross-modal feature heterogeneity<\/h2><p>From protocol &#39;table1&#39;|From protocol 'table1'/);
+    // Steering flags concepts whose slots are dead, and the summary counts them per method.
+    for (const m of ['shared', 'posthoc', 'separate']) {
+      const st = r.results[m][0].steering!;
+      const dead = new Set(st.perConcept.filter((c) => !c.imageSlotAlive).map((c) => c.concept));
+      expect([...dead].sort(), m).to.deep.equal([...st.concepts.deadImageSlot].sort());
+      expect(r.summary.steeringSlots[m].deadImageSlot.mean, m).to.equal(dead.size);
+      expect(r.summary.steeringSlots[m].evaluated.mean, m).to.equal(st.concepts.evaluated);
+    }
+    expect(r.results.posthoc[0].steering!.perConcept.every((c) => c.imageSlotAliveTrain !== null)).to.equal(true); // the pair's alive masks
+    expect(r.results.separate[0].steering!.perConcept.every((c) => c.imageSlotAliveTrain === null)).to.equal(true);
+    expect(readFileSync(path.join(out, 'eval', 'posthoc', 'seed-0', 'steering.csv'), 'utf8').split('\n')[0]).to.match(/,image_slot_alive,text_slot_alive,/);
     const json = JSON.parse(readFileSync(path.join(out, 'results.json'), 'utf8'));
     expect(json.settings[0].summary.table.posthoc.i2t.r1.n).to.equal(1);
     expect(readFileSync(path.join(out, 'results.md'), 'utf8')).to.match(/\+ Post-hoc Alignment \(Ours\)/);
