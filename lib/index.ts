@@ -30,3 +30,9 @@ export { fit, EVALUATIONS, type FitOptions, type FitResult, type FitEvent, type 
 export { DeviceRows } from './sae/device-rows.js';
 export { cudaDeviceAvailable, type Device } from './device.js';
 export { type Precision } from './sae/options.js';
+export { PAIR_LOSS_WEIGHT_DEFAULTS, pairLossWeight, latentsPerSae } from './train/config.js';
+export { alignmentRows, trainingRows, runPaths, readRunConfig, readRunNormalizer } from './run/layout.js';
+export { heterogeneityOfRun } from './eval/heterogeneity.js';
+export { pairTrainAlive, type TrainAlive } from './eval/model.js';
+export { fitSettings, D1_PROTOCOL, type FitSetting, type SweepOptions, type HeterogeneityOptions } from './fit/settings.js';
+export type { SettingResults, Figure2Results } from './fit/fit.js';

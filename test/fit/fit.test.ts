@@ -149,9 +149,15 @@ describe('fit end to end on the toy dataset', function () {
     const t = cmsae(['toy', '--out', toy, '--d', '32', '--objects', '8', '--train-pairs', '2000', '--eval-images', '120', '--zero-shot-images', '100', '--seed', '5']);
     expect(t.status, t.stderr).to.equal(0);
     const out = path.join(dir, 'cli-fit');
-    const f = cmsae(['fit', '--dataset', path.join(toy, 'dataset.json'), '--methods', 'shared,posthoc', '--m', '64', '--k', '4', '--epochs', '2', '--batch-size', '128', '--steering-sources', '20', '--quiet', '--out', out]);
+    const f = cmsae(['fit', '--dataset', path.join(toy, 'dataset.json'), '--methods', 'shared,posthoc', '--m', '64', '--k', '4', '--epochs', '2', '--batch-size', '128', '--steering-sources', '20', '--steering-dead-slots', 'skip', '--heterogeneity-protocol', 'd1', '--heterogeneity-epochs', '3', '--quiet', '--out', out]);
     expect(f.status, f.stderr).to.equal(0);
+    expect(f.stdout).to.match(/## Table 1 \(Top-K, K = 4\)/);
     expect(f.stdout).to.match(/\| Shared SAE \|/);
+    expect(f.stdout).to.match(/Figure 2 from protocol 'd1' \(the paper's App\. D\.1\): .*K = 8, 3 epochs.*\(train\/figure2-d1\)/); // K 8 by default
+    expect(existsSync(path.join(out, 'train', 'figure2-d1', 'posthoc', 'seed-0', 'final', 'pair', 'alignment.json'))).to.equal(true);
+    const steering = JSON.parse(readFileSync(path.join(out, 'eval', 'posthoc', 'seed-0', 'steering.json'), 'utf8')).result;
+    expect(steering.deadSlots).to.equal('skip');
+    expect(steering.concepts.deadImageSlot).to.deep.equal([]);
     expect(f.stdout).to.match(/report\.html/);
     const run = path.join(out, 'train', 'posthoc', 'seed-0');
     const e = cmsae(['eval', 'retrieval', '--model', run, '--image', path.join(toy, 'eval_image.npy'), '--text', path.join(toy, 'eval_text.npy'), '--labels', path.join(toy, 'eval_labels.json')]);

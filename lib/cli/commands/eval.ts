@@ -6,7 +6,8 @@ import { Normalizer, type Normalization } from '../../data/paired.js';
 import { SaeError } from '../../errors.js';
 import { num, numbers, positiveInt as int, strings } from '../parse.js';
 import { writeFileAtomic } from '../../io/atomic.js';
-import { toJson, heterogeneityOfRun } from '../../fit/fit.js';
+import { toJson } from '../../fit/cache.js';
+import { heterogeneityOfRun } from '../../eval/heterogeneity.js';
 import { checkLabels, imageConcepts, imageOfText, loadEvalLabels, textConcepts } from '../../eval/labels.js';
 import { checkZeroShot, loadZeroShotLabels } from '../../eval/inputs.js';
 import { loadEvalModel, readMatrix, type EvalModel } from '../../eval/model.js';
@@ -15,7 +16,7 @@ import { evaluateReconstruction } from '../../eval/reconstruction.js';
 import { evaluateRetrieval } from '../../eval/retrieval.js';
 import { evaluateSteering, steeringCsv } from '../../eval/steering.js';
 import { evaluateZeroShot } from '../../eval/zeroshot.js';
-import { Trainer } from '../../train/trainer.js';
+import { readRunConfig } from '../../run/layout.js';
 
 interface Common {
   model: string;
@@ -122,7 +123,7 @@ export function registerEval(program: Command): void {
     .requiredOption('--run <dir>', 'a posthoc training run directory')
     .option('--out <file.json>', 'write the result here instead of printing it')
     .action(async (f: { run: string; out?: string }) => {
-      const cfg = await Trainer.loadConfig(f.run);
+      const cfg = await readRunConfig(f.run);
       if (cfg.method !== 'posthoc') throw new SaeError('ERR_ARG', `${f.run} is a '${cfg.method}' run; heterogeneity needs the modality-specific SAEs of a posthoc run`);
       await emit(f, await heterogeneityOfRun(path.resolve(f.run), cfg));
     });
