@@ -5,7 +5,7 @@
  * the normalization they were trained with, applied identically at evaluation (the reference trains on raw
  * vectors and evaluates on unit vectors, reference-implementation §3.3).
  */
-import { existsSync, promises as fs } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 
 import { AlignedPair } from '../align/aligned-pair.js';
@@ -14,7 +14,7 @@ import { SaeError } from '../errors.js';
 import { EmbeddingFile, type EmbeddingSpec } from '../io/embeddings.js';
 import { TopKSAE } from '../sae/topk-sae.js';
 import type { Matrix, SparseCodes } from '../types.js';
-import { readRunNormalizer, runPaths } from '../run/layout.js';
+import { readRunMethod, readRunNormalizer, runPaths } from '../run/layout.js';
 
 /** How the latent indices of the two modalities relate: 'shared' (one SAE), 'aligned' (post-hoc permutation), 'unaligned' (separate SAEs, index i vs index i). */
 export type IndexSpace = 'shared' | 'aligned' | 'unaligned';
@@ -123,32 +123,24 @@ export async function loadEvalModel(dir: string, opts: { view?: 'separate'; norm
     const sae = await TopKSAE.load(dir);
     return new EvalModel(sae, sae, opts.normalization ?? new Normalizer('l2'), 'shared', [sae]);
   }
-  const cfgFile = runPaths(dir).config;
-  if (!existsSync(cfgFile)) throw new SaeError('ERR_IO', `${dir} is neither a training run (config.json), an aligned pair (alignment.json) nor an SAE checkpoint (cfg.json)`);
-  let method: unknown;
-  try {
-    method = (JSON.parse(await fs.readFile(cfgFile, 'utf8')) as { method?: unknown })?.method;
-  } catch (e) {
-    throw new SaeError('ERR_FORMAT', `${cfgFile}: ${(e as Error).message}`);
-  }
-  if (typeof method !== 'string' || !['shared', 'shared+iso', 'shared+group', 'separate', 'posthoc'].includes(method))
-    throw new SaeError('ERR_FORMAT', `${cfgFile} names no training method (got ${JSON.stringify(method)}): is ${dir} a cmsae training run?`);
-  const final = runPaths(dir).finalDir;
+  if (!existsSync(runPaths(dir).config)) throw new SaeError('ERR_IO', `${dir} is neither a training run (config.json), an aligned pair (alignment.json) nor an SAE checkpoint (cfg.json)`);
+  const method = await readRunMethod(dir);
+  const run = runPaths(dir);
   const norm = opts.normalization ?? (await readRunNormalizer(dir));
   if (method.startsWith('shared')) {
     if (opts.view === 'separate') throw new SaeError('ERR_ARG', `${dir} trained one shared SAE (method ${method}); there is no separate view`);
-    const sae = await loadFinal(path.join(final, 'shared'));
+    const sae = await loadFinal(run.final('shared'));
     return new EvalModel(sae, sae, norm, 'shared', [sae]);
   }
   if (method === 'posthoc' && opts.view !== 'separate') {
-    const pair = await AlignedPair.load(path.join(final, 'pair')).catch((e) => {
-      throw new SaeError((e as SaeError).code ?? 'ERR_IO', `${path.join(final, 'pair')}: ${(e as Error).message} (has the run finished?)`);
+    const pair = await AlignedPair.load(run.final('pair')).catch((e) => {
+      throw new SaeError((e as SaeError).code ?? 'ERR_IO', `${run.final('pair')}: ${(e as Error).message} (has the run finished?)`);
     });
     return new EvalModel(pair.image, pair.text, norm, 'aligned', [pair.image, pair.text], pairTrainAlive(pair));
   }
-  const image = await loadFinal(path.join(final, 'image'));
+  const image = await loadFinal(run.final('image'));
   try {
-    const text = await loadFinal(path.join(final, 'text'));
+    const text = await loadFinal(run.final('text'));
     return new EvalModel(image, text, norm, 'unaligned', [image, text]);
   } catch (e) {
     image.dispose();

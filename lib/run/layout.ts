@@ -15,7 +15,7 @@ import path from 'node:path';
 import { Normalizer, splitRows } from '../data/paired.js';
 import { SaeError } from '../errors.js';
 import { readTextFile, statOrNull } from '../io/files.js';
-import { parseConfig, type TrainConfig } from '../train/config.js';
+import { METHODS, parseConfig, type Method, type TrainConfig } from '../train/config.js';
 
 export const RUN_CONFIG_FILE = 'config.json';
 export const RUN_NORMALIZATION_FILE = 'normalization.json';
@@ -65,6 +65,24 @@ export async function readRunConfig(runDir: string): Promise<TrainConfig> {
   } catch (e) {
     throw new SaeError('ERR_FORMAT', `${file}: ${(e as Error).message}`);
   }
+}
+
+/**
+ * Only the method of a run's config.json (ERR_FORMAT when it names none). Readers that need nothing else (the
+ * evaluation loader) use this rather than readRunConfig, so that a finished run whose configuration a later
+ * version validates more strictly still evaluates.
+ */
+export async function readRunMethod(runDir: string): Promise<Method> {
+  const file = runPaths(runDir).config;
+  let method: unknown;
+  try {
+    method = (JSON.parse(await readTextFile(file, 'run configuration')) as { method?: unknown } | null)?.method;
+  } catch (e) {
+    throw new SaeError(e instanceof SaeError ? e.code : 'ERR_FORMAT', `${file}: ${(e as Error).message}`);
+  }
+  if (typeof method !== 'string' || !(METHODS as readonly string[]).includes(method))
+    throw new SaeError('ERR_FORMAT', `${file} names no training method (got ${JSON.stringify(method)}): is ${runDir} a cmsae training run?`);
+  return method as Method;
 }
 
 /** A run's normalization.json (ERR_FORMAT when missing or malformed). */
