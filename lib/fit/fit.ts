@@ -169,11 +169,20 @@ export async function fit(o: FitOptions): Promise<FitResult> {
   const config = o.config ?? {};
   const settings = fitSettings(config, o.sweep);
   const het = heterogeneityOptions(o.heterogeneity);
+  /** A run's configuration; a refusal names the setting or the Figure 2 run it belongs to. */
+  const configOf = (method: Method, seed: number, over: Parameters<typeof runConfig>[4], what: string | null) => {
+    try {
+      return runConfig(config, o.inputs, method, seed, over);
+    } catch (e) {
+      if (what && e instanceof SaeError) throw new SaeError(e.code, `${what}: ${e.message}`);
+      throw e;
+    }
+  };
   const runs: PlannedRun[] = [];
   for (const s of settings)
     for (const seed of seeds)
       for (const method of new Set(methods.map(trainMethodOf)))
-        runs.push({ setting: s.id, method, seed, dir: stageDir(out, 'train', s.id, method, seed), cfg: runConfig(config, o.inputs, method, seed, s) });
+        runs.push({ setting: s.id, method, seed, dir: stageDir(out, 'train', s.id, method, seed), cfg: configOf(method, seed, s, s.id ? `setting ${settingLabel(s)} (--k / --activation)` : null) });
   const runOf = (setting: string, method: Method, seed: number) => runs.find((r) => r.setting === setting && r.method === trainMethodOf(method) && r.seed === seed)!;
   // Figure 2's run per seed: the first setting's posthoc run (table1), or App. D.1's own run, which is
   // the posthoc run of a setting when their configurations are equal (e.g. the toy's K = 8, 30 epochs).
@@ -184,7 +193,7 @@ export async function fit(o: FitOptions): Promise<FitResult> {
         if (methods.includes('posthoc') || methods.includes('separate')) figure2.set(seed, runOf(settings[0].id, 'posthoc', seed));
         continue;
       }
-      const cfg = runConfig(config, o.inputs, 'posthoc', seed, { k: het.k, activation: 'topk', epochs: het.epochs });
+      const cfg = configOf('posthoc', seed, { k: het.k, activation: 'topk', epochs: het.epochs }, `Figure 2's App. D.1 run (K = ${het.k}, ${het.epochs} epochs; --heterogeneity-k / --heterogeneity-epochs)`);
       const same = runs.find((r) => r.seed === seed && JSON.stringify(r.cfg) === JSON.stringify(cfg));
       figure2.set(seed, same ?? { setting: D1_SETTING, method: 'posthoc', seed, dir: stageDir(out, 'train', D1_SETTING, 'posthoc', seed), cfg });
     }

@@ -134,7 +134,8 @@ describe('fit sweeps K and the activation (Tables 2 and 4) and trains Figure 2 b
     await expectSaeRejection(fit(base(out, { sweep: { k: [2, 0] } })), 'ERR_ARG', /K sweep.*0 is not an integer >= 1/);
     await expectSaeRejection(fit(base(out, { sweep: { activation: ['topk', 'relu' as never] } })), 'ERR_ARG', /activation sweep.*relu/);
     await expectSaeRejection(fit(base(out, { sweep: { k: [] } })), 'ERR_ARG', /at least one value/);
-    await expectSaeRejection(fit(base(out, { sweep: { k: [2, 30] } })), 'ERR_ARG', /k = 30 is more than the 24 latents each modality SAE.*raise sae.m to at least 60/);
+    await expectSaeRejection(fit(base(out, { sweep: { k: [2, 30] } })), 'ERR_ARG', /setting Top-K, K = 30 \(--k \/ --activation\): invalid training configuration:\n.*k = 30 is more than the 24 latents each modality SAE.*raise sae.m to at least 60/);
+    await expectSaeRejection(fit(base(out, { sweep: { k: [2] }, heterogeneity: { protocol: 'd1', k: 25 } })), 'ERR_ARG', /Figure 2's App\. D\.1 run \(K = 25, 30 epochs.*\): invalid training configuration:\n.*k = 25 is more than the 24 latents/);
     await expectSaeRejection(fit(base(out, { heterogeneity: { protocol: 'd2' as never } })), 'ERR_ARG', /'table1' or 'd1'/);
     await expectSaeRejection(fit(base(out, { heterogeneity: { k: 4 } })), 'ERR_ARG', /need protocol 'd1'/);
     await expectSaeRejection(fit(base(out, { heterogeneity: { protocol: 'd1', epochs: 0 } })), 'ERR_ARG', /epochs/);
