@@ -133,7 +133,7 @@ export function registerFit(program: Command): void {
     .option('--force', 'retrain runs in --out whose saved configuration differs (otherwise an error)')
     .option('--threads <n>', 'native threads', int)
     .option('--quiet', 'no progress lines')
-    .addHelpText('after', `\nExamples:\n  $ cmsae toy --out data/toy && cmsae fit --dataset data/toy/dataset.json --m 512 --k 8 --epochs 30 --lr 2e-3 --batch-size 256 --out runs/toy\n  $ cmsae fit --image train_img.npy --text train_txt.npy --eval-image test_img.npy --eval-text test_txt.npy \\\n      --eval-labels captions_test.json --seeds 0,1,2 --out runs/clip\n`)
+    .addHelpText('after', `\nExamples:\n  $ cmsae toy --out data/toy && cmsae fit --dataset data/toy/dataset.json --m 512 --k 8 --epochs 30 --lr 2e-3 --batch-size 256 --out runs/toy\n  $ cmsae fit --image train_img.npy --text train_txt.npy --eval-image test_img.npy --eval-text test_txt.npy \\\n      --eval-labels captions_test.json --seeds 0,1,2 --out runs/clip\n  $ cmsae fit --dataset data/toy/dataset.json --m 512 --k 4,8,16 --activation topk,batchtopk --epochs 10 --out runs/toy-sweep   # Tables 2 and 4\n  $ cmsae fit ... --heterogeneity-protocol d1    # Figure 2 from App. D.1's own run (K 8, 30 epochs)\n`)
     .action(async (f: FitFlags) => {
       if (f.threads !== undefined) setThreads(f.threads);
       const methods = (f.methods ?? [...METHODS]) as Method[];
