@@ -30,3 +30,5 @@ export { fit, EVALUATIONS, type FitOptions, type FitResult, type FitEvent, type 
 export { DeviceRows } from './sae/device-rows.js';
 export { cudaDeviceAvailable, type Device } from './device.js';
 export { type Precision } from './sae/options.js';
+export { loadCheckpoint, type LoadedCheckpoint, type SaveOptions, type NormalizationRecord } from './io/checkpoint.js';
+export { exportSae, type ExportOptions, type ExportResult, type ExportFormat } from './io/export.js';
