@@ -20,7 +20,7 @@ import type { TopKSAE } from '../sae/topk-sae.js';
 import { VERSION } from '../version.js';
 import { writeDirectoryAtomic } from './atomic.js';
 import { ensureDirectorySync, fileKind, statOrNull } from './files.js';
-import { copyWeights, firstNonFinite, foldInputScale, toHalfBits, type Json } from './formats/common.js';
+import { copyWeights, firstNonFinite, foldInputScale, tensorIn, type Json } from './formats/common.js';
 import { saelensConfig, SAELENS_WEIGHTS_FILE, type ExportSource } from './formats/saelens.js';
 import { sparsifyFiles, SPARSIFY_WEIGHTS_FILE } from './formats/sparsify.js';
 import { serializeSafetensors, type TensorToWrite } from './safetensors.js';
@@ -134,8 +134,7 @@ export async function exportSae(sae: TopKSAE, dir: string, opts: ExportOptions):
 
   let files: Record<string, Uint8Array | string>;
   if (format === 'saelens') {
-    const t = (shape: number[], data: Float32Array): TensorToWrite =>
-      dtype === 'float32' ? { dtype: 'F32', shape, data } : { dtype: dtype === 'float16' ? 'F16' : 'BF16', shape, data: toHalfBits(data, dtype) };
+    const t = (shape: number[], data: Float32Array): TensorToWrite => tensorIn(dtype, shape, data);
     const tensors: Record<string, TensorToWrite> = {
       W_enc: t([o.d, o.m], w.W_enc.data),
       b_enc: t([o.m], w.b_enc),

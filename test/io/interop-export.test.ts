@@ -8,7 +8,8 @@ import { dense, expectClose, l2Rows, rowNorms } from '../helpers/interop.js';
 import { Rng } from '../helpers/random.js';
 import { saelensForward, saelensLoadV5, saelensLoadV6, V5_REQUIRED } from '../helpers/saelens-reference.js';
 import { sparsifyForward, sparsifyLoad } from '../helpers/sparsify-reference.js';
-import { plainBf16, readPlainSafetensors } from '../helpers/st-plain.js';
+import { floatToBfloat16, floatToHalf } from '../../lib/io/formats/common.js';
+import { plainBf16, plainHalf, readPlainSafetensors } from '../helpers/st-plain.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const d = 10, m = 36, k = 3, n = 15;
@@ -175,5 +176,41 @@ describe('exports read back by the other libraries (plain reimplementations of t
     await expectSaeRejection(exportSae(sae, path.join(other, 'thesis.tex'), { format: 'saelens' }), 'ERR_IO', /regular file/);
     await expectSaeRejection(exportSae(sae, path.join(other, 'thesis.tex', 'sub'), { format: 'saelens' }), 'ERR_IO');
     await expectSaeRejection(exportSae(sae, dir, { format: 'onnx' as 'saelens' }), 'ERR_ARG');
+  });
+
+  it('float16 / bfloat16 rounding is round-to-nearest-even against an enumeration of every 16-bit value', () => {
+    for (const [name, decode, conv] of [['float16', plainHalf, floatToHalf], ['bfloat16', plainBf16, floatToBfloat16]] as const) {
+      // every non-negative finite pattern in increasing order, then +Inf one step above the largest
+      const finite: { v: number; bits: number }[] = [];
+      for (let b = 0; b < 0x8000; b++) if (Number.isFinite(decode(b))) finite.push({ v: decode(b), bits: b });
+      const top = finite[finite.length - 1];
+      const step = top.v - finite[finite.length - 2].v;
+      const grid = [...finite, { v: top.v + step, bits: name === 'float16' ? 0x7c00 : 0x7f80 }];
+      const nearest = (x: number): number => {
+        const ax = Math.abs(x);
+        if (ax >= grid[grid.length - 1].v) return (x < 0 ? 0x8000 : 0) | grid[grid.length - 1].bits;
+        let lo = 0, hi = grid.length - 1;
+        while (hi - lo > 1) {
+          const mid = (lo + hi) >> 1;
+          if (grid[mid].v <= ax) lo = mid;
+          else hi = mid;
+        }
+        const dl = ax - grid[lo].v, dh = grid[hi].v - ax;
+        const pick = dl < dh ? grid[lo] : dh < dl ? grid[hi] : grid[lo].bits % 2 === 0 ? grid[lo] : grid[hi];
+        return (Object.is(x, -0) || x < 0 ? 0x8000 : 0) | pick.bits;
+      };
+      const rng = new Rng(name.length);
+      const f = new Float32Array(1), u = new Uint32Array(f.buffer);
+      const samples: number[] = [0, -0, 1, -1, 65504, 65519.99, 65520, 1e-8, 2 ** -24, 2 ** -25, 3 * 2 ** -25, 1 + 2 ** -11, 1 + 3 * 2 ** -11, 1 + 2 ** -8, 3.4e38, -3.4e38, 1e-40];
+      for (let i = 0; i < 4000; i++) {
+        u[0] = (rng.next() * 2 ** 32) >>> 0;
+        if (Number.isFinite(f[0])) samples.push(f[0]);
+      }
+      for (const x of samples) {
+        const v = Math.fround(x);
+        expect(conv(v), `${name}(${v})`).to.equal(nearest(v));
+      }
+      expect(Number.isNaN(decode(conv(NaN)))).to.equal(true);
+    }
   });
 });

@@ -8,7 +8,7 @@
  */
 import { SaeError } from '../../errors.js';
 import type { SaeWeights } from '../../sae/topk-sae.js';
-import { halfToFloat, type SafetensorsFile, type Tensor } from '../safetensors.js';
+import { halfToFloat, type SafetensorsFile, type Tensor, type TensorToWrite } from '../safetensors.js';
 
 export type Json = Record<string, unknown>;
 
@@ -116,6 +116,11 @@ export function toHalfBits(a: Float32Array, precision: 'float16' | 'bfloat16'): 
   const conv = precision === 'float16' ? floatToHalf : floatToBfloat16;
   for (let i = 0; i < a.length; i++) out[i] = conv(a[i]);
   return out;
+}
+
+/** A tensor to write in float32, float16 or bfloat16 (16-bit types rounded to nearest even). */
+export function tensorIn(precision: 'float32' | 'float16' | 'bfloat16', shape: number[], data: Float32Array): TensorToWrite {
+  return precision === 'float32' ? { dtype: 'F32', shape, data } : { dtype: precision === 'float16' ? 'F16' : 'BF16', shape, data: toHalfBits(data, precision) };
 }
 
 /** `a` rounded to `precision` (a copy, as float32; float32/float64 return `a`). */

@@ -13,7 +13,7 @@ import { SaeError } from '../../errors.js';
 import type { SaeWeights } from '../../sae/topk-sae.js';
 import { readRegularFile } from '../files.js';
 import { parseSafetensors, serializeSafetensors, type TensorToWrite } from '../safetensors.js';
-import { boolField, extraTensors, floatTensor, positiveInt, precisionOfDtype, toHalfBits, type ForeignModel, type Json, type Precision } from './common.js';
+import { boolField, extraTensors, floatTensor, positiveInt, precisionOfDtype, tensorIn, type ForeignModel, type Json, type Precision } from './common.js';
 
 export const SPARSIFY_WEIGHTS_FILE = 'sae.safetensors';
 
@@ -94,8 +94,7 @@ export function sparsifyFiles(
   const { rows: d, cols: m } = w.W_enc;
   const encT = new Float32Array(m * d);
   for (let c = 0; c < d; c++) for (let j = 0; j < m; j++) encT[j * d + c] = w.W_enc.data[c * m + j];
-  const t = (shape: number[], data: Float32Array): TensorToWrite =>
-    o.dtype === 'float32' ? { dtype: 'F32', shape, data } : { dtype: o.dtype === 'float16' ? 'F16' : 'BF16', shape, data: toHalfBits(data, o.dtype) };
+  const t = (shape: number[], data: Float32Array): TensorToWrite => tensorIn(o.dtype, shape, data);
   const tensors = { 'encoder.weight': t([m, d], encT), 'encoder.bias': t([m], w.b_enc), W_dec: t([m, d], w.W_dec.data), b_dec: t([d], w.b_dec) };
   const cfg = {
     activation: 'topk',
