@@ -19,8 +19,8 @@ import { SaeError } from '../errors.js';
 import type { TopKSAE } from '../sae/topk-sae.js';
 import { VERSION } from '../version.js';
 import { writeDirectoryAtomic } from './atomic.js';
-import { ensureDirectorySync, fileKind, statOrNull } from './files.js';
-import { copyWeights, firstNonFinite, foldInputScale, tensorIn, type Json } from './formats/common.js';
+import { ensureDirectorySync, fileKind, readRegularFileSync, statOrNull } from './files.js';
+import { copyWeights, firstNonFinite, foldInputScale, isObject, tensorIn, type Json } from './formats/common.js';
 import { saelensConfig, SAELENS_WEIGHTS_FILE, type ExportSource } from './formats/saelens.js';
 import { sparsifyFiles, SPARSIFY_WEIGHTS_FILE } from './formats/sparsify.js';
 import { serializeSafetensors, type TensorToWrite } from './safetensors.js';
@@ -62,9 +62,20 @@ function checkTarget(dir: string): void {
     return;
   }
   if (!st.isDirectory()) throw new SaeError('ERR_IO', `export directory ${dir} is ${fileKind(st)}; give a new or an SAE checkpoint directory`);
-  const foreign = readdirSync(dir).filter((e) => !CHECKPOINT_FILES.has(e));
+  const entries = readdirSync(dir);
+  const foreign = entries.filter((e) => !CHECKPOINT_FILES.has(e));
   if (foreign.length)
     throw new SaeError('ERR_IO', `refusing to replace ${dir}: it holds ${foreign.slice(0, 5).join(', ')}${foreign.length > 5 ? ', ...' : ''}, which are not SAE checkpoint files; choose an empty or new directory`);
+  if (entries.includes('cfg.json')) {
+    let cfg: unknown = null;
+    try {
+      cfg = JSON.parse(readRegularFileSync(path.join(dir, 'cfg.json'), 'checkpoint config').toString('utf8'));
+    } catch {
+      /* unreadable: refused below */
+    }
+    if (!isObject(cfg) || 'cmsae' in cfg)
+      throw new SaeError('ERR_IO', `refusing to replace ${dir}: it holds ${isObject(cfg) ? 'a crossmodal-sae checkpoint (the model itself?)' : 'an unreadable cfg.json'}; export to another directory`);
+  }
 }
 
 function normalizationOf(n: ExportOptions['normalization']): { kind: Normalization; mean?: number[] } {
@@ -85,6 +96,8 @@ export async function exportSae(sae: TopKSAE, dir: string, opts: ExportOptions):
   if (!['float32', 'float16', 'bfloat16'].includes(dtype)) throw new SaeError('ERR_ARG', `dtype must be 'float32', 'float16' or 'bfloat16', got ${JSON.stringify(dtype)}`);
   const norm = normalizationOf(opts.normalization);
   const o = sae.options;
+  if (norm.mean !== undefined && (norm.mean.length !== o.d || firstNonFinite(norm.mean) >= 0))
+    throw new SaeError('ERR_ARG', `normalization.mean must hold d = ${o.d} finite numbers (the mean of the SAE's modality)`);
   const batch = o.activation === 'batchtopk';
   const notes: string[] = [];
   const w = copyWeights(sae.getWeights());

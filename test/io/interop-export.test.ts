@@ -176,6 +176,11 @@ describe('exports read back by the other libraries (plain reimplementations of t
     await expectSaeRejection(exportSae(sae, path.join(other, 'thesis.tex'), { format: 'saelens' }), 'ERR_IO', /regular file/);
     await expectSaeRejection(exportSae(sae, path.join(other, 'thesis.tex', 'sub'), { format: 'saelens' }), 'ERR_IO');
     await expectSaeRejection(exportSae(sae, dir, { format: 'onnx' as 'saelens' }), 'ERR_ARG');
+    // never over a crossmodal-sae checkpoint (e.g. the model being exported)
+    const own = path.join(root, 'own-checkpoint');
+    await sae.save(own);
+    await expectSaeRejection(exportSae(sae, own, { format: 'saelens' }), 'ERR_IO', /crossmodal-sae checkpoint/);
+    (await TopKSAE.load(own)).dispose();
   });
 
   it('float16 / bfloat16 rounding is round-to-nearest-even against an enumeration of every 16-bit value', () => {
