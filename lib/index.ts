@@ -36,3 +36,5 @@ export { heterogeneityOfRun } from './eval/heterogeneity.js';
 export { pairTrainAlive, type TrainAlive } from './eval/model.js';
 export { fitSettings, D1_PROTOCOL, type FitSetting, type SweepOptions, type HeterogeneityOptions } from './fit/settings.js';
 export type { SettingResults, Figure2Results } from './fit/fit.js';
+export { loadCheckpoint, type LoadedCheckpoint, type SaveOptions, type NormalizationRecord } from './io/checkpoint.js';
+export { exportSae, type ExportOptions, type ExportResult, type ExportFormat } from './io/export.js';

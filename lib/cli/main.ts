@@ -6,6 +6,7 @@ import { VERSION } from '../version.js';
 import { registerAlign } from './commands/align.js';
 import { registerEncode } from './commands/encode.js';
 import { registerEval } from './commands/eval.js';
+import { registerExport } from './commands/export.js';
 import { registerFit } from './commands/fit.js';
 import { registerInfo } from './commands/info.js';
 import { registerSynth } from './commands/synth.js';
@@ -21,6 +22,7 @@ export async function main(argv: string[]): Promise<number> {
   registerTrain(program);
   registerAlign(program);
   registerEncode(program);
+  registerExport(program);
   registerFit(program);
   registerEval(program);
   registerToy(program);

@@ -1,33 +1,72 @@
 /**
  * SAE checkpoints: cfg.json + sae_weights.safetensors in SAELens layout (W_enc [d, m], b_enc [m],
- * W_dec [m, d], b_dec [d]); our options live under cfg.cmsae; optimizer state in trainer_state.safetensors.
+ * W_dec [m, d], b_dec [d]); our options live under cfg.cmsae; optimizer state in trainer_state.safetensors;
+ * sha256 checksums of every file in cfg.cmsae.checksums. loadCheckpoint also reads SAELens (4.x-6.x) and
+ * sparsify checkpoints (lib/io/formats/), folding what their forward pass does into our weights.
  */
-import { promises as fs } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import path from 'node:path';
 
 import { SaeError } from '../errors.js';
 import { resolveOptions, type TopKSAEOptions } from '../sae/options.js';
-import { MOMENT_NAMES, TopKSAE, type SaeWeights, type TrainingState } from '../sae/topk-sae.js';
+import { TopKSAE, type SaeWeights, type TrainingState } from '../sae/topk-sae.js';
 import { VERSION } from '../version.js';
 import { recoverDirectory, writeDirectoryAtomic } from './atomic.js';
-import { parseSafetensors, serializeSafetensors, type Tensor, type TensorToWrite } from './safetensors.js';
+import { readRegularFile, statOrNull } from './files.js';
+import {
+  FORMAT_VERSION,
+  parseOwnConfig,
+  readTrainingState,
+  sealConfigText,
+  trainingStateProblem,
+  trainingStateTensors,
+  verifyConfigText,
+  verifyFileChecksum,
+  ZERO_DIGEST,
+  sha256,
+  type NormalizationRecord,
+  type OwnConfig,
+} from './formats/cmsae.js';
+import { extraTensors, firstNonFinite, floatTensor, isObject, type ForeignModel, type Json } from './formats/common.js';
+import { readSaelens, saelensConfig, SAELENS_WEIGHTS_FILE } from './formats/saelens.js';
+import { isSparsifyConfig, readSparsify, SPARSIFY_WEIGHTS_FILE } from './formats/sparsify.js';
+import { parseSafetensors, serializeSafetensors, type TensorToWrite } from './safetensors.js';
 
 export const CFG_FILE = 'cfg.json';
-export const WEIGHTS_FILE = 'sae_weights.safetensors';
+export const WEIGHTS_FILE = SAELENS_WEIGHTS_FILE;
 export const STATE_FILE = 'trainer_state.safetensors';
-export const FORMAT_VERSION = 1;
+export { FORMAT_VERSION, type NormalizationRecord };
 
-export async function saveSae(sae: TopKSAE, dir: string, opts: { includeTrainingState?: boolean } = {}): Promise<void> {
+export interface SaveOptions {
+  /** Write trainer_state.safetensors (moments, fire statistics). Default true. */
+  includeTrainingState?: boolean;
+  /** The input normalization the SAE was trained with, recorded in cfg.json (for use outside its run). */
+  normalization?: { kind: NormalizationRecord['kind']; mean?: ArrayLike<number> };
+}
+
+export async function saveSae(sae: TopKSAE, dir: string, opts: SaveOptions = {}): Promise<void> {
   if (typeof dir !== 'string' || dir.length === 0) throw new SaeError('ERR_ARG', 'save needs a directory path');
   await writeDirectoryAtomic(dir, checkpointFiles(sae, opts));
 }
 
-/** The files of an SAE checkpoint (cfg.json last), for saveSae or a larger atomic directory. */
-export function checkpointFiles(sae: TopKSAE, opts: { includeTrainingState?: boolean } = {}): Record<string, Uint8Array | string> {
+function nonFiniteError(what: string, a: ArrayLike<number>, i: number): SaeError {
+  return new SaeError('ERR_NONFINITE', `cannot save this SAE: ${what} holds ${a[i]} at element ${i} (the model diverged); nothing was written, the previous checkpoint is kept`);
+}
+
+/**
+ * The files of an SAE checkpoint (cfg.json last), for saveSae or a larger atomic directory. Refuses
+ * (ERR_NONFINITE, ERR_STATE) a model whose checkpoint load() would refuse.
+ */
+export function checkpointFiles(sae: TopKSAE, opts: SaveOptions = {}): Record<string, Uint8Array | string> {
   const o = sae.options;
   const w = sae.getWeights();
   const status = sae.status();
   const batch = o.activation === 'batchtopk';
+  for (const [name, a] of [['W_enc', w.W_enc.data], ['b_enc', w.b_enc], ['W_dec', w.W_dec.data], ['b_dec', w.b_dec]] as const) {
+    const i = firstNonFinite(a);
+    if (i >= 0) throw nonFiniteError(name, a, i);
+  }
+  if (status.threshold !== null && !Number.isFinite(status.threshold)) throw nonFiniteError('the BatchTopK threshold', [status.threshold], 0);
   const tensors: Record<string, TensorToWrite> = {
     W_enc: { dtype: 'F32', shape: [o.d, o.m], data: w.W_enc.data },
     b_enc: { dtype: 'F32', shape: [o.m], data: w.b_enc },
@@ -35,202 +74,197 @@ export function checkpointFiles(sae: TopKSAE, opts: { includeTrainingState?: boo
     b_dec: { dtype: 'F32', shape: [o.d], data: w.b_dec },
   };
   if (batch) tensors.threshold = { dtype: 'F32', shape: [o.m], data: new Float32Array(o.m).fill(status.threshold ?? 0) };
-  const cfg = {
-    // SAELens (v6) inference config. A BatchTopK SAE is exported as JumpReLU with its learned threshold.
-    architecture: batch ? 'jumprelu' : 'topk',
-    d_in: o.d,
-    d_sae: o.m,
-    ...(batch ? {} : { k: o.k }),
-    dtype: 'float32',
-    device: 'cpu',
-    apply_b_dec_to_input: true,
-    normalize_activations: 'none',
-    reshape_activations: 'none',
-    rescale_acts_by_decoder_norm: false,
-    metadata: { sae_lens_version: '6.0.0', cmsae_version: VERSION },
-    cmsae: {
-      format_version: FORMAT_VERSION,
-      library_version: VERSION,
-      options: o,
-      threshold: status.threshold,
-      step: status.step,
-      samples_seen: status.samplesSeen,
-    },
-  };
   const files: Record<string, Uint8Array | string> = {
-    [WEIGHTS_FILE]: serializeSafetensors(tensors, { cmsae_format_version: String(FORMAT_VERSION) }),
+    [WEIGHTS_FILE]: serializeSafetensors(tensors, { format: 'pt', cmsae_format_version: String(FORMAT_VERSION) }),
   };
+  const checksums: Record<string, string> = { [WEIGHTS_FILE]: sha256(files[WEIGHTS_FILE]) };
   if (opts.includeTrainingState ?? true) {
     const st = sae.getTrainingState();
-    const stTensors: Record<string, TensorToWrite> = {};
-    for (const [name, arr] of Object.entries(st.arrays)) {
-      const shape = name.startsWith('W_enc') ? [o.d, o.m] : name.startsWith('W_dec') ? [o.m, o.d] : [arr.length];
-      stTensors[name] = { dtype: arr instanceof Float64Array ? 'F64' : 'F32', shape, data: arr };
-    }
-    files[STATE_FILE] = serializeSafetensors(stTensors, {
-      step: String(st.step),
-      samples_seen: String(st.samplesSeen),
-      threshold: String(st.threshold),
-      threshold_ready: String(st.thresholdReady),
-      b_dec_mean_init_pending: String(st.bDecMeanInitPending),
-    });
+    const p = trainingStateProblem(st, o.d, o.m);
+    if (p)
+      throw new SaeError(p.nonfinite ? 'ERR_NONFINITE' : 'ERR_STATE', `cannot save this SAE's training state: ${p.message}; nothing was written, the previous checkpoint is kept`);
+    const { tensors: stTensors, metadata } = trainingStateTensors(st, o.d, o.m);
+    files[STATE_FILE] = serializeSafetensors(stTensors, metadata);
+    checksums[STATE_FILE] = sha256(files[STATE_FILE]);
   }
-  files[CFG_FILE] = JSON.stringify(cfg, null, 2) + '\n';
+  checksums[CFG_FILE] = ZERO_DIGEST;
+  const cmsae: Json = {
+    format_version: FORMAT_VERSION,
+    library_version: VERSION,
+    options: o,
+    threshold: status.threshold,
+    step: status.step,
+    samples_seen: status.samplesSeen,
+  };
+  if (opts.normalization) cmsae.normalization = normalizationJson(opts.normalization, o.d);
+  cmsae.checksums = checksums;
+  const cfg = {
+    // SAELens inference config (loadable by 4.4-6.x). A BatchTopK SAE is exported as JumpReLU with its
+    // learned threshold. The weights expect inputs normalized as in training: `cmsae export` writes a
+    // SAELens model for raw inputs.
+    ...saelensConfig({ architecture: batch ? 'jumprelu' : 'topk', d: o.d, m: o.m, k: o.k, dtype: 'float32', normalizeActivations: 'none' }),
+    cmsae,
+  };
+  files[CFG_FILE] = sealConfigText(JSON.stringify(cfg, null, 2) + '\n');
   return files;
 }
 
-async function readFileOrThrow(file: string, what: string): Promise<Buffer> {
+function normalizationJson(n: NonNullable<SaveOptions['normalization']>, d: number): Json {
+  if (!['l2', 'none', 'center+l2'].includes(n.kind)) throw new SaeError('ERR_ARG', `normalization.kind must be 'l2', 'none' or 'center+l2', got ${String(n.kind)}`);
+  if (n.mean === undefined) {
+    if (n.kind === 'center+l2') throw new SaeError('ERR_ARG', "normalization 'center+l2' needs the mean of the SAE's modality");
+    return { kind: n.kind };
+  }
+  const mean = Array.from(n.mean);
+  if (mean.length !== d || firstNonFinite(mean) >= 0) throw new SaeError('ERR_ARG', `normalization.mean must hold ${d} finite numbers`);
+  return { kind: n.kind, mean };
+}
+
+/** A checkpoint read by loadCheckpoint: the model, where it came from, and the input normalization it expects. */
+export interface LoadedCheckpoint {
+  sae: TopKSAE;
+  format: 'cmsae' | 'saelens' | 'sparsify';
+  /** e.g. "crossmodal-sae format 1", "SAELens 5.10.7 (topk)", "sparsify (topk)". */
+  version: string;
+  /**
+   * The input normalization the weights expect: recorded in a cmsae cfg.json (null when the checkpoint
+   * records none: use its run's normalization.json), 'none' for a foreign checkpoint, 'l2' for SAELens
+   * constant_norm_rescale (folded).
+   */
+  normalization: NormalizationRecord | null;
+  /** What was folded, assumed or dropped while loading a foreign checkpoint. */
+  notes: string[];
+}
+
+async function readConfig(dir: string): Promise<{ cfg: Json; text: string; file: string }> {
+  const file = path.join(dir, CFG_FILE);
+  if (!statOrNull(file)) {
+    let hint = ' (is this a checkpoint directory?)';
+    try {
+      const subs = readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory() && statOrNull(path.join(dir, e.name, CFG_FILE))).map((e) => e.name);
+      if (subs.length) hint = ` (a directory of several checkpoints, e.g. a sparsify run? give one of: ${subs.slice(0, 8).join(', ')})`;
+    } catch {
+      /* not a directory: the hint stays generic */
+    }
+    throw new SaeError('ERR_IO', `cfg.json not found: ${file}${hint}`);
+  }
+  const text = (await readRegularFile(file, 'checkpoint config')).toString('utf8');
+  let cfg: unknown;
   try {
-    return await fs.readFile(file);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new SaeError('ERR_IO', `${what} not found: ${file} (is this a checkpoint directory?)`);
-    throw new SaeError('ERR_IO', `cannot read ${file}: ${(e as Error).message}`);
-  }
-}
-
-function tensorF32(tensors: Map<string, Tensor>, name: string, shape: number[], file: string): Float32Array {
-  const t = tensors.get(name);
-  if (!t) throw new SaeError('ERR_FORMAT', `${file} has no tensor '${name}'`);
-  if (t.shape.length !== shape.length || t.shape.some((s, i) => s !== shape[i]))
-    throw new SaeError('ERR_FORMAT', `${file}: tensor '${name}' has shape ${JSON.stringify(t.shape)}, expected ${JSON.stringify(shape)}`);
-  if (t.data instanceof Int32Array) throw new SaeError('ERR_FORMAT', `${file}: tensor '${name}' is not floating point`);
-  return t.data instanceof Float32Array ? t.data : Float32Array.from(t.data);
-}
-
-type Json = Record<string, unknown>;
-
-/** Options implied by a cfg.json: ours (cfg.cmsae) or SAELens v6 / legacy TopK configs. */
-function optionsFromConfig(cfg: Json, file: string): { options: TopKSAEOptions; foldDecoderNorm: boolean; bDecToInput: boolean } {
-  const int = (v: unknown, what: string): number => {
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new SaeError('ERR_FORMAT', `${file}: ${what} must be a positive integer, got ${String(v)}`);
-    return v;
-  };
-  if (typeof cfg.cmsae === 'object' && cfg.cmsae !== null) {
-    const c = cfg.cmsae as Json;
-    if (typeof c.format_version !== 'number' || c.format_version > FORMAT_VERSION)
-      throw new SaeError('ERR_FORMAT', `${file} was written by a newer crossmodal-sae (format ${String(c.format_version)}); upgrade to load it`);
-    // The device is not part of a model: a loaded SAE resolves it again (auto, CMSAE_DEVICE or the override).
-    const { device: _device, ...options } = (c.options ?? {}) as TopKSAEOptions;
-    return { options, foldDecoderNorm: false, bDecToInput: true };
-  }
-  // SAELens.
-  const d = int(cfg.d_in, 'd_in');
-  const m = int(cfg.d_sae, 'd_sae');
-  let arch = cfg.architecture;
-  let k = cfg.k;
-  if (arch === undefined && cfg.activation_fn_str === 'topk') {
-    arch = 'topk'; // pre-6.0 layout
-    k = (cfg.activation_fn_kwargs as Json | undefined)?.k;
-  }
-  if (arch !== 'topk')
-    throw new SaeError('ERR_FORMAT', `${file}: architecture '${String(arch ?? cfg.activation_fn_str)}' is not supported (only SAELens 'topk' and crossmodal-sae checkpoints)`);
-  const norm = cfg.normalize_activations ?? 'none';
-  if (norm !== 'none' && norm !== false)
-    throw new SaeError('ERR_FORMAT', `${file}: normalize_activations '${String(norm)}' is not supported; fold the scaling into the weights first`);
-  return {
-    options: { d, m, k: int(k, 'k') },
-    foldDecoderNorm: cfg.rescale_acts_by_decoder_norm === true,
-    bDecToInput: cfg.apply_b_dec_to_input !== false,
-  };
-}
-
-export async function loadSae(dir: string, overrides: Partial<TopKSAEOptions> = {}): Promise<TopKSAE> {
-  if (typeof dir !== 'string' || dir.length === 0) throw new SaeError('ERR_ARG', 'load needs a directory path');
-  await recoverDirectory(dir);
-  const cfgFile = path.join(dir, CFG_FILE);
-  const raw = await readFileOrThrow(cfgFile, 'cfg.json');
-  let cfg: Json;
-  try {
-    cfg = JSON.parse(raw.toString('utf8'));
+    cfg = JSON.parse(text);
   } catch {
-    throw new SaeError('ERR_FORMAT', `${cfgFile} is not valid JSON (truncated or not a checkpoint)`);
+    throw new SaeError('ERR_FORMAT', `${file} is not valid JSON (truncated or not a checkpoint)`);
   }
-  if (typeof cfg !== 'object' || cfg === null || Array.isArray(cfg)) throw new SaeError('ERR_FORMAT', `${cfgFile} is not a JSON object`);
-  const { options, foldDecoderNorm, bDecToInput } = optionsFromConfig(cfg, cfgFile);
-  let resolved;
+  if (!isObject(cfg)) throw new SaeError('ERR_FORMAT', `${file} is not a JSON object`);
+  return { cfg, text, file };
+}
+
+function resolveLoaded(options: TopKSAEOptions, overrides: Partial<TopKSAEOptions>, file: string) {
+  if (typeof overrides !== 'object' || overrides === null) throw new SaeError('ERR_ARG', 'load overrides must be an object of options');
   try {
-    resolved = resolveOptions({ ...options, ...overrides });
+    return resolveOptions({ ...options, ...overrides });
   } catch (e) {
     if (e instanceof SaeError && e.code === 'ERR_CUDA_UNAVAILABLE') throw e;
-    throw new SaeError('ERR_FORMAT', `${cfgFile}: ${(e as Error).message}`);
+    throw new SaeError('ERR_FORMAT', `${file}: ${(e as Error).message}`);
   }
+}
+
+/** Loads an SAE saved by save() or a SAELens / sparsify checkpoint, with its provenance and input normalization. */
+export async function loadCheckpoint(dir: string, overrides: Partial<TopKSAEOptions> = {}): Promise<LoadedCheckpoint> {
+  if (typeof dir !== 'string' || dir.length === 0) throw new SaeError('ERR_ARG', 'load needs a directory path');
+  await recoverDirectory(dir);
+  const { cfg, text, file } = await readConfig(dir);
+  if ('cmsae' in cfg) return loadOwn(dir, cfg, text, file, overrides);
+  let foreign: ForeignModel;
+  if (isSparsifyConfig(cfg) || (!('d_sae' in cfg) && 'd_in' in cfg && 'k' in cfg && !('architecture' in cfg))) {
+    if (!statOrNull(path.join(dir, SPARSIFY_WEIGHTS_FILE)) && statOrNull(path.join(dir, WEIGHTS_FILE)))
+      throw new SaeError('ERR_FORMAT', `${file} is a sparsify config but ${dir} holds ${WEIGHTS_FILE} (SAELens) and no ${SPARSIFY_WEIGHTS_FILE}`);
+    foreign = await readSparsify(dir, cfg, file);
+  } else if (['d_sae', 'architecture', 'activation_fn_str', 'activation_fn'].some((key) => key in cfg)) {
+    if (!statOrNull(path.join(dir, WEIGHTS_FILE)) && statOrNull(path.join(dir, SPARSIFY_WEIGHTS_FILE)))
+      throw new SaeError('ERR_FORMAT', `${dir} holds ${SPARSIFY_WEIGHTS_FILE} but ${file} is not a sparsify config (no num_latents / expansion_factor)`);
+    foreign = await readSaelens(dir, cfg, file);
+  } else
+    throw new SaeError(
+      'ERR_FORMAT',
+      `${file} is not a checkpoint config of crossmodal-sae (cmsae), SAELens (d_in, d_sae, architecture) or sparsify (d_in, k, num_latents / expansion_factor)`,
+    );
+  const base: TopKSAEOptions =
+    foreign.threshold === undefined
+      ? { d: foreign.d, m: foreign.m, k: foreign.k }
+      : { d: foreign.d, m: foreign.m, k: foreign.m, activation: 'batchtopk', batchCapacity: foreign.m };
+  const { d: _d, m: _m, ...rest } = resolveLoaded(base, overrides, file);
+  const sae = TopKSAE.fromWeights(foreign.weights, rest);
+  if (foreign.threshold !== undefined) sae.setTrainingState({ ...sae.getTrainingState(), threshold: foreign.threshold, thresholdReady: true });
+  return { sae, format: foreign.format, version: foreign.version, normalization: { kind: foreign.normalization }, notes: foreign.notes };
+}
+
+async function loadOwn(dir: string, cfg: Json, text: string, cfgFile: string, overrides: Partial<TopKSAEOptions>): Promise<LoadedCheckpoint> {
+  const own: OwnConfig = parseOwnConfig(cfg, cfgFile);
+  const resolved = resolveLoaded(own.options as TopKSAEOptions, overrides, cfgFile);
   const { d, m } = resolved;
   const wFile = path.join(dir, WEIGHTS_FILE);
-  const st = parseSafetensors(await readFileOrThrow(wFile, WEIGHTS_FILE), wFile);
+  const wBytes = await readRegularFile(wFile, 'SAE weights file');
+  const st = parseSafetensors(wBytes, wFile);
+  const batch = (own.options.activation ?? 'topk') === 'batchtopk';
+  const extra = extraTensors(st, ['W_enc', 'b_enc', 'W_dec', 'b_dec', ...(batch ? ['threshold'] : [])]);
+  if (extra.length) throw new SaeError('ERR_FORMAT', `${wFile}: unexpected tensor(s) ${extra.map((e) => `'${e}'`).join(', ')}`);
+  for (const [name, t] of st.tensors) if (t.dtype !== 'F32') throw new SaeError('ERR_FORMAT', `${wFile}: tensor '${name}' is ${t.dtype}; crossmodal-sae writes F32`);
   const weights: SaeWeights = {
-    W_enc: { rows: d, cols: m, data: tensorF32(st.tensors, 'W_enc', [d, m], wFile) },
-    b_enc: tensorF32(st.tensors, 'b_enc', [m], wFile),
-    W_dec: { rows: m, cols: d, data: tensorF32(st.tensors, 'W_dec', [m, d], wFile) },
-    b_dec: tensorF32(st.tensors, 'b_dec', [d], wFile),
+    W_enc: { rows: d, cols: m, data: floatTensor(st, 'W_enc', [d, m], wFile) },
+    b_enc: floatTensor(st, 'b_enc', [m], wFile),
+    W_dec: { rows: m, cols: d, data: floatTensor(st, 'W_dec', [m, d], wFile) },
+    b_dec: floatTensor(st, 'b_dec', [d], wFile),
   };
-  if (foldDecoderNorm) foldDecoderNorms(weights);
-  if (!bDecToInput) foldInputBias(weights);
+  if (batch) {
+    const t = floatTensor(st, 'threshold', [m], wFile);
+    const want = own.threshold ?? 0;
+    if (!t.every((v) => v === Math.fround(want))) throw new SaeError('ERR_FORMAT', `${wFile}: tensor 'threshold' does not hold cmsae.threshold = ${want} in every latent`);
+  }
+  const sFile = path.join(dir, STATE_FILE);
+  const sBytes = statOrNull(sFile) ? await readRegularFile(sFile, 'training state file') : null;
+  const state = sBytes ? readTrainingState(sBytes, sFile, d, m) : null;
+  if (own.checksums) {
+    verifyConfigText(text, own.checksums[CFG_FILE] ?? '', cfgFile);
+    verifyFileChecksum(wBytes, own.checksums[WEIGHTS_FILE], wFile, cfgFile);
+    if (sBytes) verifyFileChecksum(sBytes, own.checksums[STATE_FILE], sFile, cfgFile);
+  }
+  if (state) checkStateMatches(state, own, sFile, cfgFile);
   const { d: _d, m: _m, ...rest } = resolved;
   const sae = TopKSAE.fromWeights(weights, rest);
   try {
-    const cm = cfg.cmsae as Json | undefined;
-    const sFile = path.join(dir, STATE_FILE);
-    const stateBytes = await fs.readFile(sFile).catch(() => null);
-    if (stateBytes) sae.setTrainingState(readTrainingState(stateBytes, sFile, d, m));
-    else if (cm && typeof cm.threshold === 'number')
-      sae.setTrainingState({ ...sae.getTrainingState(), threshold: cm.threshold, thresholdReady: true });
+    if (state) sae.setTrainingState(state);
+    else if (own.threshold !== null) sae.setTrainingState({ ...sae.getTrainingState(), threshold: own.threshold, thresholdReady: true });
   } catch (e) {
     sae.dispose();
     throw e;
   }
-  return sae;
+  return { sae, format: 'cmsae', version: `crossmodal-sae format ${String((cfg.cmsae as Json).format_version)}`, normalization: own.normalization, notes: [] };
 }
 
-function readTrainingState(bytes: Uint8Array, file: string, d: number, m: number): TrainingState {
-  const st = parseSafetensors(bytes, file);
-  const arrays: Record<string, Float32Array | Float64Array> = {};
-  for (const name of MOMENT_NAMES) {
-    const shape = name.startsWith('W_enc') ? [d, m] : name.startsWith('W_dec') ? [m, d] : [name.startsWith('b_enc') ? m : d];
-    arrays[name] = tensorF32(st.tensors, name, shape, file);
-  }
-  for (const name of ['fires', 'since']) {
-    const t = st.tensors.get(name);
-    if (!t || t.shape.length !== 1 || t.shape[0] !== m) throw new SaeError('ERR_FORMAT', `${file}: tensor '${name}' missing or not of length ${m}`);
-    arrays[name] = t.data instanceof Float64Array ? t.data : Float64Array.from(t.data);
-  }
-  const num = (key: string): number => {
-    const v = Number(st.metadata[key]);
-    if (!Number.isFinite(v)) throw new SaeError('ERR_FORMAT', `${file}: metadata '${key}' is missing or not a number`);
-    return v;
+/** The training state belongs to the cfg.json beside it (written together by checkpointFiles). */
+function checkStateMatches(state: TrainingState, own: OwnConfig, sFile: string, cfgFile: string): void {
+  const mismatch = (what: string, a: unknown, b: unknown): never => {
+    throw new SaeError('ERR_FORMAT', `${sFile} does not belong to ${cfgFile}: ${what} is ${String(a)} there and ${String(b)} in cfg.json`);
   };
-  return {
-    arrays,
-    step: num('step'),
-    samplesSeen: num('samples_seen'),
-    threshold: num('threshold'),
-    thresholdReady: st.metadata.threshold_ready === 'true',
-    bDecMeanInitPending: st.metadata.b_dec_mean_init_pending === 'true',
-  };
+  if (state.step !== own.step) mismatch('the step', state.step, own.step);
+  if (state.samplesSeen !== own.samplesSeen) mismatch('samples seen', state.samplesSeen, own.samplesSeen);
+  const threshold = state.thresholdReady ? state.threshold : null;
+  if (threshold !== own.threshold) mismatch('the BatchTopK threshold', threshold, own.threshold);
 }
 
-/** SAELens rescale_acts_by_decoder_norm: fold n_j = ||W_dec[j]|| into W_enc[:, j], b_enc[j] and W_dec[j]. */
-function foldDecoderNorms(w: SaeWeights): void {
-  const { rows: d, cols: m } = w.W_enc;
-  for (let j = 0; j < m; j++) {
-    let s = 0;
-    for (let c = 0; c < d; c++) s += w.W_dec.data[j * d + c] ** 2;
-    const n = Math.sqrt(s);
-    if (n === 0) continue;
-    for (let c = 0; c < d; c++) {
-      w.W_dec.data[j * d + c] /= n;
-      w.W_enc.data[c * m + j] *= n;
-    }
-    w.b_enc[j] *= n;
+/**
+ * Loads an SAE saved by save(), or a SAELens / sparsify checkpoint whose forward pass needs no input
+ * normalization (use loadCheckpoint for the others: it returns the normalization with the model).
+ */
+export async function loadSae(dir: string, overrides: Partial<TopKSAEOptions> = {}): Promise<TopKSAE> {
+  const c = await loadCheckpoint(dir, overrides);
+  if (c.format !== 'cmsae' && c.normalization?.kind !== 'none') {
+    c.sae.dispose();
+    throw new SaeError(
+      'ERR_FORMAT',
+      `${path.join(dir, CFG_FILE)}: this ${c.version} checkpoint needs its inputs normalized ('${c.normalization?.kind}': ${c.notes.join('; ')}), which a bare TopKSAE cannot carry; use loadCheckpoint(dir), which returns the model with its normalization, or cmsae encode, which applies it`,
+    );
   }
-}
-
-/** apply_b_dec_to_input = false: pre = x W_enc + b_enc = (x - b_dec) W_enc + (b_enc + b_dec W_enc). */
-function foldInputBias(w: SaeWeights): void {
-  const { rows: d, cols: m } = w.W_enc;
-  for (let j = 0; j < m; j++) {
-    let s = 0;
-    for (let c = 0; c < d; c++) s += w.b_dec[c] * w.W_enc.data[c * m + j];
-    w.b_enc[j] += s;
-  }
+  return c.sae;
 }

@@ -1,14 +1,16 @@
-/** `cmsae encode`: sparse codes of an embedding file, streamed to a safetensors file (indices I32, values F32). */
+/**
+ * `cmsae encode`: sparse codes of an embedding file, streamed to a safetensors file (indices I32, values F32)
+ * through `<out>.tmp-<pid>` and a rename. Ctrl-C removes the temporary file and exits 130; temporary files
+ * of encodes that died (their pid is gone) are removed by the next encode to the same output.
+ */
 import type { Command } from 'commander';
-import { closeSync, existsSync, openSync, writeSync, fsyncSync, renameSync, rmSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
 
-import { AlignedPair } from '../../align/aligned-pair.js';
-import { Normalizer, type Modality, type Normalization } from '../../data/paired.js';
 import { SaeError } from '../../errors.js';
 import { EmbeddingFile } from '../../io/embeddings.js';
-import { TopKSAE } from '../../sae/topk-sae.js';
-import { readRunNormalizer, runOfModelDir } from '../../run/layout.js';
+import { checkOutputFile, fsError, statOrNull } from '../../io/files.js';
+import { loadCliModel } from '../model.js';
 
 interface EncodeFlags {
   model: string;
@@ -21,65 +23,129 @@ interface EncodeFlags {
   batchSize?: string;
 }
 
-/** The SAE and normalizer of a model directory: an SAE checkpoint (normalization from its run when there is one) or an aligned pair (--side). */
-async function loadModel(f: EncodeFlags): Promise<{ sae: TopKSAE; norm: Normalizer; release: () => void }> {
-  if (existsSync(path.join(f.model, 'alignment.json'))) {
-    if (f.side !== 'image' && f.side !== 'text') throw new SaeError('ERR_ARG', `${f.model} is an aligned pair: choose --side image or --side text`);
-    const pair = await AlignedPair.load(f.model);
-    const norm = f.normalization ? new Normalizer(f.normalization as Normalization, pair.normalizer.mean) : pair.normalizer;
-    return { sae: f.side === 'image' ? pair.image : pair.text, norm, release: () => pair.dispose() };
+/** The safetensors header of the codes: its JSON measured and padded in bytes (paths may be non-ASCII). */
+export function codesHeader(n: number, k: number, metadata: Record<string, string>): Buffer {
+  const json = Buffer.from(
+    JSON.stringify({
+      __metadata__: metadata,
+      indices: { dtype: 'I32', shape: [n, k], data_offsets: [0, n * k * 4] },
+      values: { dtype: 'F32', shape: [n, k], data_offsets: [n * k * 4, n * k * 8] },
+    }),
+    'utf8',
+  );
+  const pad = (8 - ((8 + json.length) % 8)) % 8;
+  const out = Buffer.alloc(8 + json.length + pad, 0x20);
+  out.writeBigUInt64LE(BigInt(json.length + pad), 0);
+  json.copy(out, 8);
+  return out;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
-  const sae = await TopKSAE.load(f.model);
-  const run = runOfModelDir(f.model);
-  let norm = new Normalizer((f.normalization as Normalization) ?? 'l2');
-  if (run) {
-    const saved = await readRunNormalizer(run);
-    norm = f.normalization ? new Normalizer(f.normalization as Normalization, saved.mean) : saved;
+}
+
+/** Removes `<out>.tmp-<pid>` files whose process no longer exists (killed encodes); returns their names. */
+export function removeStaleTemps(out: string): string[] {
+  const dir = path.dirname(path.resolve(out));
+  const prefix = `${path.basename(out)}.tmp-`;
+  const removed: string[] = [];
+  let entries: string[];
+  try {
+    entries = readdirSync(dir);
+  } catch {
+    return removed;
   }
-  return { sae, norm, release: () => sae.dispose() };
+  for (const e of entries) {
+    if (!e.startsWith(prefix)) continue;
+    const pid = e.slice(prefix.length);
+    if (!/^[1-9][0-9]*$/.test(pid) || Number(pid) === process.pid || alive(Number(pid))) continue;
+    const file = path.join(dir, e);
+    if (!statOrNull(file)?.isFile()) continue;
+    rmSync(file, { force: true });
+    removed.push(e);
+  }
+  return removed;
+}
+
+/** Fault-injection point for tests: CMSAE_FAULT_ENCODE_HOLD=<file> pauses after the first batch until <file> exists. */
+async function faultHold(): Promise<void> {
+  const release = process.env.CMSAE_FAULT_ENCODE_HOLD;
+  if (!release) return;
+  process.stderr.write('cmsae: encode holding (CMSAE_FAULT_ENCODE_HOLD)\n');
+  while (!statOrNull(release)) await new Promise((r) => setTimeout(r, 20));
 }
 
 export function registerEncode(program: Command): void {
   program
     .command('encode')
     .description('encode an embedding file with a trained SAE into sparse codes (safetensors: indices [n,k] I32, values [n,k] F32)')
-    .requiredOption('--model <dir>', 'an SAE checkpoint (e.g. runs/x/final/image) or an aligned pair (runs/x/final/pair, with --side)')
+    .requiredOption('--model <dir>', 'an SAE checkpoint (ours, SAELens or sparsify; e.g. runs/x/final/image) or an aligned pair (runs/x/final/pair, with --side)')
     .requiredOption('--input <file>', 'embeddings (.npy, .safetensors, raw float32 with --shape)')
     .requiredOption('--out <file>', 'output .safetensors')
-    .option('--side <image|text>', 'which SAE of an aligned pair')
+    .option('--side <image|text>', 'which SAE of an aligned pair (and which centring mean for center+l2)')
     .option('--tensor <name>', 'safetensors tensor of the input')
     .option('--shape <rows,dim>', 'shape of a raw float32 input')
-    .option('--normalization <kind>', "override the model's input normalization: 'l2', 'none' or 'center+l2'")
+    .option('--normalization <kind>', "override the model's input normalization: 'l2', 'none' or 'center+l2' (default: the run's; 'none' for SAELens/sparsify checkpoints)")
     .option('--batch-size <n>', 'rows per native call (default 8192)')
-    .addHelpText('after', '\nExamples:\n  $ cmsae encode --model runs/x/final/image --input img.npy --out codes.safetensors\n  $ cmsae encode --model runs/x/final/pair --side text --input txt.npy --out text-codes.safetensors\n')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ cmsae encode --model runs/x/final/image --input img.npy --out codes.safetensors\n  $ cmsae encode --model runs/x/final/pair --side text --input txt.npy --out text-codes.safetensors\n  $ cmsae encode --model saelens-sae/ --input acts.npy --out codes.safetensors   # a SAELens or sparsify checkpoint\n',
+    )
     .action(async (f: EncodeFlags) => {
+      const B = f.batchSize === undefined ? 8192 : Number(f.batchSize);
+      if (!(Number.isSafeInteger(B) && B > 0)) throw new SaeError('ERR_ARG', `--batch-size must be a positive integer, got '${f.batchSize}'`);
+      checkOutputFile(f.out, 'output file');
+      removeStaleTemps(f.out);
       const shape = f.shape ? (f.shape.split(',').map(Number) as [number, number]) : undefined;
       using input = EmbeddingFile.open({ path: f.input, tensor: f.tensor, shape });
-      const { sae, norm, release } = await loadModel(f);
+      const model = await loadCliModel(f.model, f);
       try {
+        const { sae, norm, side } = model;
         if (input.dim !== sae.d) throw new SaeError('ERR_SHAPE', `${f.input} has ${input.dim} values per row but the model expects d = ${sae.d}`);
-        const side: Modality = f.side === 'text' ? 'text' : 'image';
-        const B = f.batchSize ? Number(f.batchSize) : 8192;
-        if (!(Number.isInteger(B) && B > 0)) throw new SaeError('ERR_ARG', '--batch-size must be a positive integer');
         const n = input.rows;
-        let k = sae.k;
-        const probe = new Float32Array(Math.min(n, 2) * input.dim);
-        input.readRange(0, Math.min(n, 2), probe);
-        k = sae.encode({ rows: Math.min(n, 2), cols: input.dim, data: probe.map((v) => (Number.isFinite(v) ? v : 0)) }).k;
-        // Streamed safetensors: the header is known up front, then indices and values are written by batch.
-        let header = JSON.stringify({ __metadata__: { format: 'cmsae-codes', model: path.resolve(f.model), side, normalization: norm.kind }, indices: { dtype: 'I32', shape: [n, k], data_offsets: [0, n * k * 4] }, values: { dtype: 'F32', shape: [n, k], data_offsets: [n * k * 4, n * k * 8] } });
-        while ((8 + header.length) % 8 !== 0) header += ' ';
+        const k = sae.status().k;
+        const header = codesHeader(n, k, {
+          format: 'cmsae-codes',
+          model: path.resolve(f.model),
+          side,
+          normalization: norm.kind,
+          normalization_source: model.normSource,
+        });
         const tmp = `${f.out}.tmp-${process.pid}`;
-        const fd = openSync(tmp, 'w');
+        let fd: number;
         try {
-          const len = Buffer.alloc(8);
-          len.writeBigUInt64LE(BigInt(header.length));
-          writeSync(fd, len, 0, 8, 0);
-          writeSync(fd, Buffer.from(header, 'utf8'), 0, header.length, 8);
-          const base = 8 + header.length;
-          const buf = new Float32Array(B * input.dim);
-          for (let r0 = 0; r0 < n; r0 += B) {
-            const rows = Math.min(B, n - r0);
+          fd = openSync(tmp, 'w');
+        } catch (e) {
+          throw fsError(e, 'cannot create the temporary output', tmp);
+        }
+        let closed = false;
+        const close = () => {
+          if (!closed) closeSync(fd);
+          closed = true;
+        };
+        const onSigint = () => {
+          try {
+            close();
+          } catch {
+            /* exiting anyway */
+          }
+          rmSync(tmp, { force: true });
+          process.stderr.write(`\ncmsae: interrupted; ${f.out} was not written\n`);
+          process.exit(130);
+        };
+        process.on('SIGINT', onSigint);
+        try {
+          writeSync(fd, header, 0, header.length, 0);
+          const base = header.length;
+          const rowsPerBatch = Math.min(B, Math.max(n, 1));
+          const buf = new Float32Array(rowsPerBatch * input.dim);
+          for (let r0 = 0; r0 < n; r0 += rowsPerBatch) {
+            const rows = Math.min(rowsPerBatch, n - r0);
             input.readRange(r0, rows, buf);
             for (let i = 0; i < rows * input.dim; i++)
               if (!Number.isFinite(buf[i])) throw new SaeError('ERR_NONFINITE', `row ${r0 + Math.floor(i / input.dim)} of ${f.input} holds ${buf[i]}: remove or repair that row`);
@@ -87,18 +153,29 @@ export function registerEncode(program: Command): void {
             const c = await sae.encodeAsync({ rows, cols: input.dim, data: buf.subarray(0, rows * input.dim) });
             writeSync(fd, new Uint8Array(c.indices.buffer, c.indices.byteOffset, rows * k * 4), 0, rows * k * 4, base + r0 * k * 4);
             writeSync(fd, new Uint8Array(c.values.buffer, c.values.byteOffset, rows * k * 4), 0, rows * k * 4, base + n * k * 4 + r0 * k * 4);
+            if (r0 === 0) await faultHold();
           }
           fsyncSync(fd);
+          close();
+          try {
+            renameSync(tmp, f.out);
+          } catch (e) {
+            throw fsError(e, 'cannot write the output file', f.out);
+          }
         } catch (e) {
-          closeSync(fd);
+          try {
+            close();
+          } catch {
+            /* the error below matters more */
+          }
           rmSync(tmp, { force: true });
           throw e;
+        } finally {
+          process.off('SIGINT', onSigint);
         }
-        closeSync(fd);
-        renameSync(tmp, f.out);
-        process.stdout.write(`encoded ${n} rows (k = ${k}) -> ${f.out}\n`);
+        process.stdout.write(`encoded ${n} rows (k = ${k}) -> ${f.out}\nnormalization: ${norm.kind} (${model.normSource})\n`);
       } finally {
-        release();
+        model.release();
       }
     });
 }
