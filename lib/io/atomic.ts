@@ -48,7 +48,9 @@ const MAX_DEPTH = 4;
 
 /**
  * Fault injection for the crash tests: CMSAE_TEST_KILL_IN_SAVE=<point>[:<n>] makes the process SIGKILL
- * itself the n-th time (default 1) a directory save reaches <point>. Never set outside tests.
+ * itself the n-th time (default 1) a directory save reaches <point>: 'tmp-partial' after the first file of
+ * the temporary copy, 'tmp-complete' once the copy and its manifest are written, 'old-moved' between the two
+ * renames, 'renamed' after the commit (before the old copy is removed). Never set outside tests.
  */
 export const SAVE_FAULT_POINTS = ['tmp-partial', 'tmp-complete', 'old-moved', 'renamed'] as const;
 export type SaveFaultPoint = (typeof SAVE_FAULT_POINTS)[number];
@@ -173,9 +175,10 @@ const listSome = (xs: string[], n = 5) => (xs.length <= n ? xs.join(', ') : `${x
 /**
  * Refuses to replace `dir` unless it is absent, empty, or holds only what crossmodal-sae writes (the names of
  * this save and OWNED_ENTRY_NAMES): a regular file, a symbolic link or a directory with other files is ERR_IO
- * naming what is there.
+ * naming what is there. Commands call it early, before the work whose result they will save there.
  */
-async function checkReplaceable(dir: string, names: string[]): Promise<void> {
+export async function checkReplaceable(dir: string, names: string[] = []): Promise<void> {
+  dir = path.resolve(dir);
   const st = await lstatOrNull(dir);
   if (!st) return;
   if (st.isSymbolicLink()) throw new SaeError('ERR_IO', `${dir} is a symbolic link; refusing to replace it with a directory: give the real path, or remove the link`);
@@ -231,7 +234,7 @@ async function writeDirectoryNow(abs: string, dir: string, files: Record<string,
         const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
         await writeDurable(file, bytes);
         manifest.files[name] = { size: bytes.byteLength, crc32: crc32(bytes) };
-        faultPoint('tmp-partial');
+        if (name === names[0]) faultPoint('tmp-partial');
       }
       for (const sub of new Set(names.filter((n) => n.includes('/')).map((n) => path.posix.dirname(n)))) await syncDir(path.join(tmp, sub));
       manifest.created = performance.timeOrigin + performance.now();

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { TopKSAE, generateToy, writeToy } from '../../lib/index.js';
-import { MANIFEST_FILE, SAVE_FAULT_POINTS, recoverDirectory, writeDirectoryAtomic, writeFileAtomic } from '../../lib/io/atomic.js';
+import { MANIFEST_FILE, recoverDirectory, writeDirectoryAtomic, writeFileAtomic } from '../../lib/io/atomic.js';
 import { expectSaeRejection } from '../helpers/expect-error.js';
 import { savedFiles } from '../helpers/saved-files.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -26,6 +26,7 @@ function saveInChild(dir: string, version: string, point?: string): void {
 const versionIn = (dir: string) => JSON.parse(readFileSync(path.join(dir, 'state.json'), 'utf8')).version as string;
 const siblings = (dir: string) => readdirSync(path.dirname(dir)).filter((e) => e.startsWith(`${path.basename(dir)}.`)).sort();
 const tree = (dir: string): string[] => readdirSync(dir, { recursive: true, encoding: 'utf8' }).sort();
+// Each fault point inside a save, and the recovery after it, is checked on a killed `cmsae train` (test/cli/cli.test.ts).
 
 describe('atomic directory saves', function () {
   this.timeout(120_000);
@@ -105,29 +106,6 @@ describe('atomic directory saves', function () {
     await expectSaeRejection(writeFileAtomic(path.join(tmp, 'is-dir'), 'x'), 'ERR_IO', /is a directory/);
     await expectSaeRejection(writeFileAtomic(path.join(tmp, 'no', 'such', 'f.json'), 'x'), 'ERR_IO', /does not exist/);
     expect(readdirSync(tmp).filter((e) => e.includes('.tmp-'))).to.deep.equal([]);
-  });
-
-  it('a save killed at each point leaves the old or the complete new copy; recovery puts the right one in place and removes the leftovers', async () => {
-    // After the kill: what is at <dir>, which leftovers exist, and the version that recovery must give.
-    const expected: Record<string, { atDir: string | null; leftovers: string[]; recovered: string }> = {
-      'tmp-partial': { atDir: 'v1', leftovers: ['tmp'], recovered: 'v1' },
-      'tmp-complete': { atDir: 'v1', leftovers: ['tmp'], recovered: 'v1' },
-      'old-moved': { atDir: null, leftovers: ['old', 'tmp'], recovered: 'v2' },
-      renamed: { atDir: 'v2', leftovers: ['old'], recovered: 'v2' },
-    };
-    expect(Object.keys(expected)).to.deep.equal([...SAVE_FAULT_POINTS]);
-    for (const point of SAVE_FAULT_POINTS) {
-      const dir = path.join(tmp, `kill-${point}`);
-      await writeDirectoryAtomic(dir, savedFiles('v1'));
-      saveInChild(dir, 'v2', point);
-      const e = expected[point];
-      expect(existsSync(dir) ? versionIn(dir) : null, point).to.equal(e.atDir);
-      expect(siblings(dir).map((s) => s.split('.')[1].split('-')[0]).sort(), point).to.deep.equal(e.leftovers);
-      expect(await recoverDirectory(dir), point).to.equal(e.atDir === null);
-      expect(versionIn(dir), point).to.equal(e.recovered);
-      expect(tree(dir), point).to.deep.equal(['image', 'image/cfg.json', 'image/sae_weights.safetensors', 'state.json']);
-      expect(siblings(dir), `${point}: leftovers after recovery`).to.deep.equal([]);
-    }
   });
 
   it('with several leftover copies the newest complete one wins; incomplete, tampered and foreign copies are never moved into place', async () => {
