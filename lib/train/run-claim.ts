@@ -52,7 +52,10 @@ export async function claimRunDirectory(runDir: string, opts: { force: boolean }
     );
   }
   const p = runPaths(runDir);
-  const leftovers = (await fs.readdir(p.root)).filter((e) => e.startsWith(`${RUN_CHECKPOINT_DIR}.tmp-`) || e.startsWith(`${RUN_CHECKPOINT_DIR}.old-`));
+  const entries = await fs.readdir(p.root).catch((e) => {
+    throw fsError(e, 'cannot list', p.root);
+  });
+  const leftovers = entries.filter((e) => e.startsWith(`${RUN_CHECKPOINT_DIR}.tmp-`) || e.startsWith(`${RUN_CHECKPOINT_DIR}.old-`));
   for (const entry of [p.config, p.normalization, p.metrics, p.checkpoint, p.finalDir, ...leftovers.map((e) => path.join(p.root, e))])
     if (statOrNull(entry)) await fs.rm(entry, { recursive: true, force: true }).catch((e) => {
       throw fsError(e, 'cannot remove the previous run\'s', entry);
