@@ -1,8 +1,11 @@
 /** `cmsae align`: post-hoc alignment of a run's two modality SAEs (correlation over the training pairs + assignment). */
+import path from 'node:path';
+
 import type { Command } from 'commander';
 import { PairedEmbeddings } from '../../data/paired.js';
 import { SaeError } from '../../errors.js';
 import { checkReplaceable } from '../../io/atomic.js';
+import { ensureDirectory } from '../../io/files.js';
 import { TopKSAE } from '../../sae/topk-sae.js';
 import { alignModels } from '../../train/trainer.js';
 import { readRunConfig, readRunNormalizer, runPaths, trainingRows } from '../../run/layout.js';
@@ -32,6 +35,7 @@ export function registerAlign(program: Command): void {
       const run = runPaths(f.run);
       const out = f.out ?? run.final('pair');
       await checkReplaceable(out);
+      await ensureDirectory(path.dirname(path.resolve(out)), `parent directory of ${out}`);
       const norm = await readRunNormalizer(f.run);
       const image = await TopKSAE.load(run.final('image'));
       const text = await TopKSAE.load(run.final('text')).catch((e) => {
