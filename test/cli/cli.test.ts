@@ -7,8 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { EmbeddingFile, Normalizer, TopKSAE, npyBytes, parseSafetensors } from '../../lib/index.js';
 import { SAVE_FAULT_POINTS, recoverDirectory, type SaveFaultPoint } from '../../lib/io/atomic.js';
 import { cmsaeInProcess } from '../helpers/cli-run.js';
-import { writePlanted, type PlantedData } from '../helpers/paired-data.js';
-import { tempDir } from '../helpers/tmp.js';
+import { plantedSuite } from '../helpers/planted-suite.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const entry = path.join(root, 'test', 'helpers', 'cli-entry.ts');
@@ -16,12 +15,7 @@ const cmsae = (args: string[]) => spawnSync(process.execPath, ['--import', 'tsx'
 
 describe('cmsae train / align / encode', function () {
   this.timeout(180_000);
-  const { dir, cleanup } = tempDir();
-  let p: PlantedData;
-  before(async () => {
-    p = await writePlanted(dir, { n: 2000, d: 16, C: 8, active: 2 });
-  });
-  after(cleanup);
+  const { dir, data: p } = plantedSuite({ n: 2000, d: 16, C: 8, active: 2 });
   const trainArgs = (out: string, extra: string[] = []) => ['train', '--image', p.imagePath, '--text', p.textPath, '--method', 'posthoc', '--m', '24', '--k', '2', '--epochs', '4', '--batch-size', '100', '--lr', '4e-3', '--quiet', '--out', out, ...extra];
 
   it('train -> align -> encode, exit code 0; codes equal the library encode of the normalized input', () => {

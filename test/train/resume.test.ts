@@ -4,8 +4,7 @@ import path from 'node:path';
 
 import { AlignedPair, TopKSAE, Trainer, type TrainConfigInput, type TrainProgress } from '../../lib/index.js';
 import { expectSaeRejection } from '../helpers/expect-error.js';
-import { writePlanted, type PlantedData } from '../helpers/paired-data.js';
-import { tempDir } from '../helpers/tmp.js';
+import { plantedSuite } from '../helpers/planted-suite.js';
 
 const METHODS = ['shared', 'shared+iso', 'shared+group', 'separate', 'posthoc'] as const;
 
@@ -28,12 +27,7 @@ function expectSameWeights(a: TopKSAE, b: TopKSAE, what: string): void {
 
 describe('Trainer resume', function () {
   this.timeout(120_000);
-  const { dir, cleanup } = tempDir();
-  let p: PlantedData;
-  before(async () => {
-    p = await writePlanted(dir, { n: 3000, d: 24, C: 12, active: 2 });
-  });
-  after(cleanup);
+  const { dir, data: p } = plantedSuite({ n: 3000, d: 24, C: 12, active: 2 });
 
   // 3 epochs of 28 steps, metrics every 10 steps, a checkpoint every 10: the cut at step 37 falls between them.
   const config = (method: (typeof METHODS)[number]): TrainConfigInput => ({

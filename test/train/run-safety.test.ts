@@ -4,9 +4,8 @@ import path from 'node:path';
 
 import { TopKSAE, Trainer, writeNpy, type TrainConfigInput } from '../../lib/index.js';
 import { expectSaeError, expectSaeRejection } from '../helpers/expect-error.js';
-import { writePlanted, type PlantedData } from '../helpers/paired-data.js';
+import { plantedSuite } from '../helpers/planted-suite.js';
 import { Rng } from '../helpers/random.js';
-import { tempDir } from '../helpers/tmp.js';
 
 /** Every file under `dir` (relative path -> bytes). */
 function snapshot(dir: string): Map<string, Buffer> {
@@ -33,12 +32,7 @@ function expectFiniteMetrics(runDir: string): Record<string, unknown>[] {
 
 describe('Trainer: other runs, divergence and bad output paths', function () {
   this.timeout(120_000);
-  const { dir, cleanup } = tempDir();
-  let p: PlantedData;
-  before(async () => {
-    p = await writePlanted(dir, { n: 1200, d: 16, C: 8, active: 2 });
-  });
-  after(cleanup);
+  const { dir, data: p } = plantedSuite({ n: 1200, d: 16, C: 8, active: 2 });
 
   const config = (method: TrainConfigInput['method'], train: Partial<NonNullable<TrainConfigInput['train']>> = {}, data: Partial<TrainConfigInput['data']> = {}): TrainConfigInput => ({
     method,

@@ -4,17 +4,12 @@ import path from 'node:path';
 
 import { AlignedPair, PairedEmbeddings, Trainer, lrFactor, parseConfig, readBatch, type TrainConfigInput, type TrainProgress } from '../../lib/index.js';
 import { expectSaeError, expectSaeRejection } from '../helpers/expect-error.js';
-import { conceptByActivation, writePlanted, type PlantedData } from '../helpers/paired-data.js';
-import { tempDir } from '../helpers/tmp.js';
+import { conceptByActivation } from '../helpers/paired-data.js';
+import { plantedSuite } from '../helpers/planted-suite.js';
 
 describe('Trainer', function () {
   this.timeout(120_000);
-  const { dir, cleanup } = tempDir();
-  let p: PlantedData;
-  before(async () => {
-    p = await writePlanted(dir, { n: 3000, d: 24, C: 12, active: 2 });
-  });
-  after(cleanup);
+  const { dir, data: p } = plantedSuite({ n: 3000, d: 24, C: 12, active: 2 });
 
   const config = (method: TrainConfigInput['method'], train: Partial<NonNullable<TrainConfigInput['train']>> = {}): TrainConfigInput => ({
     method,
