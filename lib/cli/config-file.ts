@@ -1,18 +1,18 @@
-/** Reads a JSON or YAML configuration file (by extension; YAML also accepts JSON). */
-import { readFileSync } from 'node:fs';
+/** Reads a JSON or YAML configuration file (by extension; YAML also accepts JSON); never blocks on a FIFO or device. */
 import path from 'node:path';
 
 import { parse as parseYaml } from 'yaml';
 
 import { SaeError } from '../errors.js';
+import { readRegularFileSync, statOrNull } from '../io/files.js';
+
+/** Larger files are not configurations (and are not read into memory). */
+const MAX_CONFIG_BYTES = 16 * 2 ** 20;
 
 export function readConfigFile(file: string): Record<string, unknown> {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new SaeError('ERR_IO', `cannot read config file ${file}: ${(e as Error).message}`);
-  }
+  const size = statOrNull(file)?.size ?? 0;
+  if (size > MAX_CONFIG_BYTES) throw new SaeError('ERR_FORMAT', `config file ${file} has ${size} bytes: too large to be a training configuration`);
+  const text = readRegularFileSync(file, 'config file').toString('utf8');
   let v: unknown;
   try {
     v = path.extname(file).toLowerCase() === '.json' ? JSON.parse(text) : parseYaml(text);

@@ -1,33 +1,55 @@
-/** Option parsers shared by the commands (commander turns InvalidArgumentError into a usage error, exit 2). */
+/**
+ * Option parsers shared by the commands (commander turns InvalidArgumentError into a usage error, exit 2).
+ * Numbers are plain decimals ("12", "-3", "0.5", "5e-4"): hex, empty strings, "Infinity" and trailing text are
+ * refused, and integers must be exact (safe) integers.
+ */
 import { InvalidArgumentError } from 'commander';
 
-export const int = (v: string): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n)) throw new InvalidArgumentError('expected an integer');
-  return n;
-};
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
 
-export const positiveInt = (v: string): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
+function decimal(v: string, expected: string): number {
+  const n = DECIMAL.test(v.trim()) ? Number(v) : NaN;
+  if (!Number.isFinite(n)) throw new InvalidArgumentError(`expected ${expected}`);
   return n;
-};
+}
 
-export const num = (v: string): number => {
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new InvalidArgumentError('expected a number');
+function integer(v: string, min: number, expected: string): number {
+  const n = decimal(v, expected);
+  if (!Number.isSafeInteger(n) || n < min) throw new InvalidArgumentError(`expected ${expected}`);
   return n;
-};
+}
+
+export const int = (v: string): number => integer(v, Number.MIN_SAFE_INTEGER, 'an integer');
+
+export const positiveInt = (v: string): number => integer(v, 1, 'a positive integer');
+
+export const nonNegativeInt = (v: string): number => integer(v, 0, 'an integer >= 0');
+
+export const num = (v: string): number => decimal(v, 'a number');
 
 export const nonNegative = (v: string): number => {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a number >= 0');
+  const n = decimal(v, 'a number >= 0');
+  if (n < 0) throw new InvalidArgumentError('expected a number >= 0');
+  return n;
+};
+
+export const positive = (v: string): number => {
+  const n = decimal(v, 'a number > 0');
+  if (!(n > 0)) throw new InvalidArgumentError('expected a number > 0');
+  return n;
+};
+
+/** A number in [0, 1]. */
+export const unitInterval = (v: string): number => {
+  const n = decimal(v, 'a number in [0, 1]');
+  if (n < 0 || n > 1) throw new InvalidArgumentError('expected a number in [0, 1]');
   return n;
 };
 
 export const numbers = (v: string): number[] => {
-  const xs = v.split(',').map(Number);
-  if (!xs.length || !xs.every(Number.isFinite)) throw new InvalidArgumentError('expected comma-separated numbers');
+  const parts = v.split(',');
+  const xs = parts.map((s) => (DECIMAL.test(s.trim()) ? Number(s) : NaN));
+  if (!parts.length || !xs.every(Number.isFinite)) throw new InvalidArgumentError('expected comma-separated numbers');
   return xs;
 };
 

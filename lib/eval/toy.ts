@@ -12,12 +12,14 @@
  * an external embedding space (every concept a random direction in d_ext dimensions: a stand-in for the
  * external encoder of the monosemanticity score) come with it.
  */
-import { promises as fs } from 'node:fs';
+import { constants as bufferConstants } from 'node:buffer';
+import os from 'node:os';
 import path from 'node:path';
 
 import { rng32 } from '../data/paired.js';
 import { SaeError } from '../errors.js';
-import { writeDirectoryAtomic } from '../io/atomic.js';
+import { checkReplaceable, writeDirectoryAtomic } from '../io/atomic.js';
+import { ensureDirectory } from '../io/files.js';
 import { npyBytes } from '../io/embeddings.js';
 import { native } from '../native/load.js';
 import type { Matrix } from '../types.js';
@@ -99,6 +101,35 @@ function gaussian(next: () => number): () => number {
   };
 }
 
+/** The largest array (in bytes) this Node can allocate: every .npy file is one. */
+const MAX_ARRAY_BYTES = Math.min(bufferConstants.MAX_LENGTH, 2 ** 32);
+
+/**
+ * Refuses, before allocating anything, a toy dataset that cannot be built: a file larger than the largest
+ * array Node can allocate (ERR_RANGE), or more than half the machine's memory in all (ERR_NOMEM; each matrix
+ * is held twice while its .npy bytes are written). Both name how many training pairs would fit.
+ */
+function checkToySize(o: Required<ToyOptions>): void {
+  const { d, externalDim: D } = o;
+  const nT = o.evalImages * o.captionsPerImage;
+  const others = (o.evalImages + nT) * (d + D) + o.objects * o.templates * d + o.zeroShotImages * d + (o.objects * 2 + o.imageAttributes + o.textAttributes + 2) * (d + D);
+  const pairsByArray = Math.floor((MAX_ARRAY_BYTES - 4096) / (4 * d));
+  const arrays: [string, number, string][] = [
+    ['train_image.npy', o.trainPairs * d, `at most ${pairsByArray} train pairs fit at d = ${d}`],
+    ['eval_text.npy', nT * d, `at most ${Math.floor((MAX_ARRAY_BYTES - 4096) / (4 * d * o.captionsPerImage))} eval images fit at ${o.captionsPerImage} captions each`],
+    ['zeroshot_images.npy', o.zeroShotImages * d, `at most ${pairsByArray} zero-shot images fit`],
+  ];
+  for (const [file, values, fits] of arrays)
+    if (4 * values + 4096 > MAX_ARRAY_BYTES)
+      throw new SaeError('ERR_RANGE', `toy dataset: ${file} would hold ${values} float32 values (${((4 * values) / 2 ** 30).toFixed(1)} GiB), more than the largest array Node can allocate (${(MAX_ARRAY_BYTES / 2 ** 30).toFixed(1)} GiB): ${fits}`);
+  const budget = os.totalmem() / 2;
+  const bytes = 2 * 4 * (2 * o.trainPairs * d + others) + 200 * nT;
+  if (bytes > budget) {
+    const fit = Math.max(0, Math.floor((budget - 2 * 4 * others - 200 * nT) / (2 * 4 * 2 * d)));
+    throw new SaeError('ERR_NOMEM', `toy dataset: about ${(bytes / 2 ** 30).toFixed(1)} GiB to build and write, more than half of this machine's ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB: at most ${fit} train pairs fit with the other options as given`);
+  }
+}
+
 export function generateToy(o: ToyOptions = {}): ToyDataset {
   const opt = { ...TOY_DEFAULTS, ...o };
   const { d, objects: nO, imageAttributes: nIA, textAttributes: nTA } = opt;
@@ -109,6 +140,7 @@ export function generateToy(o: ToyOptions = {}): ToyDataset {
   if (!(nO >= 2 && nO <= TOY_OBJECTS.length * 10)) throw new SaeError('ERR_ARG', `objects must be in [2, ${TOY_OBJECTS.length * 10}]`);
   if (opt.alpha > 1) throw new SaeError('ERR_ARG', `alpha must be in [0, 1], got ${opt.alpha}`);
   if (opt.captionsPerImage < 1 || opt.templates < 1 || opt.trainPairs < 1 || opt.evalImages < 2) throw new SaeError('ERR_ARG', 'captionsPerImage, templates and trainPairs must be >= 1 and evalImages >= 2');
+  checkToySize(opt);
   const names = Array.from({ length: nO }, (_, i) => (i < TOY_OBJECTS.length ? TOY_OBJECTS[i] : `object ${i}`));
   // One more atom per modality-only block: the modality offset.
   const dict = native().synthPairedDictionary(d, nIA + 1, nO, nTA + 1, opt.alpha, 0.3, opt.seed * 16 + 1, 2000);
@@ -245,6 +277,17 @@ export function generateToy(o: ToyOptions = {}): ToyDataset {
   };
 }
 
+/** The files of a toy dataset directory. */
+export const TOY_FILE_NAMES = [
+  'train_image.npy', 'train_text.npy', 'eval_image.npy', 'eval_text.npy', 'eval_image_external.npy', 'eval_text_external.npy', 'eval_labels.json',
+  'zeroshot_prompts.npy', 'zeroshot_images.npy', 'zeroshot_labels.json', 'ground_truth.npy', 'dataset.json',
+];
+
+/** ERR_IO unless `dir` can take a toy dataset (absent, empty, or an earlier toy dataset): checked before generating one. */
+export async function checkToyOutput(dir: string): Promise<void> {
+  await checkReplaceable(dir, TOY_FILE_NAMES);
+}
+
 /** Writes the dataset as .npy + JSON files and a dataset.json manifest (atomically, as one directory). */
 export async function writeToy(dir: string, t: ToyDataset): Promise<string> {
   const files: Record<string, Uint8Array | string> = {
@@ -269,7 +312,7 @@ export async function writeToy(dir: string, t: ToyDataset): Promise<string> {
     monosemanticity: { externalImage: 'eval_image_external.npy', externalText: 'eval_text_external.npy' },
   };
   files['dataset.json'] = JSON.stringify(manifest, null, 2) + '\n';
-  await fs.mkdir(path.dirname(path.resolve(dir)), { recursive: true });
+  await ensureDirectory(path.dirname(path.resolve(dir)), `parent directory of ${dir}`);
   await writeDirectoryAtomic(dir, files);
   return path.join(dir, 'dataset.json');
 }

@@ -1,13 +1,46 @@
-/** Crash-safe writes: a file or a whole directory becomes visible only once completely written. */
+/**
+ * Crash-safe writes: a file or a whole directory becomes visible only once completely written, and a
+ * directory save replaces only what is recognisably crossmodal-sae's own (never a user's files).
+ *
+ * A directory save writes every file into a temporary sibling `<dir>.tmp-<pid>-<tag>`, then a manifest
+ * (`.cmsae-manifest.json`: every file's size and CRC-32, the time of the save) which marks the copy complete;
+ * moves the old directory aside to `<dir>.old-<pid>-<tag>`, renames the new one into place (the commit), and
+ * removes the manifest and the old copy. A process killed at any point leaves either the old directory or a
+ * complete new copy beside a missing `<dir>`; recoverDirectory puts the newest complete copy in place and
+ * removes the leftovers of dead processes (atomic-recovery.ts). What counts as ours: atomic-common.ts.
+ */
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { crc32 } from 'node:zlib';
 
 import { SaeError } from '../errors.js';
+import { VERSION } from '../version.js';
+import { LEGACY_COMPLETE_FILE, MANIFEST_FILE, MAX_DEPTH, foreignEntries, inFlight, listSome, lstatOrNull, pathsOf, syncDir, type Manifest } from './atomic-common.js';
+import { removeLeftovers } from './atomic-recovery.js';
+import { ensureDirectory, fileKind, fsError } from './files.js';
 
-function ioError(what: string, e: unknown): SaeError {
-  const err = e as NodeJS.ErrnoException;
-  return new SaeError('ERR_IO', `${what}: ${err.code ?? ''} ${err.message}`.trim(), { cause: e });
+export { MANIFEST_FILE, OWNED_ENTRY_NAMES } from './atomic-common.js';
+export { recoverDirectory } from './atomic-recovery.js';
+
+/**
+ * Fault injection for the crash tests: CMSAE_TEST_KILL_IN_SAVE=<point>[:<n>] makes the process SIGKILL
+ * itself the n-th time (default 1) a directory save reaches <point>: 'tmp-partial' after the first file of
+ * the temporary copy, 'tmp-complete' once the copy and its manifest are written, 'old-moved' between the two
+ * renames, 'renamed' after the commit (before the old copy is removed). Never set outside tests.
+ */
+export const SAVE_FAULT_POINTS = ['tmp-partial', 'tmp-complete', 'old-moved', 'renamed'] as const;
+export type SaveFaultPoint = (typeof SAVE_FAULT_POINTS)[number];
+const faultHits = new Map<string, number>();
+
+function faultPoint(point: SaveFaultPoint): void {
+  const spec = process.env.CMSAE_TEST_KILL_IN_SAVE;
+  if (!spec) return;
+  const [name, nth = '1'] = spec.split(':');
+  if (name !== point) return;
+  const hits = (faultHits.get(point) ?? 0) + 1;
+  faultHits.set(point, hits);
+  if (hits === Number(nth)) process.kill(process.pid, 'SIGKILL');
 }
 
 async function writeDurable(file: string, data: Uint8Array | string): Promise<void> {
@@ -20,113 +53,127 @@ async function writeDurable(file: string, data: Uint8Array | string): Promise<vo
   }
 }
 
-async function syncDir(dir: string): Promise<void> {
-  try {
-    const fh = await fs.open(dir, 'r');
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-  } catch {
-    /* directory fsync is best effort (not supported everywhere) */
-  }
-}
+const tagOf = () => `${process.pid}-${randomBytes(4).toString('hex')}`;
 
-/** Writes `file` via a temporary sibling and rename(2). */
+/** Writes `file` via a temporary sibling and rename(2); refuses a directory, FIFO or device at `file`. */
 export async function writeFileAtomic(file: string, data: Uint8Array | string): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  if (typeof file !== 'string' || file.length === 0) throw new SaeError('ERR_ARG', 'writeFileAtomic needs a file path');
+  const st = await fs.stat(file).catch(() => null);
+  if (st && !st.isFile()) throw new SaeError('ERR_IO', `cannot write ${file}: it is ${fileKind(st)}; give the path of a regular file`);
+  const tmp = `${file}.tmp-${tagOf()}`;
   try {
     await writeDurable(tmp, data);
     await fs.rename(tmp, file);
     await syncDir(path.dirname(file));
   } catch (e) {
     await fs.rm(tmp, { force: true }).catch(() => undefined);
-    throw ioError(`could not write ${file}`, e);
+    throw fsError(e, 'cannot write', file);
+  }
+}
+
+/** Checks the relative names of a directory save: plain relative paths, never the manifest. */
+function checkNames(names: string[]): void {
+  if (names.length === 0) throw new SaeError('ERR_ARG', 'a directory save needs at least one file');
+  for (const n of names) {
+    const norm = path.posix.normalize(n);
+    if (typeof n !== 'string' || n === '' || path.isAbsolute(n) || norm !== n || n.split('/').some((c) => c === '..' || c === '.' || c === ''))
+      throw new SaeError('ERR_ARG', `invalid file name '${String(n)}' in a directory save (relative paths without '.' or '..' only)`);
+    if (n.split('/').length > MAX_DEPTH) throw new SaeError('ERR_ARG', `file name '${n}' nests deeper than ${MAX_DEPTH} levels`);
+    if (path.posix.basename(n) === MANIFEST_FILE || path.posix.basename(n) === LEGACY_COMPLETE_FILE) throw new SaeError('ERR_ARG', `'${n}' is a reserved name`);
   }
 }
 
 /**
- * Replaces directory `dir` with one holding exactly `files`: they are written and fsynced into a temporary
- * sibling, the old directory is moved aside, the new one renamed into place, then the old one removed.
- * A crash leaves either the old directory, or the complete new one under `<dir>.tmp-*` (see recoverDirectory).
+ * Refuses to replace `dir` unless it is absent, empty, or holds only what crossmodal-sae writes (the names of
+ * this save and OWNED_ENTRY_NAMES): a regular file, a symbolic link or a directory with other files is ERR_IO
+ * naming what is there. Commands call it early, before the work whose result they will save there.
+ */
+export async function checkReplaceable(dir: string, names: string[] = []): Promise<void> {
+  dir = path.resolve(dir);
+  const st = await lstatOrNull(dir);
+  if (!st) return;
+  if (st.isSymbolicLink()) throw new SaeError('ERR_IO', `${dir} is a symbolic link; refusing to replace it with a directory: give the real path, or remove the link`);
+  if (!st.isDirectory()) throw new SaeError('ERR_IO', `${dir} is ${fileKind(st)}, not a directory written by crossmodal-sae; refusing to replace it: remove it, or choose another path`);
+  const foreign = await foreignEntries(dir, pathsOf(names), true);
+  if (foreign.length)
+    throw new SaeError('ERR_IO', `${dir} holds files crossmodal-sae did not write (${listSome(foreign)}); refusing to replace it: move them away, or choose another directory`);
+}
+
+/** Saves to the same directory from one process run one after the other. */
+const queues = new Map<string, Promise<unknown>>();
+/**
+ * Replaces directory `dir` with one holding exactly `files` (names may hold one subdirectory level,
+ * "image/cfg.json"), atomically: see the top of this file. `dir` must be absent, empty or recognisably ours
+ * (checkReplaceable); otherwise ERR_IO and nothing is written.
  */
 export async function writeDirectoryAtomic(dir: string, files: Record<string, Uint8Array | string>): Promise<void> {
-  const parent = path.dirname(path.resolve(dir));
-  const base = path.basename(path.resolve(dir));
-  const tag = `${process.pid}-${randomBytes(4).toString('hex')}`;
-  const tmp = path.join(parent, `${base}.tmp-${tag}`);
-  const old = path.join(parent, `${base}.old-${tag}`);
+  if (typeof dir !== 'string' || dir.length === 0) throw new SaeError('ERR_ARG', 'a directory save needs a directory path');
+  if (typeof files !== 'object' || files === null) throw new SaeError('ERR_ARG', 'a directory save needs its files');
+  const abs = path.resolve(dir);
+  const prev = queues.get(abs) ?? Promise.resolve();
+  const run = prev.catch(() => undefined).then(() => writeDirectoryNow(abs, dir, files));
+  queues.set(abs, run);
   try {
-    await fs.mkdir(parent, { recursive: true });
-    await fs.mkdir(tmp);
-    const names = Object.keys(files);
-    // Write cfg.json (or whichever file is named last) last, so a complete temp dir has it.
-    for (const name of names) {
-      const file = path.join(tmp, name); // names may hold subdirectories ("image/cfg.json")
-      if (path.dirname(name) !== '.') await fs.mkdir(path.dirname(file), { recursive: true });
-      await writeDurable(file, files[name]);
-    }
-    await fs.writeFile(path.join(tmp, '.complete'), '');
-    const subdirs = new Set(names.map((n) => path.dirname(n)).filter((d) => d !== '.'));
-    for (const sub of subdirs) await syncDir(path.join(tmp, sub));
-    await syncDir(tmp);
-  } catch (e) {
-    await fs.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
-    throw ioError(`could not write ${dir}`, e);
+    await run;
+  } finally {
+    if (queues.get(abs) === run) queues.delete(abs);
   }
-  let movedOld = false;
-  try {
-    try {
-      await fs.rename(dir, old);
-      movedOld = true;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    }
-    await fs.rename(tmp, dir);
-    await syncDir(parent);
-  } catch (e) {
-    if (movedOld) await fs.rename(old, dir).catch(() => undefined);
-    await fs.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
-    throw ioError(`could not replace ${dir}`, e);
-  }
-  await fs.rm(path.join(dir, '.complete'), { force: true }).catch(() => undefined);
-  if (movedOld) await fs.rm(old, { recursive: true, force: true }).catch(() => undefined);
 }
 
-/**
- * If `dir` is missing because a save was interrupted between its two renames, moves the newest complete
- * `<dir>.tmp-*` (or else the `<dir>.old-*` copy) into place. Returns true when something was recovered.
- */
-export async function recoverDirectory(dir: string): Promise<boolean> {
-  const parent = path.dirname(path.resolve(dir));
-  const base = path.basename(path.resolve(dir));
+async function writeDirectoryNow(abs: string, dir: string, files: Record<string, Uint8Array | string>): Promise<void> {
+  const names = Object.keys(files);
+  checkNames(names);
+  const parent = path.dirname(abs);
+  const base = path.basename(abs);
+  await ensureDirectory(parent, `parent directory of ${dir}`);
+  await checkReplaceable(abs, names);
+  const tag = tagOf();
+  const tmp = path.join(parent, `${base}.tmp-${tag}`);
+  const old = path.join(parent, `${base}.old-${tag}`);
+  inFlight.add(tag);
   try {
-    await fs.access(dir);
-    return false;
-  } catch {
-    /* missing: try to recover */
-  }
-  let entries: string[];
-  try {
-    entries = await fs.readdir(parent);
-  } catch {
-    return false;
-  }
-  const complete = async (p: string) => fs.access(path.join(p, '.complete')).then(() => true, () => false);
-  const candidates = [
-    ...entries.filter((e) => e.startsWith(`${base}.tmp-`)).map((e) => ({ p: path.join(parent, e), isTmp: true })),
-    ...entries.filter((e) => e.startsWith(`${base}.old-`)).map((e) => ({ p: path.join(parent, e), isTmp: false })),
-  ];
-  for (const c of candidates) {
-    if (c.isTmp && !(await complete(c.p))) continue;
     try {
-      await fs.rename(c.p, dir);
-      await fs.rm(path.join(dir, '.complete'), { force: true });
-      return true;
-    } catch {
-      /* try the next one */
+      await fs.mkdir(tmp);
+      const manifest: Manifest = { writer: 'crossmodal-sae', version: VERSION, created: 0, files: {} };
+      for (const name of names) {
+        const file = path.join(tmp, ...name.split('/'));
+        if (name.includes('/')) await fs.mkdir(path.dirname(file), { recursive: true });
+        const data = files[name];
+        const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+        await writeDurable(file, bytes);
+        manifest.files[name] = { size: bytes.byteLength, crc32: crc32(bytes) };
+        if (name === names[0]) faultPoint('tmp-partial');
+      }
+      for (const sub of new Set(names.filter((n) => n.includes('/')).map((n) => path.posix.dirname(n)))) await syncDir(path.join(tmp, sub));
+      manifest.created = performance.timeOrigin + performance.now();
+      await writeDurable(path.join(tmp, MANIFEST_FILE), JSON.stringify(manifest) + '\n');
+      await syncDir(tmp);
+    } catch (e) {
+      await fs.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
+      throw fsError(e, 'cannot write', dir);
     }
+    faultPoint('tmp-complete');
+    let movedOld = false;
+    try {
+      try {
+        await fs.rename(abs, old);
+        movedOld = true;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      }
+      faultPoint('old-moved');
+      await fs.rename(tmp, abs);
+      await syncDir(parent);
+    } catch (e) {
+      if (movedOld) await fs.rename(old, abs).catch(() => undefined);
+      await fs.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
+      throw fsError(e, 'cannot replace', dir);
+    }
+    faultPoint('renamed');
+    await fs.rm(path.join(abs, MANIFEST_FILE), { force: true }).catch(() => undefined);
+    if (movedOld) await fs.rm(old, { recursive: true, force: true }).catch(() => undefined);
+  } finally {
+    inFlight.delete(tag);
   }
-  return false;
+  await removeLeftovers(abs);
 }

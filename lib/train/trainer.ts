@@ -3,9 +3,14 @@
  * paper's five methods, atomic checkpoints with exact resume, metrics.jsonl and progress events, and the
  * post-hoc alignment step. One native call per SAE per batch; the event loop gets control back between
  * batches (and runs the abort signal).
+ *
+ * A new run refuses a directory that holds another run unless `force` (lib/train/run-claim.ts). A step
+ * whose result is not finite, or a model whose parameters are not finite when it is about to be saved, stops
+ * the run with ERR_DIVERGED: the last good checkpoint is left as it was and nothing non-finite is written.
  */
 import { EventEmitter } from 'node:events';
 import { promises as fs } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 
@@ -13,30 +18,27 @@ import { AlignedPair } from '../align/aligned-pair.js';
 import { CorrelationAccumulator } from '../align/correlation.js';
 import { ReconstructionAccumulator } from '../eval/reconstruction.js';
 import { Normalizer, PairedEmbeddings, epochOrder, readBatch, scanRowsAsync, splitRows, type Modality } from '../data/paired.js';
-import { SaeError } from '../errors.js';
+import { SaeError, isSaeError } from '../errors.js';
 import { writeDirectoryAtomic, writeFileAtomic, recoverDirectory } from '../io/atomic.js';
 import { checkpointFiles } from '../io/checkpoint.js';
+import { ensureDirectory, fsError, readTextFile } from '../io/files.js';
 import { DeviceRows } from '../sae/device-rows.js';
-import type { TopKSAEOptions } from '../sae/options.js';
 import { native } from '../native/load.js';
-import { TopKSAE, type StepResult } from '../sae/topk-sae.js';
-import type { Matrix } from '../types.js';
+import { TopKSAE } from '../sae/topk-sae.js';
 import { VERSION } from '../version.js';
-import { pairLossWeight, parseConfig, type TrainConfig, type TrainConfigInput } from './config.js';
+import { parseConfig, type TrainConfig, type TrainConfigInput } from './config.js';
+import { checkModelsFinite, createMethodModels, disposeModels, methodStep, methodStepResident, namedModels, type MethodModels, type StepProgress } from './methods.js';
+import { claimRunDirectory } from './run-claim.js';
 import { lrFactor } from './schedule.js';
-import { RUN_CHECKPOINT_DIR, readRunConfig, readRunNormalizer, runPaths, trainingRows } from '../run/layout.js';
+import { readRunConfig, readRunNormalizer, runPaths, trainingRows } from '../run/layout.js';
 
-export interface TrainProgress {
+export { createMethodModels, methodStep, methodStepResident, type MethodModels } from './methods.js';
+
+export interface TrainProgress extends StepProgress {
   step: number;
   totalSteps: number;
   epoch: number;
   lr: number;
-  loss: number;
-  /** Mean of the image and text FVUs of the batch. */
-  fvu: number;
-  l0: number;
-  deadFraction: number;
-  pairLoss: number;
   samplesPerSec: number;
   etaSec: number;
 }
@@ -58,6 +60,17 @@ export interface TrainResult {
   validation: ValidationRecord[];
 }
 
+export interface TrainerOptions {
+  /** The run directory. */
+  out: string;
+  /** Continue from the run directory's checkpoint (the saved configuration is used). */
+  resume?: boolean;
+  /** Start a new run even where the directory holds another run (its config, metrics, checkpoint and final models are removed). */
+  force?: boolean;
+  /** Steps between metrics.jsonl lines (default 50). */
+  logEvery?: number;
+}
+
 interface CheckpointState {
   format_version: 1;
   step: number;
@@ -66,29 +79,40 @@ interface CheckpointState {
   elapsed_ms: number;
 }
 
-const CHECKPOINT_DIR = RUN_CHECKPOINT_DIR;
+/** One metrics.jsonl line: numbers that are not finite are left out (never written as null). */
+function metricLine(record: object): string {
+  return JSON.stringify(record, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? undefined : v));
+}
 
-/** Per-step models of a method: one shared SAE, or one per modality. */
-export type MethodModels = { kind: 'shared'; sae: TopKSAE } | { kind: 'separate'; image: TopKSAE; text: TopKSAE };
-type Models = MethodModels;
+/** Refuses batches whose buffers cannot be allocated, before allocating them. */
+function checkBatchFits(rows: number, dims: number, batchSize: number): void {
+  const maxRows = Math.max(1, Math.floor(Math.min(2 ** 32 / dims, os.totalmem() / 4 / (4 * dims))));
+  if (rows > maxRows)
+    throw new SaeError('ERR_NOMEM', `batchSize ${batchSize} needs ${((rows * dims * 4) / 2 ** 30).toFixed(1)} GiB of batch buffers (${dims} values per pair), more than this machine can hold: at most ${maxRows} rows per batch fit`);
+}
 
 export class Trainer extends EventEmitter {
   readonly config: TrainConfig;
   readonly runDir: string;
   readonly #resume: boolean;
+  readonly #force: boolean;
   readonly #logEvery: number;
 
   /**
    * @param config the training configuration (validated; defaults filled in)
-   * @param opts out: the run directory; resume: continue from its checkpoint (the saved config is used);
-   *   logEvery: steps between metrics.jsonl lines (default 50)
+   * @param opts see TrainerOptions
    */
-  constructor(config: TrainConfigInput | TrainConfig, opts: { out: string; resume?: boolean; logEvery?: number }) {
+  constructor(config: TrainConfigInput | TrainConfig, opts: TrainerOptions) {
     super();
     if (typeof opts?.out !== 'string' || opts.out === '') throw new SaeError('ERR_ARG', 'Trainer needs an output directory (out)');
+    for (const k of ['resume', 'force'] as const)
+      if (opts[k] !== undefined && typeof opts[k] !== 'boolean') throw new SaeError('ERR_ARG', `Trainer option ${k} must be a boolean`);
+    if (opts.resume && opts.force) throw new SaeError('ERR_ARG', 'resume continues the run in the directory and force replaces it: give one of them');
+    if (opts.logEvery !== undefined && !(Number.isSafeInteger(opts.logEvery) && opts.logEvery >= 1)) throw new SaeError('ERR_ARG', `logEvery must be an integer >= 1, got ${String(opts.logEvery)}`);
     this.config = parseConfig(config);
     this.runDir = path.resolve(opts.out);
     this.#resume = opts.resume ?? false;
+    this.#force = opts.force ?? false;
     this.#logEvery = opts.logEvery ?? 50;
   }
 
@@ -99,31 +123,40 @@ export class Trainer extends EventEmitter {
 
   /**
    * Trains to the end (or until `signal` aborts: then a checkpoint is written and the promise rejects with
-   * ERR_ABORTED). Emits 'progress' (TrainProgress) after every step and 'validation' after every epoch.
+   * ERR_ABORTED). Emits 'progress' (TrainProgress) after every step, 'validation' after every epoch and
+   * 'checkpoint' ({ step, dir }) after every checkpoint. Rejects with ERR_DIVERGED when training diverges.
    */
   async run(opts: { signal?: AbortSignal } = {}): Promise<TrainResult> {
     const cfg = this.config;
     const t = cfg.train;
-    await fs.mkdir(this.runDir, { recursive: true });
-    await recoverDirectory(path.join(this.runDir, CHECKPOINT_DIR));
+    const p = runPaths(this.runDir);
     const data = PairedEmbeddings.open(cfg.data.image, cfg.data.text);
-    const val = cfg.data.valImage && cfg.data.valText ? PairedEmbeddings.open(cfg.data.valImage, cfg.data.valText) : null;
-    let models: Models | null = null;
+    let val: PairedEmbeddings | null = null;
+    let models: MethodModels | null = null;
     let resident: ResidentSplit | null = null;
     try {
+      val = cfg.data.valImage && cfg.data.valText ? PairedEmbeddings.open(cfg.data.valImage, cfg.data.valText) : null;
       if (cfg.method.startsWith('shared') && data.image.dim !== data.text.dim)
         throw new SaeError('ERR_SHAPE', `method '${cfg.method}' runs both modalities through one SAE, but image rows have ${data.image.dim} values and text rows ${data.text.dim}`);
       if (val && (val.image.dim !== data.image.dim || val.text.dim !== data.text.dim))
         throw new SaeError('ERR_SHAPE', `validation files have ${val.image.dim}/${val.text.dim} columns, training files ${data.image.dim}/${data.text.dim}`);
       const split = val ? { train: trainingRows(cfg, data.rows), val: new Int32Array(0) } : splitRows(data.rows, cfg.data.valFraction, t.seed);
+      if (split.train.length === 0) throw new SaeError('ERR_SHAPE', 'no training rows: add data or lower valFraction');
       const steps = t.dropLast ? Math.floor(split.train.length / t.batchSize) : Math.ceil(split.train.length / t.batchSize);
-      if (steps < 1) throw new SaeError('ERR_SHAPE', `${split.train.length} training rows make no batch of ${t.batchSize}: lower batchSize or add data`);
+      if (steps < 1) throw new SaeError('ERR_RANGE', `batchSize ${t.batchSize} makes no batch of the ${split.train.length} training rows: at most ${split.train.length} rows fit in a batch (lower batchSize or add data)`);
       const totalSteps = steps * t.epochs;
+      const B = t.batchSize;
+      const batchRows = Math.min(B, split.train.length);
+      checkBatchFits(batchRows, data.image.dim + data.text.dim, B);
+
+      await ensureDirectory(this.runDir, 'run directory');
+      await recoverDirectory(p.checkpoint);
+      if (!this.#resume) await claimRunDirectory(this.runDir, { force: this.#force });
 
       let state: CheckpointState = { format_version: 1, step: 0, epoch: 0, batch: 0, elapsed_ms: 0 };
       let norm: Normalizer;
       if (this.#resume) {
-        const loaded = await this.#loadCheckpoint();
+        const loaded = await this.#loadCheckpoint(steps);
         state = loaded.state;
         models = loaded.models;
         norm = await readRunNormalizer(this.runDir);
@@ -139,14 +172,13 @@ export class Trainer extends EventEmitter {
           if (cfg.data.normalization === 'center+l2') mean[side] = Float32Array.from(mu);
         }
         norm = new Normalizer(cfg.data.normalization, mean);
-        await writeFileAtomic(runPaths(this.runDir).config, JSON.stringify({ ...cfg, library_version: VERSION }, null, 2) + '\n');
-        await writeFileAtomic(runPaths(this.runDir).normalization, JSON.stringify(norm.toJSON()) + '\n');
-        await fs.writeFile(runPaths(this.runDir).metrics, '');
+        await writeFileAtomic(p.config, JSON.stringify({ ...cfg, library_version: VERSION }, null, 2) + '\n');
+        await writeFileAtomic(p.normalization, JSON.stringify(norm.toJSON()) + '\n');
+        await writeFileAtomic(p.metrics, '');
         models = createMethodModels(this.config, data.image.dim, data.text.dim);
       }
 
-      const B = t.batchSize;
-      const bufImage = new Float32Array(B * data.image.dim), bufText = new Float32Array(B * data.text.dim);
+      const bufImage = new Float32Array(batchRows * data.image.dim), bufText = new Float32Array(batchRows * data.text.dim);
       resident = await this.#residentSplit(models, data, split.train, norm);
       const validation: ValidationRecord[] = [];
       let last: TrainProgress | null = null;
@@ -154,46 +186,59 @@ export class Trainer extends EventEmitter {
       const samplesAtStart = state.step * B;
       const runStart = Date.now();
       const lines: string[] = [];
-      for (let epoch = state.epoch; epoch < t.epochs; epoch++) {
-        const order = epochOrder(split.train, t.seed, epoch);
-        for (let b = epoch === state.epoch ? state.batch : 0; b < steps; b++) {
-          if (opts.signal?.aborted) {
-            await this.#saveCheckpoint(models, { format_version: 1, step: state.step, epoch, batch: b, elapsed_ms: Date.now() - started });
-            await this.#appendMetrics(lines);
-            throw new SaeError('ERR_ABORTED', `training stopped at step ${state.step}; resume with the same run directory`);
-          }
-          const rows = order.subarray(b * B, Math.min(order.length, (b + 1) * B));
-          const lr = t.lr * lrFactor(t.schedule, state.step, totalSteps, t.warmupRatio);
-          let s: ReturnType<typeof methodStep>;
-          if (resident) {
-            const idx = Int32Array.from(rows, (r) => resident!.position[r]);
-            s = methodStepResident(models, resident.image, resident.text, idx, lr, this.config.train);
-          } else {
-            const x = readBatch(data, 'image', rows, norm, bufImage);
-            const y = readBatch(data, 'text', rows, norm, bufText);
-            s = methodStep(models, x, y, lr, this.config.train);
-          }
-          state.step++;
-          const elapsed = (Date.now() - runStart) / 1000;
-          const rate = (state.step * B - samplesAtStart) / Math.max(1e-3, elapsed);
-          last = { step: state.step, totalSteps, epoch, lr, ...s, samplesPerSec: rate, etaSec: ((totalSteps - state.step) * B) / Math.max(1e-9, rate) };
-          this.emit('progress', last);
-          if (state.step % this.#logEvery === 0 || state.step === totalSteps) lines.push(JSON.stringify({ type: 'train', time: new Date().toISOString(), ...last }));
-          if (t.checkpointEvery > 0 && state.step % t.checkpointEvery === 0 && state.step < totalSteps) {
-            await this.#saveCheckpoint(models, { format_version: 1, step: state.step, epoch: b + 1 === steps ? epoch + 1 : epoch, batch: b + 1 === steps ? 0 : b + 1, elapsed_ms: Date.now() - started });
-            await this.#appendMetrics(lines);
-          }
-          await yieldToEventLoop();
-        }
-        const v = await this.#validate(models, val ?? data, val ? null : split.val, norm, epoch, state.step);
-        if (v) {
-          validation.push(v);
-          lines.push(JSON.stringify({ type: 'val', ...v }));
-          this.emit('validation', v);
-        }
+      /** The step of the checkpoint on disk (null: none yet), and the step a divergence would be reported at. */
+      let saved: number | null = this.#resume ? state.step : null;
+      let at = state.step;
+      const checkpoint = async (s: CheckpointState) => {
+        await this.#saveCheckpoint(models!, s);
+        saved = s.step;
         await this.#appendMetrics(lines);
+      };
+      try {
+        for (let epoch = state.epoch; epoch < t.epochs; epoch++) {
+          const order = epochOrder(split.train, t.seed, epoch);
+          for (let b = epoch === state.epoch ? state.batch : 0; b < steps; b++) {
+            if (opts.signal?.aborted) {
+              await checkpoint({ format_version: 1, step: state.step, epoch, batch: b, elapsed_ms: Date.now() - started });
+              throw new SaeError('ERR_ABORTED', `training stopped at step ${state.step}; resume with the same run directory`);
+            }
+            const rows = order.subarray(b * B, Math.min(order.length, (b + 1) * B));
+            const lr = t.lr * lrFactor(t.schedule, state.step, totalSteps, t.warmupRatio);
+            at = state.step + 1;
+            let s: StepProgress;
+            if (resident) {
+              const idx = Int32Array.from(rows, (r) => resident!.position[r]);
+              s = methodStepResident(models, resident.image, resident.text, idx, lr, this.config.train);
+            } else {
+              const x = readBatch(data, 'image', rows, norm, bufImage);
+              const y = readBatch(data, 'text', rows, norm, bufText);
+              s = methodStep(models, x, y, lr, this.config.train);
+            }
+            state.step++;
+            const elapsed = (Date.now() - runStart) / 1000;
+            const rate = (state.step * B - samplesAtStart) / Math.max(1e-3, elapsed);
+            last = { step: state.step, totalSteps, epoch, lr, ...s, samplesPerSec: rate, etaSec: ((totalSteps - state.step) * B) / Math.max(1e-9, rate) };
+            this.emit('progress', last);
+            if (state.step % this.#logEvery === 0 || state.step === totalSteps) lines.push(metricLine({ type: 'train', time: new Date().toISOString(), ...last }));
+            if (t.checkpointEvery > 0 && state.step % t.checkpointEvery === 0 && state.step < totalSteps)
+              await checkpoint({ format_version: 1, step: state.step, epoch: b + 1 === steps ? epoch + 1 : epoch, batch: b + 1 === steps ? 0 : b + 1, elapsed_ms: Date.now() - started });
+            await yieldToEventLoop();
+          }
+          const v = await this.#validate(models, val ?? data, val ? null : split.val, norm, epoch, state.step);
+          if (v) {
+            // A validation FVU that is not finite comes from diverged parameters, or from validation rows without variance.
+            if (!Number.isFinite(v.fvuImage) || !Number.isFinite(v.fvuText)) checkModelsFinite(models);
+            validation.push(v);
+            lines.push(metricLine({ type: 'val', ...v }));
+            this.emit('validation', v);
+          }
+          await this.#appendMetrics(lines);
+        }
+        await checkpoint({ format_version: 1, step: state.step, epoch: t.epochs, batch: 0, elapsed_ms: Date.now() - started });
+      } catch (e) {
+        if (isSaeError(e, 'ERR_DIVERGED')) throw await this.#diverged(e, at, totalSteps, saved, lines);
+        throw e;
       }
-      await this.#saveCheckpoint(models, { format_version: 1, step: state.step, epoch: t.epochs, batch: 0, elapsed_ms: Date.now() - started });
       const out = await this.#saveFinal(models, data, split.train, norm);
       return { runDir: this.runDir, steps: state.step, models: out, last, validation };
     } finally {
@@ -201,19 +246,33 @@ export class Trainer extends EventEmitter {
       resident?.text.dispose();
       data.close();
       val?.close();
-      if (models?.kind === 'shared') models.sae.dispose();
-      else if (models) {
-        models.image.dispose();
-        models.text.dispose();
-      }
+      disposeModels(models);
     }
+  }
+
+  /**
+   * The error a diverged run ends with (the step, what to change, what was kept); the metrics logged before it
+   * and a 'diverged' record (no numbers) are appended to metrics.jsonl.
+   */
+  async #diverged(e: SaeError, step: number, totalSteps: number, saved: number | null, lines: string[]): Promise<SaeError> {
+    const p = runPaths(this.runDir);
+    lines.push(metricLine({ type: 'diverged', time: new Date().toISOString(), step, reason: e.message }));
+    await this.#appendMetrics(lines).catch(() => undefined);
+    const kept = saved !== null ? `the last good checkpoint (step ${saved}) in ${p.checkpoint} is kept as it was` : 'no checkpoint had been written';
+    return new SaeError(
+      'ERR_DIVERGED',
+      `training diverged at step ${step} of ${totalSteps} (${e.message}); ${kept}. Lower the learning rate (train.lr is ${this.config.train.lr}; try 10x lower), ` +
+        `check the inputs for extreme values (very large or tiny embeddings: normalization 'l2' rescales them), then start again with --force ({ force: true })` +
+        (saved !== null ? ` (or set a lower lr in ${p.config} and resume from the checkpoint)` : ''),
+      { cause: e },
+    );
   }
 
   /**
    * On CUDA: the normalized training split uploaded once to the device (position i = split row i), when the
    * configuration allows it ('auto': at most half the free device memory).
    */
-  async #residentSplit(models: Models, data: PairedEmbeddings, train: Int32Array, norm: Normalizer): Promise<ResidentSplit | null> {
+  async #residentSplit(models: MethodModels, data: PairedEmbeddings, train: Int32Array, norm: Normalizer): Promise<ResidentSplit | null> {
     const mode = this.config.train.resident;
     const saes = models.kind === 'shared' ? [models.sae] : [models.image, models.text];
     if (mode === 'off' || !saes.every((m) => m.options.device === 'cuda')) return null;
@@ -242,7 +301,7 @@ export class Trainer extends EventEmitter {
   }
 
   /** FVU of each modality over the validation rows (encode + decode; the training state is untouched). */
-  async #validate(models: Models, data: PairedEmbeddings, rows: Int32Array | null, norm: Normalizer, epoch: number, step: number): Promise<ValidationRecord | null> {
+  async #validate(models: MethodModels, data: PairedEmbeddings, rows: Int32Array | null, norm: Normalizer, epoch: number, step: number): Promise<ValidationRecord | null> {
     const idx = rows ?? Int32Array.from({ length: data.rows }, (_, i) => i);
     if (idx.length < 2) return null;
     const fvu = async (side: Modality, sae: TopKSAE) => {
@@ -260,14 +319,17 @@ export class Trainer extends EventEmitter {
 
   async #appendMetrics(lines: string[]): Promise<void> {
     if (lines.length === 0) return;
-    await fs.appendFile(runPaths(this.runDir).metrics, lines.join('\n') + '\n');
+    const file = runPaths(this.runDir).metrics;
+    await fs.appendFile(file, lines.join('\n') + '\n').catch((e) => {
+      throw fsError(e, 'cannot append to', file);
+    });
     lines.length = 0;
   }
 
   /** On resume: metrics written after the checkpoint's step are dropped (they will be written again). */
   async #trimMetrics(step: number): Promise<void> {
     const file = runPaths(this.runDir).metrics;
-    const text = await fs.readFile(file, 'utf8').catch(() => '');
+    const text = await readTextFile(file, 'metrics file').catch(() => '');
     const keep = text.split('\n').filter((l) => {
       if (!l.trim()) return false;
       try {
@@ -279,54 +341,60 @@ export class Trainer extends EventEmitter {
     await writeFileAtomic(file, keep.length ? keep.join('\n') + '\n' : '');
   }
 
-  async #saveCheckpoint(models: Models, state: CheckpointState): Promise<void> {
+  /** Writes the checkpoint directory (never for a model whose parameters are not finite) and emits 'checkpoint'. */
+  async #saveCheckpoint(models: MethodModels, state: CheckpointState): Promise<void> {
+    checkModelsFinite(models);
     const files: Record<string, Uint8Array | string> = {};
-    const add = (prefix: string, sae: TopKSAE) => {
+    for (const [prefix, sae] of namedModels(models))
       for (const [name, f] of Object.entries(checkpointFiles(sae, { includeTrainingState: true }))) files[`${prefix}/${name}`] = f;
-    };
-    if (models.kind === 'shared') add('shared', models.sae);
-    else {
-      add('image', models.image);
-      add('text', models.text);
-    }
     files['state.json'] = JSON.stringify(state) + '\n';
-    await writeDirectoryAtomic(path.join(this.runDir, CHECKPOINT_DIR), files);
+    const dir = runPaths(this.runDir).checkpoint;
+    await writeDirectoryAtomic(dir, files);
+    this.emit('checkpoint', { step: state.step, dir });
   }
 
-  async #loadCheckpoint(): Promise<{ state: CheckpointState; models: Models }> {
-    const dir = path.join(this.runDir, CHECKPOINT_DIR);
+  /** The checkpoint's state and models, checked against this run (`steps` per epoch) before training goes on. */
+  async #loadCheckpoint(steps: number): Promise<{ state: CheckpointState; models: MethodModels }> {
+    const p = runPaths(this.runDir);
+    const dir = p.checkpoint;
     let state: CheckpointState;
     try {
-      state = JSON.parse(await fs.readFile(path.join(dir, 'state.json'), 'utf8'));
-    } catch {
-      throw new SaeError('ERR_IO', `${dir}/state.json is missing or unreadable: nothing to resume (start a new run, or check the path)`);
-    }
-    if (state.format_version !== 1 || !Number.isInteger(state.step)) throw new SaeError('ERR_FORMAT', `${dir}/state.json is not a checkpoint state of this version`);
-    if (this.config.method.startsWith('shared')) return { state, models: { kind: 'shared', sae: await TopKSAE.load(path.join(dir, 'shared')) } };
-    const image = await TopKSAE.load(path.join(dir, 'image'));
-    try {
-      return { state, models: { kind: 'separate', image, text: await TopKSAE.load(path.join(dir, 'text')) } };
+      state = JSON.parse(await readTextFile(p.checkpointState, 'checkpoint state'));
     } catch (e) {
-      image.dispose();
+      throw new SaeError('ERR_IO', `${p.checkpointState} is missing or unreadable (${(e as Error).message}): nothing to resume (start a new run, or check the path)`);
+    }
+    const count = (x: unknown) => Number.isSafeInteger(x) && (x as number) >= 0;
+    if (typeof state !== 'object' || state === null || state.format_version !== 1 || !count(state.step) || !count(state.epoch) || !count(state.batch) || !(Number.isFinite(state.elapsed_ms) && state.elapsed_ms >= 0))
+      throw new SaeError('ERR_FORMAT', `${p.checkpointState} is not a checkpoint state of this version (format_version 1, integer step, epoch, batch >= 0)`);
+    if (state.epoch > this.config.train.epochs || (state.epoch === this.config.train.epochs && state.batch !== 0) || state.batch >= steps || state.step !== state.epoch * steps + state.batch)
+      throw new SaeError(
+        'ERR_STATE',
+        `${p.checkpointState} (step ${state.step}, epoch ${state.epoch}, batch ${state.batch}) does not fit this run's ${steps} steps per epoch and ${this.config.train.epochs} epochs: ` +
+          'were batchSize, epochs, the data or the validation split changed? Resume with the configuration the checkpoint was written with',
+      );
+    const names = this.config.method.startsWith('shared') ? ['shared'] : ['image', 'text'];
+    const loaded: TopKSAE[] = [];
+    try {
+      for (const name of names) loaded.push(await TopKSAE.load(path.join(dir, name)));
+      for (const [i, sae] of loaded.entries())
+        if (sae.status().step !== state.step) throw new SaeError('ERR_STATE', `${path.join(dir, names[i])} is at step ${sae.status().step} but ${p.checkpointState} says ${state.step}: the checkpoint is inconsistent`);
+    } catch (e) {
+      for (const sae of loaded) sae.dispose();
       throw e;
     }
+    return { state, models: loaded.length === 1 ? { kind: 'shared', sae: loaded[0] } : { kind: 'separate', image: loaded[0], text: loaded[1] } };
   }
 
-  async #saveFinal(models: Models, data: PairedEmbeddings, train: Int32Array, norm: Normalizer): Promise<Record<string, string>> {
-    const final = runPaths(this.runDir).finalDir;
+  async #saveFinal(models: MethodModels, data: PairedEmbeddings, train: Int32Array, norm: Normalizer): Promise<Record<string, string>> {
+    const p = runPaths(this.runDir);
     const out: Record<string, string> = {};
-    if (models.kind === 'shared') {
-      out.shared = path.join(final, 'shared');
-      await models.sae.save(out.shared, { includeTrainingState: false });
-      return out;
+    for (const [name, sae] of namedModels(models)) {
+      out[name] = p.final(name as 'shared' | 'image' | 'text');
+      await sae.save(out[name], { includeTrainingState: false });
     }
-    out.image = path.join(final, 'image');
-    out.text = path.join(final, 'text');
-    await models.image.save(out.image, { includeTrainingState: false });
-    await models.text.save(out.text, { includeTrainingState: false });
-    if (this.config.method === 'posthoc') {
+    if (this.config.method === 'posthoc' && models.kind === 'separate') {
       const pair = await alignModels(models.image, models.text, data, train, norm, this.config.align, (done) => this.emit('align', done));
-      out.pair = path.join(final, 'pair');
+      out.pair = p.final('pair');
       try {
         await pair.save(out.pair);
       } finally {
@@ -365,104 +433,9 @@ export async function alignModels(
   return AlignedPair.fromCorrelation(image, text, r, { signed: opts.signed, normalizer: norm });
 }
 
-function saeOptions(cfg: TrainConfig, d: number, m: number, seed: number, extra: Partial<TopKSAEOptions> = {}): TopKSAEOptions {
-  const { sae, train: t } = cfg;
-  return {
-    d,
-    m,
-    k: sae.k,
-    seed,
-    activation: sae.activation,
-    loss: sae.loss,
-    auxCoef: sae.auxCoef,
-    normalizeDecoder: sae.normalizeDecoder,
-    projectDecoderGrad: sae.projectDecoderGrad,
-    maxGradNorm: t.maxGradNorm,
-    weightDecay: t.weightDecay,
-    decayGroups: t.decayGroups,
-    beta1: t.beta1,
-    beta2: t.beta2,
-    eps: t.eps,
-    pairedReduction: t.fvuReduction,
-    // 'auto' stays unset so that CMSAE_DEVICE can choose.
-    ...(t.device !== 'auto' ? { device: t.device } : {}),
-    precision: t.precision,
-    ...extra,
-  };
-}
-
-/** The SAEs of a method: one shared SAE (with its pair loss), or one per modality (seeds seed, seed + 1). */
-export function createMethodModels(cfg: TrainConfig, dImage: number, dText: number): MethodModels {
-  const seed = cfg.train.seed;
-  if (cfg.method.startsWith('shared')) {
-    if (dImage !== dText) throw new SaeError('ERR_SHAPE', `method '${cfg.method}' runs both modalities through one SAE, but image rows have ${dImage} values and text rows ${dText}`);
-    const pairLoss = cfg.method === 'shared+iso' ? cfg.train.isoVariant : cfg.method === 'shared+group' ? 'group' : 'none';
-    return { kind: 'shared', sae: TopKSAE.create(saeOptions(cfg, dImage, cfg.sae.m, seed, { pairLoss, pairLossWeight: pairLossWeight(cfg) })) };
-  }
-  const m = cfg.sae.latentsPerModality === 'half' ? Math.max(cfg.sae.k, Math.floor(cfg.sae.m / 2)) : cfg.sae.m;
-  const image = TopKSAE.create(saeOptions(cfg, dImage, m, seed));
-  try {
-    return { kind: 'separate', image, text: TopKSAE.create(saeOptions(cfg, dText, m, seed + 1)) };
-  } catch (e) {
-    image.dispose();
-    throw e;
-  }
-}
-
 interface ResidentSplit {
   image: DeviceRows;
   text: DeviceRows;
   /** File row -> position in the resident split (-1 outside it). */
   position: Int32Array;
-}
-
-/** methodStep over a batch of resident rows (positions idx in the resident image and text rows). */
-export function methodStepResident(
-  models: MethodModels,
-  image: DeviceRows,
-  text: DeviceRows,
-  idx: Int32Array,
-  lr: number,
-  t: { fvuReduction: 'sum' | 'mean'; maxGradNorm: number },
-): StepProgress {
-  if (models.kind === 'shared') {
-    return stepProgress(models.sae.stepRows(image, idx, { pair: text, lr }));
-  }
-  return jointUpdate(models, models.image.forwardBackwardRows(image, idx), models.text.forwardBackwardRows(text, idx), lr, t);
-}
-
-type StepProgress = Pick<TrainProgress, 'loss' | 'fvu' | 'l0' | 'deadFraction' | 'pairLoss'>;
-
-function stepProgress(s: StepResult): StepProgress {
-  return { loss: s.loss, fvu: s.fvu, l0: s.l0, deadFraction: s.deadFraction, pairLoss: s.pairLoss };
-}
-
-/** Clips the two modality SAEs' gradients jointly (the reference's two-sided model) and updates both. */
-function jointUpdate(
-  models: { image: TopKSAE; text: TopKSAE },
-  a: StepResult,
-  b: StepResult,
-  lr: number,
-  t: { fvuReduction: 'sum' | 'mean'; maxGradNorm: number },
-): StepProgress {
-  const w = t.fvuReduction === 'mean' ? 0.5 : 1;
-  const norm = w * Math.hypot(a.gradNorm, b.gradNorm);
-  const clip = t.maxGradNorm > 0 ? Math.min(1, t.maxGradNorm / (norm + 1e-6)) : 1;
-  models.image.applyUpdate(lr, w * clip);
-  models.text.applyUpdate(lr, w * clip);
-  return { loss: w * (a.loss + b.loss), fvu: (a.fvu + b.fvu) / 2, l0: (a.l0 + b.l0) / 2, deadFraction: (a.deadFraction + b.deadFraction) / 2, pairLoss: 0 };
-}
-
-/** One optimizer step on a paired batch; the separate SAEs are clipped jointly like the reference's two-sided model. */
-export function methodStep(
-  models: MethodModels,
-  x: Matrix,
-  y: Matrix,
-  lr: number,
-  t: { fvuReduction: 'sum' | 'mean'; maxGradNorm: number },
-): StepProgress {
-  if (models.kind === 'shared') {
-    return stepProgress(models.sae.step(x, { pair: y, lr }));
-  }
-  return jointUpdate(models, models.image.forwardBackward(x), models.text.forwardBackward(y), lr, t);
 }

@@ -4,7 +4,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { SingleBar } from 'cli-progress';
 
 import { SaeError } from '../../errors.js';
-import { int, num } from '../parse.js';
+import { nonNegative, nonNegativeInt, positive, positiveInt } from '../parse.js';
 import { setThreads } from '../../info.js';
 import { METHODS, parseConfig } from '../../train/config.js';
 import { Trainer, type TrainProgress, type ValidationRecord } from '../../train/trainer.js';
@@ -12,9 +12,9 @@ import { readConfigFile, setPath } from '../config-file.js';
 import { interruptOnSigint } from '../interrupt.js';
 
 const shape = (v: string) => {
-  const p = v.split(',').map(Number);
-  if (p.length !== 2 || !p.every((x) => Number.isInteger(x) && x > 0)) throw new InvalidArgumentError('expected rows,dim');
-  return p;
+  const p = v.split(',');
+  if (p.length !== 2 || !p.every((x) => /^\s*\d+\s*$/.test(x) && Number(x) > 0 && Number.isSafeInteger(Number(x)))) throw new InvalidArgumentError('expected rows,dim (two positive integers)');
+  return p.map(Number);
 };
 
 interface TrainFlags {
@@ -46,9 +46,13 @@ interface TrainFlags {
   precision?: string;
   out: string;
   resume?: boolean;
+  force?: boolean;
   quiet?: boolean;
   threads?: number;
 }
+
+/** The flags that do not change the run's configuration (allowed with --resume). */
+const RUN_FLAGS = new Set<keyof TrainFlags>(['out', 'resume', 'quiet', 'threads']);
 
 /** Config file, then flags on top. */
 function buildConfig(f: TrainFlags): Record<string, unknown> {
@@ -96,26 +100,27 @@ export function registerTrain(program: Command): void {
     .option('--shape <rows,dim>', 'shape of raw float32 files', shape)
     .option('--val-image <file>', 'separate validation image embeddings')
     .option('--val-text <file>', 'separate validation text embeddings')
-    .option('--val-fraction <f>', 'validation share of the rows when no validation files are given (default 0.05)', num)
+    .option('--val-fraction <f>', 'validation share of the rows when no validation files are given (default 0.05)', nonNegative)
     .option('--normalization <kind>', "'l2' (default), 'none' or 'center+l2'")
     .option('--method <name>', METHODS.join(' | '))
-    .option('--m <n>', 'latents (shared SAE; the separate methods split them per modality)', int)
-    .option('--k <n>', 'active latents per row', int)
+    .option('--m <n>', 'latents (shared SAE; the separate methods split them per modality)', positiveInt)
+    .option('--k <n>', 'active latents per row', positiveInt)
     .option('--latents-per-modality <half|full>', "separate methods: m/2 per SAE ('half', default) or m each")
-    .option('--epochs <n>', 'epochs (default 10)', int)
-    .option('--batch-size <n>', 'rows per batch (default 1024)', int)
-    .option('--lr <x>', 'peak learning rate (default 5e-4)', num)
+    .option('--epochs <n>', 'epochs (default 10)', positiveInt)
+    .option('--batch-size <n>', 'rows per batch (default 1024)', positiveInt)
+    .option('--lr <x>', 'peak learning rate (default 5e-4)', positive)
     .option('--schedule <name>', "'warmup-cosine' (default), 'constant' or 'warmup-constant'")
-    .option('--warmup-ratio <x>', 'warmup share of the steps (default 0.05)', num)
-    .option('--seed <n>', 'seed of the init, the split and the shuffles (default 0)', int)
-    .option('--lambda <x>', 'weight of the shared+iso / shared+group loss', num)
+    .option('--warmup-ratio <x>', 'warmup share of the steps (default 0.05)', nonNegative)
+    .option('--seed <n>', 'seed of the init, the split and the shuffles (default 0)', nonNegativeInt)
+    .option('--lambda <x>', 'weight of the shared+iso / shared+group loss', nonNegative)
     .option('--iso <variant>', "shared+iso: 'iso' (authors' masked top-1 cosine, default) or 'iso-inner' (paper)")
     .option('--fvu-reduction <sum|mean>', "combine the image and text FVUs by 'mean' (default) or 'sum'")
-    .option('--checkpoint-every <steps>', 'checkpoint every N steps (default: at the end and on Ctrl-C)', int)
+    .option('--checkpoint-every <steps>', 'checkpoint every N steps (default: at the end and on Ctrl-C)', nonNegativeInt)
     .option('--device <auto|cpu|cuda>', "where to train (default 'auto': CUDA when a device exists; env CMSAE_DEVICE)")
     .option('--precision <tf32|bf16|fp32>', "encoder GEMM precision on CUDA (default 'tf32')")
     .option('--resume', 'continue the run in --out from its checkpoint (its saved configuration is used)')
-    .option('--threads <n>', 'native threads (default: all cores)', int)
+    .option('--force', 'start a new run even where --out holds another run (its config, metrics, checkpoint and final models are replaced)')
+    .option('--threads <n>', 'native threads (default: all cores)', positiveInt)
     .option('--quiet', 'no progress bar')
     .addHelpText(
       'after',
@@ -124,18 +129,23 @@ Examples:
   $ cmsae train --image img.npy --text txt.npy --method posthoc --m 8192 --k 32 --epochs 10 --out runs/x
   $ cmsae train --config run.yaml --out runs/y --lr 1e-3
   $ cmsae train --resume --out runs/x          # after Ctrl-C or a crash
+  $ cmsae train --config run.yaml --out runs/x --force   # replace the run in runs/x
 `,
     )
     .action(async (f: TrainFlags) => {
       if (f.threads !== undefined) setThreads(f.threads);
+      if (f.resume && f.force) throw new SaeError('ERR_ARG', '--resume continues the run in --out and --force replaces it: give one of them');
       let trainer: Trainer;
       if (f.resume) {
+        const given = (Object.keys(f) as (keyof TrainFlags)[]).filter((k) => f[k] !== undefined && !RUN_FLAGS.has(k)).map((k) => '--' + k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase()));
+        if (given.length)
+          throw new SaeError('ERR_ARG', `--resume continues with the run's saved configuration, so ${given.join(', ')} would be ignored: give --resume with --out (and --threads, --quiet) only, or edit ${f.out}/config.json`);
         trainer = new Trainer(await Trainer.loadConfig(f.out), { out: f.out, resume: true });
       } else {
         const raw = buildConfig(f);
         if (!raw.method || !(raw.data as Record<string, unknown> | undefined)?.image)
           throw new SaeError('ERR_ARG', 'train needs --method, --image and --text (or a --config file that sets them)');
-        trainer = new Trainer(parseConfig(raw), { out: f.out });
+        trainer = new Trainer(parseConfig(raw), { out: f.out, force: f.force === true });
       }
       const interrupt = interruptOnSigint();
       const bar = f.quiet || !process.stderr.isTTY ? null : new SingleBar({
