@@ -3,11 +3,12 @@
  * files (path, size, mtime in training-data.json) is kept, an interrupted one resumes from its checkpoint, and
  * a run with another configuration or other data is an error unless `force` retrains it.
  */
-import { existsSync, promises as fs } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 
 import { SaeError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { ensureDirectory, readTextFile } from '../io/files.js';
 import { readRunConfig, runPaths } from '../run/layout.js';
 import type { Method, TrainConfig } from '../train/config.js';
 import { Trainer, type TrainProgress } from '../train/trainer.js';
@@ -24,7 +25,7 @@ export function finalComplete(dir: string, method: Method): boolean {
 /** The run at `dir` when it was trained with exactly `cfg` on the training files of `dataKey`. */
 export async function sameRun(dir: string, cfg: TrainConfig, dataKey: string): Promise<boolean> {
   try {
-    return JSON.stringify(await readRunConfig(dir)) === JSON.stringify(cfg) && (await fs.readFile(path.join(dir, TRAINING_DATA_FILE), 'utf8')) === dataKey;
+    return JSON.stringify(await readRunConfig(dir)) === JSON.stringify(cfg) && (await readTextFile(path.join(dir, TRAINING_DATA_FILE), 'training data key')) === dataKey;
   } catch {
     return false;
   }
@@ -39,21 +40,23 @@ export async function trainOrReuse(
   onStatus: (s: 'start' | 'resumed') => void,
 ): Promise<'reused' | 'resumed' | 'trained'> {
   let resume = false;
+  // Replacing a run goes through the Trainer's own rule (only the run's entries are removed, never other files).
+  let replace = false;
   if (existsSync(runPaths(dir).config)) {
     if (!(await sameRun(dir, cfg, dataKey))) {
       if (!o.force)
         throw new SaeError('ERR_STATE', `${dir} holds a training run with a different configuration or other training data (size or mtime changed): use another --out, or --force to retrain it`);
-      await fs.rm(dir, { recursive: true, force: true });
+      replace = true;
     } else if (finalComplete(dir, cfg.method)) return 'reused';
     else if (existsSync(runPaths(dir).checkpointState)) resume = true;
-    else await fs.rm(dir, { recursive: true, force: true });
+    else replace = true; // the same run, stopped before its first checkpoint: start it again
   }
   if (!resume) {
-    await fs.mkdir(dir, { recursive: true });
+    await ensureDirectory(dir, 'training run directory');
     await writeFileAtomic(path.join(dir, TRAINING_DATA_FILE), dataKey);
   }
   onStatus(resume ? 'resumed' : 'start');
-  const trainer = new Trainer(cfg, { out: dir, resume });
+  const trainer = new Trainer(cfg, { out: dir, resume, force: replace });
   trainer.on('progress', onProgress);
   await trainer.run({ signal: o.signal });
   return resume ? 'resumed' : 'trained';

@@ -9,7 +9,7 @@ import { DeviceRows } from '../sae/device-rows.js';
 import type { TopKSAEOptions } from '../sae/options.js';
 import { TopKSAE, type StepResult } from '../sae/topk-sae.js';
 import type { Matrix } from '../types.js';
-import { pairLossWeight, type TrainConfig } from './config.js';
+import { latentsPerSae, pairLossWeight, type TrainConfig } from './config.js';
 
 /** Per-step models of a method: one shared SAE, or one per modality. */
 export type MethodModels = { kind: 'shared'; sae: TopKSAE } | { kind: 'separate'; image: TopKSAE; text: TopKSAE };
@@ -67,7 +67,7 @@ export function createMethodModels(cfg: TrainConfig, dImage: number, dText: numb
     const pairLoss = cfg.method === 'shared+iso' ? cfg.train.isoVariant : cfg.method === 'shared+group' ? 'group' : 'none';
     return { kind: 'shared', sae: TopKSAE.create(saeOptions(cfg, dImage, cfg.sae.m, seed, { pairLoss, pairLossWeight: pairLossWeight(cfg) })) };
   }
-  const m = cfg.sae.latentsPerModality === 'half' ? Math.max(cfg.sae.k, Math.floor(cfg.sae.m / 2)) : cfg.sae.m;
+  const m = latentsPerSae(cfg); // parseConfig guarantees k <= m
   const image = TopKSAE.create(saeOptions(cfg, dImage, m, seed));
   try {
     return { kind: 'separate', image, text: TopKSAE.create(saeOptions(cfg, dText, m, seed + 1)) };

@@ -20,7 +20,7 @@ import { ReconstructionAccumulator } from '../eval/reconstruction.js';
 import { Normalizer, PairedEmbeddings, epochOrder, readBatch, scanRowsAsync, splitRows, type Modality } from '../data/paired.js';
 import { SaeError, isSaeError } from '../errors.js';
 import { writeDirectoryAtomic, writeFileAtomic, recoverDirectory } from '../io/atomic.js';
-import { checkpointFiles } from '../io/checkpoint.js';
+import { checkpointFiles, saveSae, type SaveOptions } from '../io/checkpoint.js';
 import { ensureDirectory, fsError, readTextFile } from '../io/files.js';
 import { DeviceRows } from '../sae/device-rows.js';
 import { native } from '../native/load.js';
@@ -190,7 +190,7 @@ export class Trainer extends EventEmitter {
       let saved: number | null = this.#resume ? state.step : null;
       let at = state.step;
       const checkpoint = async (s: CheckpointState) => {
-        await this.#saveCheckpoint(models!, s);
+        await this.#saveCheckpoint(models!, s, norm);
         saved = s.step;
         await this.#appendMetrics(lines);
       };
@@ -342,11 +342,11 @@ export class Trainer extends EventEmitter {
   }
 
   /** Writes the checkpoint directory (never for a model whose parameters are not finite) and emits 'checkpoint'. */
-  async #saveCheckpoint(models: MethodModels, state: CheckpointState): Promise<void> {
+  async #saveCheckpoint(models: MethodModels, state: CheckpointState, norm: Normalizer): Promise<void> {
     checkModelsFinite(models);
     const files: Record<string, Uint8Array | string> = {};
     for (const [prefix, sae] of namedModels(models))
-      for (const [name, f] of Object.entries(checkpointFiles(sae, { includeTrainingState: true }))) files[`${prefix}/${name}`] = f;
+      for (const [name, f] of Object.entries(checkpointFiles(sae, { includeTrainingState: true, normalization: normalizationOf(norm, prefix) }))) files[`${prefix}/${name}`] = f;
     files['state.json'] = JSON.stringify(state) + '\n';
     const dir = runPaths(this.runDir).checkpoint;
     await writeDirectoryAtomic(dir, files);
@@ -372,12 +372,12 @@ export class Trainer extends EventEmitter {
         `${p.checkpointState} (step ${state.step}, epoch ${state.epoch}, batch ${state.batch}) does not fit this run's ${steps} steps per epoch and ${this.config.train.epochs} epochs: ` +
           'were batchSize, epochs, the data or the validation split changed? Resume with the configuration the checkpoint was written with',
       );
-    const names = this.config.method.startsWith('shared') ? ['shared'] : ['image', 'text'];
+    const names = this.config.method.startsWith('shared') ? (['shared'] as const) : (['image', 'text'] as const);
     const loaded: TopKSAE[] = [];
     try {
-      for (const name of names) loaded.push(await TopKSAE.load(path.join(dir, name)));
+      for (const name of names) loaded.push(await TopKSAE.load(p.checkpointModel(name)));
       for (const [i, sae] of loaded.entries())
-        if (sae.status().step !== state.step) throw new SaeError('ERR_STATE', `${path.join(dir, names[i])} is at step ${sae.status().step} but ${p.checkpointState} says ${state.step}: the checkpoint is inconsistent`);
+        if (sae.status().step !== state.step) throw new SaeError('ERR_STATE', `${p.checkpointModel(names[i])} is at step ${sae.status().step} but ${p.checkpointState} says ${state.step}: the checkpoint is inconsistent`);
     } catch (e) {
       for (const sae of loaded) sae.dispose();
       throw e;
@@ -390,7 +390,7 @@ export class Trainer extends EventEmitter {
     const out: Record<string, string> = {};
     for (const [name, sae] of namedModels(models)) {
       out[name] = p.final(name as 'shared' | 'image' | 'text');
-      await sae.save(out[name], { includeTrainingState: false });
+      await saveSae(sae, out[name], { includeTrainingState: false, normalization: normalizationOf(norm, name) });
     }
     if (this.config.method === 'posthoc' && models.kind === 'separate') {
       const pair = await alignModels(models.image, models.text, data, train, norm, this.config.align, (done) => this.emit('align', done));
@@ -406,6 +406,16 @@ export class Trainer extends EventEmitter {
 }
 
 export { trainingRows };
+
+/**
+ * The normalization recorded in a model's cfg.json, so that a checkpoint copied out of its run still encodes
+ * like it: the kind and, for center+l2, that modality's mean. A shared SAE under center+l2 has two means, so
+ * nothing is recorded for it (its run's normalization.json stays the source).
+ */
+function normalizationOf(norm: Normalizer, model: string): SaveOptions['normalization'] {
+  if (model === 'image' || model === 'text') return { kind: norm.kind, ...(norm.mean[model] ? { mean: norm.mean[model] } : {}) };
+  return norm.kind === 'center+l2' ? undefined : { kind: norm.kind };
+}
 
 /**
  * The post-hoc alignment: encode the training pairs (the first `samples` in file order, 0 = all) with both
