@@ -23,7 +23,11 @@ void transpose(const float* src, long src_rows, long src_cols, float* dst) {
         for (long c = c0; c < std::min(src_cols, c0 + B); ++c) dst[c * src_rows + r] = src[r * src_cols + c];
 }
 
-void check_finite_all(const float* p, size_t n, const char* name) { check_finite(p, 1, static_cast<int>(n), name); }
+// Finiteness of a flat array (checked in row-sized pieces: check_finite takes an int column count).
+void check_finite_all(const float* p, size_t n, const char* name) {
+  constexpr size_t kPiece = size_t{1} << 30;
+  for (size_t off = 0; off < n; off += kPiece) check_finite(p + off, 1, static_cast<int>(std::min(kPiece, n - off)), name);
+}
 
 Napi::Object stats_object(Napi::Env env, const StepStats& s) {
   Napi::Object o = Napi::Object::New(env);
@@ -409,7 +413,7 @@ Napi::Value NativeSae::apply_update(const Napi::CallbackInfo& info) {
   if (!(lr >= 0) || !std::isfinite(lr)) throw_js(env, "ERR_ARG", "lr must be a finite number >= 0");
   if (!(scale >= 0) || !std::isfinite(scale)) throw_js(env, "ERR_ARG", "gradScale must be a finite number >= 0");
   if (!m.has_grads()) throw_js(env, "ERR_STATE", "applyUpdate needs gradients: call forwardBackward first");
-  m.apply_update(static_cast<float>(lr), static_cast<float>(scale));
+  guarded(env, [&] { m.apply_update(static_cast<float>(lr), static_cast<float>(scale)); });
   return env.Undefined();
 }
 
