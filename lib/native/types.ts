@@ -20,6 +20,8 @@ export interface NativeStatus {
   thresholdReady: boolean;
   deadFraction: number;
   busy: boolean;
+  /** Updates that could not be proven overflow-free in advance and ran checked on a snapshot (slower). */
+  checkedUpdates: number;
 }
 
 export interface NativeStateScalars {

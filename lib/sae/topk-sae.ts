@@ -284,10 +284,21 @@ export class TopKSAE implements Disposable {
     return { fireCounts: s.arrays.fires as Float64Array, samplesSinceFired: s.arrays.since as Float64Array, samplesSeen: s.samplesSeen };
   }
 
-  /** Optimizer step count, samples seen, BatchTopK threshold and dead fraction. */
-  status(): { step: number; samplesSeen: number; threshold: number | null; deadFraction: number; k: number } {
+  /**
+   * Optimizer step count, samples seen, BatchTopK threshold, dead fraction, and checkedUpdates: updates that
+   * could not be proven overflow-free in advance and ran on a checked snapshot instead (slower; normal
+   * settings need none, see docs/engine.md "Divergence").
+   */
+  status(): { step: number; samplesSeen: number; threshold: number | null; deadFraction: number; k: number; checkedUpdates: number } {
     const s = this.#native().status();
-    return { step: s.step, samplesSeen: s.samplesSeen, threshold: s.thresholdReady ? s.threshold : null, deadFraction: s.deadFraction, k: s.codesK };
+    return {
+      step: s.step,
+      samplesSeen: s.samplesSeen,
+      threshold: s.thresholdReady ? s.threshold : null,
+      deadFraction: s.deadFraction,
+      k: s.codesK,
+      checkedUpdates: s.checkedUpdates,
+    };
   }
 
   /** Saves cfg.json + sae_weights.safetensors (+ trainer_state.safetensors) atomically. */

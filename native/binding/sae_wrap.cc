@@ -570,6 +570,7 @@ Napi::Value NativeSae::status(const Napi::CallbackInfo& info) {
   // While an async step runs on the device, the last step's value (reading the device stats would race).
   o.Set("deadFraction", busy_ && m.on_device() ? m.last_dead_fraction() : m.dead_fraction());
   o.Set("busy", busy_);
+  o.Set("checkedUpdates", static_cast<double>(m.checked_updates()));
   return o;
 }
 

@@ -128,6 +128,8 @@ class SaeModel {
   bool threshold_ready() const { return theta_ready_; }
   void set_threshold(double theta, bool ready) { theta_ = theta; theta_ready_ = ready; }
   bool b_dec_mean_init_pending() const { return b_dec_mean_pending_; }
+  // Updates that could not be proven overflow-free in advance and ran checked on a snapshot (slower).
+  long long checked_updates() const { return checked_updates_; }
   void set_b_dec_mean_init_pending(bool v) { b_dec_mean_pending_ = v; }
   double dead_fraction() const;
   void renormalize_decoder();
@@ -198,6 +200,7 @@ class SaeModel {
   ArrayBounds bounds_[4];
   bool bounds_known_ = false;
   double last_grad_norm_ = 0;
+  long long checked_updates_ = 0;
   // scratch
   mutable SparseGrads grads_;
   mutable CodesBuffer codes_;

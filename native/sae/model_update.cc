@@ -107,6 +107,7 @@ void SaeModel::guarded_update(const AdamWArgs args[4], float lr) {
     packed_valid_ = false;
     std::copy(b, b + 4, bounds_);
     bounds_known_ = true;
+    ++checked_updates_;
     return;
   }
   std::vector<float> saved[4], saved_mo[4][2];
@@ -126,6 +127,7 @@ void SaeModel::guarded_update(const AdamWArgs args[4], float lr) {
   }
   std::copy(b, b + 4, bounds_);
   bounds_known_ = true;
+  ++checked_updates_;
 }
 
 void SaeModel::run_update(const AdamWArgs args[4]) {
