@@ -78,6 +78,11 @@ NativeCorr::NativeCorr(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Native
   Napi::MemoryManagement::AdjustExternalMemory(env, accounted_bytes_);
 }
 
+void NativeCorr::Finalize(Napi::Env env) {
+  if (accounted_bytes_ > 0) Napi::MemoryManagement::AdjustExternalMemory(env, -accounted_bytes_);
+  accounted_bytes_ = 0;
+}
+
 CorrAccumulator& NativeCorr::acc(const Napi::Env& env) {
   if (!acc_) throw_js(env, "ERR_DISPOSED", "this CorrelationAccumulator was disposed");
   if (busy_) throw_js(env, "ERR_BUSY", "an async add on this accumulator is still running; await it first");
