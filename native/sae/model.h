@@ -153,6 +153,8 @@ class SaeModel {
   StepStats device_forward_pass(const float* x, const float* y, long rows, const float* extra_dval, const ResidentBatch* resident);
   void commit_step(StepStats& st);
   void discard_step();
+  // The second half of step / step_rows: clipping and the update, then commit_step (discard_step on failure).
+  StepStats update_and_commit(StepStats st, float lr);
   // The end of every forward pass: ERR_DIVERGED (after discard_step) unless loss and gradients are finite.
   void require_finite_step(const StepStats& st);
   float clip_scale(const StepStats& st) const;

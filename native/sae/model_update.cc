@@ -186,16 +186,19 @@ float SaeModel::clip_scale(const StepStats& st) const {
   return scale;
 }
 
-StepStats SaeModel::step(const float* x, const float* y, long rows, float lr) {
-  StepStats st = forward_pass(x, y, rows, nullptr, nullptr);
+StepStats SaeModel::update_and_commit(StepStats st, float lr) {
   try {
     apply_update(lr, clip_scale(st));
   } catch (...) {
-    discard_step();
+    discard_step();  // the batch's statistics and first-batch b_dec go too: the step never happened
     throw;
   }
   commit_step(st);
   return st;
+}
+
+StepStats SaeModel::step(const float* x, const float* y, long rows, float lr) {
+  return update_and_commit(forward_pass(x, y, rows, nullptr, nullptr), lr);
 }
 
 StepStats SaeModel::forward_backward_rows(const DeviceRows& x, const DeviceRows* y, const int32_t* idx, long rows,
@@ -210,15 +213,7 @@ StepStats SaeModel::forward_backward_rows(const DeviceRows& x, const DeviceRows*
 StepStats SaeModel::step_rows(const DeviceRows& x, const DeviceRows* y, const int32_t* idx, long rows, float lr) {
   check_resident_batch(x, y, idx, rows);
   const ResidentBatch batch{&x, y, idx};
-  StepStats st = forward_pass(nullptr, nullptr, rows, nullptr, &batch);
-  try {
-    apply_update(lr, clip_scale(st));
-  } catch (...) {
-    discard_step();
-    throw;
-  }
-  commit_step(st);
-  return st;
+  return update_and_commit(forward_pass(nullptr, nullptr, rows, nullptr, &batch), lr);
 }
 
 void SaeModel::check_resident_batch(const DeviceRows& x, const DeviceRows* y, const int32_t* idx, long rows) const {
