@@ -72,6 +72,9 @@ export class AlignedPair implements Disposable {
    * The text SAE is copied with permuted latents; the originals are left untouched.
    */
   static fromCorrelation(image: TopKSAE, text: TopKSAE, r: CorrelationResult, opts: { signed?: boolean; normalizer?: NormalizerType } = {}): AlignedPair {
+    if (!(image instanceof TopKSAE) || !(text instanceof TopKSAE)) throw new SaeError('ERR_ARG', 'fromCorrelation needs the image and the text TopKSAE');
+    if (typeof opts !== 'object' || opts === null) throw new SaeError('ERR_ARG', `fromCorrelation options must be an object, got ${describe(opts)}`);
+    if (opts.normalizer !== undefined && !(opts.normalizer instanceof Normalizer)) throw new SaeError('ERR_ARG', 'option normalizer must be a Normalizer');
     if (image.m !== text.m) throw new SaeError('ERR_SHAPE', `post-hoc alignment needs SAEs of equal width (image m = ${image.m}, text m = ${text.m})`);
     const perm = alignLatents(r, { signed: opts.signed ?? true });
     const m = image.m;

@@ -140,6 +140,14 @@ describe('AlignedPair: save, load and validation', () => {
     await expectSaeRejection(AlignedPair.load(path.join(good, 'image')), 'ERR_IO', /alignment.json/);
   });
 
+  it('fromCorrelation checks its arguments', () => {
+    using acc = new CorrelationAccumulator(m, m, { device: 'cpu' });
+    const r = acc.result();
+    expectSaeError(() => AlignedPair.fromCorrelation(pair.image, pair.text, r, null as never), 'ERR_ARG', /options must be an object/);
+    expectSaeError(() => AlignedPair.fromCorrelation(pair.image, pair.text, r, { normalizer: 'l2' as never }), 'ERR_ARG', /Normalizer/);
+    expectSaeError(() => AlignedPair.fromCorrelation(pair.image, {} as never, r), 'ERR_ARG', /TopKSAE/);
+  });
+
   it('encode refuses modalities other than image and text (no silent fallback to the text SAE)', () => {
     const x = { rows: 2, cols: d, data: new Float32Array(2 * d).fill(0.3) };
     expectSaeError(() => pair.encode('audio' as never, x), 'ERR_ARG', /'image' or 'text', got 'audio'/);
