@@ -57,6 +57,13 @@ function warm(sae: TopKSAE, rng: Rng, rows: number, pair = false): void {
   for (let i = 0; i < 3; i++) sae.step(batch(rng, rows, sae.d, 1), { lr: 1e-3, pair: pair ? batch(rng, rows, sae.d, 1) : undefined });
 }
 
+/** make() followed by warm() with a seeded batch stream: twins made with the same seed are identical. */
+function warmed(s: DivergenceSetup, extra: Partial<TopKSAEOptions>, seed: number, rows: number): TopKSAE {
+  const sae = make(s, extra);
+  warm(sae, new Rng(seed), rows);
+  return sae;
+}
+
 /**
  * After a failed step the model must continue exactly like a twin that never saw the failing batch: both take
  * the same ordinary step and must end bit-identical (this also covers state no accessor shows).
@@ -95,10 +102,8 @@ export function checkNonFiniteGradient(s: DivergenceSetup, pair = false): void {
 export async function checkNonFiniteGradientAsync(s: DivergenceSetup): Promise<void> {
   const rows = s.rows ?? 13;
   const rng = new Rng(12);
-  using sae = make(s, { loss: 'mse' });
-  using twin = make(s, { loss: 'mse' });
-  warm(sae, new Rng(1), rows);
-  warm(twin, new Rng(1), rows);
+  using sae = warmed(s, { loss: 'mse' }, 1, rows);
+  using twin = warmed(s, { loss: 'mse' }, 1, rows);
   const before = snapshot(sae);
   await expectSaeRejection(sae.stepAsync(batch(rng, rows, sae.d, 1e30), { lr: 1e-3 }), 'ERR_DIVERGED');
   expectSameState(sae, before, 'stepAsync');
@@ -160,10 +165,8 @@ export function checkTinyFvuBatch(s: DivergenceSetup): void {
 export async function checkResidentRows(s: DivergenceSetup): Promise<void> {
   const rows = s.rows ?? 13;
   const rng = new Rng(16);
-  using sae = make(s, { loss: 'mse' });
-  using twin = make(s, { loss: 'mse' });
-  warm(sae, new Rng(3), rows);
-  warm(twin, new Rng(3), rows);
+  using sae = warmed(s, { loss: 'mse' }, 3, rows);
+  using twin = warmed(s, { loss: 'mse' }, 3, rows);
   using xr = new DeviceRows(rows + 4, sae.d);
   using yr = new DeviceRows(rows + 4, sae.d);
   xr.upload(0, batch(rng, rows + 4, sae.d, 1e30));
