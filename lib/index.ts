@@ -30,3 +30,4 @@ export { fit, EVALUATIONS, type FitOptions, type FitResult, type FitEvent, type 
 export { DeviceRows } from './sae/device-rows.js';
 export { cudaDeviceAvailable, type Device } from './device.js';
 export { type Precision } from './sae/options.js';
+export { checkModality, MODALITIES } from './data/paired.js';
