@@ -16,6 +16,8 @@
         "native/sae/decode.cc",
         "native/sae/backward.cc",
         "native/sae/model.cc",
+        "native/sae/model_update.cc",
+        "native/sae/update_guard.cc",
         "native/common/device_registry.cc",
         "native/common/emulated_device.cc",
         "native/sae/pair_loss.cc",

@@ -18,6 +18,7 @@
 
 #include "../native/common/errors.h"
 #include "../native/sae/device_sae.h"
+#include "../native/sae/loss_scale.h"
 #include "cuda_check.h"
 #include "device_info.h"
 #include "sae_device.h"
@@ -368,10 +369,10 @@ __global__ void forward_loss(const float* __restrict__ W, const float* __restric
   }
 }
 
-// out = {sse of rows [0, rows), sse of rows [rows, 2 rows), active entries, latents with since >= window (0 when
-// window <= 0)}; one block, fixed strides: deterministic.
+// out = {sse of rows [0, rows), sse of rows [rows, 2 rows), active entries, latents whose since would be >= window
+// once this batch of R rows is committed (0 when window <= 0)}; one block, fixed strides: deterministic.
 __global__ void forward_scalars(const double* __restrict__ sse_row, long rows, int nseg, const int* __restrict__ count, int m,
-                                const long long* __restrict__ since, long long window, double* __restrict__ out) {
+                                const long long* __restrict__ since, long long R, long long window, double* __restrict__ out) {
   double s0 = 0, s1 = 0, active = 0, dead = 0;
   for (long r = threadIdx.x; r < rows; r += blockDim.x) {
     s0 += sse_row[r];
@@ -379,7 +380,7 @@ __global__ void forward_scalars(const double* __restrict__ sse_row, long rows, i
   }
   for (int j = threadIdx.x; j < m; j += blockDim.x) {
     active += count[j];
-    if (window > 0 && since[j] >= window) dead += 1;
+    if (window > 0 && (count[j] ? 0 : since[j] + R) >= window) dead += 1;
   }
   s0 = block_sum(s0);
   s1 = block_sum(s1);
@@ -647,7 +648,7 @@ class CudaSae final : public DeviceSae {
     sync();
     for (int s = 0; s < nseg; ++s) {
       for (int c = 0; c < d_; ++c) f.total_variance[s] += tv[static_cast<size_t>(s) * d_ + c];
-      if (fvu && !(f.total_variance[s] > 0.0)) {
+      if (fvu && fvu_degenerate(f.total_variance[s], w)) {
         f.degenerate = true;
         return f;
       }
@@ -672,10 +673,10 @@ class CudaSae final : public DeviceSae {
     pos_sorted_.ensure(n);
     count_.zero(stream_);
     entry_keys<<<blocks_for(n), kThreads, 0, stream_>>>(codes_idx_.p, codes_val_.p, n, m_, count_.p, keys_.p, pos_.p);
-    latent_stats<<<blocks_for(m_), kThreads, 0, stream_>>>(count_.p, m_, R, fires_.p, since_.p);
     CMSAE_CUDA(cudaGetLastError());
-    // Per-segment SSE, active entries and dead latents in one small read-back.
-    forward_scalars<<<1, kThreads, 0, stream_>>>(sse_row_.p, rows, nseg, count_.p, m_, since_.p, dead_window, scalars_.p);
+    // Per-segment SSE, active entries and dead latents in one small read-back (the statistics wait for
+    // commit_latent_stats: a step that fails leaves them unchanged).
+    forward_scalars<<<1, kThreads, 0, stream_>>>(sse_row_.p, rows, nseg, count_.p, m_, since_.p, R, dead_window, scalars_.p);
     CMSAE_CUDA(cudaGetLastError());
     double sc[4];
     scalars_.download(sc, stream_, 4);
@@ -703,6 +704,12 @@ class CudaSae final : public DeviceSae {
     add_into<<<blocks_for(n), kThreads, 0, stream_>>>(dval_.p, tmp_.p, n);
     CMSAE_CUDA(cudaGetLastError());
     sync();
+  }
+
+  void commit_latent_stats() override {
+    require_forward();
+    latent_stats<<<blocks_for(m_), kThreads, 0, stream_>>>(count_.p, m_, R_, fires_.p, since_.p);
+    CMSAE_CUDA(cudaGetLastError());  // ordered before every later read of the statistics on the stream
   }
 
   double backward(bool project) override {

@@ -39,3 +39,4 @@ export type { SettingResults, Figure2Results } from './fit/fit.js';
 export { loadCheckpoint, type LoadedCheckpoint, type SaveOptions, type NormalizationRecord } from './io/checkpoint.js';
 export { exportSae, type ExportOptions, type ExportResult, type ExportFormat } from './io/export.js';
 export type { TrainerOptions } from './train/trainer.js';
+export { checkModality, MODALITIES } from './data/paired.js';

@@ -1,6 +1,6 @@
 /** Library and runtime facts, and process-wide native settings (threads, SIMD level). */
 import { SaeError } from './errors.js';
-import { native, nativePath } from './native/load.js';
+import { MAX_THREADS, native, nativePath } from './native/load.js';
 import type { NativeCudaInfo } from './native/types.js';
 import { VERSION } from './version.js';
 
@@ -44,9 +44,9 @@ function defaultBackend(c: NativeCudaInfo): 'cpu' | 'cuda' {
   return env !== 'cpu' && c.compiled && c.available ? 'cuda' : 'cpu';
 }
 
-/** Sets the native thread count (default: CMSAE_THREADS, else the number of cores). Returns it. */
+/** Sets the native thread count (default: CMSAE_THREADS, which must be in [1, 1024], else the number of cores). Returns it. */
 export function setThreads(n: number): number {
-  if (!Number.isInteger(n) || n < 1 || n > 1024) throw new SaeError('ERR_ARG', `threads must be an integer in [1, 1024], got ${String(n)}`);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_THREADS) throw new SaeError('ERR_ARG', `threads must be an integer in [1, ${MAX_THREADS}], got ${String(n)}`);
   return native().setThreads(n);
 }
 

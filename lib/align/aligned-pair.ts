@@ -4,17 +4,19 @@
  * permutation, the alignment statistics and the input normalization. Both modalities encode into one
  * latent index space.
  */
-import { promises as fs } from 'node:fs';
+import { createHash } from 'node:crypto';
 import path from 'node:path';
 
 import type { Modality, Normalizer as NormalizerType } from '../data/paired.js';
-import { Normalizer } from '../data/paired.js';
+import { Normalizer, checkModality } from '../data/paired.js';
 import { SaeError } from '../errors.js';
 import { writeDirectoryAtomic } from '../io/atomic.js';
+import { readRegularFile } from '../io/files.js';
 import { checkpointFiles } from '../io/checkpoint.js';
 import { parseSafetensors, serializeSafetensors } from '../io/safetensors.js';
 import { TopKSAE, type SaeWeights } from '../sae/topk-sae.js';
 import type { Matrix, SparseCodes } from '../types.js';
+import { checkMatrix, describe } from '../validate.js';
 import type { CorrelationResult } from './correlation.js';
 import { alignLatents } from './assignment.js';
 
@@ -70,6 +72,9 @@ export class AlignedPair implements Disposable {
    * The text SAE is copied with permuted latents; the originals are left untouched.
    */
   static fromCorrelation(image: TopKSAE, text: TopKSAE, r: CorrelationResult, opts: { signed?: boolean; normalizer?: NormalizerType } = {}): AlignedPair {
+    if (!(image instanceof TopKSAE) || !(text instanceof TopKSAE)) throw new SaeError('ERR_ARG', 'fromCorrelation needs the image and the text TopKSAE');
+    if (typeof opts !== 'object' || opts === null) throw new SaeError('ERR_ARG', `fromCorrelation options must be an object, got ${describe(opts)}`);
+    if (opts.normalizer !== undefined && !(opts.normalizer instanceof Normalizer)) throw new SaeError('ERR_ARG', 'option normalizer must be a Normalizer');
     if (image.m !== text.m) throw new SaeError('ERR_SHAPE', `post-hoc alignment needs SAEs of equal width (image m = ${image.m}, text m = ${text.m})`);
     const perm = alignLatents(r, { signed: opts.signed ?? true });
     const m = image.m;
@@ -82,47 +87,56 @@ export class AlignedPair implements Disposable {
 
   /** Codes of one modality in the shared latent index space (x normalized by the pair's normalizer first). */
   encode(side: Modality, x: Matrix, opts: { normalized?: boolean } = {}): SparseCodes {
-    const sae = side === 'image' ? this.image : this.text;
+    const sae = checkModality(side, 'side') === 'image' ? this.image : this.text;
     if (opts.normalized) return sae.encode(x);
+    checkMatrix(x, 'x', sae.d);
     const data = Float32Array.from(x.data);
     this.normalizer.apply(side, data, x.rows, x.cols);
     return sae.encode({ rows: x.rows, cols: x.cols, data });
   }
 
-  /** Writes image/, text/ (SAE checkpoints, text permuted), alignment.safetensors and alignment.json atomically. */
+  /**
+   * Writes image/, text/ (SAE checkpoints, text permuted), alignment.safetensors and alignment.json atomically.
+   * alignment.json (format 2) records the SHA-256 of every other file, which load() verifies.
+   */
   async save(dir: string): Promise<void> {
+    if (typeof dir !== 'string' || dir.length === 0) throw new SaeError('ERR_ARG', 'AlignedPair.save needs a directory path');
     const files: Record<string, Uint8Array | string> = {};
     for (const [name, f] of Object.entries(checkpointFiles(this.image, { includeTrainingState: false }))) files[`image/${name}`] = f;
     for (const [name, f] of Object.entries(checkpointFiles(this.text, { includeTrainingState: false }))) files[`text/${name}`] = f;
     const m = this.perm.length;
-    files['alignment.safetensors'] = serializeSafetensors({
+    files[TENSORS_FILE] = serializeSafetensors({
       perm: { dtype: 'I32', shape: [m], data: this.perm },
       alive_image: { dtype: 'I32', shape: [m], data: Int32Array.from(this.stats.aliveImage) },
       alive_text: { dtype: 'I32', shape: [m], data: Int32Array.from(this.stats.aliveText) },
       matched_correlation: { dtype: 'F32', shape: [m], data: this.stats.matchedCorrelation },
     });
-    files['alignment.json'] = JSON.stringify({ format_version: 1, n: this.stats.n, normalization: this.normalizer.toJSON() }, null, 2) + '\n';
+    const checksums: Record<string, string> = {};
+    for (const [name, f] of Object.entries(files)) checksums[name] = sha256(f);
+    const meta = { format_version: PAIR_FORMAT_VERSION, n: this.stats.n, normalization: this.normalizer.toJSON(), checksums };
+    files[META_FILE] = JSON.stringify(meta, null, 2) + '\n';
     await writeDirectoryAtomic(dir, files);
   }
 
+  /**
+   * Loads a pair written by save(), validated: alignment.json (format 1, or 2 with checksums that must match),
+   * a permutation that is a bijection, alive masks of 0/1, matched correlations in [-1, 1] (0 where a side is
+   * dead), SAE widths that agree. Anything else is ERR_FORMAT naming the file; a missing file is ERR_IO.
+   */
   static async load(dir: string): Promise<AlignedPair> {
-    let meta: { format_version: number; n: number; normalization: Parameters<typeof Normalizer.fromJSON>[0] };
-    const metaFile = path.join(dir, 'alignment.json');
-    try {
-      meta = JSON.parse(await fs.readFile(metaFile, 'utf8'));
-    } catch (e) {
-      throw new SaeError((e as NodeJS.ErrnoException).code === 'ENOENT' ? 'ERR_IO' : 'ERR_FORMAT', `${metaFile} is missing or not JSON: is ${dir} an aligned pair?`);
+    if (typeof dir !== 'string' || dir.length === 0) throw new SaeError('ERR_ARG', `AlignedPair.load needs the directory of a saved pair, got ${describe(dir)}`);
+    const metaFile = path.join(dir, META_FILE);
+    const meta = parsePairMeta(await readPairFile(metaFile, dir), metaFile);
+    const tFile = path.join(dir, TENSORS_FILE);
+    const tBytes = await readPairFile(tFile, dir);
+    if (meta.checksums) {
+      for (const [name, want] of Object.entries(meta.checksums)) {
+        const bytes = name === TENSORS_FILE ? tBytes : await readPairFile(path.join(dir, name), dir);
+        if (sha256(bytes) !== want)
+          throw new SaeError('ERR_FORMAT', `${path.join(dir, name)} does not match the checksum in ${metaFile}: the pair is corrupt or was edited; save it again`);
+      }
     }
-    if (meta.format_version !== 1) throw new SaeError('ERR_FORMAT', `${metaFile}: unsupported format_version ${meta.format_version}`);
-    const tFile = path.join(dir, 'alignment.safetensors');
-    const t = parseSafetensors(await fs.readFile(tFile).catch(() => {
-      throw new SaeError('ERR_IO', `${tFile} is missing`);
-    }), tFile);
-    const get = (name: string) => {
-      const x = t.tensors.get(name);
-      if (!x) throw new SaeError('ERR_FORMAT', `${tFile} has no tensor '${name}'`);
-      return x.data;
-    };
+    const arrays = pairArrays(parseSafetensors(tBytes, tFile), tFile);
     const image = await TopKSAE.load(path.join(dir, 'image'));
     let text: TopKSAE;
     try {
@@ -131,19 +145,14 @@ export class AlignedPair implements Disposable {
       image.dispose();
       throw e;
     }
-    const perm = Int32Array.from(get('perm'));
-    if (perm.length !== image.m || text.m !== image.m) {
+    const m = arrays.perm.length;
+    if (image.m !== m || text.m !== m) {
       image.dispose();
       text.dispose();
-      throw new SaeError('ERR_FORMAT', `${dir}: permutation and SAE widths disagree`);
+      throw new SaeError('ERR_FORMAT', `${dir}: the permutation has ${m} entries but the SAEs have ${image.m} (image) and ${text.m} (text) latents`);
     }
-    const stats: AlignmentStats = {
-      n: meta.n,
-      aliveImage: Uint8Array.from(get('alive_image')),
-      aliveText: Uint8Array.from(get('alive_text')),
-      matchedCorrelation: Float32Array.from(get('matched_correlation')),
-    };
-    return new AlignedPair(image, text, perm, stats, Normalizer.fromJSON(meta.normalization));
+    const stats: AlignmentStats = { n: meta.n, aliveImage: arrays.aliveImage, aliveText: arrays.aliveText, matchedCorrelation: arrays.matched };
+    return new AlignedPair(image, text, arrays.perm, stats, meta.normalizer);
   }
 
   dispose(): void {
@@ -154,4 +163,91 @@ export class AlignedPair implements Disposable {
   [Symbol.dispose](): void {
     this.dispose();
   }
+}
+
+const META_FILE = 'alignment.json';
+const TENSORS_FILE = 'alignment.safetensors';
+/** 2: alignment.json records the SHA-256 of every other file of the pair. 1 (no checksums) is still read. */
+const PAIR_FORMAT_VERSION = 2;
+const CHECKSUMMED = ['image/cfg.json', 'image/sae_weights.safetensors', 'text/cfg.json', 'text/sae_weights.safetensors', TENSORS_FILE];
+
+function sha256(data: Uint8Array | string): string {
+  return 'sha256:' + createHash('sha256').update(data).digest('hex');
+}
+
+async function readPairFile(file: string, dir: string): Promise<Buffer> {
+  try {
+    return await readRegularFile(file, 'aligned-pair file');
+  } catch (e) {
+    if (e instanceof SaeError && /does not exist/.test(e.message))
+      throw new SaeError('ERR_IO', `${file} is missing: is ${dir} an aligned pair (written by AlignedPair.save or cmsae align)?`, { cause: e });
+    throw e;
+  }
+}
+
+function parsePairMeta(bytes: Buffer, file: string): { n: number; normalizer: NormalizerType; checksums?: Record<string, string> } {
+  const bad = (why: string): never => {
+    throw new SaeError('ERR_FORMAT', `${file} ${why}`);
+  };
+  let meta: unknown;
+  try {
+    meta = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    bad('is not JSON');
+  }
+  if (typeof meta !== 'object' || meta === null || Array.isArray(meta)) return bad(`must hold a JSON object, got ${meta === null ? 'null' : Array.isArray(meta) ? 'an array' : typeof meta}`);
+  const j = meta as Record<string, unknown>;
+  if (j.format_version !== 1 && j.format_version !== PAIR_FORMAT_VERSION)
+    bad(`has format_version ${JSON.stringify(j.format_version)}; this version reads 1 and ${PAIR_FORMAT_VERSION} (a newer crossmodal-sae wrote it?)`);
+  if (typeof j.n !== 'number' || !Number.isSafeInteger(j.n) || j.n < 0) bad(`has n = ${JSON.stringify(j.n)}; expected the number of pairs (an integer >= 0)`);
+  let normalizer: NormalizerType;
+  try {
+    normalizer = Normalizer.fromJSON(j.normalization as Parameters<typeof Normalizer.fromJSON>[0]);
+  } catch (e) {
+    return bad(`has an invalid normalization: ${(e as Error).message}`);
+  }
+  if (j.format_version === 1) return { n: j.n as number, normalizer };
+  const c = j.checksums as Record<string, unknown> | undefined;
+  if (typeof c !== 'object' || c === null || Array.isArray(c)) return bad('has no checksums object (format 2)');
+  const keys = Object.keys(c).sort();
+  if (keys.join() !== [...CHECKSUMMED].sort().join()) bad(`lists checksums for ${keys.join(', ') || 'nothing'}; expected ${CHECKSUMMED.join(', ')}`);
+  for (const k of keys) if (typeof c[k] !== 'string' || !/^sha256:[0-9a-f]{64}$/.test(c[k] as string)) bad(`has a malformed checksum for ${k}`);
+  return { n: j.n as number, normalizer, checksums: c as Record<string, string> };
+}
+
+/** The permutation and alignment statistics of alignment.safetensors, each checked for dtype, shape and range. */
+function pairArrays(t: ReturnType<typeof parseSafetensors>, file: string): { perm: Int32Array; aliveImage: Uint8Array; aliveText: Uint8Array; matched: Float32Array } {
+  const bad = (why: string): never => {
+    throw new SaeError('ERR_FORMAT', `${file}: ${why}`);
+  };
+  const get = (name: string, dtype: string) => {
+    const x = t.tensors.get(name) ?? bad(`has no tensor '${name}'`);
+    if (x.dtype !== dtype || x.shape.length !== 1) bad(`tensor '${name}' must be a 1-D ${dtype} tensor, got ${x.dtype} ${JSON.stringify(x.shape)}`);
+    return x.data;
+  };
+  const perm = Int32Array.from(get('perm', 'I32'));
+  const m = perm.length;
+  if (m === 0) bad('the permutation is empty');
+  const seen = new Uint8Array(m);
+  for (let i = 0; i < m; i++) {
+    const j = perm[i];
+    if (!(j >= 0 && j < m) || seen[j]) bad(`perm is not a bijection of 0..${m - 1} (entry ${i} = ${j})`);
+    seen[j] = 1;
+  }
+  const mask = (name: string) => {
+    const a = get(name, 'I32');
+    if (a.length !== m) bad(`tensor '${name}' has ${a.length} entries, the permutation ${m}`);
+    if (!a.every((v) => v === 0 || v === 1)) bad(`tensor '${name}' must hold only 0 and 1`);
+    return Uint8Array.from(a);
+  };
+  const aliveImage = mask('alive_image');
+  const aliveText = mask('alive_text');
+  const matched = Float32Array.from(get('matched_correlation', 'F32'));
+  if (matched.length !== m) bad(`tensor 'matched_correlation' has ${matched.length} entries, the permutation ${m}`);
+  for (let i = 0; i < m; i++) {
+    const c = matched[i];
+    if (!(Math.abs(c) <= 1 + 1e-4)) bad(`matched_correlation[${i}] = ${c} is not a correlation in [-1, 1]`);
+    if (c !== 0 && !(aliveImage[i] && aliveText[perm[i]])) bad(`matched_correlation[${i}] = ${c} but a latent of that pair is dead`);
+  }
+  return { perm, aliveImage, aliveText, matched };
 }

@@ -57,10 +57,26 @@ function checkCost(cost: CostMatrix, opts: AssignmentOptions): void {
     throw new SaeError('ERR_SHAPE', `cost needs integer rows, cols >= 0, got ${cost.rows} x ${cost.cols}`);
   if (cost.data.length !== cost.rows * cost.cols)
     throw new SaeError('ERR_SHAPE', `cost.data has ${cost.data.length} elements but rows x cols = ${cost.rows * cost.cols}`);
+  checkOptions(opts, ASSIGNMENT_OPTIONS, 'solveAssignment');
   const alg = opts.algorithm ?? 'auto';
-  if (!['auto', 'dense', 'sparse'].includes(alg)) throw new SaeError('ERR_ARG', `algorithm must be 'auto', 'dense' or 'sparse'`);
+  if (!['auto', 'dense', 'sparse'].includes(alg)) throw new SaeError('ERR_ARG', `option algorithm must be 'auto', 'dense' or 'sparse', got ${String(alg)}`);
   const k = opts.candidates ?? 16;
-  if (!Number.isInteger(k) || k < 1) throw new SaeError('ERR_ARG', `candidates must be an integer >= 1, got ${String(k)}`);
+  if (!Number.isInteger(k) || k < 1 || k > MAX_CANDIDATES)
+    throw new SaeError('ERR_ARG', `option candidates must be an integer in [1, ${MAX_CANDIDATES}], got ${String(k)}`);
+  for (const key of ['maximize', 'returnDuals'] as const)
+    if (opts[key] !== undefined && typeof opts[key] !== 'boolean') throw new SaeError('ERR_ARG', `option ${key} must be a boolean, got ${String(opts[key])}`);
+}
+
+/** Most candidates per row and column of the sparse path (native kMaxCandidates). */
+export const MAX_CANDIDATES = 65536;
+const ASSIGNMENT_OPTIONS = ['maximize', 'algorithm', 'candidates', 'returnDuals', 'device'];
+
+/** opts must be undefined or a plain object whose keys are all known (a typo is an error, not a silent default). */
+function checkOptions(opts: unknown, known: readonly string[], fn: string): void {
+  if (opts === undefined) return;
+  if (typeof opts !== 'object' || opts === null || Array.isArray(opts)) throw new SaeError('ERR_ARG', `${fn} options must be an object, got ${describe(opts)}`);
+  for (const key of Object.keys(opts))
+    if (!known.includes(key)) throw new SaeError('ERR_ARG', `${fn}: unknown option '${key}' (known: ${known.join(', ')})`);
 }
 
 /** The device of the sparse path's passes: CUDA only for float32 costs (the device passes read float32). */
@@ -114,8 +130,11 @@ export async function solveAssignmentAsync(cost: CostMatrix, opts: AssignmentOpt
  * perm[i] = B (text) latent matched to A (image) latent i: a bijection over all latents. Alive x alive
  * pairs come from the assignment maximizing the total correlation (signed by default, |C| with
  * signed: false); the remaining latents of both sides are then paired in ascending index order.
+ * Correlations must be finite (ERR_NONFINITE) and within [-1, 1] up to 1e-4 of rounding (ERR_RANGE).
  */
 export function alignLatents(r: Pick<CorrelationResult, 'correlation' | 'aliveA' | 'aliveB'>, opts: { signed?: boolean; device?: Device } = {}): Int32Array {
+  checkOptions(opts, ['signed', 'device'], 'alignLatents');
+  if (opts.signed !== undefined && typeof opts.signed !== 'boolean') throw new SaeError('ERR_ARG', `option signed must be a boolean, got ${String(opts.signed)}`);
   const c: Matrix = r?.correlation;
   if (!c || !(c.data instanceof Float32Array)) throw new SaeError('ERR_ARG', 'alignLatents needs a correlation result (CorrelationAccumulator.result())');
   if (c.rows !== c.cols)

@@ -11,6 +11,14 @@ import type { Matrix } from '../types.js';
  * training split's, saved with the model. */
 export type Normalization = 'l2' | 'none' | 'center+l2';
 export type Modality = 'image' | 'text';
+export const MODALITIES: readonly Modality[] = ['image', 'text'];
+
+/** `side` as a Modality, or ERR_ARG naming what was given ('audio' must not fall through to the text side). */
+export function checkModality(side: unknown, what = 'modality'): Modality {
+  if (side !== 'image' && side !== 'text')
+    throw new SaeError('ERR_ARG', `${what} must be 'image' or 'text', got ${typeof side === 'string' ? `'${side}'` : String(side)}`);
+  return side;
+}
 
 /** Deterministic 32-bit generator (mulberry32) for splits and epoch orders. */
 export function rng32(seed: number): () => number {
@@ -84,7 +92,7 @@ export class PairedEmbeddings {
   }
 
   file(side: Modality): EmbeddingFile {
-    return side === 'image' ? this.image : this.text;
+    return checkModality(side) === 'image' ? this.image : this.text;
   }
 
   close(): void {
@@ -152,6 +160,7 @@ export class Normalizer {
 
   /** Normalizes `rows` rows of `data` ([rows, dim]) in place. */
   apply(side: Modality, data: Float32Array, rows: number, dim: number): void {
+    checkModality(side);
     if (this.kind === 'none') return;
     const mu = this.kind === 'center+l2' ? this.mean[side] : undefined;
     if (this.kind === 'center+l2' && (!mu || mu.length !== dim))
@@ -172,16 +181,28 @@ export class Normalizer {
     return { kind: this.kind, mean };
   }
 
+  /** The inverse of toJSON, validated: anything else is ERR_FORMAT naming the field. */
   static fromJSON(j: { kind: Normalization; mean?: Partial<Record<Modality, number[]>> }): Normalizer {
+    const bad = (why: string): never => {
+      throw new SaeError('ERR_FORMAT', `normalization state ${why}`);
+    };
+    if (typeof j !== 'object' || j === null || Array.isArray(j)) bad(`must be an object { kind, mean }, got ${j === null ? 'null' : typeof j}`);
+    if (!['l2', 'none', 'center+l2'].includes(j.kind)) bad(`has kind ${JSON.stringify(j.kind)}; expected 'l2', 'none' or 'center+l2'`);
+    if (j.mean !== undefined && (typeof j.mean !== 'object' || j.mean === null || Array.isArray(j.mean))) bad('has a mean that is not an object');
     const mean: Partial<Record<Modality, Float32Array>> = {};
-    for (const side of ['image', 'text'] as const) if (j.mean?.[side]) mean[side] = Float32Array.from(j.mean[side]!);
+    for (const [side, v] of Object.entries(j.mean ?? {})) {
+      checkModality(side, 'normalization mean side');
+      if (!Array.isArray(v) || v.length === 0 || !v.every((x) => typeof x === 'number' && Number.isFinite(x))) bad(`mean.${side} must be a non-empty array of finite numbers`);
+      mean[side as Modality] = Float32Array.from(v as number[]);
+    }
+    if (j.kind === 'center+l2' && (!mean.image || !mean.text)) bad(`'center+l2' needs the image and text means`);
     return new Normalizer(j.kind, mean);
   }
 }
 
 /** Reads and normalizes the given rows of one modality into a Matrix. */
 export function readBatch(data: PairedEmbeddings, side: Modality, rows: ArrayLike<number>, norm: Normalizer, out?: Float32Array): Matrix {
-  const f = data.file(side);
+  const f = data.file(checkModality(side));
   const buf = out && out.length >= rows.length * f.dim ? out.subarray(0, rows.length * f.dim) : new Float32Array(rows.length * f.dim);
   f.readRows(rows, buf);
   for (let i = 0; i < buf.length; i++)

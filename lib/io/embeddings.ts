@@ -4,13 +4,14 @@
  * file) and raw little-endian float32 with an explicit shape. Rows are read with positioned reads into a
  * reused buffer, so training from a file larger than RAM works.
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, readSync } from 'node:fs';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
 import { SaeError } from '../errors.js';
-import { halfToFloat } from './safetensors.js';
+import { openRegularFileSync } from './files.js';
+import { halfToFloat, parseSafetensorsHeader, safetensorsHeaderLength } from './safetensors.js';
 
 export type EmbeddingDtype = 'f32' | 'f16' | 'bf16';
 
@@ -73,24 +74,24 @@ export class EmbeddingFile {
     this.#inMemory = inMemory;
   }
 
-  /** Opens a file; the format follows the extension (.npy, .safetensors, anything else = raw float32 with `shape`). */
+  /**
+   * Opens a file; the format follows the extension (.npy, .safetensors, anything else = raw float32 with
+   * `shape`). Every header field is checked for type, range and consistency with the file size (ERR_FORMAT,
+   * ERR_DTYPE, ERR_SHAPE); a FIFO, directory or device is ERR_IO at once (never a blocking read).
+   */
   static open(spec: EmbeddingSpec | string): EmbeddingFile {
     const s: EmbeddingSpec = typeof spec === 'string' ? { path: spec } : spec;
+    if (typeof s !== 'object' || s === null) throw new SaeError('ERR_ARG', 'embedding file: give a path or { path, tensor?, shape? }');
     if (typeof s.path !== 'string' || s.path === '') throw new SaeError('ERR_ARG', 'embedding file: give a path');
-    let fd: number;
+    if (s.tensor !== undefined && (typeof s.tensor !== 'string' || s.tensor === '')) throw new SaeError('ERR_ARG', `embedding file ${s.path}: tensor must be a non-empty string`);
+    const { fd, size } = openRegularFileSync(s.path, 'embedding file');
     try {
-      fd = openSync(s.path, 'r');
-    } catch (e) {
-      throw new SaeError('ERR_IO', `cannot open embedding file ${s.path}: ${(e as Error).message}`, { cause: e });
-    }
-    try {
-      const size = fstatSync(fd).size;
       const ext = path.extname(s.path).toLowerCase();
       const h = ext === '.npy' ? npyHeader(fd, size, s.path) : ext === '.safetensors' ? safetensorsHeader(fd, size, s) : rawHeader(size, s);
+      if (h.rows < 1 || h.dim < 1) throw new SaeError('ERR_SHAPE', `${s.path} holds an empty matrix (${h.rows}x${h.dim})`);
       const need = h.dataOffset + h.rows * h.dim * BYTES[h.dtype];
       if (size < need)
         throw new SaeError('ERR_FORMAT', `${s.path} is truncated: its header describes ${h.rows}x${h.dim} ${h.dtype} (${need} bytes) but the file has ${size} bytes`);
-      if (h.rows < 1 || h.dim < 1) throw new SaeError('ERR_SHAPE', `${s.path} holds an empty matrix (${h.rows}x${h.dim})`);
       let mem: Float32Array | null = null;
       if (h.fortran) mem = loadFortran(fd, h, s.path);
       return new EmbeddingFile(s.path, fd, h.rows, h.dim, h.dtype, h.dataOffset, mem);
@@ -103,8 +104,10 @@ export class EmbeddingFile {
   /** Reads rows [start, start + count) into out ([count, dim] float32). */
   readRange(start: number, count: number, out: Float32Array): void {
     this.#checkOpen();
+    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(count))
+      throw new SaeError('ERR_ARG', `readRange needs whole row numbers, got start ${String(start)} and count ${String(count)}`);
     if (!(start >= 0 && count >= 0 && start + count <= this.rows)) throw new SaeError('ERR_RANGE', `rows [${start}, ${start + count}) are outside ${this.path}'s ${this.rows} rows`);
-    if (out.length < count * this.dim) throw new SaeError('ERR_SHAPE', `output holds ${out.length} values, ${count * this.dim} needed`);
+    checkOut(out, count * this.dim);
     if (this.#inMemory) {
       out.set(this.#inMemory.subarray(start * this.dim, (start + count) * this.dim));
       return;
@@ -124,8 +127,15 @@ export class EmbeddingFile {
   /** Reads the given rows (any order, repeats allowed) into out, row r of out = row indices[r] of the file. */
   readRows(indices: ArrayLike<number>, out: Float32Array): void {
     this.#checkOpen();
+    if (typeof indices !== 'object' || indices === null || !Number.isSafeInteger(indices.length))
+      throw new SaeError('ERR_ARG', 'readRows needs an array of row numbers');
     const n = indices.length;
-    if (out.length < n * this.dim) throw new SaeError('ERR_SHAPE', `output holds ${out.length} values, ${n * this.dim} needed`);
+    checkOut(out, n * this.dim);
+    for (let i = 0; i < n; i++) {
+      const r = indices[i];
+      if (!Number.isSafeInteger(r)) throw new SaeError('ERR_ARG', `row indices must be whole numbers, got ${String(r)} at position ${i}`);
+      if (r < 0 || r >= this.rows) throw new SaeError('ERR_RANGE', `row ${r} is outside ${this.path}'s ${this.rows} rows`);
+    }
     // Sorted order, with runs of consecutive rows read in one call.
     const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => indices[a] - indices[b]);
     const tmp = new Float32Array(this.dim * 256);
@@ -134,8 +144,6 @@ export class EmbeddingFile {
       let run = 1;
       while (q + run < n && run < 256 && indices[order[q + run]] === indices[order[q + run - 1]] + 1) run++;
       const first = indices[order[q]];
-      if (!(Number.isInteger(first) && first >= 0 && indices[order[q + run - 1]] < this.rows))
-        throw new SaeError('ERR_RANGE', `row ${first} is outside ${this.path}'s ${this.rows} rows`);
       this.readRange(first, run, tmp);
       for (let t = 0; t < run; t++) out.set(tmp.subarray(t * this.dim, (t + 1) * this.dim), order[q + t] * this.dim);
       q += run;
@@ -169,13 +177,97 @@ interface Header {
   fortran: boolean;
 }
 
-function readAt(fd: number, pos: number, len: number): Buffer {
-  const b = Buffer.alloc(len);
-  const n = readSync(fd, b, 0, len, pos);
-  return b.subarray(0, n);
+function checkOut(out: unknown, need: number): void {
+  if (!(out instanceof Float32Array)) throw new SaeError('ERR_DTYPE', 'the output must be a Float32Array');
+  if (out.length < need) throw new SaeError('ERR_SHAPE', `output holds ${out.length} values, ${need} needed`);
 }
 
-/** .npy header: magic, version, little-endian header length, then a Python dict literal. */
+/** Exactly `len` bytes at `pos` (fewer only at the end of the file). */
+function readAt(fd: number, pos: number, len: number): Buffer {
+  const b = Buffer.alloc(len);
+  let done = 0;
+  while (done < len) {
+    const n = readSync(fd, b, done, len - done, pos + done);
+    if (n <= 0) break;
+    done += n;
+  }
+  return b.subarray(0, done);
+}
+
+/** rows x dim of `dtype` as a byte count, or ERR_FORMAT when it is not exact in float64 (absurd shapes). */
+function matrixBytes(rows: number, dim: number, dtype: EmbeddingDtype, p: string): number {
+  const bytes = rows * dim * BYTES[dtype];
+  if (!Number.isSafeInteger(bytes)) throw new SaeError('ERR_FORMAT', `${p} claims a ${rows} x ${dim} matrix, too large for any file`);
+  return bytes;
+}
+
+type PyValue = string | boolean | number[];
+
+/**
+ * The .npy header dict, a Python literal such as {'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }:
+ * string keys; string, True/False or integer-tuple values; nothing but whitespace after the closing brace.
+ */
+function parseNpyDict(text: string, bad: (why: string) => never): Map<string, PyValue> {
+  let i = 0;
+  const ws = () => {
+    while (i < text.length && /\s/.test(text[i])) i++;
+  };
+  const expectChar = (c: string) => {
+    ws();
+    if (text[i] !== c) bad(`the header dict is malformed near character ${i} (expected '${c}')`);
+    i++;
+  };
+  const str = (): string => {
+    ws();
+    const q = text[i];
+    if (q !== "'" && q !== '"') bad(`the header dict is malformed near character ${i} (expected a string)`);
+    const end = text.indexOf(q, i + 1);
+    if (end < 0) bad('the header dict has an unterminated string');
+    const v = text.slice(i + 1, end);
+    i = end + 1;
+    return v;
+  };
+  const value = (): PyValue => {
+    ws();
+    if (text.startsWith('True', i)) return (i += 4), true;
+    if (text.startsWith('False', i)) return (i += 5), false;
+    if (text[i] === "'" || text[i] === '"') return str();
+    if (text[i] !== '(') bad(`the header dict has an unsupported value near character ${i}`);
+    i++;
+    const items: number[] = [];
+    for (;;) {
+      ws();
+      if (text[i] === ')') break;
+      const m = /^[0-9]+/.exec(text.slice(i));
+      if (!m) bad(`the shape tuple holds something other than whole numbers near character ${i}`);
+      items.push(Number(m![0]));
+      i += m![0].length;
+      ws();
+      if (text[i] === ',') i++;
+      else if (text[i] !== ')') bad(`the shape tuple is malformed near character ${i}`);
+    }
+    i++;
+    return items;
+  };
+  const out = new Map<string, PyValue>();
+  expectChar('{');
+  for (;;) {
+    ws();
+    if (text[i] === '}') break;
+    const key = str();
+    if (out.has(key)) bad(`the header dict names '${key}' twice`);
+    expectChar(':');
+    out.set(key, value());
+    ws();
+    if (text[i] === ',') i++;
+    else if (text[i] !== '}') bad(`the header dict is malformed near character ${i}`);
+  }
+  i++;
+  if (text.slice(i).trim() !== '') bad('the header has text after its dict');
+  return out;
+}
+
+/** .npy header: magic, version, little-endian header length, then a Python dict literal (numpy's format spec). */
 function npyHeader(fd: number, size: number, p: string): Header {
   const bad = (why: string): never => {
     throw new SaeError('ERR_FORMAT', `${p} is not a valid .npy file: ${why}`);
@@ -183,58 +275,56 @@ function npyHeader(fd: number, size: number, p: string): Header {
   const head = readAt(fd, 0, 12);
   if (head.length < 10 || head[0] !== 0x93 || head.toString('latin1', 1, 6) !== 'NUMPY') bad('missing the \\x93NUMPY magic (foreign or truncated file)');
   const major = head[6];
-  const lenBytes = major === 1 ? 2 : major === 2 || major === 3 ? 4 : bad(`unsupported format version ${major}`);
-  const hlen = lenBytes === 2 ? head.readUInt16LE(8) : head.length >= 12 ? head.readUInt32LE(8) : bad('truncated header');
+  const lenBytes = major === 1 ? 2 : major === 2 || major === 3 ? 4 : bad(`unsupported format version ${major}.${head[7]}`);
+  if (head.length < 8 + lenBytes) bad('truncated header');
+  const hlen = lenBytes === 2 ? head.readUInt16LE(8) : head.readUInt32LE(8);
   const dataOffset = 8 + lenBytes + hlen;
-  if (dataOffset > size) bad('truncated header');
-  const dict = readAt(fd, 8 + lenBytes, hlen).toString('latin1');
-  const descr = /'descr'\s*:\s*'([^']*)'/.exec(dict)?.[1] ?? bad(`no 'descr' in the header`);
-  const fortran = /'fortran_order'\s*:\s*True/.test(dict);
-  const shapeText = /'shape'\s*:\s*\(([^)]*)\)/.exec(dict)?.[1] ?? bad(`no 'shape' in the header`);
-  const shape = shapeText.split(',').map((t) => t.trim()).filter((t) => t !== '').map(Number);
-  if (shape.length !== 2 || !shape.every((v) => Number.isInteger(v) && v >= 0))
-    throw new SaeError('ERR_SHAPE', `${p} holds an array of shape (${shapeText.trim()}); embeddings must be 2-D [rows, dim]`);
+  if (dataOffset > size) bad(`the header length ${hlen} runs past the end of the ${size}-byte file (truncated?)`);
+  const raw = readAt(fd, 8 + lenBytes, hlen);
+  const dict = parseNpyDict(major === 3 ? raw.toString('utf8') : raw.toString('latin1'), bad);
+  const keys = [...dict.keys()].sort().join(', ');
+  if (keys !== 'descr, fortran_order, shape') bad(`the header must hold exactly descr, fortran_order and shape, it holds ${keys || 'nothing'}`);
+  const descr = dict.get('descr');
+  if (typeof descr !== 'string') return bad(`descr must be a dtype string, got ${JSON.stringify(descr)}`);
+  const fortran = dict.get('fortran_order');
+  if (typeof fortran !== 'boolean') return bad(`fortran_order must be True or False, got ${JSON.stringify(fortran)}`);
+  const shape = dict.get('shape');
+  if (!Array.isArray(shape)) return bad(`shape must be a tuple of whole numbers, got ${JSON.stringify(shape)}`);
+  if (shape.length !== 2 || !shape.every((v) => Number.isSafeInteger(v)))
+    throw new SaeError('ERR_SHAPE', `${p} holds an array of shape (${shape.join(', ')}); embeddings must be 2-D [rows, dim]`);
   const dtype: EmbeddingDtype | null = descr === '<f4' || descr === '=f4' ? 'f32' : descr === '<f2' || descr === '=f2' ? 'f16' : null;
   if (!dtype)
     throw new SaeError('ERR_DTYPE', `${p} has dtype '${descr}'; supported: little-endian float32 ('<f4') and float16 ('<f2') — convert with x.astype('float32')`);
+  const bytes = matrixBytes(shape[0], shape[1], dtype, p);
+  if (dataOffset + bytes !== size)
+    bad(`its header describes ${shape[0]}x${shape[1]} ${dtype} (${bytes} bytes of data after ${dataOffset} header bytes) but the file has ${size} bytes (${size < dataOffset + bytes ? 'truncated' : 'trailing data'})`);
   return { rows: shape[0], dim: shape[1], dtype, dataOffset, fortran };
 }
 
-/** One 2-D tensor of a safetensors file (by name, or the only 2-D tensor). */
+/** One 2-D tensor of a safetensors file (by name, or the only 2-D tensor); the whole header is validated. */
 function safetensorsHeader(fd: number, size: number, s: EmbeddingSpec): Header {
-  const bad = (why: string): never => {
-    throw new SaeError('ERR_FORMAT', `${s.path} is not a valid safetensors file: ${why}`);
-  };
-  if (size < 8) bad(`only ${size} bytes (truncated?)`);
-  const hlen = Number(readAt(fd, 0, 8).readBigUInt64LE(0));
-  if (hlen < 2 || 8 + hlen > size || hlen > 100 * 1024 * 1024) bad(`header length ${hlen} does not fit in ${size} bytes (truncated or foreign file)`);
-  let header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
-  try {
-    header = JSON.parse(readAt(fd, 8, hlen).toString('utf8'));
-  } catch {
-    return bad('the header is not JSON');
-  }
-  const names = Object.keys(header).filter((k) => k !== '__metadata__' && header[k]?.shape?.length === 2);
+  const hlen = safetensorsHeaderLength(readAt(fd, 0, 8), size, s.path);
+  const header = parseSafetensorsHeader(readAt(fd, 8, hlen), size, s.path);
+  const names = [...header.entries].filter(([, e]) => e.shape.length === 2).map(([k]) => k);
   const name = s.tensor ?? (names.length === 1 ? names[0] : undefined);
   if (name === undefined)
     throw new SaeError('ERR_ARG', `${s.path} holds ${names.length} 2-D tensors (${names.join(', ')}): name one (tensor option / --image-tensor, --text-tensor)`);
-  const t = header[name];
+  const t = header.entries.get(name);
   if (!t) throw new SaeError('ERR_ARG', `${s.path} has no tensor '${name}' (it has: ${names.join(', ')})`);
-  if (t.shape?.length !== 2) throw new SaeError('ERR_SHAPE', `tensor '${name}' of ${s.path} has shape [${t.shape}]; embeddings must be 2-D`);
+  if (t.shape.length !== 2) throw new SaeError('ERR_SHAPE', `tensor '${name}' of ${s.path} has shape [${t.shape}]; embeddings must be 2-D`);
   const dtype: EmbeddingDtype | null = t.dtype === 'F32' ? 'f32' : t.dtype === 'F16' ? 'f16' : t.dtype === 'BF16' ? 'bf16' : null;
   if (!dtype) throw new SaeError('ERR_DTYPE', `tensor '${name}' of ${s.path} has dtype ${t.dtype}; supported: F32, F16, BF16`);
-  const [b, e] = t.data_offsets ?? bad(`tensor '${name}' has no data_offsets`);
-  if (e - b !== t.shape[0] * t.shape[1] * BYTES[dtype]) bad(`tensor '${name}' has ${e - b} bytes for shape [${t.shape}]`);
-  return { rows: t.shape[0], dim: t.shape[1], dtype, dataOffset: 8 + hlen + b, fortran: false };
+  return { rows: t.shape[0], dim: t.shape[1], dtype, dataOffset: header.dataStart + t.begin, fortran: false };
 }
 
 /** Raw little-endian float32 with an explicit [rows, dim]. */
 function rawHeader(size: number, s: EmbeddingSpec): Header {
   const shape = s.shape;
-  if (!shape || shape.length !== 2 || !shape.every((v) => Number.isInteger(v) && v > 0))
-    throw new SaeError('ERR_ARG', `${s.path} is not .npy or .safetensors: give its shape as [rows, dim] to read it as raw float32 (--shape rows,dim)`);
-  if (size !== shape[0] * shape[1] * 4)
-    throw new SaeError('ERR_FORMAT', `${s.path} has ${size} bytes; raw float32 [${shape[0]}, ${shape[1]}] needs ${shape[0] * shape[1] * 4} (wrong shape, dtype or a truncated file)`);
+  if (!Array.isArray(shape) || shape.length !== 2 || !shape.every((v) => Number.isSafeInteger(v) && v > 0))
+    throw new SaeError('ERR_ARG', `${s.path} is not .npy or .safetensors: give its shape as [rows, dim] (whole numbers >= 1) to read it as raw float32 (--shape rows,dim)`);
+  const bytes = matrixBytes(shape[0], shape[1], 'f32', s.path);
+  if (size !== bytes)
+    throw new SaeError('ERR_FORMAT', `${s.path} has ${size} bytes; raw float32 [${shape[0]}, ${shape[1]}] needs ${bytes} (wrong shape, dtype or a truncated file)`);
   return { rows: shape[0], dim: shape[1], dtype: 'f32', dataOffset: 0, fortran: false };
 }
 

@@ -43,9 +43,30 @@ export function bindingCandidates(): string[] {
   return list;
 }
 
+/** Most threads the native pool accepts (setThreads and CMSAE_THREADS). */
+export const MAX_THREADS = 1024;
+
+/**
+ * The thread count CMSAE_THREADS asks for, or undefined when it is unset or empty. Anything but a whole number
+ * in [1, MAX_THREADS] is refused (ERR_ARG) before the addon starts its thread pool: "0", "-1", "abc", "1e9" and
+ * "99999" used to become a silent default or abort the process.
+ */
+export function threadsFromEnv(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const raw = env.CMSAE_THREADS;
+  if (raw === undefined || raw.trim() === '') return undefined;
+  const n = /^\s*[0-9]+\s*$/.test(raw) ? Number(raw) : NaN;
+  if (!(Number.isSafeInteger(n) && n >= 1 && n <= MAX_THREADS))
+    throw new SaeError(
+      'ERR_ARG',
+      `CMSAE_THREADS=${JSON.stringify(raw)} is not a thread count: set it to a whole number in [1, ${MAX_THREADS}], or unset it for one thread per core`,
+    );
+  return n;
+}
+
 /** Loads (once) and returns the native binding, or throws SaeError ERR_ADDON_MISSING saying what to do. */
 export function native(): NativeBinding {
   if (cached) return cached;
+  threadsFromEnv();
   return loadFrom(bindingCandidates());
 }
 

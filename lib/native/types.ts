@@ -20,6 +20,8 @@ export interface NativeStatus {
   thresholdReady: boolean;
   deadFraction: number;
   busy: boolean;
+  /** Updates that could not be proven overflow-free in advance and ran checked on a snapshot (slower). */
+  checkedUpdates: number;
 }
 
 export interface NativeStateScalars {
@@ -170,6 +172,8 @@ export interface NativeBinding {
   setThreads(n: number): number;
   setSimdLevel(level: string): string;
   setErrorClass(ctor: new (code: string, message: string) => Error): void;
+  /** Bytes V8 counts as external memory: native memory reported by live SAEs and accumulators (and others). */
+  reportedExternalMemory(): number;
 }
 
 /** retrievalRanks: pessimistic 0-based rank and tie count per query; m = the number of latents used. */

@@ -5,7 +5,7 @@ import { native } from '../native/load.js';
 import { QueuedHandle } from '../native/queued-handle.js';
 import type { NativeSaeHandle, NativeStepStats } from '../native/types.js';
 import type { Matrix, SparseCodes } from '../types.js';
-import { checkCodes, checkFloatArray, checkMatrix } from '../validate.js';
+import { checkCodes, checkFloatArray, checkMatrix, describe } from '../validate.js';
 import { DeviceRows } from './device-rows.js';
 import { nativeOptions, resolveOptions, type ResolvedOptions, type TopKSAEOptions } from './options.js';
 
@@ -74,6 +74,8 @@ export class TopKSAE implements Disposable {
   /** An SAE with the given weights (SAELens orientation). d and m are taken from the weights. */
   static fromWeights(weights: SaeWeights, options: Omit<TopKSAEOptions, 'd' | 'm'> & { d?: number; m?: number }): TopKSAE {
     if (typeof weights !== 'object' || weights === null) throw new SaeError('ERR_ARG', 'weights must be an object');
+    if (typeof options !== 'object' || options === null)
+      throw new SaeError('ERR_ARG', `fromWeights needs options with at least k (e.g. TopKSAE.fromWeights(w, { k: 32 })), got ${describe(options)}`);
     checkMatrix(weights.W_enc, 'W_enc');
     const d = weights.W_enc.rows;
     const m = weights.W_enc.cols;
@@ -152,19 +154,21 @@ export class TopKSAE implements Disposable {
 
   /** One training step: forward, loss, sparse backward, projection, clipping, AdamW, decoder renorm. */
   step(x: Matrix, opts: StepOptions): StepResult {
-    this.#checkBatch(x, opts?.pair);
-    return toResult(this.#native().step(x.data, opts.pair?.data ?? null, x.rows, checkLr(opts?.lr)));
+    const o = stepOptions(opts, 'step');
+    this.#checkBatch(x, o.pair);
+    return toResult(this.#native().step(x.data, o.pair?.data ?? null, x.rows, o.lr));
   }
 
   /** step() on a worker thread; the event loop stays free. Inputs must not be modified until it settles. */
   stepAsync(x: Matrix, opts: StepOptions): Promise<StepResult> {
+    let o: StepOptions;
     try {
-      this.#checkBatch(x, opts?.pair);
-      checkLr(opts?.lr);
+      o = stepOptions(opts, 'stepAsync');
+      this.#checkBatch(x, o.pair);
     } catch (e) {
       return Promise.reject(e);
     }
-    return this.#handle.enqueue(async (h) => toResult(await h.stepAsync(x.data, opts.pair?.data ?? null, x.rows, opts.lr)));
+    return this.#handle.enqueue(async (h) => toResult(await h.stepAsync(x.data, o.pair?.data ?? null, x.rows, o.lr)));
   }
 
   /**
@@ -172,6 +176,7 @@ export class TopKSAE implements Disposable {
    * SAEs jointly). `extraDval` ([rows(*2), k]) adds dL/d(code value) from code-level losses.
    */
   forwardBackward(x: Matrix, opts: { pair?: Matrix; extraDval?: Float32Array } = {}): StepResult {
+    checkOptionKeys(opts, ['pair', 'extraDval'], 'forwardBackward');
     this.#checkBatch(x, opts.pair);
     if (opts.extraDval !== undefined) checkFloatArray(opts.extraDval, 'extraDval', x.rows * (opts.pair ? 2 : 1) * this.k);
     return toResult(this.#native().forwardBackward(x.data, opts.pair?.data ?? null, x.rows, opts.extraDval ?? null));
@@ -182,24 +187,27 @@ export class TopKSAE implements Disposable {
    * same rows of `pair`. Needs device 'cuda'.
    */
   stepRows(x: DeviceRows, idx: Int32Array, opts: { lr: number; pair?: DeviceRows }): StepResult {
-    this.#checkRows(x, idx, opts.pair);
-    return toResult(this.#native().stepRows(x.handle, opts.pair?.handle ?? null, idx, checkLr(opts.lr)));
+    const o = stepOptions(opts, 'stepRows');
+    this.#checkRows(x, idx, o.pair);
+    return toResult(this.#native().stepRows(x.handle, o.pair?.handle ?? null, idx, o.lr));
   }
 
   /** stepRows() on a worker thread. idx must not change until it settles. */
   stepRowsAsync(x: DeviceRows, idx: Int32Array, opts: { lr: number; pair?: DeviceRows }): Promise<StepResult> {
+    let o: { lr: number; pair?: DeviceRows };
     try {
-      this.#checkRows(x, idx, opts.pair);
-      checkLr(opts.lr);
+      o = stepOptions(opts, 'stepRowsAsync');
+      this.#checkRows(x, idx, o.pair);
     } catch (e) {
       return Promise.reject(e);
     }
-    const run = this.#handle.enqueue(async (h) => toResult(await h.stepRowsAsync(x.handle, opts.pair?.handle ?? null, idx, opts.lr)));
-    return opts.pair ? opts.pair.pin(x.pin(run)) : x.pin(run);
+    const run = this.#handle.enqueue(async (h) => toResult(await h.stepRowsAsync(x.handle, o.pair?.handle ?? null, idx, o.lr)));
+    return o.pair ? o.pair.pin(x.pin(run)) : x.pin(run);
   }
 
   /** forwardBackward() over resident rows (see stepRows). */
   forwardBackwardRows(x: DeviceRows, idx: Int32Array, opts: { pair?: DeviceRows; extraDval?: Float32Array } = {}): StepResult {
+    checkOptionKeys(opts, ['pair', 'extraDval'], 'forwardBackwardRows');
     this.#checkRows(x, idx, opts.pair);
     if (opts.extraDval !== undefined) checkFloatArray(opts.extraDval, 'extraDval', idx.length * (opts.pair ? 2 : 1) * this.k);
     return toResult(this.#native().forwardBackwardRows(x.handle, opts.pair?.handle ?? null, idx, opts.extraDval ?? null));
@@ -215,11 +223,14 @@ export class TopKSAE implements Disposable {
 
   /** AdamW update from the gradients of the last forwardBackward(), scaled by gradScale (clipping). */
   applyUpdate(lr: number, gradScale = 1): void {
+    if (typeof gradScale !== 'number' || !Number.isFinite(gradScale) || gradScale < 0)
+      throw new SaeError('ERR_ARG', `gradScale must be a finite number >= 0, got ${String(gradScale)}`);
     this.#native().applyUpdate(checkLr(lr), gradScale);
   }
 
   /** Loss and dense gradients (after decoder-gradient projection when enabled, before clipping); no update. */
   computeGradients(x: Matrix, opts: { pair?: Matrix } = {}): { loss: number; stats: StepResult; grads: SaeWeights } {
+    checkOptionKeys(opts, ['pair'], 'computeGradients');
     const stats = this.forwardBackward(x, opts);
     const grads = this.#emptyWeights();
     this.#native().readGradients(grads.W_enc.data, grads.b_enc, grads.W_dec.data, grads.b_dec);
@@ -273,8 +284,21 @@ export class TopKSAE implements Disposable {
     return { arrays, ...s };
   }
 
+  /**
+   * Restores what getTrainingState() returned. Checked before anything changes: the arrays (dtype, length,
+   * finite; exp_avg_sq, fires and since >= 0, counts whole) and the scalars (step and samplesSeen whole numbers
+   * >= 0, threshold finite, flags boolean). ERR_ARG for a missing or mistyped part, ERR_RANGE for a value
+   * outside its meaning.
+   */
   setTrainingState(state: TrainingState): void {
+    if (typeof state !== 'object' || state === null)
+      throw new SaeError('ERR_ARG', `setTrainingState needs the object getTrainingState() returns, got ${describe(state)}`);
     const { arrays, ...scalars } = state;
+    if (typeof arrays !== 'object' || arrays === null) throw new SaeError('ERR_ARG', 'training state: arrays must be an object of typed arrays');
+    for (const key of ['step', 'samplesSeen', 'threshold'] as const)
+      if (typeof scalars[key] !== 'number') throw new SaeError('ERR_ARG', `training state: ${key} must be a number, got ${describe(scalars[key])}`);
+    for (const key of ['thresholdReady', 'bDecMeanInitPending'] as const)
+      if (typeof scalars[key] !== 'boolean') throw new SaeError('ERR_ARG', `training state: ${key} must be a boolean, got ${describe(scalars[key])}`);
     this.#native().writeState(arrays, scalars);
   }
 
@@ -284,16 +308,30 @@ export class TopKSAE implements Disposable {
     return { fireCounts: s.arrays.fires as Float64Array, samplesSinceFired: s.arrays.since as Float64Array, samplesSeen: s.samplesSeen };
   }
 
-  /** Optimizer step count, samples seen, BatchTopK threshold and dead fraction. */
-  status(): { step: number; samplesSeen: number; threshold: number | null; deadFraction: number; k: number } {
+  /**
+   * Optimizer step count, samples seen, BatchTopK threshold, dead fraction, and checkedUpdates: updates that
+   * could not be proven overflow-free in advance and ran on a checked snapshot instead (slower; normal
+   * settings need none, see docs/engine.md "Divergence").
+   */
+  status(): { step: number; samplesSeen: number; threshold: number | null; deadFraction: number; k: number; checkedUpdates: number } {
     const s = this.#native().status();
-    return { step: s.step, samplesSeen: s.samplesSeen, threshold: s.thresholdReady ? s.threshold : null, deadFraction: s.deadFraction, k: s.codesK };
+    return {
+      step: s.step,
+      samplesSeen: s.samplesSeen,
+      threshold: s.thresholdReady ? s.threshold : null,
+      deadFraction: s.deadFraction,
+      k: s.codesK,
+      checkedUpdates: s.checkedUpdates,
+    };
   }
 
-  /** Saves cfg.json + sae_weights.safetensors (+ trainer_state.safetensors) atomically. */
-  async save(dir: string, opts: { includeTrainingState?: boolean } = {}): Promise<void> {
-    await this.#handle.idle();
-    await saveSae(this, dir, opts);
+  /**
+   * Saves cfg.json + sae_weights.safetensors (+ trainer_state.safetensors) atomically. The save takes its turn
+   * in this SAE's queue: it waits for the async calls queued before it, and calls queued after it (e.g. a
+   * stepAsync right after save()) wait until it has read the state.
+   */
+  save(dir: string, opts: { includeTrainingState?: boolean } = {}): Promise<void> {
+    return this.#handle.enqueue(() => saveSae(this, dir, opts));
   }
 
   /** Loads an SAE saved by save(), or a SAELens "topk" checkpoint (cfg.json + sae_weights.safetensors). */
@@ -301,7 +339,12 @@ export class TopKSAE implements Disposable {
     return loadSae(dir, overrides);
   }
 
-  /** Frees the native memory. Idempotent; waits for queued async work before freeing. */
+  /**
+   * Frees the native memory (weights, optimizer state, scratch: about 36 bytes per weight) now. Idempotent;
+   * queued async work finishes first. Dispose SAEs you no longer need, or declare them with `using`: an SAE
+   * that is only dropped is freed by the garbage collector, which Node runs between event-loop turns, so a
+   * synchronous loop that creates many SAEs without dispose() holds all of them until it yields.
+   */
   dispose(): void {
     this.#handle.dispose();
   }
@@ -309,6 +352,20 @@ export class TopKSAE implements Disposable {
   [Symbol.dispose](): void {
     this.dispose();
   }
+}
+
+/** opts of the step methods: an object with lr (and optionally pair), checked by name. */
+function stepOptions<T extends { lr: number; pair?: unknown }>(opts: T, method: string): T {
+  if (typeof opts !== 'object' || opts === null)
+    throw new SaeError('ERR_ARG', `${method} needs options with the learning rate, e.g. sae.${method}(x, { lr: 1e-3 }); got ${describe(opts)}`);
+  checkOptionKeys(opts, ['lr', 'pair'], method);
+  checkLr(opts.lr);
+  return opts;
+}
+
+function checkOptionKeys(opts: unknown, known: readonly string[], method: string): void {
+  if (typeof opts !== 'object' || opts === null) throw new SaeError('ERR_ARG', `${method} options must be an object, got ${describe(opts)}`);
+  for (const key of Object.keys(opts)) if (!known.includes(key)) throw new SaeError('ERR_ARG', `${method}: unknown option '${key}' (known: ${known.join(', ')})`);
 }
 
 function checkLr(lr: unknown): number {

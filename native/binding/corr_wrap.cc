@@ -78,6 +78,11 @@ NativeCorr::NativeCorr(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Native
   Napi::MemoryManagement::AdjustExternalMemory(env, accounted_bytes_);
 }
 
+void NativeCorr::Finalize(Napi::Env env) {
+  if (accounted_bytes_ > 0) Napi::MemoryManagement::AdjustExternalMemory(env, -accounted_bytes_);
+  accounted_bytes_ = 0;
+}
+
 CorrAccumulator& NativeCorr::acc(const Napi::Env& env) {
   if (!acc_) throw_js(env, "ERR_DISPOSED", "this CorrelationAccumulator was disposed");
   if (busy_) throw_js(env, "ERR_BUSY", "an async add on this accumulator is still running; await it first");
@@ -241,7 +246,11 @@ SolveCall parse_solve(const Napi::CallbackInfo& info) {
     if (c.algorithm != "auto" && c.algorithm != "dense" && c.algorithm != "sparse")
       throw_js(env, "ERR_ARG", "algorithm must be 'auto', 'dense' or 'sparse'");
   }
-  if (info.Length() > 5 && info[5].IsNumber()) c.k = static_cast<int>(count_arg(env, info[5], "k", 1));
+  if (info.Length() > 5 && info[5].IsNumber()) {
+    const long long k = count_arg(env, info[5], "candidates", 1);
+    if (k > kMaxCandidates) throw_js(env, "ERR_ARG", "candidates must be an integer in [1, " + std::to_string(kMaxCandidates) + "], got " + std::to_string(k));
+    c.k = static_cast<int>(k);
+  }
   if (info.Length() > 6 && info[6].IsString()) {
     const std::string dev = info[6].As<Napi::String>().Utf8Value();
     if (dev != "cpu" && dev != "cuda") throw_js(env, "ERR_ARG", "device must be 'cpu' or 'cuda' (resolve 'auto' first)");

@@ -12,6 +12,8 @@ class NativeCorr : public Napi::ObjectWrap<NativeCorr> {
  public:
   static Napi::Function define(Napi::Env env);
   explicit NativeCorr(const Napi::CallbackInfo& info);
+  // Called when the GC collects an accumulator that was never disposed: V8 stops counting its native memory.
+  void Finalize(Napi::Env env) override;
 
  private:
   CorrAccumulator& acc(const Napi::Env& env);

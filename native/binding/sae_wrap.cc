@@ -23,7 +23,11 @@ void transpose(const float* src, long src_rows, long src_cols, float* dst) {
         for (long c = c0; c < std::min(src_cols, c0 + B); ++c) dst[c * src_rows + r] = src[r * src_cols + c];
 }
 
-void check_finite_all(const float* p, size_t n, const char* name) { check_finite(p, 1, static_cast<int>(n), name); }
+// Finiteness of a flat array (checked in row-sized pieces: check_finite takes an int column count).
+void check_finite_all(const float* p, size_t n, const char* name) {
+  constexpr size_t kPiece = size_t{1} << 30;
+  for (size_t off = 0; off < n; off += kPiece) check_finite(p + off, 1, static_cast<int>(std::min(kPiece, n - off)), name);
+}
 
 Napi::Object stats_object(Napi::Env env, const StepStats& s) {
   Napi::Object o = Napi::Object::New(env);
@@ -163,6 +167,11 @@ NativeSae::NativeSae(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeSa
 }
 
 NativeSae::~NativeSae() = default;
+
+void NativeSae::Finalize(Napi::Env env) {
+  if (accounted_bytes_ > 0) Napi::MemoryManagement::AdjustExternalMemory(env, -static_cast<int64_t>(accounted_bytes_));
+  accounted_bytes_ = 0;
+}
 
 size_t NativeSae::external_bytes() const {
   if (!model_) return 0;
@@ -409,7 +418,7 @@ Napi::Value NativeSae::apply_update(const Napi::CallbackInfo& info) {
   if (!(lr >= 0) || !std::isfinite(lr)) throw_js(env, "ERR_ARG", "lr must be a finite number >= 0");
   if (!(scale >= 0) || !std::isfinite(scale)) throw_js(env, "ERR_ARG", "gradScale must be a finite number >= 0");
   if (!m.has_grads()) throw_js(env, "ERR_STATE", "applyUpdate needs gradients: call forwardBackward first");
-  m.apply_update(static_cast<float>(lr), static_cast<float>(scale));
+  guarded(env, [&] { m.apply_update(static_cast<float>(lr), static_cast<float>(scale)); });
   return env.Undefined();
 }
 
@@ -465,6 +474,9 @@ Napi::Value NativeSae::write_weights(const Napi::CallbackInfo& info) {
 
 // State arrays: moments (W_enc ones in [d, m] orientation like the weights), fire counts,
 // samples since fired, and scalars. readState(obj) fills obj's arrays; writeState(obj) restores.
+// Largest count a float64 holds exactly (fires, samples, steps).
+constexpr double kMaxCount = 9007199254740992.0;
+
 static const char* kMomentNames[4][2] = {{"W_enc.exp_avg", "W_enc.exp_avg_sq"},
                                          {"b_enc.exp_avg", "b_enc.exp_avg_sq"},
                                          {"W_dec.exp_avg", "W_dec.exp_avg_sq"},
@@ -514,11 +526,36 @@ Napi::Value NativeSae::write_state(const Napi::CallbackInfo& info) {
       moments.push_back(float32_arg(env, o.Get(kMomentNames[p][q]), kMomentNames[p][q], m.adam_state(p, q).size()));
   Napi::Float64Array fires = float64_arg(env, o.Get("fires"), "fires", M);
   Napi::Float64Array since = float64_arg(env, o.Get("since"), "since", M);
+  // Everything is checked before anything is written: a refused state leaves the SAE as it was.
   guarded(env, [&] {
     for (int i = 0; i < 8; ++i) check_finite_all(moments[i].Data(), m.adam_state(i / 2, i % 2).size(), kMomentNames[i / 2][i % 2]);
   });
-  const double step = opt_number(sc, "step", 0), seen = opt_number(sc, "samplesSeen", 0);
-  if (!(step >= 0) || !(seen >= 0)) throw_js(env, "ERR_FORMAT", "step and samplesSeen must be >= 0");
+  for (int p = 0; p < 4; ++p) {
+    const float* v = moments[p * 2 + 1].Data();
+    const size_t len = m.adam_state(p, 1).size();
+    for (size_t q = 0; q < len; ++q)
+      if (!(v[q] >= 0.f))
+        throw_js(env, "ERR_RANGE", std::string(kMomentNames[p][1]) + "[" + std::to_string(q) + "] = " + std::to_string(v[q]) +
+                                       " is negative: a second moment is a running mean of squares (corrupt training state?)");
+  }
+  auto check_counts = [&](const double* a, const char* name) {
+    for (size_t j = 0; j < M; ++j)
+      if (!(a[j] >= 0 && a[j] <= kMaxCount && a[j] == std::floor(a[j])))
+        throw_js(env, "ERR_RANGE", std::string(name) + "[" + std::to_string(j) + "] = " + std::to_string(a[j]) +
+                                       " is not a count (a whole number >= 0): corrupt training state?");
+  };
+  check_counts(fires.Data(), "fires");
+  check_counts(since.Data(), "since");
+  auto whole = [&](const char* key) {
+    const double v = opt_number(sc, key, 0);
+    if (!(v >= 0 && v <= kMaxCount && v == std::floor(v)))
+      throw_js(env, "ERR_RANGE", std::string(key) + " must be a whole number in [0, 2^53], got " + std::to_string(v));
+    return v;
+  };
+  const double step = whole("step"), seen = whole("samplesSeen");
+  const double threshold = opt_number(sc, "threshold", 0);
+  if (!std::isfinite(threshold)) throw_js(env, "ERR_RANGE", "threshold must be finite");
+  const bool threshold_ready = opt_bool(sc, "thresholdReady", false), mean_pending = opt_bool(sc, "bDecMeanInitPending", false);
   for (int p = 0; p < 4; ++p)
     for (int q = 0; q < 2; ++q) {
       std::vector<float>& s = m.adam_state(p, q);
@@ -532,8 +569,8 @@ Napi::Value NativeSae::write_state(const Napi::CallbackInfo& info) {
   }
   m.set_step_count(static_cast<long long>(step));
   m.set_samples_seen(static_cast<long long>(seen));
-  m.set_threshold(opt_number(sc, "threshold", 0), opt_bool(sc, "thresholdReady", false));
-  m.set_b_dec_mean_init_pending(opt_bool(sc, "bDecMeanInitPending", false));
+  m.set_threshold(threshold, threshold_ready);
+  m.set_b_dec_mean_init_pending(mean_pending);
   return env.Undefined();
 }
 
@@ -566,6 +603,7 @@ Napi::Value NativeSae::status(const Napi::CallbackInfo& info) {
   // While an async step runs on the device, the last step's value (reading the device stats would race).
   o.Set("deadFraction", busy_ && m.on_device() ? m.last_dead_fraction() : m.dead_fraction());
   o.Set("busy", busy_);
+  o.Set("checkedUpdates", static_cast<double>(m.checked_updates()));
   return o;
 }
 

@@ -13,6 +13,8 @@ class NativeSae : public Napi::ObjectWrap<NativeSae> {
   static Napi::Function define(Napi::Env env);
   explicit NativeSae(const Napi::CallbackInfo& info);
   ~NativeSae() override;
+  // Called when the GC collects an SAE that was never disposed: V8 stops counting its native memory.
+  void Finalize(Napi::Env env) override;
 
  private:
   SaeModel& model(const Napi::Env& env, bool allow_busy = false);

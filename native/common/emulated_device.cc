@@ -18,6 +18,7 @@
 #include "../sae/decode.h"
 #include "../sae/device_sae.h"
 #include "../sae/kernels.h"
+#include "../sae/loss_scale.h"
 #include "../sae/topk_encode.h"
 #include "../sae/topk_select.h"
 #include "errors.h"
@@ -118,6 +119,12 @@ class EmulatedSae final : public DeviceSae {
   void add_dval(const float* delta) override {
     for (size_t p = 0; p < dval_.size(); ++p) dval_[p] += delta[p];
   }
+  void commit_latent_stats() override {
+    for (int j = 0; j < m_; ++j) {
+      fires_[j] += count_[j];
+      since_[j] = count_[j] ? 0 : since_[j] + R_;
+    }
+  }
   double backward(bool project) override {
     BackwardInput bin{W_enc_.data(), W_dec_.data(), b_dec_.data(), d_, m_, X_.data(), R_, idx_.data(), val_.data(), k_, G_.data(),
                       dval_.data(), nullptr};
@@ -174,7 +181,7 @@ class EmulatedSae final : public DeviceSae {
         mu /= rows;
         for (long r = s * rows; r < (s + 1) * rows; ++r) f.total_variance[s] += (staged_[r * d_ + c] - mu) * (staged_[r * d_ + c] - mu);
       }
-      if (fvu && !(f.total_variance[s] > 0.0)) {
+      if (fvu && fvu_degenerate(f.total_variance[s], w)) {
         f.degenerate = true;
         return f;
       }
@@ -190,19 +197,16 @@ class EmulatedSae final : public DeviceSae {
     for (int s = 0; s < nseg; ++s) {
       const double denom = fvu ? f.total_variance[s] : static_cast<double>(rows) * d_;
       f.sse[s] = decode_with_gradient(W_dec_.data(), b_dec_.data(), d_, idx_.data(), val_.data(), k_, X_.data(), s * rows, rows,
-                                      static_cast<float>(w * 2.0 / denom), xhat.data(), G_.data(), dval_.data());
+                                      loss_gradient_scale(w, denom), xhat.data(), G_.data(), dval_.data());
     }
-    std::vector<uint8_t> fired(m_, 0);
+    count_.assign(m_, 0);
     for (size_t p = 0; p < val_.size(); ++p)
       if (val_[p] > 0.f) {
         ++f.active;
-        fires_[idx_[p]] += 1.0;
-        fired[idx_[p]] = 1;
+        ++count_[idx_[p]];
       }
-    for (int j = 0; j < m_; ++j) {
-      since_[j] = fired[j] ? 0 : since_[j] + R;
-      if (window > 0 && since_[j] >= window) ++f.dead;
-    }
+    for (int j = 0; j < m_; ++j)
+      if (window > 0 && (count_[j] ? 0 : since_[j] + R) >= window) ++f.dead;
     return f;
   }
 
@@ -211,7 +215,7 @@ class EmulatedSae final : public DeviceSae {
   std::vector<double> fires_;
   std::vector<long long> since_;
   std::vector<float> staged_, X_, G_, dval_, val_;
-  std::vector<int32_t> idx_;
+  std::vector<int32_t> idx_, count_;
   long R_ = 0;
   SparseGrads grads_;
 };

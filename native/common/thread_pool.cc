@@ -1,15 +1,21 @@
 #include "thread_pool.h"
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
+#include <cerrno>
 #include <condition_variable>
 #include <cstdlib>
 #include <exception>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <vector>
 
 namespace cmsae {
 namespace {
+
+constexpr int kMaxThreads = 1024;
 
 thread_local bool tls_in_region = false;
 thread_local int tls_worker = 0;
@@ -25,15 +31,22 @@ class Pool {
   }
 
   void resize(int n) {
-    if (n < 1) n = 1;
+    n = std::max(1, std::min(n, kMaxThreads));
     std::lock_guard<std::mutex> region(region_mutex_);
     if (n == threads_) return;
     stop_workers();
     threads_ = n;
     stopping_ = false;
     const unsigned long long start_generation = generation_;
-    for (int i = 1; i < n; ++i)
-      workers_.emplace_back([this, start_generation, i] { worker_loop(start_generation, i); });
+    // The system may refuse threads (limits): run with the ones it gave rather than abort the process.
+    for (int i = 1; i < n; ++i) {
+      try {
+        workers_.emplace_back([this, start_generation, i] { worker_loop(start_generation, i); });
+      } catch (const std::system_error&) {
+        threads_ = i;
+        break;
+      }
+    }
   }
 
   void run(int n_tasks, const std::function<void(int, int)>& fn) {
@@ -74,13 +87,18 @@ class Pool {
   }
 
  private:
+  // CMSAE_THREADS when it is a whole number in [1, kMaxThreads] (the TypeScript loader refuses anything else
+  // with ERR_ARG before the pool starts), else one thread per core.
   static int initial_threads() {
     if (const char* env = std::getenv("CMSAE_THREADS")) {
-      int n = std::atoi(env);
-      if (n >= 1) return n;
+      char* end = nullptr;
+      errno = 0;
+      const long n = std::strtol(env, &end, 10);
+      while (end && std::isspace(static_cast<unsigned char>(*end))) ++end;
+      if (errno == 0 && end != env && end && *end == '\0' && n >= 1 && n <= kMaxThreads) return static_cast<int>(n);
     }
     unsigned hc = std::thread::hardware_concurrency();
-    return hc == 0 ? 1 : static_cast<int>(hc);
+    return hc == 0 ? 1 : static_cast<int>(std::min<unsigned>(hc, kMaxThreads));
   }
 
   void work(int worker) {

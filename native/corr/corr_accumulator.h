@@ -50,11 +50,14 @@ class CorrAccumulator {
                         int32_t* col_idx, float* col_val);
 
   const CorrSide& side(bool b) const { return b ? B_ : A_; }
+  // Versioned binary state with a trailing checksum64 (format 2); deserialize also reads format 1 and refuses
+  // (ERR_FORMAT) blobs that are truncated, corrupt or whose statistics no codes could produce.
   std::vector<uint8_t> serialize();
   static CorrAccumulator deserialize(const uint8_t* data, size_t size);
 
  private:
   void flush();
+  void check_state() const;  // the range checks of deserialize
   void clear_buffers();  // drops the rows buffered for flush()
   template <class T>
   void correlation_into(const CorrResult& a, const CorrResult& b, T* out);

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <string>
 
 #include "../common/errors.h"
 #include "../common/thread_pool.h"
@@ -13,6 +15,20 @@ namespace cmsae {
 
 std::vector<int32_t> align_latents(const float* corr, int m, const uint8_t* alive_a, const uint8_t* alive_b,
                                    bool use_signed, bool device) {
+  const size_t total = static_cast<size_t>(m) * m;
+  const float lim = 1.f + kCorrelationSlack;
+  long long out_of_range = 0;
+#pragma omp simd reduction(+ : out_of_range)
+  for (size_t q = 0; q < total; ++q) out_of_range += !(std::fabs(corr[q]) <= lim);
+  if (out_of_range)
+    for (size_t q = 0; q < total; ++q)
+      if (!(std::fabs(corr[q]) <= lim)) {
+        char value[32];
+        std::snprintf(value, sizeof value, "%g", static_cast<double>(corr[q]));
+        fail("ERR_RANGE", "correlation[" + std::to_string(q / m) + ", " + std::to_string(q % m) + "] = " + value +
+                              " is outside [-1, 1]: alignLatents takes Pearson correlations (CorrelationAccumulator.result()), "
+                              "not co-activation counts or other scores");
+      }
   std::vector<int32_t> ra, rb;  // alive latents of each side
   for (int i = 0; i < m; ++i) {
     if (alive_a[i]) ra.push_back(i);

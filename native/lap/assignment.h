@@ -6,6 +6,9 @@
 
 namespace cmsae {
 
+// Most candidates per row and column the sparse path accepts (more than any matrix needs to be exact quickly).
+constexpr int kMaxCandidates = 65536;
+
 struct AssignmentInput {
   const float* f32 = nullptr;   // exactly one of f32 / f64 is set; row-major [rows, cols], read in place
   const double* f64 = nullptr;

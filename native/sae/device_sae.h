@@ -16,7 +16,7 @@ struct DeviceAdamArgs {
 };
 
 struct DeviceForward {
-  bool degenerate = false;    // an FVU segment with zero total variance (nothing was changed)
+  bool degenerate = false;    // an FVU segment with too little variance (loss_scale.h; nothing was changed)
   double sse[2] = {0, 0};     // per segment
   double total_variance[2] = {0, 0};
   long long active = 0;       // active (value > 0) code entries of the batch
@@ -49,9 +49,10 @@ class DeviceSae {
   virtual void encode(const float* x, long rows, int k, int32_t* idx, float* val) = 0;
   virtual void decode(const int32_t* idx, const float* val, long rows, int k, float* out) = 0;
   // Training forward over X = [x; y] (y may be null): segment statistics, encode, decode, dL/dx_hat
-  // (scaled by w * 2 / denominator per segment), dL/dval and the latent statistics. fvu selects the
-  // denominator (total variance) or MSE (rows * d). dead_window: count latents whose samples-since-fired is at
-  // least this after the update (0: none).
+  // (scaled by w * 2 / denominator per segment) and dL/dval. fvu selects the denominator (total variance) or
+  // MSE (rows * d); a degenerate FVU segment (loss_scale.h) changes nothing. The latent statistics of the batch
+  // are counted but applied only by commit_latent_stats() (a step that fails leaves them unchanged).
+  // dead_window: count latents whose samples-since-fired would be at least this after the commit (0: none).
   virtual DeviceForward forward(const float* x, const float* y, long rows, double w, bool fvu, long long dead_window) = 0;
   // The same over resident rows: X = [x[idx]; y[idx]] gathered on the device (idx: host, [rows]).
   virtual DeviceForward forward_rows(const DeviceRows& x, const DeviceRows* y, const int32_t* idx, long rows, double w, bool fvu,
@@ -63,6 +64,8 @@ class DeviceSae {
   // The last forward's codes ([R, k], host copies) and an additive correction of dL/dval (code-level losses).
   virtual void download_codes(int32_t* idx, float* val) = 0;
   virtual void add_dval(const float* delta) = 0;
+  // Applies the last forward's latent statistics: fires += count, since = count ? 0 : since + R.
+  virtual void commit_latent_stats() = 0;
   // Sparse backward (+ decoder-gradient projection); returns the squared global gradient norm.
   virtual double backward(bool project) = 0;
   // Dense gradients in the host layout (encoder rows [m, d]).

@@ -14,6 +14,7 @@
 #include "../common/thread_pool.h"
 #include "decode.h"
 #include "kernels.h"
+#include "loss_scale.h"
 #include "topk_encode.h"
 #include "topk_select.h"
 
@@ -64,10 +65,20 @@ ColumnStats column_stats(const float* X, long rows, int d) {
   return s;
 }
 
-[[noreturn]] void fail_degenerate_batch() {
+[[noreturn]] void fail_degenerate_batch(double total_variance) {
+  if (total_variance > 0.0)
+    fail("ERR_DEGENERATE_BATCH",
+         "the batch's total variance (" + std::to_string(total_variance) + ") is too small for the FVU loss in "
+         "float32 (inputs of scale ~1e-20): rescale the inputs (a normalization or a constant factor) or use loss 'mse'");
   fail("ERR_DEGENERATE_BATCH",
        "FVU is undefined for a batch whose rows are all identical (e.g. a single row): use a batch of "
        "distinct rows or loss 'mse'");
+}
+
+// What a step needs finite (fvu is only a diagnostic under loss 'mse', NaN for a batch without variance).
+bool finite_stats(const StepStats& st) {
+  return std::isfinite(st.loss) && std::isfinite(st.mse) && std::isfinite(st.aux_loss) && std::isfinite(st.pair_loss) &&
+         std::isfinite(st.grad_norm);
 }
 
 // CMSAE_PROFILE=1 prints the time of each phase of forward_backward to stderr.
@@ -193,14 +204,15 @@ const CodesBuffer& SaeModel::last_codes() const {
   return codes_;
 }
 
-StepStats SaeModel::device_forward_backward(const float* x, const float* y, long rows, const float* extra_dval,
-                                            const ResidentBatch* resident) {
+StepStats SaeModel::device_forward_pass(const float* x, const float* y, long rows, const float* extra_dval,
+                                        const ResidentBatch* resident) {
   const int d = cfg_.d, m = cfg_.m, k = cfg_.k;
   require(cfg_.activation == Activation::TopK && !(cfg_.aux_coef > 0.f), "ERR_ARG",
           "the CUDA backend runs activation 'topk' without AuxK: use device 'cpu' for these options");
   const bool paired = resident ? resident->y != nullptr : y != nullptr;
   const int n_seg = paired ? 2 : 1;
   const long R = rows * n_seg;
+  const double w = (paired && cfg_.paired_mean) ? 0.5 : 1.0;
   if (b_dec_mean_pending_) {
     std::vector<float> staged;
     if (resident) {  // the first step's batch, gathered on the device and read back once
@@ -212,9 +224,13 @@ StepStats SaeModel::device_forward_backward(const float* x, const float* y, long
     auto row_of = [&](long r) { return resident ? staged.data() + r * d : (r < rows ? x + r * d : y + (r - rows) * d); };
     // A degenerate FVU batch must leave everything unchanged (the CPU engine checks before the mean too).
     if (cfg_.loss == LossKind::Fvu)
-      for (int sgm = 0; sgm < n_seg; ++sgm)
-        if (!(column_stats(row_of(sgm * rows), rows, d).total_variance > 0.0)) fail_degenerate_batch();
+      for (int sgm = 0; sgm < n_seg; ++sgm) {
+        const double tv = column_stats(row_of(sgm * rows), rows, d).total_variance;
+        if (fvu_degenerate(tv, w)) fail_degenerate_batch(tv);
+      }
     touch_host();
+    pending_.b_dec_before = b_dec_;
+    pending_.b_dec_mean_applied = true;
     for (int c = 0; c < d; ++c) {
       double s = 0;
       for (long r = 0; r < R; ++r) s += row_of(r)[c];
@@ -223,12 +239,14 @@ StepStats SaeModel::device_forward_backward(const float* x, const float* y, long
     b_dec_mean_pending_ = false;
   }
   sync_device();
-  const double w = (paired && cfg_.paired_mean) ? 0.5 : 1.0;
   const bool fvu_loss = cfg_.loss == LossKind::Fvu;
   const long long window = std::min<long long>(cfg_.dead_window, seen_ + R);  // dead_fraction()'s window after this batch
   const DeviceForward f = resident ? dev_->forward_rows(*resident->x, resident->y, resident->idx, rows, w, fvu_loss, window)
                                    : dev_->forward(x, y, rows, w, fvu_loss, window);
-  if (f.degenerate) fail_degenerate_batch();
+  if (f.degenerate) {
+    discard_step();
+    fail_degenerate_batch(std::min(f.total_variance[0], n_seg > 1 ? f.total_variance[1] : f.total_variance[0]));
+  }
   StepStats st;
   st.rows = R;
   for (int s = 0; s < n_seg; ++s) {
@@ -251,14 +269,12 @@ StepStats SaeModel::device_forward_backward(const float* x, const float* y, long
     dev_->add_dval(delta.data());
   }
   if (extra_dval) dev_->add_dval(extra_dval);
-  seen_ += R;
-  stats_stale_ = true;
+  pending_.rows = R;
   st.l0 = static_cast<double>(f.active) / R;
   st.dead_fraction = window > 0 && m > 0 ? static_cast<double>(f.dead) / m : 0.0;
-  last_dead_fraction_ = st.dead_fraction;
   st.grad_norm = std::sqrt(dev_->backward(cfg_.project_decoder_grad));
   grads_stale_ = true;
-  has_grads_ = true;
+  require_finite_step(st);
   return st;
 }
 
@@ -287,6 +303,7 @@ EncoderView SaeModel::encoder_view() const {
 void SaeModel::init(uint64_t seed) {
   touch_host();
   packed_valid_ = false;
+  bounds_known_ = false;
   SplitMix64 rng{seed};
   const float bound = 1.0f / std::sqrt(static_cast<float>(cfg_.d));
   for (float& w : W_enc_) w = (2.f * rng.uniform01() - 1.f) * bound;
@@ -298,6 +315,7 @@ void SaeModel::init(uint64_t seed) {
 
 void SaeModel::renormalize_decoder() {
   touch_host();
+  bounds_known_ = false;
   const SaeKernels& K = kernels();
   const int d = cfg_.d, m = cfg_.m;
   const int T = std::max(1, std::min(num_threads(), m / 256 + 1));
@@ -339,6 +357,7 @@ void SaeModel::decode(const int32_t* idx, const float* val, long rows, int k, fl
 
 std::vector<float>& SaeModel::adam_state(int param, int moment) {
   touch_host();
+  bounds_known_ = false;
   return adam_[param][moment];
 }
 
@@ -433,12 +452,8 @@ void SaeModel::batch_topk_select(const float* X, long R) {
   }
 }
 
-StepStats SaeModel::forward_backward(const float* x, const float* y, long rows, const float* extra_dval) {
+StepStats SaeModel::cpu_forward_pass(const float* x, const float* y, long rows, const float* extra_dval) {
   const int d = cfg_.d, m = cfg_.m;
-  require(rows > 0, "ERR_SHAPE", "empty batch: give at least one row");
-  require(extra_dval == nullptr || cfg_.activation == Activation::TopK, "ERR_ARG",
-          "code-level gradients need fixed-k codes (activation 'topk')");
-  if (dev_) return device_forward_backward(x, y, rows, extra_dval, nullptr);
   PhaseTimer timer;
   const int n_seg = y ? 2 : 1;
   const long R = rows * n_seg;
@@ -450,13 +465,17 @@ StepStats SaeModel::forward_backward(const float* x, const float* y, long rows, 
     X = X_.data();
   }
   // Validate before touching any state.
+  const double w = (y && cfg_.paired_mean) ? 0.5 : 1.0;
   std::vector<ColumnStats> seg_stats;
   for (int s = 0; s < n_seg; ++s) {
     seg_stats.push_back(column_stats(X + s * rows * d, rows, d));
-    if (cfg_.loss == LossKind::Fvu && !(seg_stats.back().total_variance > 0.0)) fail_degenerate_batch();
+    if (cfg_.loss == LossKind::Fvu && fvu_degenerate(seg_stats.back().total_variance, w))
+      fail_degenerate_batch(seg_stats.back().total_variance);
   }
   timer.mark("stats");
   if (b_dec_mean_pending_) {
+    pending_.b_dec_before = b_dec_;
+    pending_.b_dec_mean_applied = true;
     for (int c = 0; c < d; ++c) {
       double s = 0;
       for (long r = 0; r < R; ++r) s += X[r * d + c];
@@ -511,7 +530,6 @@ StepStats SaeModel::forward_backward(const float* x, const float* y, long rows, 
   xhat_.resize(static_cast<size_t>(R) * d);
   G_.resize(static_cast<size_t>(R) * d);
   dval_.resize(static_cast<size_t>(R) * kc);
-  const double w = (y && cfg_.paired_mean) ? 0.5 : 1.0;
   StepStats st;
   st.rows = R;
   std::vector<float> aux_hat;
@@ -523,7 +541,7 @@ StepStats SaeModel::forward_backward(const float* x, const float* y, long rows, 
   for (int s = 0; s < n_seg; ++s) {
     const long r0 = s * rows;
     const double denom = cfg_.loss == LossKind::Fvu ? seg_stats[s].total_variance : static_cast<double>(rows) * d;
-    const float gscale = static_cast<float>(w * 2.0 / denom);
+    const float gscale = loss_gradient_scale(w, denom);
     const double sse = decode_with_gradient(W_dec_.data(), b_dec_.data(), d, codes_.idx.data(), codes_.val.data(), kc, X,
                                             r0, rows, gscale, xhat_.data(), G_.data(), dval_.data());
     const double fvu = sse / seg_stats[s].total_variance;
@@ -564,19 +582,16 @@ StepStats SaeModel::forward_backward(const float* x, const float* y, long rows, 
   }
   timer.mark("aux");
 
-  // Latent statistics.
+  // Latent statistics of the batch (committed by commit_step once the step has succeeded).
   long long active = 0;
-  std::vector<uint8_t> fired(m, 0);
+  pending_.rows = R;
+  pending_.count.assign(m, 0);
   for (size_t p = 0; p < codes_.val.size(); ++p)
     if (codes_.val[p] > 0.f) {
       ++active;
-      fires_[codes_.idx[p]] += 1.0;
-      fired[codes_.idx[p]] = 1;
+      ++pending_.count[codes_.idx[p]];
     }
-  for (int j = 0; j < m; ++j) since_[j] = fired[j] ? 0 : since_[j] + R;
-  seen_ += R;
   st.l0 = static_cast<double>(active) / R;
-  st.dead_fraction = dead_fraction();
 
   // Backward.
   BackwardInput bin{W_enc_.data(), W_dec_.data(), b_dec_.data(), d, m, X, R,
@@ -589,109 +604,76 @@ StepStats SaeModel::forward_backward(const float* x, const float* y, long rows, 
   }
   timer.mark("latent-stats");
   sparse_backward(bin, grads_);
-  has_grads_ = true;
   timer.mark("backward");
   if (cfg_.project_decoder_grad) project_decoder_grads(W_dec_.data(), grads_);
   timer.mark("project");
   st.grad_norm = std::sqrt(grads_.sum_squares());
   timer.mark("norm");
   timer.end();
+  require_finite_step(st);
   return st;
 }
 
-void SaeModel::apply_update(float lr, float grad_scale) {
-  const SaeKernels& K = kernels();
-  const int d = cfg_.d, m = cfg_.m;
-  ++t_;
-  const double bc1 = 1.0 - std::pow(static_cast<double>(cfg_.beta1), static_cast<double>(t_));
-  const double bc2 = 1.0 - std::pow(static_cast<double>(cfg_.beta2), static_cast<double>(t_));
-  auto args_for = [&](bool decay) {
-    AdamWArgs a;
-    a.beta1 = cfg_.beta1;
-    a.beta2 = cfg_.beta2;
-    a.eps = cfg_.eps;
-    a.decay_factor = decay ? 1.f - lr * cfg_.weight_decay : 1.f;
-    a.step_size = static_cast<float>(lr / bc1);
-    a.inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
-    a.grad_scale = grad_scale;
-    return a;
-  };
-  const AdamWArgs a_wenc = args_for(cfg_.decay_W_enc), a_benc = args_for(cfg_.decay_b_enc),
-                  a_wdec = args_for(cfg_.decay_W_dec), a_bdec = args_for(cfg_.decay_b_dec);
-  if (dev_) {
-    auto dev_args = [](const AdamWArgs& a) {
-      return DeviceAdamArgs{a.beta1, a.beta2, a.eps, a.decay_factor, a.step_size, a.inv_sqrt_bc2, a.grad_scale};
-    };
-    const DeviceAdamArgs args[4] = {dev_args(a_wenc), dev_args(a_benc), dev_args(a_wdec), dev_args(a_bdec)};
-    sync_device();
-    dev_->apply_update(args, cfg_.normalize_decoder, cfg_.decoder_eps);
-    host_stale_ = true;
+StepStats SaeModel::forward_pass(const float* x, const float* y, long rows, const float* extra_dval, const ResidentBatch* resident) {
+  require(rows > 0, "ERR_SHAPE", "empty batch: give at least one row");
+  require(extra_dval == nullptr || cfg_.activation == Activation::TopK, "ERR_ARG",
+          "code-level gradients need fixed-k codes (activation 'topk')");
+  pending_.rows = 0;
+  pending_.b_dec_mean_applied = false;
+  pending_.theta = theta_;
+  pending_.theta_ready = theta_ready_;
+  has_grads_ = false;
+  if (dev_) return device_forward_pass(x, y, rows, extra_dval, resident);
+  return cpu_forward_pass(x, y, rows, extra_dval);
+}
+
+void SaeModel::require_finite_step(const StepStats& st) {
+  if (finite_stats(st)) {
+    has_grads_ = true;
+    last_grad_norm_ = st.grad_norm;
     return;
   }
-  // b_enc first: the W_enc pass below repacks each encoder panel (weights and bias) right after updating it.
-  K.adamw(b_enc_.data(), adam_[1][0].data(), adam_[1][1].data(), grads_.g_benc.data(), m, a_benc);
-  K.adamw(b_dec_.data(), adam_[3][0].data(), adam_[3][1].data(), grads_.g_bdec.data(), d, a_bdec);
-  const int nr = kernels().nr;
-  const long panels = (m + nr - 1) / nr;
-  std::lock_guard<std::mutex> lock(pack_mutex_);
-  if (packed_nr_ != nr || packed_W_.size() != static_cast<size_t>(panels) * nr * d) {
-    packed_W_.reset(static_cast<size_t>(panels) * nr * d);
-    packed_bias_.reset(static_cast<size_t>(panels) * nr);
-    packed_nr_ = nr;
+  discard_step();
+  fail("ERR_DIVERGED", "the training step diverged: its loss or gradient is not finite (loss " + std::to_string(st.loss) +
+                           ", gradient norm " + std::to_string(st.grad_norm) +
+                           "); the model was left as it was. Lower the learning rate, normalize or rescale the inputs, "
+                           "or keep gradient clipping on (maxGradNorm)");
+}
+
+void SaeModel::discard_step() {
+  if (pending_.b_dec_mean_applied) {
+    if (dev_) touch_host();
+    b_dec_ = pending_.b_dec_before;
+    b_dec_mean_pending_ = true;
+    pending_.b_dec_mean_applied = false;
   }
-  const EncoderView raw{W_enc_.data(), b_enc_.data(), b_dec_.data(), d, m};
-  const int T = static_cast<int>(std::max<long>(1, std::min<long>(num_threads(), panels / 4 + 1)));
-  parallel_for(T, [&](int t) {
-    for (long p = split_begin(panels, T, t); p < split_begin(panels, T, t + 1); ++p) {
-      for (long j = p * nr; j < std::min<long>(m, (p + 1) * nr); ++j) {
-        const int32_t slot = grads_.slot[j];
-        const float* ge = slot >= 0 ? grads_.g_enc.data() + static_cast<long>(slot) * d : nullptr;
-        const float* gd = slot >= 0 ? grads_.g_dec.data() + static_cast<long>(slot) * d : nullptr;
-        K.adamw(W_enc_.data() + j * d, adam_[0][0].data() + j * d, adam_[0][1].data() + j * d, ge, d, a_wenc);
-        float* wd = W_dec_.data() + j * d;
-        K.adamw(wd, adam_[2][0].data() + j * d, adam_[2][1].data() + j * d, gd, d, a_wdec);
-        if (cfg_.normalize_decoder) {
-          const float inv = 1.0f / (static_cast<float>(std::sqrt(K.sumsq(wd, d))) + cfg_.decoder_eps);
-          for (int c = 0; c < d; ++c) wd[c] *= inv;
-        }
-      }
-      pack_encoder_panels(raw, p, p + 1, nr, packed_W_.data() + p * nr * d, packed_bias_.data() + p * nr);
-    }
-  });
-  packed_valid_ = true;
+  theta_ = pending_.theta;
+  theta_ready_ = pending_.theta_ready;
+  pending_.rows = 0;
 }
 
-float SaeModel::clip_scale(const StepStats& st) const {
-  float scale = 1.f;
-  if (cfg_.max_grad_norm > 0.f) {
-    const double coef = cfg_.max_grad_norm / (st.grad_norm + 1e-6);
-    if (coef < 1.0) scale = static_cast<float>(coef);
+void SaeModel::commit_step(StepStats& st) {
+  const long R = pending_.rows;
+  pending_.b_dec_mean_applied = false;
+  pending_.rows = 0;
+  seen_ += R;
+  if (dev_) {
+    dev_->commit_latent_stats();
+    stats_stale_ = true;
+    last_dead_fraction_ = st.dead_fraction;
+    return;
   }
-  return scale;
+  const int32_t* count = pending_.count.data();
+  for (int j = 0; j < cfg_.m; ++j) {
+    fires_[j] += count[j];
+    since_[j] = count[j] ? 0 : since_[j] + R;
+  }
+  st.dead_fraction = dead_fraction();
 }
 
-StepStats SaeModel::step(const float* x, const float* y, long rows, float lr) {
-  StepStats st = forward_backward(x, y, rows, nullptr);
-  apply_update(lr, clip_scale(st));
-  return st;
-}
-
-StepStats SaeModel::forward_backward_rows(const DeviceRows& x, const DeviceRows* y, const int32_t* idx, long rows,
-                                          const float* extra_dval) {
-  require(dev_ != nullptr, "ERR_STATE", "resident rows need an SAE on device 'cuda'");
-  require(rows > 0, "ERR_SHAPE", "empty batch: give at least one row");
-  require(x.dim() == cfg_.d && (!y || y->dim() == cfg_.d), "ERR_SHAPE",
-          "resident rows have " + std::to_string(x.dim()) + " values, the SAE expects " + std::to_string(cfg_.d));
-  for (long r = 0; r < rows; ++r)
-    if (idx[r] < 0 || idx[r] >= x.rows() || (y && idx[r] >= y->rows()))
-      fail("ERR_RANGE", "row index " + std::to_string(idx[r]) + " is outside the " + std::to_string(x.rows()) + " resident rows");
-  const ResidentBatch batch{&x, y, idx};
-  return device_forward_backward(nullptr, nullptr, rows, extra_dval, &batch);
-}
-
-StepStats SaeModel::step_rows(const DeviceRows& x, const DeviceRows* y, const int32_t* idx, long rows, float lr) {
-  StepStats st = forward_backward_rows(x, y, idx, rows, nullptr);
-  apply_update(lr, clip_scale(st));
+StepStats SaeModel::forward_backward(const float* x, const float* y, long rows, const float* extra_dval) {
+  StepStats st = forward_pass(x, y, rows, extra_dval, nullptr);
+  commit_step(st);
   return st;
 }
 

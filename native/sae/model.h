@@ -11,6 +11,7 @@
 #include "../common/aligned.h"
 #include "backward.h"
 #include "topk_encode.h"
+#include "update_guard.h"
 
 namespace cmsae {
 
@@ -70,10 +71,10 @@ class SaeModel {
   // Parameters (encoder rows are latent-major [m, d]; SAELens W_enc [d, m] is their transpose).
   // Mutable access to W_enc / b_enc invalidates the packed encoder copy. On the CUDA backend every accessor
   // first brings the host copy up to date, and mutable access marks the device copy for re-upload.
-  float* W_enc_rows() { touch_host(); packed_valid_ = false; return W_enc_.data(); }
-  float* b_enc() { touch_host(); packed_valid_ = false; return b_enc_.data(); }
-  float* W_dec() { touch_host(); return W_dec_.data(); }
-  float* b_dec() { touch_host(); return b_dec_.data(); }
+  float* W_enc_rows() { touch_host(); packed_valid_ = false; bounds_known_ = false; return W_enc_.data(); }
+  float* b_enc() { touch_host(); packed_valid_ = false; bounds_known_ = false; return b_enc_.data(); }
+  float* W_dec() { touch_host(); bounds_known_ = false; return W_dec_.data(); }
+  float* b_dec() { touch_host(); bounds_known_ = false; return b_dec_.data(); }
   const float* W_enc_rows() const { view_host(); return W_enc_.data(); }
   const float* W_dec() const { view_host(); return W_dec_.data(); }
   const float* b_enc() const { view_host(); return b_enc_.data(); }
@@ -91,11 +92,14 @@ class SaeModel {
 
   // Forward + backward over one batch (x: [rows, d]; y: optional paired batch of the same shape that
   // goes through the same SAE). Leaves gradients in grads() (projected if enabled, not clipped).
+  // A non-finite loss or gradient is ERR_DIVERGED and changes nothing (parameters, moments, step count,
+  // latent statistics, threshold); every training entry point below keeps that promise.
   StepStats forward_backward(const float* x, const float* y, long rows, const float* extra_dval = nullptr);
   // forward_backward / step over rows resident on the CUDA device: x[idx] (and y[idx]) (idx: [rows]).
   StepStats forward_backward_rows(const DeviceRows& x, const DeviceRows* y, const int32_t* idx, long rows, const float* extra_dval);
   StepStats step_rows(const DeviceRows& x, const DeviceRows* y, const int32_t* idx, long rows, float lr);
-  // AdamW update from grads() with the given lr and gradient scale, then decoder renormalization.
+  // AdamW update from grads() with the given lr and gradient scale, then decoder renormalization. An update
+  // that would make a parameter or a moment non-finite is ERR_DIVERGED and leaves the model as it was.
   void apply_update(float lr, float grad_scale);
   // forward_backward + clipping + apply_update.
   StepStats step(const float* x, const float* y, long rows, float lr);
@@ -124,6 +128,8 @@ class SaeModel {
   bool threshold_ready() const { return theta_ready_; }
   void set_threshold(double theta, bool ready) { theta_ = theta; theta_ready_ = ready; }
   bool b_dec_mean_init_pending() const { return b_dec_mean_pending_; }
+  // Updates that could not be proven overflow-free in advance and ran checked on a snapshot (slower).
+  long long checked_updates() const { return checked_updates_; }
   void set_b_dec_mean_init_pending(bool v) { b_dec_mean_pending_ = v; }
   double dead_fraction() const;
   void renormalize_decoder();
@@ -140,8 +146,24 @@ class SaeModel {
     const DeviceRows* y;
     const int32_t* idx;
   };
-  StepStats device_forward_backward(const float* x, const float* y, long rows, const float* extra_dval, const ResidentBatch* resident);
+  // Forward + backward without committing anything a failed step must not leave behind: the latent statistics
+  // wait in pending_ for commit_step(); discard_step() undoes the first-batch b_dec mean and the threshold.
+  StepStats forward_pass(const float* x, const float* y, long rows, const float* extra_dval, const ResidentBatch* resident);
+  StepStats cpu_forward_pass(const float* x, const float* y, long rows, const float* extra_dval);
+  StepStats device_forward_pass(const float* x, const float* y, long rows, const float* extra_dval, const ResidentBatch* resident);
+  void commit_step(StepStats& st);
+  void discard_step();
+  // The second half of step / step_rows: clipping and the update, then commit_step (discard_step on failure).
+  StepStats update_and_commit(StepStats st, float lr);
+  // The end of every forward pass: ERR_DIVERGED (after discard_step) unless loss and gradients are finite.
+  void require_finite_step(const StepStats& st);
   float clip_scale(const StepStats& st) const;
+  void check_resident_batch(const DeviceRows& x, const DeviceRows* y, const int32_t* idx, long rows) const;
+  // The update itself (CPU kernels or the device), and the checked variant that runs on a snapshot.
+  void run_update(const AdamWArgs args[4]);
+  void guarded_update(const AdamWArgs args[4], float lr);
+  // Exact bounds of the four parameter groups from the host arrays; false when some value is unusable.
+  bool scan_all_bounds(ArrayBounds out[4]) const;
   void batch_topk_select(const float* X, long R);
   // The encoder with an up-to-date packed copy of W_enc/b_enc in the active kernels' panel layout.
   EncoderView encoder_view() const;
@@ -166,6 +188,21 @@ class SaeModel {
   mutable bool grads_stale_ = false, codes_stale_ = false;
   bool has_grads_ = false;
   double last_dead_fraction_ = 0;
+  // What the last forward pass has not committed yet (see forward_pass).
+  struct PendingStep {
+    long rows = 0;
+    std::vector<int32_t> count;  // CPU: active entries per latent in the batch
+    bool b_dec_mean_applied = false;
+    std::vector<float> b_dec_before;
+    double theta = 0;
+    bool theta_ready = false;
+  } pending_;
+  // Divergence guard: bounds of W_enc, b_enc, W_dec, b_dec and their moments (update_guard.h); unknown after
+  // any outside write. last_grad_norm_ bounds every gradient entry of the last forward pass.
+  ArrayBounds bounds_[4];
+  bool bounds_known_ = false;
+  double last_grad_norm_ = 0;
+  long long checked_updates_ = 0;
   // scratch
   mutable SparseGrads grads_;
   mutable CodesBuffer codes_;

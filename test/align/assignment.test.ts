@@ -299,4 +299,34 @@ describe('alignLatents', () => {
     expect(Array.from(alignLatents({ correlation, aliveA, aliveB }))).to.deep.equal([0, 3, 1, 2]);
     expectSaeError(() => alignLatents({ correlation: { rows: 2, cols: 3, data: new Float32Array(6) }, aliveA: new Uint8Array(2), aliveB: new Uint8Array(3) }), 'ERR_SHAPE');
   });
+
+  it('correlations outside [-1, 1] (beyond rounding) are ERR_RANGE, NaN is ERR_NONFINITE; options are checked by name', () => {
+    const m = 5;
+    const alive = new Uint8Array(m).fill(1);
+    const corr = (at: number, v: number) => {
+      const data = Float32Array.from({ length: m * m }, (_, q) => (q % (m + 1) === 0 ? 0.9 : 0.1));
+      data[at] = v;
+      return { correlation: { rows: m, cols: m, data }, aliveA: alive, aliveB: alive };
+    };
+    expectSaeError(() => alignLatents(corr(7, 1e30)), 'ERR_RANGE', /correlation\[1, 2\] = 1e\+30 is outside \[-1, 1\]/);
+    expectSaeError(() => alignLatents(corr(24, -1.01)), 'ERR_RANGE', /\[4, 4\]/);
+    expectSaeError(() => alignLatents(corr(3, NaN)), 'ERR_NONFINITE');
+    expect(Array.from(alignLatents(corr(0, 1.00001)))).to.deep.equal([0, 1, 2, 3, 4]); // rounding above 1 is accepted
+    expectSaeError(() => alignLatents(corr(0, 0.5), { signed: 'yes' as never }), 'ERR_ARG', /option signed/);
+    expectSaeError(() => alignLatents(corr(0, 0.5), { sign: true } as never), 'ERR_ARG', /unknown option 'sign'/);
+  });
+
+  it('solveAssignment checks its options and names the bad one', () => {
+    const c: CostMatrix = { rows: 2, cols: 2, data: Float32Array.of(1, 2, 3, 4) };
+    expectSaeError(() => solveAssignment(c, { candidates: 2 ** 31 }), 'ERR_ARG', /option candidates must be an integer in \[1, 65536\], got 2147483648/);
+    expectSaeError(() => solveAssignment(c, { candidates: 0 }), 'ERR_ARG', /option candidates/);
+    expectSaeError(() => solveAssignment(c, { candidates: 2.5 }), 'ERR_ARG', /option candidates/);
+    expectSaeError(() => solveAssignment(c, { maximize: 1 as never }), 'ERR_ARG', /option maximize must be a boolean/);
+    expectSaeError(() => solveAssignment(c, { returnDuals: 'yes' as never }), 'ERR_ARG', /option returnDuals/);
+    expectSaeError(() => solveAssignment(c, { algorithm: 'greedy' as never }), 'ERR_ARG', /option algorithm/);
+    expectSaeError(() => solveAssignment(c, { maximise: true } as never), 'ERR_ARG', /unknown option 'maximise'/);
+    expectSaeError(() => solveAssignment(c, null as never), 'ERR_ARG', /options must be an object/);
+    expectSaeError(() => native().solveAssignment(c.data, 2, 2, false, 'sparse', 2 ** 31, 'cpu'), 'ERR_ARG', /candidates must be an integer in \[1, 65536\]/);
+    expect(Array.from(solveAssignment(c, { candidates: 65536 }).rowToCol)).to.deep.equal([0, 1]);
+  });
 });

@@ -18,6 +18,14 @@ import { expectSaeError } from '../helpers/expect-error.js';
 import { Rng } from '../helpers/random.js';
 import { worstRatio } from '../helpers/sae.js';
 import { tempDir } from '../helpers/tmp.js';
+import {
+  checkExplodingLearningRate,
+  checkNonFiniteGradient,
+  checkNonFiniteGradientAsync,
+  checkResidentRows,
+  checkTinyFvuBatch,
+  checkUpdateOverflow,
+} from '../sae/divergence-cases.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -96,7 +104,7 @@ const c = TopKSAE.create({ d: 4, m: 8, k: 1, device: 'cpu' }); console.log('expl
 
   it('the build reports whether CUDA was compiled in', () => {
     const i = info();
-    expect(i.cuda.compiled).to.equal(i.build === 'cuda');
+    expect(i.cuda.compiled).to.equal(i.build === 'cuda' || i.cuda.emulated === true); // the CPU emulation stands in for a CUDA build
     expect(i.backend).to.equal(cudaDeviceAvailable() && process.env.CMSAE_DEVICE !== 'cpu' ? 'cuda' : 'cpu');
   });
 });
@@ -303,6 +311,19 @@ describe('CUDA backend: parity with the CPU engine', function () {
       }
     }
     expectSaeError(() => solveAssignment({ rows: 600, cols: 600, data: new Float32Array(360000).fill(NaN) }, { algorithm: 'sparse', device: 'cuda' }), 'ERR_NONFINITE');
+  });
+
+  it('divergence: non-finite steps and updates are ERR_DIVERGED and change nothing on the device (every entry point, awkward shapes)', async () => {
+    for (const sh of [{ d: 7, m: 33, k: 5, rows: 13 }, { d: 40, m: 300, k: 150, rows: 3 }]) {
+      const s = { device: 'cuda' as const, options: { precision: 'fp32' as const }, ...sh };
+      checkNonFiniteGradient(s);
+      checkNonFiniteGradient(s, true);
+      await checkNonFiniteGradientAsync(s);
+      checkExplodingLearningRate(s);
+      checkUpdateOverflow(s);
+      checkTinyFvuBatch(s);
+      await checkResidentRows(s);
+    }
   });
 
   it('checkpoints: state written on the GPU resumes on the CPU and back; a degenerate batch changes nothing', async () => {

@@ -1,8 +1,10 @@
 import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { EmbeddingFile, Normalizer, PairedEmbeddings, npyBytes, readBatch, scanRows, serializeSafetensors, splitRows } from '../../lib/index.js';
+import { packageRoot } from '../../lib/native/load.js';
 import { expectSaeError } from '../helpers/expect-error.js';
 import { Rng } from '../helpers/random.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -112,6 +114,80 @@ describe('embedding files', () => {
     expectSaeError(() => EmbeddingFile.open(path.join(dir, 'missing.npy')), 'ERR_IO');
     const short = file('short.npy', npyBytes({ rows: n - 1, cols: d, data: data.subarray(0, (n - 1) * d) }));
     expectSaeError(() => PairedEmbeddings.open(file('p.npy', good), short), 'ERR_SHAPE', /same rows/);
+  });
+
+  it('.npy: every header field is checked for type, range and consistency with the file size', () => {
+    const payload = new Uint8Array(data.buffer);
+    /** An .npy file with the given raw dict text (version 1 layout unless `v2`). */
+    const npyRaw = (dict: string, body: Uint8Array = payload, opts: { version?: number; len?: number } = {}) => {
+      const version = opts.version ?? 1;
+      const lenBytes = version === 1 ? 2 : 4;
+      const header = dict + ' '.repeat(63 - ((8 + lenBytes + dict.length) % 64)) + '\n';
+      const out = new Uint8Array(8 + lenBytes + header.length + body.length);
+      out.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, version, 0]);
+      const dv = new DataView(out.buffer);
+      if (lenBytes === 2) dv.setUint16(8, opts.len ?? header.length, true);
+      else dv.setUint32(8, opts.len ?? header.length, true);
+      out.set(Buffer.from(header, 'latin1'), 8 + lenBytes);
+      out.set(body, 8 + lenBytes + header.length);
+      return out;
+    };
+    const dict = (descr: string, fortran: string, shape: string) => `{'descr': ${descr}, 'fortran_order': ${fortran}, 'shape': ${shape}, }`;
+    const ok = dict("'<f4'", 'False', `(${n}, ${d})`);
+    using v2 = EmbeddingFile.open(file('v2.npy', npyRaw(ok, payload, { version: 2 })));
+    expect(rowsOf(v2, idx)).to.deep.equal(want(data));
+    const cases: [Uint8Array, string, RegExp][] = [
+      [npyRaw(dict('5', 'False', `(${n}, ${d})`)), 'ERR_FORMAT', /descr must be a dtype string|unsupported value/],
+      [npyRaw(dict("'<f4'", "'no'", `(${n}, ${d})`)), 'ERR_FORMAT', /fortran_order must be True or False/],
+      [npyRaw(dict("'<f4'", '1', `(${n}, ${d})`)), 'ERR_FORMAT', /unsupported value/],
+      [npyRaw(dict("'<f4'", 'False', `(${n}.5, ${d})`)), 'ERR_FORMAT', /shape tuple/],
+      [npyRaw(dict("'<f4'", 'False', `('${n}', '${d}')`)), 'ERR_FORMAT', /whole numbers/],
+      [npyRaw(dict("'<f4'", 'False', `(-1, ${d})`)), 'ERR_FORMAT', /whole numbers/],
+      [npyRaw(dict("'<f4'", 'False', `[${n}, ${d}]`)), 'ERR_FORMAT', /unsupported value/],
+      [npyRaw(dict("'<f4'", 'False', '(1099511627776, 1099511627776)')), 'ERR_FORMAT', /too large/],
+      [npyRaw(`{'descr': '<f4', 'shape': (${n}, ${d}), }`), 'ERR_FORMAT', /exactly descr, fortran_order and shape/],
+      [npyRaw(`{'descr': '<f4', 'fortran_order': False, 'shape': (${n}, ${d}), 'extra': 1}`), 'ERR_FORMAT', /unsupported value|exactly/],
+      [npyRaw(`{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (${n}, ${d})}`), 'ERR_FORMAT', /twice/],
+      [npyRaw(ok + " {'x': 1}"), 'ERR_FORMAT', /text after its dict/],
+      [npyRaw(ok.slice(0, -1)), 'ERR_FORMAT', /malformed|unterminated/],
+      [npyRaw(ok, payload, { len: 60000 }), 'ERR_FORMAT', /runs past the end/],
+      [npyRaw(ok, payload, { version: 9 }), 'ERR_FORMAT', /unsupported format version 9/],
+      [npyRaw(ok, new Uint8Array([...payload, 1, 2, 3, 4])), 'ERR_FORMAT', /trailing data/],
+      [npyRaw(ok, payload.subarray(4)), 'ERR_FORMAT', /truncated/],
+      [npyRaw(dict("'<f4'", 'False', `(${n}, ${d}, 1)`)), 'ERR_SHAPE', /2-D/],
+      [npyRaw(dict("'<f4'", 'False', `(0, ${d})`), new Uint8Array(0)), 'ERR_SHAPE', /empty/],
+      [npyRaw(dict("'|u1'", 'False', `(${n}, ${d})`)), 'ERR_DTYPE', /'\|u1'/],
+    ];
+    cases.forEach(([bytes, code, why], i) => expectSaeError(() => EmbeddingFile.open(file(`bad${i}.npy`, bytes)), code, why));
+  });
+
+  it('rows must be whole numbers in range: readRange(0.5, 2) and readRows([1.5]) are refused, not read mid-row', () => {
+    using f = EmbeddingFile.open(file('rows.npy', npyBytes({ rows: n, cols: d, data })));
+    const out = new Float32Array(4 * d);
+    expectSaeError(() => f.readRange(0.5, 2, out), 'ERR_ARG', /whole row numbers/);
+    expectSaeError(() => f.readRange(0, 1.5, out), 'ERR_ARG');
+    expectSaeError(() => f.readRange(NaN, 1, out), 'ERR_ARG');
+    expectSaeError(() => f.readRange(n - 1, 2, out), 'ERR_RANGE');
+    expectSaeError(() => f.readRange(0, 2, new Float32Array(3)), 'ERR_SHAPE');
+    expectSaeError(() => f.readRange(0, 1, [] as never), 'ERR_DTYPE');
+    expectSaeError(() => f.readRows([0, 1.5], out), 'ERR_ARG', /position 1/);
+    expectSaeError(() => f.readRows([2, NaN], out), 'ERR_ARG');
+    expectSaeError(() => f.readRows([3, -1], out), 'ERR_RANGE', /row -1/);
+    expectSaeError(() => f.readRows([n], out), 'ERR_RANGE');
+    expectSaeError(() => f.readRows(null as never, out), 'ERR_ARG');
+    expectSaeError(() => EmbeddingFile.open({ path: file('r9.bin', new Uint8Array(data.buffer)), shape: [n / 5, d * 5] as never }), 'ERR_ARG', /whole numbers/);
+  });
+
+  it('a directory, a device or a FIFO is ERR_IO at once (never a blocking read)', function () {
+    expectSaeError(() => EmbeddingFile.open(dir), 'ERR_IO', /directory/);
+    expectSaeError(() => EmbeddingFile.open({ path: '/dev/zero', shape: [1, 1] }), 'ERR_IO', /device/);
+    const fifo = path.join(dir, 'pipe.npy');
+    if (spawnSync('mkfifo', [fifo]).status !== 0) return; // no mkfifo here: the two checks above still ran
+    // In a child with a timeout, so that a regression shows as a failure rather than a hung suite.
+    const script = `import('./lib/index.ts').then((m) => { try { m.EmbeddingFile.open(${JSON.stringify(fifo)}); console.log('opened'); } catch (e) { console.log(e.code, e.message); } });`;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', script], { cwd: packageRoot(), encoding: 'utf8', timeout: 60_000 });
+    expect(r.signal, 'the open blocked on the FIFO').to.equal(null);
+    expect(r.stdout).to.match(/^ERR_IO .*FIFO/);
   });
 
   it('finds NaN/Inf rows (naming the row), splits by seed, normalizes', () => {

@@ -3,7 +3,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import path from 'node:path';
 
 import { SaeError, getThreads, info, setThreads } from '../../lib/index.js';
-import { packageRoot } from '../../lib/native/load.js';
+import { packageRoot, threadsFromEnv } from '../../lib/native/load.js';
+import { expectSaeError } from '../helpers/expect-error.js';
 
 describe('info, threads and the addon loader', () => {
   it('info() reports version, backend, SIMD level, threads and CUDA availability', () => {
@@ -13,7 +14,7 @@ describe('info, threads and the addon loader', () => {
     expect(['cpu', 'cuda']).to.include(i.build);
     expect(['scalar', 'avx2', 'avx512']).to.include(i.simd);
     expect(i.threads).to.be.at.least(1);
-    expect(i.cuda.compiled).to.equal(i.build === 'cuda');
+    expect(i.cuda.compiled).to.equal(i.build === 'cuda' || i.cuda.emulated === true); // the CPU emulation stands in for a CUDA build
     expect(i.cuda.available).to.be.a('boolean');
     if (!i.cuda.available) expect(i.cuda.message).to.be.a('string').and.not.equal('');
   });
@@ -34,6 +35,24 @@ describe('info, threads and the addon loader', () => {
       encoding: 'utf8',
     });
     expect(out.trim()).to.equal('3');
+  });
+
+  it('CMSAE_THREADS that is not a whole number in [1, 1024] is refused with ERR_ARG before the pool starts', () => {
+    for (const bad of ['99999', '1025', '0', '-1', 'abc', '1e9', '2.5', '0x10', '3 threads'])
+      expectSaeError(() => threadsFromEnv({ CMSAE_THREADS: bad }), 'ERR_ARG', new RegExp(`CMSAE_THREADS=${JSON.stringify(bad)}.*\\[1, 1024\\]`));
+    expect(threadsFromEnv({ CMSAE_THREADS: ' 2 ' })).to.equal(2);
+    expect(threadsFromEnv({ CMSAE_THREADS: '1024' })).to.equal(1024);
+    expect(threadsFromEnv({ CMSAE_THREADS: '' })).to.equal(undefined);
+    expect(threadsFromEnv({})).to.equal(undefined);
+    // The value that used to abort the process (exit 134): cmsae info now exits 2 with the message.
+    const bin = path.join(packageRoot(), 'lib', 'cli', 'main.ts');
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '-e', `import(${JSON.stringify(bin)}).then(async (m) => { process.exitCode = await m.main(['info']); })`], {
+      cwd: packageRoot(),
+      encoding: 'utf8',
+      env: { ...process.env, CMSAE_THREADS: '99999' },
+    });
+    expect(r.status, r.stderr).to.equal(2);
+    expect(r.stderr).to.contain('ERR_ARG').and.contain('CMSAE_THREADS="99999"');
   });
 
   it('a missing addon gives ERR_ADDON_MISSING with the paths tried and the fix', () => {

@@ -1,9 +1,12 @@
 import { expect } from 'chai';
+import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 
 import { TopKSAE, type Matrix } from '../../lib/index.js';
 import { native, nativePath } from '../../lib/native/load.js';
+import { expectSaeError, expectSaeRejection } from '../helpers/expect-error.js';
 import { Rng } from '../helpers/random.js';
+import { tempDir } from '../helpers/tmp.js';
 
 describe('async API', () => {
   const rng = new Rng(3);
@@ -56,6 +59,36 @@ describe('async API', () => {
     expect(r1.loss).to.be.a('number');
     expect(r2.rows).to.equal(64);
     expect(sae.disposed).to.equal(true);
+  });
+
+  it('save() takes its turn in the queue: work queued before it is saved, a stepAsync right after it waits (no ERR_BUSY)', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      using sae = TopKSAE.create({ d: 16, m: 48, k: 3, seed: 4 });
+      const xb = { rows: 32, cols: 16, data: rng.normals(32 * 16) };
+      const before = sae.stepAsync(xb, { lr: 1e-2 }); // queued before the save: its update is in the checkpoint
+      const saved = sae.save(path.join(dir, 'a'));
+      const after = sae.stepAsync(xb, { lr: 1e-2 }); // queued after: runs once the save has read the state
+      expectSaeError(() => sae.encode(xb), 'ERR_BUSY'); // sync calls still cannot overtake queued work
+      await Promise.all([before, saved, after]);
+      expect(sae.status().step).to.equal(2);
+      using back = await TopKSAE.load(path.join(dir, 'a'));
+      expect(back.status().step).to.equal(1);
+      using replay = TopKSAE.create({ d: 16, m: 48, k: 3, seed: 4 });
+      replay.step(xb, { lr: 1e-2 });
+      expect(back.getWeights().W_dec.data).to.deep.equal(replay.getWeights().W_dec.data);
+      // dispose() right after save(): the save still completes, then the SAE is freed.
+      const other = TopKSAE.create({ d: 16, m: 48, k: 3, seed: 4 });
+      const p = other.save(path.join(dir, 'b'));
+      other.dispose();
+      await p;
+      using b = await TopKSAE.load(path.join(dir, 'b'));
+      expect(b.status().step).to.equal(0);
+      expect(other.disposed).to.equal(true);
+      await expectSaeRejection(other.save(path.join(dir, 'c')), 'ERR_DISPOSED');
+    } finally {
+      cleanup();
+    }
   });
 
   it('inputs stay valid while a worker runs even if the caller drops them (pinned across GC)', async () => {

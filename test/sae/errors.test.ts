@@ -76,6 +76,53 @@ describe('bad input gives typed errors and leaves the model unchanged', () => {
     sae.dispose();
   });
 
+  it('calls without their options object (or with a typo in it) are ERR_ARG naming what is missing', async () => {
+    using sae = TopKSAE.create({ d, m, k, seed: 2 });
+    const before = sae.getWeights();
+    expectSaeError(() => sae.step(good, undefined as never), 'ERR_ARG', /step needs options with the learning rate.*\{ lr: 1e-3 \}/);
+    expectSaeError(() => sae.step(good, null as never), 'ERR_ARG', /got null/);
+    expectSaeError(() => sae.step(good, { lr: 1e-3, pairs: good } as never), 'ERR_ARG', /unknown option 'pairs'/);
+    expectSaeError(() => sae.step(good, {} as never), 'ERR_ARG', /lr must be a finite number/);
+    await expectSaeRejection(sae.stepAsync(good, undefined as never), 'ERR_ARG', /stepAsync needs options/);
+    expectSaeError(() => sae.forwardBackward(good, null as never), 'ERR_ARG', /forwardBackward options must be an object/);
+    expectSaeError(() => sae.computeGradients(good, { pair: good, lr: 1 } as never), 'ERR_ARG', /unknown option 'lr'/);
+    expectSaeError(() => sae.applyUpdate(1e-3, NaN), 'ERR_ARG', /gradScale/);
+    expectSaeError(() => TopKSAE.fromWeights(before, undefined as never), 'ERR_ARG', /fromWeights needs options with at least k/);
+    expectSaeError(() => TopKSAE.fromWeights(before, {} as never), 'ERR_ARG', /option k/);
+    expect(sae.getWeights().W_enc.data).to.deep.equal(before.W_enc.data);
+    expect(sae.status().step).to.equal(0);
+  });
+
+  it('setTrainingState refuses null, missing parts and values outside their meaning, changing nothing', () => {
+    using sae = TopKSAE.create({ d, m, k, seed: 3 });
+    for (let i = 0; i < 3; i++) sae.step({ rows: 6, cols: d, data: rng.normals(6 * d) }, { lr: 1e-3 });
+    const st = sae.getTrainingState();
+    const json = (x: unknown) => JSON.stringify(x, (_k, v) => (ArrayBuffer.isView(v) ? Array.from(v as Float32Array) : v));
+    const same = json(st);
+    expectSaeError(() => sae.setTrainingState(null as never), 'ERR_ARG', /getTrainingState/);
+    expectSaeError(() => sae.setTrainingState({ ...st, arrays: null } as never), 'ERR_ARG', /arrays/);
+    expectSaeError(() => sae.setTrainingState({ ...st, step: '5' } as never), 'ERR_ARG', /step must be a number/);
+    expectSaeError(() => sae.setTrainingState({ ...st, thresholdReady: 1 } as never), 'ERR_ARG', /thresholdReady must be a boolean/);
+    expectSaeError(() => sae.setTrainingState({ ...st, arrays: { ...st.arrays, fires: undefined } } as never), 'ERR_DTYPE', /fires/);
+    const edited = (name: string, i: number, v: number) => {
+      const a = st.arrays[name].slice();
+      a[i] = v;
+      return { ...st, arrays: { ...st.arrays, [name]: a } };
+    };
+    expectSaeError(() => sae.setTrainingState(edited('W_dec.exp_avg_sq', 4, -1e-3)), 'ERR_RANGE', /W_dec.exp_avg_sq\[4\].*negative/);
+    expectSaeError(() => sae.setTrainingState(edited('b_enc.exp_avg_sq', 0, NaN)), 'ERR_NONFINITE');
+    expectSaeError(() => sae.setTrainingState(edited('fires', 2, -1)), 'ERR_RANGE', /fires\[2\]/);
+    expectSaeError(() => sae.setTrainingState(edited('fires', 2, 2.5)), 'ERR_RANGE', /whole number/);
+    expectSaeError(() => sae.setTrainingState(edited('since', 0, Infinity)), 'ERR_RANGE', /since\[0\]/);
+    expectSaeError(() => sae.setTrainingState({ ...st, step: 1e300 }), 'ERR_RANGE', /step must be a whole number/);
+    expectSaeError(() => sae.setTrainingState({ ...st, step: 2.5 }), 'ERR_RANGE', /step/);
+    expectSaeError(() => sae.setTrainingState({ ...st, samplesSeen: -4 }), 'ERR_RANGE', /samplesSeen/);
+    expectSaeError(() => sae.setTrainingState({ ...st, threshold: NaN }), 'ERR_RANGE', /threshold/);
+    expect(json(sae.getTrainingState())).to.equal(same);
+    sae.setTrainingState(st);
+    expect(json(sae.getTrainingState())).to.equal(same);
+  });
+
   it('refuses a model that cannot fit in RAM with ERR_NOMEM instead of being killed', () => {
     // 2^33 weights: ~300 GB of weights, moments and scratch.
     expectSaeError(() => TopKSAE.create({ d: 4096, m: 1 << 21, k: 32 }), 'ERR_NOMEM', /GiB/);
