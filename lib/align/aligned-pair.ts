@@ -10,7 +10,7 @@ import path from 'node:path';
 import type { Modality, Normalizer as NormalizerType } from '../data/paired.js';
 import { Normalizer, checkModality } from '../data/paired.js';
 import { SaeError } from '../errors.js';
-import { writeDirectoryAtomic } from '../io/atomic.js';
+import { recoverDirectory, writeDirectoryAtomic } from '../io/atomic.js';
 import { readRegularFile } from '../io/files.js';
 import { checkpointFiles } from '../io/checkpoint.js';
 import { parseSafetensors, serializeSafetensors } from '../io/safetensors.js';
@@ -102,8 +102,11 @@ export class AlignedPair implements Disposable {
   async save(dir: string): Promise<void> {
     if (typeof dir !== 'string' || dir.length === 0) throw new SaeError('ERR_ARG', 'AlignedPair.save needs a directory path');
     const files: Record<string, Uint8Array | string> = {};
-    for (const [name, f] of Object.entries(checkpointFiles(this.image, { includeTrainingState: false }))) files[`image/${name}`] = f;
-    for (const [name, f] of Object.entries(checkpointFiles(this.text, { includeTrainingState: false }))) files[`text/${name}`] = f;
+    // Each side records its normalization too, so a side copied out of the pair still encodes like it.
+    for (const side of ['image', 'text'] as const) {
+      const normalization = { kind: this.normalizer.kind, ...(this.normalizer.mean[side] ? { mean: this.normalizer.mean[side] } : {}) };
+      for (const [name, f] of Object.entries(checkpointFiles(this[side], { includeTrainingState: false, normalization }))) files[`${side}/${name}`] = f;
+    }
     const m = this.perm.length;
     files[TENSORS_FILE] = serializeSafetensors({
       perm: { dtype: 'I32', shape: [m], data: this.perm },
@@ -125,6 +128,7 @@ export class AlignedPair implements Disposable {
    */
   static async load(dir: string): Promise<AlignedPair> {
     if (typeof dir !== 'string' || dir.length === 0) throw new SaeError('ERR_ARG', `AlignedPair.load needs the directory of a saved pair, got ${describe(dir)}`);
+    await recoverDirectory(dir); // a save interrupted between its two renames
     const metaFile = path.join(dir, META_FILE);
     const meta = parsePairMeta(await readPairFile(metaFile, dir), metaFile);
     const tFile = path.join(dir, TENSORS_FILE);

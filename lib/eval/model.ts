@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 
 import { AlignedPair } from '../align/aligned-pair.js';
-import { Normalizer, type Modality } from '../data/paired.js';
+import { Normalizer, checkModality, type Modality } from '../data/paired.js';
 import { SaeError } from '../errors.js';
 import { EmbeddingFile, type EmbeddingSpec } from '../io/embeddings.js';
 import { TopKSAE } from '../sae/topk-sae.js';
@@ -51,7 +51,7 @@ export class EvalModel implements Disposable {
   }
 
   sae(side: Modality): TopKSAE {
-    return side === 'image' ? this.image : this.text;
+    return checkModality(side) === 'image' ? this.image : this.text;
   }
 
   /** Normalizes a copy of x the way the run's training data was normalized. */

@@ -1,6 +1,6 @@
 /** TopKSAE: the public handle of a native Top-K sparse autoencoder. */
 import { SaeError } from '../errors.js';
-import { loadSae, saveSae } from '../io/checkpoint.js';
+import { loadSae, saveSae, type SaveOptions } from '../io/checkpoint.js';
 import { native } from '../native/load.js';
 import { QueuedHandle } from '../native/queued-handle.js';
 import type { NativeSaeHandle, NativeStepStats } from '../native/types.js';
@@ -330,11 +330,14 @@ export class TopKSAE implements Disposable {
    * in this SAE's queue: it waits for the async calls queued before it, and calls queued after it (e.g. a
    * stepAsync right after save()) wait until it has read the state.
    */
-  save(dir: string, opts: { includeTrainingState?: boolean } = {}): Promise<void> {
+  save(dir: string, opts: SaveOptions = {}): Promise<void> {
     return this.#handle.enqueue(() => saveSae(this, dir, opts));
   }
 
-  /** Loads an SAE saved by save(), or a SAELens "topk" checkpoint (cfg.json + sae_weights.safetensors). */
+  /**
+   * Loads an SAE saved by save(), or a SAELens (4.x-6.x) / sparsify Top-K checkpoint whose forward pass needs no
+   * input normalization (see loadCheckpoint for the others and for what was folded on load).
+   */
   static async load(dir: string, overrides: Partial<TopKSAEOptions> = {}): Promise<TopKSAE> {
     return loadSae(dir, overrides);
   }

@@ -105,6 +105,9 @@ function jointUpdate(
   const norm = w * Math.hypot(a.gradNorm, b.gradNorm);
   if (!Number.isFinite(norm)) throw new SaeError('ERR_DIVERGED', `the joint gradient norm overflows (${norm})`);
   const clip = t.maxGradNorm > 0 ? Math.min(1, t.maxGradNorm / (norm + 1e-6)) : 1;
+  // Each applyUpdate refuses an overflowing update and leaves its SAE as it was (ERR_DIVERGED). Should the text
+  // SAE's update be refused after the image SAE's went through, the pair is one step apart: the Trainer then stops
+  // without saving, so the checkpoint on disk stays the last consistent state.
   models.image.applyUpdate(lr, w * clip);
   models.text.applyUpdate(lr, w * clip);
   return { loss: w * (a.loss + b.loss), fvu: (a.fvu + b.fvu) / 2, l0: (a.l0 + b.l0) / 2, deadFraction: (a.deadFraction + b.deadFraction) / 2, pairLoss: 0 };

@@ -24,4 +24,17 @@ inline void check_finite(const float* x, long rows, int cols, const char* name) 
   }
 }
 
+// Throws ERR_NONFINITE when a kernel's output ([rows, cols]) overflowed float32 although its inputs were finite.
+inline void check_output_finite(const float* y, long rows, int cols, const char* what) {
+  const long n = rows * static_cast<long>(cols);
+  float probe = 0.f;
+#pragma omp simd reduction(+ : probe)
+  for (long i = 0; i < n; ++i) probe += y[i] * 0.f;
+  if (probe == 0.f) return;
+  for (long i = 0; i < n; ++i)
+    if (!std::isfinite(y[i]))
+      fail("ERR_NONFINITE", std::string(what) + " overflowed float32 at row " + std::to_string(i / cols) +
+                                ": the inputs or the weights are too large (rescale the inputs, e.g. normalization 'l2')");
+}
+
 }  // namespace cmsae

@@ -12,6 +12,7 @@
 #include "../common/errors.h"
 #include "../common/memory.h"
 #include "../common/thread_pool.h"
+#include "../common/validate.h"
 #include "decode.h"
 #include "kernels.h"
 #include "loss_scale.h"
@@ -338,21 +339,23 @@ void SaeModel::encode(const float* x, long rows, int32_t* idx, float* val) const
   if (dev_) {
     const_cast<SaeModel*>(this)->sync_device();
     dev_->encode(x, rows, cfg_.k, idx, val);
-    return;
+  } else {
+    const EncoderView enc = encoder_view();
+    float floor = 0.f;
+    if (cfg_.activation == Activation::BatchTopK && theta_ready_) floor = std::max(0.f, static_cast<float>(theta_));
+    topk_encode(enc, x, rows, capacity(), floor, idx, val);
   }
-  const EncoderView enc = encoder_view();
-  float floor = 0.f;
-  if (cfg_.activation == Activation::BatchTopK && theta_ready_) floor = std::max(0.f, static_cast<float>(theta_));
-  topk_encode(enc, x, rows, capacity(), floor, idx, val);
+  check_output_finite(val, rows, capacity(), "encoding");
 }
 
 void SaeModel::decode(const int32_t* idx, const float* val, long rows, int k, float* out) const {
   if (dev_) {
     const_cast<SaeModel*>(this)->sync_device();
     dev_->decode(idx, val, rows, k, out);
-    return;
+  } else {
+    sparse_decode(W_dec_.data(), b_dec_.data(), cfg_.d, idx, val, rows, k, out);
   }
-  sparse_decode(W_dec_.data(), b_dec_.data(), cfg_.d, idx, val, rows, k, out);
+  check_output_finite(out, rows, cfg_.d, "decoding");
 }
 
 std::vector<float>& SaeModel::adam_state(int param, int moment) {

@@ -119,6 +119,13 @@ describe('Trainer: other runs, divergence and bad output paths', function () {
       for (const method of ['shared', 'posthoc'] as const) {
         const out = path.join(dir, `${name}-${method}`);
         const cfg = { ...config(method, { schedule: 'constant' }, { image: { path: image }, text: { path: text }, normalization: 'none' }), sae: { m: 16, k: 2, loss } };
+        if (name === 'tiny') {
+          // FVU on a batch whose variance underflows float32 is refused by the engine before any update.
+          await expectSaeRejection(new Trainer(cfg, { out, logEvery: 1 }).run(), 'ERR_DEGENERATE_BATCH', /too small for the FVU loss/);
+          expect(existsSync(path.join(out, 'checkpoint'))).to.equal(false);
+          expectFiniteMetrics(out);
+          continue;
+        }
         const e = await expectSaeRejection(new Trainer(cfg, { out, logEvery: 1 }).run(), 'ERR_DIVERGED', /training diverged at step 1 of 6/);
         expect(e.message).to.match(/no checkpoint had been written/);
         expect(existsSync(path.join(out, 'checkpoint'))).to.equal(false);
