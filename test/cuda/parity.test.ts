@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { CorrelationAccumulator, DeviceRows, SaeError, TopKSAE, Trainer, info, solveAssignment, writeNpy, type Matrix, type SaeWeights, type SparseCodes } from '../../lib/index.js';
 import { cudaDeviceAvailable } from '../../lib/sae/options.js';
 import { expectSaeError } from '../helpers/expect-error.js';
-import { Rng } from '../helpers/random.js';
+import { Rng, randomCodes } from '../helpers/random.js';
 import { worstRatio } from '../helpers/sae.js';
 import { tempDir } from '../helpers/tmp.js';
 import {
@@ -205,20 +205,7 @@ describe('CUDA backend: parity with the CPU engine', function () {
   it('co-activation correlation accumulated on the device equals the CPU accumulator (float64, awkward sizes)', () => {
     const rng = new Rng(11);
     const mA = 300, mB = 257, kA = 8, kB = 5, rows = 5000;
-    const codes = (m: number, k: number): SparseCodes => {
-      const indices = new Int32Array(rows * k), values = new Float32Array(rows * k);
-      for (let r = 0; r < rows; r++) {
-        const used = new Set<number>();
-        for (let s = 0; s < k; s++) {
-          let j = rng.int(m);
-          while (used.has(j)) j = (j + 1) % m;
-          used.add(j);
-          indices[r * k + s] = j;
-          values[r * k + s] = rng.next() < 0.2 ? 0 : rng.uniform(0.1, 2);
-        }
-      }
-      return { rows, k, indices, values };
-    };
+    const codes = (m: number, k: number): SparseCodes => randomCodes(rng, rows, m, k, (r) => (r.next() < 0.2 ? 0 : r.uniform(0.1, 2)));
     const a = codes(mA, kA), b = codes(mB, kB);
     using cpu = new CorrelationAccumulator(mA, mB, { device: 'cpu' });
     using gpu = new CorrelationAccumulator(mA, mB, { device: 'cuda' });

@@ -27,3 +27,19 @@ export class Rng {
     return out;
   }
 }
+
+/** Random Top-K codes: k distinct latents out of m per row, each activation drawn by `value` (0 marks an empty slot). */
+export function randomCodes(rng: Rng, rows: number, m: number, k: number, value: (rng: Rng) => number = (r) => r.uniform(0.1, 2)) {
+  const indices = new Int32Array(rows * k), values = new Float32Array(rows * k);
+  for (let r = 0; r < rows; r++) {
+    const used = new Set<number>();
+    for (let s = 0; s < k; s++) {
+      let j = rng.int(m);
+      while (used.has(j)) j = (j + 1) % m;
+      used.add(j);
+      indices[r * k + s] = j;
+      values[r * k + s] = value(rng);
+    }
+  }
+  return { rows, k, indices, values };
+}
