@@ -30,7 +30,10 @@ export function fsError(e: unknown, what: string, file: string): SaeError {
   if (e instanceof SaeError) return e;
   const code = (e as NodeJS.ErrnoException)?.code ?? '';
   const why = WHY[code] ?? ((e as Error)?.message ?? String(e));
-  return new SaeError('ERR_IO', `${what} ${file} ${why}${code ? ` (${code})` : ''}`, { cause: e });
+  // "cannot write X: does not exist ..." reads better than "cannot write X does not exist"; "input file X does not exist" stays.
+  const sep = /^cannot\b/.test(what) ? ': it ' : ' ';
+  const hint = code === 'ENOENT' && sep !== ' ' ? ' (or this file system does not let it be created there)' : '';
+  return new SaeError('ERR_IO', `${what} ${file}${sep}${why}${hint}${code ? ` (${code})` : ''}`, { cause: e });
 }
 
 /** What kind of file a Stats describes, in words. */
