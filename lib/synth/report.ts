@@ -219,7 +219,7 @@ export async function writeReport(dir: string, r: SweepReport): Promise<string[]
 <h1>Synthetic ${r.kind === 'alpha-sweep' ? 'α-sweep (Figure 5)' : 'λ-sweep (Figure 6)'}${r.quick ? ' — quick run' : ''}</h1>
 <p>${r.date}; ${r.records.length} evaluated models; ${(r.seconds / 60).toFixed(1)} min. α ∈ {${r.alphas.join(', ')}}, seeds {${r.seeds.join(', ')}}${r.multipliers ? `, λ multipliers {${r.multipliers.join(', ')}} of the defaults (Iso-Energy ${r.settings.lambdaBase.iso}, group-sparse ${r.settings.lambdaBase.group})` : ''}.
 Plots use ${esc(METRIC_LABELS[p.reconstruction])} and ${esc(METRIC_LABELS[p.recovery])}; the <code>-authors</code> / <code>-paper</code> figures show the other metric view from the same models.</p>
-${r.reductions.length ? `<p><b>Differences from the paper's settings:</b> ${r.reductions.map(esc).join('; ')}. The claims below are evaluated on these settings.</p>` : ''}
+${r.reductions.length ? `<p><b>Differences from the paper's settings (the defaults):</b> ${r.reductions.map(esc).join('; ')}. The claims below are evaluated on these settings.</p>` : ''}
 <h2>The paper's claims on these numbers</h2>${claimsHtml(claims)}
 <h2>Plots</h2>${Object.values(figs).map((f) => f.svg).join('\n')}
 <h2>Table (mean ± population std over seeds)</h2>${table(r)}

@@ -96,13 +96,17 @@ export function resolveSweep(kind: SweepReport['kind'], o: SweepRunOptions = {})
 /** Largest seed: the generator derives eight streams per seed (seed * 8 + block). */
 export const MAX_SEED = 2 ** 28 - 1;
 
-const fmt = (v: unknown): string => (Array.isArray(v) ? `{${v.map(fmt).join(', ')}}` : typeof v === 'number' && v > 0 && v < 1 && Number.isInteger(1 / v) ? `1/${1 / v}` : String(v));
+const fmt = (v: unknown): string => (Array.isArray(v) ? `{${v.map(fmt).join(', ')}}` : String(v));
+const fraction = (v: number): string => (v < 1 && Number.isInteger(1 / v) ? `1/${1 / v}` : String(v));
 
-/** Every way a sweep's settings differ from the paper's (App. D.2 and the authors' synthetic code), in words. */
+/**
+ * Every way a sweep's settings differ from the defaults (the paper's App. D.2 settings, with the authors' code
+ * where the paper is silent or differs: docs/synthetic.md), in words.
+ */
 export function differencesFromPaper(kind: SweepReport['kind'], s: SweepSettings, alphas: number[], seeds: number[], multipliers: number[], quick: boolean): string[] {
   const out: string[] = quick ? [QUICK.why] : [];
   const diff = (name: string, v: unknown, p: unknown) => {
-    if (fmt(v) !== fmt(p)) out.push(`${name} ${fmt(v)} (paper: ${fmt(p)})`);
+    if (fmt(v) !== fmt(p)) out.push(`${name} ${fmt(v)} (default ${fmt(p)})`);
   };
   for (const k of ['m', 'k', 'batchSize', 'epochs', 'lr', 'fvuReduction', 'signedAlignment'] as const) diff(k, s[k], PAPER_SWEEP[k]);
   const data = generatorOptions({ ...s.data, alpha: 0, seed: 0 });
@@ -110,11 +114,11 @@ export function differencesFromPaper(kind: SweepReport['kind'], s: SweepSettings
   if (kind === 'alpha-sweep') diff('α', alphas, FULL.alphas);
   else {
     diff('α', alphas, [LAMBDA_SWEEP_ALPHA]);
-    diff('λ multipliers', multipliers, FULL.lambdaMultipliers);
+    diff('λ multipliers', multipliers.map(fraction), FULL.lambdaMultipliers.map(fraction));
     diff('Iso-Energy λ', s.lambdaBase.iso, PAPER_SWEEP.lambdaBase.iso);
     diff('group-sparse λ', s.lambdaBase.group, PAPER_SWEEP.lambdaBase.group);
   }
-  if (seeds.length !== FULL.seeds.length) out.push(`${seeds.length} seed${seeds.length === 1 ? '' : 's'} (paper: ${FULL.seeds.length})`);
+  if (seeds.length !== FULL.seeds.length) out.push(`${seeds.length} seed${seeds.length === 1 ? '' : 's'} (default ${FULL.seeds.length})`);
   return out;
 }
 
