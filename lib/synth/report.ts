@@ -6,7 +6,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 
-import { checkOutputFile, ensureDirectory, fsError } from '../io/files.js';
+import { checkOutputFile, ensureDirectory, ensureDirectorySync, fsError } from '../io/files.js';
 import { escapeHtml as esc, render, VL_SCHEMA } from '../report/vega.js';
 import { checkClaims, METRIC_VIEWS, verdict, type Claim, type MetricView } from './claims.js';
 import { aggregate, METRIC_KEYS, type Aggregate, type MetricKey, type RunRecord, type SweepSettings } from './sweep.js';
@@ -184,8 +184,9 @@ export function reportFiles(kind: SweepReport['kind'], s: SweepSettings): string
   return ['results.json', ...figs.flatMap((f) => [`${f}.svg`, `${f}.png`]), 'report.html'];
 }
 
-/** Checks, before a sweep starts, that `dir` can hold the report (created if missing; every file writable). */
+/** Checks, before a sweep starts, that `dir` can hold the report (created if missing; no file of the report is a directory, FIFO or device). */
 export function checkReportDirectory(dir: string, kind: SweepReport['kind'], s: SweepSettings): void {
+  ensureDirectorySync(dir, 'report directory');
   for (const f of reportFiles(kind, s)) checkOutputFile(path.join(dir, f), 'report file');
 }
 
