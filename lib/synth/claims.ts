@@ -41,7 +41,9 @@ export interface ClaimInput {
   records: RunRecord[];
 }
 
-const f3 = (v: number | undefined) => (v !== undefined && Number.isFinite(v) ? v.toFixed(3) : '–');
+const f4 = (v: number | undefined) => (v !== undefined && Number.isFinite(v) ? v.toFixed(4) : '–');
+/** 1/64 rather than 0.015625. */
+const mult = (v: number) => (v < 1 && Number.isInteger(1 / v) ? `1/${1 / v}` : String(v));
 const VIEWS: MetricView[] = ['default', 'authors'];
 /** α where the directions are close but distinct: d_cos = 1 − α ≤ 0.3 and > 0. */
 const isNear = (a: number) => a >= 0.7 && a < 1;
@@ -54,7 +56,7 @@ function lookup(records: RunRecord[]): At {
 }
 
 const val = (a: Aggregate | undefined, k: MetricKey) => a?.mean[k];
-const show = (a: Aggregate | undefined, k: MetricKey) => (a && a.n > 1 && Number.isFinite(a.std[k]) ? `${f3(a.mean[k])} ± ${f3(a.std[k])}` : f3(a?.mean[k]));
+const show = (a: Aggregate | undefined, k: MetricKey) => (a && a.n > 1 && Number.isFinite(a.std[k]) ? `${f4(a.mean[k])} ± ${f4(a.std[k])}` : f4(a?.mean[k]));
 /** Every comparison defined (both numbers finite) and true; null when there is nothing to compare. */
 function all(pairs: [number | undefined, number | undefined][], ok: (a: number, b: number) => boolean): boolean | null {
   if (!pairs.length) return null;
@@ -137,7 +139,7 @@ function lambdaClaims(r: ClaimInput, at: At): Claim[] {
   const spread = mults.length >= 2;
   const post = at('posthoc', alpha), sep = at('separate', alpha);
   const base = (m: string, mult: number) => at(m, alpha, mult);
-  const ends = (m: string, k: MetricKey) => `${m} ×${lo} ${show(base(m, lo), k)} → ×${hi} ${show(base(m, hi), k)}`;
+  const ends = (m: string, k: MetricKey) => `${m} ×${mult(lo)} ${show(base(m, lo), k)} → ×${mult(hi)} ${show(base(m, hi), k)}`;
   const rises = (m: string, k: MetricKey) => (spread ? all([[val(base(m, lo), k), val(base(m, hi), k)]], lt) : null);
   const falls = (m: string, k: MetricKey) => (spread ? all([[val(base(m, hi), k), val(base(m, lo), k)]], lt) : null);
   const both = (a: boolean | null, b: boolean | null) => (a === null || b === null ? null : a && b);
@@ -168,7 +170,7 @@ function lambdaClaims(r: ClaimInput, at: At): Claim[] {
   const beats = (k: MetricKey): ClaimResult => ({
     view: 'any',
     holds: post ? all(baselines.map(({ a }) => [val(post, k), val(a, k)]), lt) : null,
-    evidence: `post-hoc ${show(post, k)}; ` + baselines.map(({ m, meth, a }) => `${meth === 'shared+iso' ? 'Iso-Energy' : 'group-sparse'} ×${m} ${show(a, k)}`).join(', '),
+    evidence: `post-hoc ${show(post, k)}; ` + baselines.map(({ m, meth, a }) => `${meth === 'shared+iso' ? 'Iso-Energy' : 'group-sparse'} ×${mult(m)} ${show(a, k)}`).join(', '),
   });
   claims.push({
     id: 'fig6-posthoc-lower-latent-alignment-error',
