@@ -39,9 +39,13 @@ const METHOD_LABELS: Record<string, string> = {
   'shared+group': 'Group-sparse (shared)',
 };
 /** The paper's colours: shared green, modality-specific yellow, post-hoc orange, Iso-Energy teal, group-sparse blue. */
-const COLOR = {
-  scale: { domain: Object.values(METHOD_LABELS), range: ['#4a9c45', '#e3b505', '#f07f13', '#2aa198', '#3b6fb6'] },
-};
+const COLORS: Record<string, string> = { shared: '#4a9c45', separate: '#e3b505', posthoc: '#f07f13', 'shared+iso': '#2aa198', 'shared+group': '#3b6fb6' };
+
+/** A colour scale over the methods a figure shows (its legend lists no others). */
+function colorScale(values: PlotRow[]) {
+  const present = Object.keys(COLORS).filter((m) => values.some((v) => v.method === (METHOD_LABELS[m] ?? m)));
+  return { scale: { domain: present.map((m) => METHOD_LABELS[m]), range: present.map((m) => COLORS[m]) } };
+}
 
 export interface SweepReport {
   kind: 'alpha-sweep' | 'lambda-sweep';
@@ -91,7 +95,7 @@ function panel(metric: MetricKey, x: { field: string; title: string; log?: boole
     ...(x.ticks ? { axis: { values: x.ticks, labelExpr: "datum.value < 1 ? '1/' + format(1 / datum.value, 'd') : format(datum.value, 'd')" } } : {}),
   };
   const yScale = opts.logY ? { type: 'log' } : { zero: false };
-  const color = { field: 'method', type: 'nominal', title: null, ...COLOR };
+  const color = { field: 'method', type: 'nominal', title: null, ...colorScale(values) };
   return {
     width: 220,
     height: 170,
