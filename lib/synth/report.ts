@@ -233,5 +233,3 @@ ${theory}
   await put('report.html', html);
   return written;
 }
-
-export { checkClaims };
