@@ -98,37 +98,15 @@ function alphaClaims(r: ClaimInput, at: At): Claim[] {
   const ev = (k: MetricKey, alphas: number[]) => alphas.map((a) => `α=${a}: shared ${show(at('shared', a), k)} vs separate ${show(at('separate', a), k)}`).join('; ') || 'the sweep has no such α';
   const perView = (keyOf: (v: MetricView) => MetricKey, alphas: number[], better: 'separate' | 'shared'): ClaimResult[] =>
     VIEWS.map((view) => ({ view, holds: vs(keyOf(view), alphas, better), evidence: ev(keyOf(view), alphas) }));
-  claims.push({
-    id: 'fig5-collapse-raises-reconstruction',
-    source: '§7.1, Figure 5(b)',
-    claim: "The collapse leads to a larger reconstruction error: where the shared SAE collapses (α ∈ [0.7, 1)) its reconstruction error is above the modality-specific SAEs'.",
-    results: perView((v) => METRIC_VIEWS[v].reconstruction, near, 'separate'),
-  });
-  claims.push({
-    id: 'fig5-collapse-raises-recovery',
-    source: '§7.1, Figure 5(c)',
-    claim: "The collapse leads to a larger feature recovery error: where the shared SAE collapses (α ∈ [0.7, 1)) its feature recovery error is above the modality-specific SAEs'.",
-    results: perView((v) => METRIC_VIEWS[v].recovery, near, 'separate'),
-  });
-  claims.push({
-    id: 'fig5-separate-better-recovery-when-heterogeneous',
-    source: '§7.1 ("leading to better feature recovery"), Figure 5 caption',
-    claim: 'Under heterogeneity (every α < 1, nonzero distance) the modality-specific SAEs recover features better than the shared SAE.',
-    results: perView((v) => METRIC_VIEWS[v].recovery, below, 'separate'),
-  });
   const one = r.alphas.includes(1) ? [1] : [];
-  claims.push({
-    id: 'fig5-shared-better-reconstruction-when-identical',
-    source: '§7.1 (zero distance)',
-    claim: 'At α = 1 (φᵢ = ψᵢ, no heterogeneity) the shared SAE has a lower reconstruction error than the modality-specific SAEs.',
-    results: perView((v) => METRIC_VIEWS[v].reconstruction, one, 'shared'),
-  });
-  claims.push({
-    id: 'fig5-shared-better-recovery-when-identical',
-    source: '§7.1 (zero distance)',
-    claim: 'At α = 1 (φᵢ = ψᵢ, no heterogeneity) the shared SAE has a lower feature recovery error than the modality-specific SAEs.',
-    results: perView((v) => METRIC_VIEWS[v].recovery, one, 'shared'),
-  });
+  const comparisons: [id: string, source: string, claim: string, metric: 'reconstruction' | 'recovery', alphas: number[], better: 'separate' | 'shared'][] = [
+    ['fig5-collapse-raises-reconstruction', '§7.1, Figure 5(b)', "The collapse leads to a larger reconstruction error: where the shared SAE collapses (α ∈ [0.7, 1)) its reconstruction error is above the modality-specific SAEs'.", 'reconstruction', near, 'separate'],
+    ['fig5-collapse-raises-recovery', '§7.1, Figure 5(c)', "The collapse leads to a larger feature recovery error: where the shared SAE collapses (α ∈ [0.7, 1)) its feature recovery error is above the modality-specific SAEs'.", 'recovery', near, 'separate'],
+    ['fig5-separate-better-recovery-when-heterogeneous', '§7.1 ("leading to better feature recovery"), Figure 5 caption', 'Under heterogeneity (every α < 1, nonzero distance) the modality-specific SAEs recover features better than the shared SAE.', 'recovery', below, 'separate'],
+    ['fig5-shared-better-reconstruction-when-identical', '§7.1 (zero distance)', 'At α = 1 (φᵢ = ψᵢ, no heterogeneity) the shared SAE has a lower reconstruction error than the modality-specific SAEs.', 'reconstruction', one, 'shared'],
+    ['fig5-shared-better-recovery-when-identical', '§7.1 (zero distance)', 'At α = 1 (φᵢ = ψᵢ, no heterogeneity) the shared SAE has a lower feature recovery error than the modality-specific SAEs.', 'recovery', one, 'shared'],
+  ];
+  for (const [id, source, claim, metric, alphas, better] of comparisons) claims.push({ id, source, claim, results: perView((v) => METRIC_VIEWS[v][metric], alphas, better) });
   return claims;
 }
 

@@ -9,7 +9,9 @@ import path from 'node:path';
 import { setThreads } from '../../info.js';
 import { checkReportDirectory, writeReport } from '../../synth/report.js';
 import { resolveSweep, runAlphaSweep, runLambdaSweep, type SweepOverrides, type SweepRunOptions } from '../../synth/run.js';
-import type { RunRecord } from '../../synth/sweep.js';
+import type { SynthOptions } from '../../synth/generator.js';
+import type { ReconstructionMetric, RecoveryMetric } from '../../synth/metrics.js';
+import type { RunRecord, SweepSettings } from '../../synth/sweep.js';
 import { positiveInt } from '../parse.js';
 
 /** A number written plainly or as a fraction (1/64). */
@@ -42,7 +44,9 @@ const count = (v: string) => {
   return n;
 };
 
-interface SynthFlags {
+type DataFlags = Pick<SynthOptions, 'd' | 'nShared' | 'nImage' | 'nText' | 'sparsity' | 'noise' | 'nTrain' | 'nEval' | 'maxInterference' | 'boundAcrossBlocks' | 'l2Normalize'>;
+
+interface SynthFlags extends DataFlags {
   out: string;
   quick?: boolean;
   alphas?: number[];
@@ -56,22 +60,11 @@ interface SynthFlags {
   batchSize?: number;
   epochs?: number;
   lr?: number;
-  fvuReduction?: 'sum' | 'mean';
+  fvuReduction?: SweepSettings['fvuReduction'];
   alignment?: 'signed' | 'absolute';
-  reconstruction?: 'mse' | 'fvu';
-  recovery?: 'full' | 'top1';
-  d?: number;
-  nShared?: number;
-  nImage?: number;
-  nText?: number;
-  sparsity?: number;
-  noise?: number;
-  nTrain?: number;
-  nEval?: number;
-  maxInterference?: number;
-  boundAcrossBlocks?: boolean;
-  magnitudes?: 'independent' | 'identical';
-  l2Normalize?: boolean;
+  reconstruction?: ReconstructionMetric;
+  recovery?: RecoveryMetric;
+  magnitudes?: SynthOptions['sharedMagnitudes'];
   threads?: number;
   quiet?: boolean;
 }
