@@ -40,3 +40,9 @@ export { loadCheckpoint, type LoadedCheckpoint, type SaveOptions, type Normaliza
 export { exportSae, type ExportOptions, type ExportResult, type ExportFormat } from './io/export.js';
 export type { TrainerOptions } from './train/trainer.js';
 export { checkModality, MODALITIES } from './data/paired.js';
+export { generateSynthetic, generatorOptions, crossInterference, SYNTH_DEFAULTS, type SynthOptions, type SynthData } from './synth/generator.js';
+export { syntheticMetrics, top1Recovery, type SynthMetrics, type SynthMetricOptions } from './synth/metrics.js';
+export { runAlphaSweep, runLambdaSweep, resolveSweep, differencesFromPaper, QUICK as SYNTH_QUICK, FULL as SYNTH_FULL, type SweepRunOptions, type SweepOverrides } from './synth/run.js';
+export { PAPER_SWEEP, aggregate as aggregateSynthetic, type SweepSettings, type RunRecord } from './synth/sweep.js';
+export { checkClaims, METRIC_VIEWS, type Claim, type ClaimResult, type MetricView } from './synth/claims.js';
+export { writeReport as writeSynthReport, type SweepReport } from './synth/report.js';

@@ -79,11 +79,40 @@ function maxCross(a: Float32Array, na: number, b: Float32Array, nb: number, d: n
   return mx;
 }
 
-export function generateSynthetic(o: SynthOptions): SynthData {
+/** Largest number of floats in one generated matrix (4 GiB). */
+const MAX_ELEMENTS = 2 ** 30;
+
+/** The options with their defaults, every value checked (typed ERR_ARG naming the option). */
+export function generatorOptions(o: SynthOptions): Required<SynthOptions> {
+  if (typeof o !== 'object' || o === null) throw new SaeError('ERR_ARG', 'synthetic options must be an object');
   const opt = { ...SYNTH_DEFAULTS, ...o } as Required<SynthOptions>;
+  const bad = (name: string, what: string) => new SaeError('ERR_ARG', `${name} must be ${what}, got ${String((opt as unknown as Record<string, unknown>)[name])}`);
+  const int = (name: keyof SynthOptions, lo: number, hi: number) => {
+    const v = opt[name];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) throw bad(name, `an integer in [${lo}, ${hi}]`);
+  };
+  int('d', 2, 1 << 16);
+  int('nShared', 1, 1 << 20);
+  int('nImage', 0, 1 << 20);
+  int('nText', 0, 1 << 20);
+  int('nTrain', 1, MAX_ELEMENTS);
+  int('nEval', 1, MAX_ELEMENTS);
+  int('seed', 0, 2 ** 28 - 1);
+  if (!(typeof opt.alpha === 'number' && opt.alpha >= 0 && opt.alpha <= 1)) throw bad('alpha', 'a number in [0, 1]');
+  if (!(typeof opt.sparsity === 'number' && opt.sparsity >= 0 && opt.sparsity < 1)) throw bad('sparsity', 'a number in [0, 1)');
+  if (!(typeof opt.noise === 'number' && opt.noise >= 0 && opt.noise <= 10)) throw bad('noise', 'a number in [0, 10]');
+  if (!(typeof opt.maxInterference === 'number' && opt.maxInterference > 0 && opt.maxInterference < 1)) throw bad('maxInterference', 'a number in (0, 1)');
+  if (typeof opt.boundAcrossBlocks !== 'boolean') throw bad('boundAcrossBlocks', 'true or false');
+  if (typeof opt.l2Normalize !== 'boolean') throw bad('l2Normalize', 'true or false');
+  if (opt.sharedMagnitudes !== 'independent' && opt.sharedMagnitudes !== 'identical') throw bad('sharedMagnitudes', "'independent' or 'identical'");
+  for (const name of ['nTrain', 'nEval', 'nShared', 'nImage', 'nText'] as const)
+    if (opt[name] * opt.d > MAX_ELEMENTS) throw new SaeError('ERR_ARG', `${name} x d = ${opt[name]} x ${opt.d} is more than ${MAX_ELEMENTS} floats; use fewer rows`);
+  return opt;
+}
+
+export function generateSynthetic(o: SynthOptions): SynthData {
+  const opt = generatorOptions(o);
   const { d, nShared, nImage, nText, seed } = opt;
-  if (!(opt.alpha >= 0 && opt.alpha <= 1)) throw new SaeError('ERR_ARG', `alpha must be in [0, 1], got ${opt.alpha}`);
-  if (!(opt.sparsity >= 0 && opt.sparsity < 1)) throw new SaeError('ERR_ARG', `sparsity must be in [0, 1), got ${opt.sparsity}`);
   const n = native();
   let fi: { atoms: Float32Array; maxDot: number }, fs: { atoms: Float32Array; maxDot: number }, pt: { atoms: Float32Array; maxDot: number };
   let psiS: Float32Array;

@@ -25,7 +25,10 @@ export interface SweepSettings {
   /** Post-hoc alignment on the signed correlation (the paper) or its absolute value (the authors' synthetic code). */
   signedAlignment: boolean;
   data: Omit<SynthOptions, 'alpha' | 'seed'>;
+  /** Which variant `reconstructionError` / `featureRecoveryError` and the main plots use (both are always computed). */
   metrics: SynthMetricOptions;
+  /** λ-sweep: the default λ of each auxiliary loss, multiplied by the sweep's multipliers (the authors' synthetic centres). */
+  lambdaBase: { iso: number; group: number };
 }
 
 /** The paper's / authors' synthetic settings (App. D.2; reference §3.1). */
@@ -39,6 +42,7 @@ export const PAPER_SWEEP: SweepSettings = {
   signedAlignment: true,
   data: {},
   metrics: {},
+  lambdaBase: { iso: 0.03, group: 0.05 },
 };
 
 export interface RunRecord {
@@ -149,7 +153,7 @@ export async function runSyntheticCell(
       if (wantSeparate) emit({ ...base, method: 'separate', metrics: syntheticMetrics(t.image, t.text, data, s.metrics) });
       if (wantPosthoc) {
         using pair = await alignSynthetic(t.image, t.text, data, s.signedAlignment);
-        emit({ ...base, method: 'posthoc', metrics: syntheticMetrics(pair.image, pair.text, data, s.metrics) });
+        emit({ ...base, method: 'posthoc', metrics: syntheticMetrics(pair.image, pair.text, data, { ...s.metrics, aligned: true }) });
       }
     } finally {
       t.dispose();
@@ -158,11 +162,33 @@ export async function runSyntheticCell(
   return out;
 }
 
-export const METRIC_KEYS = ['collapseRate', 'reconstructionError', 'featureRecoveryError', 'latentAlignmentError', 'featureAlignmentError'] as const;
+/** Every metric of a record (both variants of reconstruction and recovery; collapse for unaligned pairs, match for aligned). */
+export const METRIC_KEYS = [
+  'collapseRate',
+  'matchRate',
+  'reconstructionError',
+  'featureRecoveryError',
+  'latentAlignmentError',
+  'featureAlignmentError',
+  'reconstructionMse',
+  'reconstructionFvu',
+  'recoveryFull',
+  'recoveryTop1',
+] as const;
 export type MetricKey = (typeof METRIC_KEYS)[number];
 
+export interface Aggregate {
+  alpha: number;
+  method: string;
+  multiplier?: number;
+  n: number;
+  /** Mean and population std over the seeds that have the metric; NaN where none has it (e.g. post-hoc's collapse rate). */
+  mean: Record<MetricKey, number>;
+  std: Record<MetricKey, number>;
+}
+
 /** Mean and population std over seeds of every metric, per (alpha, method, multiplier). */
-export function aggregate(records: RunRecord[]): { alpha: number; method: string; multiplier?: number; n: number; mean: Record<MetricKey, number>; std: Record<MetricKey, number> }[] {
+export function aggregate(records: RunRecord[]): Aggregate[] {
   const groups = new Map<string, RunRecord[]>();
   for (const r of records) {
     const key = `${r.alpha}|${r.method}|${r.multiplier ?? ''}`;
@@ -172,10 +198,10 @@ export function aggregate(records: RunRecord[]): { alpha: number; method: string
   return [...groups.values()].map((g) => {
     const mean = {} as Record<MetricKey, number>, std = {} as Record<MetricKey, number>;
     for (const k of METRIC_KEYS) {
-      const v = g.map((r) => r.metrics[k]).filter(Number.isFinite);
-      const mu = v.reduce((a, b) => a + b, 0) / Math.max(1, v.length);
+      const v = g.map((r) => r.metrics[k]).filter((x): x is number => typeof x === 'number' && Number.isFinite(x));
+      const mu = v.length ? v.reduce((a, b) => a + b, 0) / v.length : NaN;
       mean[k] = mu;
-      std[k] = Math.sqrt(v.reduce((a, b) => a + (b - mu) ** 2, 0) / Math.max(1, v.length));
+      std[k] = v.length ? Math.sqrt(v.reduce((a, b) => a + (b - mu) ** 2, 0) / v.length) : NaN;
     }
     return { alpha: g[0].alpha, method: g[0].method, multiplier: g[0].multiplier, n: g.length, mean, std };
   });

@@ -2,7 +2,8 @@ import { expect } from 'chai';
 
 import { TopKSAE } from '../../lib/index.js';
 import { crossInterference, generateSynthetic } from '../../lib/synth/generator.js';
-import { syntheticMetrics } from '../../lib/synth/metrics.js';
+import { syntheticMetrics, top1Recovery } from '../../lib/synth/metrics.js';
+import { Rng } from '../helpers/random.js';
 import { lambdaStar, lambdaStarStar, minimizerAt, theoryCheck } from '../../lib/synth/theory.js';
 
 describe('synthetic data (paper App. D.2)', function () {
@@ -92,8 +93,10 @@ describe('synthetic data (paper App. D.2)', function () {
     using sae = TopKSAE.fromWeights({ W_enc: { rows: d, cols: m, data: W_enc }, b_enc: new Float32Array(m), W_dec: { rows: m, cols: d, data: W_dec }, b_dec: new Float32Array(d) }, { k: 1 });
     const r = syntheticMetrics(sae, sae, data);
     expect(r.collapseRate).to.equal(1); // alpha = 1: phi_i = psi_i, one latent
+    expect(r.matchRate).to.equal(null); // not an aligned pair
     expect(r.featureAlignmentError).to.be.below(1e-6);
     expect(r.featureRecoveryError).to.be.below(1e-6); // each atom is reconstructed exactly by its own latent
+    expect(r.recoveryTop1).to.be.below(1e-6);
     // Two different random SAEs: collapse at chance, feature alignment error near 1.
     using a = TopKSAE.create({ d, m: 64, k: 4, seed: 1 });
     using b = TopKSAE.create({ d, m: 64, k: 4, seed: 2 });
@@ -101,9 +104,69 @@ describe('synthetic data (paper App. D.2)', function () {
     expect(rnd.collapseRate).to.be.below(0.2);
     expect(rnd.featureAlignmentError).to.be.above(0.7);
     expect(r.latentAlignmentError).to.be.below(rnd.latentAlignmentError - 0.2);
-    const top1 = syntheticMetrics(sae, sae, data, { recovery: 'top1', reconstruction: 'fvu' });
-    expect(top1.featureRecoveryError).to.be.below(1e-6);
-    expect(top1.reconstructionError).to.be.a('number');
+    // Every variant is computed; the options choose which one reconstructionError / featureRecoveryError are.
+    const v = syntheticMetrics(a, b, data, { recovery: 'top1', reconstruction: 'fvu' });
+    expect(v.reconstructionError).to.equal(v.reconstructionFvu);
+    expect(v.featureRecoveryError).to.equal(v.recoveryTop1);
+    expect(rnd.reconstructionError).to.equal(rnd.reconstructionMse).and.to.equal(v.reconstructionMse);
+    expect(rnd.featureRecoveryError).to.equal(rnd.recoveryFull).and.to.equal(v.recoveryFull);
+    expect(v.recoveryTop1).to.not.equal(v.recoveryFull);
+    expect(v.reconstructionFvu).to.not.equal(v.reconstructionMse);
+  });
+
+  it('top-1 recovery (the authors\' GRE) equals a plain reimplementation: top-1 of ReLU(W_enc g + b_enc), no b_dec pre-subtraction', () => {
+    const rng = new Rng(11);
+    for (const [d, m] of [[37, 53], [16, 8], [64, 200]]) {
+      const w = {
+        W_enc: { rows: d, cols: m, data: rng.normals(d * m, 0.3) },
+        b_enc: rng.normals(m, 0.2),
+        W_dec: { rows: m, cols: d, data: rng.normals(m * d, 0.3) },
+        b_dec: rng.normals(d, 0.5),
+      };
+      using sae = TopKSAE.fromWeights(w, { k: Math.min(4, m) });
+      const n = 29;
+      const g = { rows: n, cols: d, data: rng.normals(n * d) };
+      // Plain: dense pre-activation, largest positive entry, its decoder row scaled, plus b_dec.
+      let want = 0;
+      for (let i = 0; i < n; i++) {
+        let best = -1, bv = 0;
+        for (let j = 0; j < m; j++) {
+          let p = w.b_enc[j];
+          for (let c = 0; c < d; c++) p += g.data[i * d + c] * w.W_enc.data[c * m + j];
+          if (p > bv) [bv, best] = [p, j];
+        }
+        for (let c = 0; c < d; c++) want += (g.data[i * d + c] - (best >= 0 ? bv * w.W_dec.data[best * d + c] : 0) - w.b_dec[c]) ** 2;
+      }
+      want /= n;
+      expect(top1Recovery(sae, g), `d=${d} m=${m}`).to.be.closeTo(want, 1e-4 * want);
+    }
+  });
+
+  it('an aligned pair reports the same-coordinate rate as its match rate (higher is better), never as a collapse rate', () => {
+    const data = generateSynthetic({ ...small, alpha: 0.5, seed: 6, noise: 0 });
+    const d = 64, n = data.phiShared.rows;
+    // Image SAE: one latent per shared concept (phi_i); text SAE: psi_i, in the same order (aligned) or shuffled.
+    const pairSae = (atoms: Float32Array) => {
+      const W_enc = new Float32Array(d * n);
+      for (let j = 0; j < n; j++) for (let c = 0; c < d; c++) W_enc[c * n + j] = atoms[j * d + c];
+      return TopKSAE.fromWeights({ W_enc: { rows: d, cols: n, data: W_enc }, b_enc: new Float32Array(n), W_dec: { rows: n, cols: d, data: atoms.slice() }, b_dec: new Float32Array(d) }, { k: 1 });
+    };
+    const order = Array.from({ length: n }, (_, i) => (i + 1) % n); // a permutation without fixed points
+    const shuffled = new Float32Array(n * d);
+    order.forEach((src, i) => shuffled.set(data.psiShared.data.subarray(src * d, (src + 1) * d), i * d));
+    using img = pairSae(data.phiShared.data);
+    using txt = pairSae(data.psiShared.data);
+    using mixed = pairSae(shuffled);
+    const aligned = syntheticMetrics(img, txt, data, { aligned: true });
+    expect(aligned.matchRate).to.equal(1);
+    expect(aligned.collapseRate).to.equal(null);
+    expect(aligned.featureAlignmentError).to.be.below(1e-6);
+    const wrong = syntheticMetrics(img, mixed, data, { aligned: true });
+    expect(wrong.matchRate).to.equal(0);
+    // Unaligned, the same count is the collapse rate (two separate dictionaries that happen to share indices).
+    const raw = syntheticMetrics(img, txt, data);
+    expect(raw.collapseRate).to.equal(1);
+    expect(raw.matchRate).to.equal(null);
   });
 });
 
