@@ -13,7 +13,22 @@ import { registerSynth } from './commands/synth.js';
 import { registerToy } from './commands/toy.js';
 import { registerTrain } from './commands/train.js';
 
+/**
+ * A reader that closes early (`cmsae ... | head`) ends the process quietly, as Unix tools do, instead of an
+ * unhandled EPIPE 'error' event with a stack trace.
+ */
+function quietOnClosedPipe(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    if (stream.listenerCount('error') > 0) continue;
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+      throw e;
+    });
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
+  quietOnClosedPipe();
   const program = new Command('cmsae')
     .description('Modality-specific Top-K sparse autoencoders for vision-language embeddings')
     .version(VERSION)
