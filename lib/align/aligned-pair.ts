@@ -11,6 +11,7 @@ import type { Modality, Normalizer as NormalizerType } from '../data/paired.js';
 import { Normalizer, checkModality } from '../data/paired.js';
 import { SaeError } from '../errors.js';
 import { recoverDirectory, writeDirectoryAtomic } from '../io/atomic.js';
+import { sealJson, unsealJson } from '../io/json-seal.js';
 import { readRegularFile } from '../io/files.js';
 import { checkpointFiles } from '../io/checkpoint.js';
 import { parseSafetensors, serializeSafetensors } from '../io/safetensors.js';
@@ -31,6 +32,8 @@ export interface AlignmentStats {
 
 /** New latent i = old latent perm[i]: encoder columns, encoder bias and decoder rows move together. */
 export function permuteLatents(w: SaeWeights, perm: Int32Array): SaeWeights {
+  if (typeof w !== 'object' || w === null || typeof w.W_enc !== 'object' || w.W_enc === null) throw new SaeError('ERR_ARG', `permuteLatents needs SAE weights { W_enc, b_enc, W_dec, b_dec }, got ${describe(w)}`);
+  if (!(perm instanceof Int32Array)) throw new SaeError('ERR_DTYPE', `permuteLatents needs the permutation as an Int32Array, got ${describe(perm)}`);
   const { rows: d, cols: m } = w.W_enc;
   if (perm.length !== m) throw new SaeError('ERR_SHAPE', `permutation has ${perm.length} entries, the SAE has ${m} latents`);
   const seen = new Uint8Array(m);
@@ -117,7 +120,7 @@ export class AlignedPair implements Disposable {
     const checksums: Record<string, string> = {};
     for (const [name, f] of Object.entries(files)) checksums[name] = sha256(f);
     const meta = { format_version: PAIR_FORMAT_VERSION, n: this.stats.n, normalization: this.normalizer.toJSON(), checksums };
-    files[META_FILE] = JSON.stringify(meta, null, 2) + '\n';
+    files[META_FILE] = sealJson(meta); // alignment.json checksums itself too
     await writeDirectoryAtomic(dir, files);
   }
 
@@ -193,14 +196,14 @@ function parsePairMeta(bytes: Buffer, file: string): { n: number; normalizer: No
   const bad = (why: string): never => {
     throw new SaeError('ERR_FORMAT', `${file} ${why}`);
   };
-  let meta: unknown;
+  let peek: unknown;
   try {
-    meta = JSON.parse(bytes.toString('utf8'));
+    peek = JSON.parse(bytes.toString('utf8'));
   } catch {
     bad('is not JSON');
   }
-  if (typeof meta !== 'object' || meta === null || Array.isArray(meta)) return bad(`must hold a JSON object, got ${meta === null ? 'null' : Array.isArray(meta) ? 'an array' : typeof meta}`);
-  const j = meta as Record<string, unknown>;
+  // Format 2 checksums alignment.json itself (the normalization it holds decides the codes); format 1 has none.
+  const j = unsealJson(bytes.toString('utf8'), file, { required: (peek as Record<string, unknown> | null)?.format_version === PAIR_FORMAT_VERSION });
   if (j.format_version !== 1 && j.format_version !== PAIR_FORMAT_VERSION)
     bad(`has format_version ${JSON.stringify(j.format_version)}; this version reads 1 and ${PAIR_FORMAT_VERSION} (a newer crossmodal-sae wrote it?)`);
   if (typeof j.n !== 'number' || !Number.isSafeInteger(j.n) || j.n < 0) bad(`has n = ${JSON.stringify(j.n)}; expected the number of pairs (an integer >= 0)`);

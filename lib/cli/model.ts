@@ -14,7 +14,7 @@ import path from 'node:path';
 import { AlignedPair } from '../align/aligned-pair.js';
 import { Normalizer, type Modality, type Normalization } from '../data/paired.js';
 import { SaeError } from '../errors.js';
-import { CFG_FILE, loadCheckpoint } from '../io/checkpoint.js';
+import { CFG_FILE, loadCheckpoint, type LoadedCheckpoint } from '../io/checkpoint.js';
 import { statOrNull } from '../io/files.js';
 import { readRunConfig, readRunNormalizer, runOfModelDir } from '../run/layout.js';
 import type { TopKSAE } from '../sae/topk-sae.js';
@@ -40,6 +40,24 @@ const KINDS = ['l2', 'none', 'center+l2'];
 function checkKind(kind: string | undefined): Normalization | undefined {
   if (kind !== undefined && !KINDS.includes(kind)) throw new SaeError('ERR_ARG', `--normalization must be 'l2', 'none' or 'center+l2', got '${kind}'`);
   return kind as Normalization | undefined;
+}
+
+/**
+ * A checkpoint that records its normalization (checksummed in its cfg.json) must agree with its run's
+ * normalization.json: the kind, and for center+l2 this side's mean. A disagreement means one of them was
+ * edited or comes from another run: ERR_FORMAT rather than codes computed with the wrong input.
+ */
+function checkRecordedAgrees(recorded: LoadedCheckpoint['normalization'], saved: Normalizer, side: Modality, run: string, modelDir: string): void {
+  if (!recorded) return;
+  const mean = saved.mean[side];
+  const same =
+    recorded.kind === saved.kind &&
+    (recorded.mean === undefined ? mean === undefined || saved.kind !== 'center+l2' : mean !== undefined && mean.length === recorded.mean.length && mean.every((v, i) => v === recorded.mean![i]));
+  if (!same)
+    throw new SaeError(
+      'ERR_FORMAT',
+      `${path.join(run, 'normalization.json')} (${saved.kind}) disagrees with the normalization recorded in ${path.join(modelDir, CFG_FILE)} (${recorded.kind}${recorded.mean ? ', with its mean' : ''}): one of them was edited or belongs to another run; restore the run's files, or pass --normalization explicitly`,
+    );
 }
 
 export async function loadCliModel(modelDir: string, f: { side?: string; normalization?: string }): Promise<CliModel> {
@@ -72,6 +90,7 @@ export async function loadCliModel(modelDir: string, f: { side?: string; normali
     let normSource: string;
     if (run) {
       const saved = await readRunNormalizer(run);
+      checkRecordedAgrees(recorded, saved, side, run, modelDir);
       norm = override ? new Normalizer(override, saved.mean) : saved;
       normSource = override ? '--normalization' : `run ${run}`;
     } else if (override) {
@@ -98,7 +117,9 @@ export async function runEmbeddings(run: string | null, side: Modality): Promise
   if (!run) return undefined;
   try {
     const cfg = await readRunConfig(run);
-    return side === 'text' ? cfg.data.text.path : cfg.data.image.path;
+    const file = side === 'text' ? cfg.data.text.path : cfg.data.image.path;
+    // The run records its files as they were given; a relative path is relative to where training ran, not to here.
+    return path.isAbsolute(file) ? file : `${file} (relative to the directory cmsae train ran in, for run ${path.resolve(run)})`;
   } catch {
     return undefined;
   }

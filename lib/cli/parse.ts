@@ -53,4 +53,16 @@ export const numbers = (v: string): number[] => {
   return xs;
 };
 
-export const strings = (v: string): string[] => v.split(',').map((s) => s.trim()).filter(Boolean);
+/** A comma-separated list of at least one non-empty item (an empty list would silently do nothing). */
+export const strings = (v: string): string[] => {
+  const xs = v.split(',').map((s) => s.trim()).filter(Boolean);
+  if (xs.length === 0) throw new InvalidArgumentError('expected a comma-separated list of at least one item');
+  return xs;
+};
+
+/** The shape of a raw float32 file: "rows,dim", two positive integers. */
+export const rowsDim = (v: string): [number, number] => {
+  const p = v.split(',');
+  if (p.length !== 2 || !p.every((x) => /^\s*\d+\s*$/.test(x) && Number(x) > 0 && Number.isSafeInteger(Number(x)))) throw new InvalidArgumentError('expected rows,dim (two positive integers)');
+  return [Number(p[0]), Number(p[1])];
+};

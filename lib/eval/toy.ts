@@ -285,7 +285,7 @@ export const TOY_FILE_NAMES = [
 
 /** ERR_IO unless `dir` can take a toy dataset (absent, empty, or an earlier toy dataset): checked before generating one. */
 export async function checkToyOutput(dir: string): Promise<void> {
-  await checkReplaceable(dir, TOY_FILE_NAMES);
+  await checkReplaceable(dir, TOY_FILE_NAMES, 'toy-dataset');
 }
 
 /** Writes the dataset as .npy + JSON files and a dataset.json manifest (atomically, as one directory). */

@@ -154,10 +154,12 @@ export async function fit(o: FitOptions): Promise<FitResult> {
   const t0 = performance.now();
   const out = path.resolve(o.out);
   const methods = [...new Set(o.methods ?? [...METHODS])];
+  if (methods.length === 0) throw new SaeError('ERR_ARG', `methods is empty: name at least one of ${METHODS.join(', ')} (or leave it out for all)`);
   for (const m of methods) if (!(METHODS as readonly string[]).includes(m)) throw new SaeError('ERR_ARG', `unknown method '${m}': choose from ${METHODS.join(', ')}`);
   const seeds = [...new Set(o.seeds ?? [0])];
   if (seeds.length === 0 || seeds.some((s) => !Number.isInteger(s) || s < 0)) throw new SaeError('ERR_ARG', 'seeds must be integers >= 0');
   const evaluations = new Set(o.evaluations ?? EVALUATIONS);
+  if (evaluations.size === 0) throw new SaeError('ERR_ARG', `evaluations is empty: name at least one of ${EVALUATIONS.join(', ')} (or leave it out for all)`);
   for (const e of evaluations) if (!(EVALUATIONS as readonly string[]).includes(e)) throw new SaeError('ERR_ARG', `unknown evaluation '${e}': choose from ${EVALUATIONS.join(', ')}`);
 
   // Options and configurations first (bad options fail before anything runs), then the inputs.

@@ -58,8 +58,12 @@ function distinct<T>(xs: T[], what: string, ok: (x: T) => boolean, hint: string)
 /** The settings of a fit: every (k, activation) of the sweep, k-major, in the order given. */
 export function fitSettings(config: Record<string, unknown>, sweep: SweepOptions = {}): FitSetting[] {
   // The configuration's own K and activation (defaults filled in) when the sweep leaves one of them out.
-  const base = parseConfig({ ...config, method: 'shared', data: { image: { path: '-' }, text: { path: '-' }, ...((config.data as object) ?? {}) } }).sae;
-  const ks = sweep.k === undefined ? [base.k] : distinct(sweep.k, 'the K sweep (--k)', (k) => Number.isInteger(k) && k >= 1, 'an integer >= 1');
+  const ks0 = sweep.k === undefined ? undefined : distinct(sweep.k, 'the K sweep (--k)', (k) => Number.isInteger(k) && k >= 1, 'an integer >= 1');
+  // The sweep's K stands in for the configuration's while the rest is validated (the default K = 32 must not be
+  // checked against a small m the sweep was given for); each setting's own run configuration is checked later.
+  const sae = { ...((config.sae as object) ?? {}), ...(ks0 ? { k: Math.min(...ks0) } : {}) };
+  const base = parseConfig({ ...config, sae, method: 'shared', data: { image: { path: '-' }, text: { path: '-' }, ...((config.data as object) ?? {}) } }).sae;
+  const ks = ks0 ?? [base.k];
   const acts = sweep.activation === undefined ? [base.activation] : distinct(sweep.activation, 'the activation sweep (--activation)', (a) => (ACTIVATIONS as readonly string[]).includes(a), `one of ${ACTIVATIONS.join(', ')}`);
   const single = ks.length * acts.length === 1;
   return ks.flatMap((k) => acts.map((activation) => ({ id: single ? '' : `k${k}-${activation}`, k, activation })));

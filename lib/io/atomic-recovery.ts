@@ -10,6 +10,7 @@ import { crc32 } from 'node:zlib';
 import { SaeError } from '../errors.js';
 import { LEGACY_COMPLETE_FILE, MANIFEST_FILE, foreignEntries, inFlight, lstatOrNull, pathsOf, syncDir, type Manifest } from './atomic-common.js';
 import { readRegularFile } from './files.js';
+import { checksumsMatch, kindOfDirectory } from './own-directory.js';
 
 /** A leftover copy beside `<dir>`: `<dir>.tmp-*` (a new copy) or `<dir>.old-*` (the one it replaced). */
 interface Leftover {
@@ -43,7 +44,8 @@ async function leftovers(abs: string): Promise<Leftover[]> {
  * When a copy is complete and ours, the time it was made (ms; newest wins), else null. A temporary copy is
  * complete when its manifest lists exactly the files it holds, each with the recorded size and CRC-32 (or,
  * written by an earlier version, when it has the old completeness marker and only our names); an old copy
- * (a directory that was in place, moved aside) when it holds only our names and at least one file.
+ * (a directory that was in place, moved aside) when it holds only our names and at least one file, and is one of
+ * our kinds by content with its recorded checksums intact (own-directory.ts).
  */
 async function completeCopy(c: Leftover): Promise<number | null> {
   const st = await lstatOrNull(c.path).catch(() => null);
@@ -74,6 +76,9 @@ async function completeCopy(c: Leftover): Promise<number | null> {
   }
   if (c.kind === 'tmp' && !(await lstatOrNull(path.join(c.path, LEGACY_COMPLETE_FILE)).catch(() => null))?.isFile()) return null;
   if ((await foreignEntries(c.path, new Set(), true).catch(() => ['?'])).length) return null;
+  // Without a manifest the names say little: the copy must also be one of our kinds by content, its checksums intact.
+  const kind = kindOfDirectory(c.path);
+  if (kind === null || !checksumsMatch(c.path, kind)) return null;
   const holdsFile = async (d: string): Promise<boolean> => {
     for (const e of await fs.readdir(d, { withFileTypes: true })) {
       if (e.isFile() && e.name !== LEGACY_COMPLETE_FILE && e.name !== MANIFEST_FILE) return true;
@@ -108,6 +113,29 @@ export async function removeLeftovers(abs: string): Promise<void> {
     if (!st?.isDirectory()) continue;
     if ((await foreignEntries(c.path, new Set(), true).catch(() => ['?'])).length) continue;
     await fs.rm(c.path, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+/**
+ * Removes the temporary siblings `<file>.tmp-<pid>-<tag>` of a single-file save (writeFileAtomic) left by
+ * processes that no longer run (a kill -9 between the write and the rename). Only regular files with our exact
+ * name pattern are touched.
+ */
+export async function removeStaleFileTemps(file: string): Promise<void> {
+  const parent = path.dirname(file);
+  const prefix = `${path.basename(file)}.tmp-`;
+  let entries: string[];
+  try {
+    entries = await fs.readdir(parent);
+  } catch {
+    return;
+  }
+  for (const e of entries) {
+    if (!e.startsWith(prefix)) continue;
+    const m = /^(\d+)-([0-9a-f]{8})$/.exec(e.slice(prefix.length));
+    if (!m || processAlive(Number(m[1]))) continue;
+    const p = path.join(parent, e);
+    if ((await lstatOrNull(p).catch(() => null))?.isFile()) await fs.rm(p, { force: true }).catch(() => undefined);
   }
 }
 

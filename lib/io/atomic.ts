@@ -17,11 +17,13 @@ import { crc32 } from 'node:zlib';
 import { SaeError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { LEGACY_COMPLETE_FILE, MANIFEST_FILE, MAX_DEPTH, foreignEntries, inFlight, listSome, lstatOrNull, pathsOf, syncDir, type Manifest } from './atomic-common.js';
-import { removeLeftovers } from './atomic-recovery.js';
+import { removeLeftovers, removeStaleFileTemps } from './atomic-recovery.js';
 import { ensureDirectory, fileKind, fsError } from './files.js';
+import { OWN_KIND_WORDS, kindOfDirectory, kindOfFiles, type OwnKind } from './own-directory.js';
 
 export { MANIFEST_FILE, OWNED_ENTRY_NAMES } from './atomic-common.js';
 export { recoverDirectory } from './atomic-recovery.js';
+export { kindOfDirectory, type OwnKind } from './own-directory.js';
 
 /**
  * Fault injection for the crash tests: CMSAE_TEST_KILL_IN_SAVE=<point>[:<n>] makes the process SIGKILL
@@ -69,6 +71,7 @@ export async function writeFileAtomic(file: string, data: Uint8Array | string): 
     await fs.rm(tmp, { force: true }).catch(() => undefined);
     throw fsError(e, 'cannot write', file);
   }
+  await removeStaleFileTemps(file);
 }
 
 /** Checks the relative names of a directory save: plain relative paths, never the manifest. */
@@ -84,11 +87,15 @@ function checkNames(names: string[]): void {
 }
 
 /**
- * Refuses to replace `dir` unless it is absent, empty, or holds only what crossmodal-sae writes (the names of
- * this save and OWNED_ENTRY_NAMES): a regular file, a symbolic link or a directory with other files is ERR_IO
- * naming what is there. Commands call it early, before the work whose result they will save there.
+ * Refuses to replace `dir` unless it is absent, empty, or recognisably ours and of the same kind as the save:
+ * it holds only names crossmodal-sae writes (the names of this save and OWNED_ENTRY_NAMES) and its defining file
+ * says what it is (own-directory.ts: an SAE checkpoint is replaced only by an SAE checkpoint, a pair by a pair,
+ * a run's checkpoint by a run's checkpoint). Anything else (a regular file, a symbolic link, a directory with
+ * other files, another tool's cfg.json, another kind of ours) is ERR_IO naming what is there. `kind` is what
+ * the save will write (null: no known kind, which may replace only a directory of no known kind). Commands
+ * call it early, before the work whose result they will save there.
  */
-export async function checkReplaceable(dir: string, names: string[] = []): Promise<void> {
+export async function checkReplaceable(dir: string, names: string[] = [], kind: OwnKind | null = null): Promise<void> {
   dir = path.resolve(dir);
   const st = await lstatOrNull(dir);
   if (!st) return;
@@ -97,6 +104,13 @@ export async function checkReplaceable(dir: string, names: string[] = []): Promi
   const foreign = await foreignEntries(dir, pathsOf(names), true);
   if (foreign.length)
     throw new SaeError('ERR_IO', `${dir} holds files crossmodal-sae did not write (${listSome(foreign)}); refusing to replace it: move them away, or choose another directory`);
+  if ((await fs.readdir(dir)).length === 0) return;
+  const existing = kindOfDirectory(dir);
+  if (existing === kind) return;
+  const what = kind ? OWN_KIND_WORDS[kind] : 'this directory';
+  if (existing === null)
+    throw new SaeError('ERR_IO', `${dir} holds files crossmodal-sae did not write (its ${listSome(await fs.readdir(dir))} are not ${what}'s); refusing to replace it: move them away, or choose another directory`);
+  throw new SaeError('ERR_IO', `${dir} holds ${OWN_KIND_WORDS[existing]}; refusing to replace it with ${kind ? OWN_KIND_WORDS[kind] : 'other files'}: choose another directory (or remove it first)`);
 }
 
 /** Saves to the same directory from one process run one after the other. */
@@ -126,7 +140,7 @@ async function writeDirectoryNow(abs: string, dir: string, files: Record<string,
   const parent = path.dirname(abs);
   const base = path.basename(abs);
   await ensureDirectory(parent, `parent directory of ${dir}`);
-  await checkReplaceable(abs, names);
+  await checkReplaceable(abs, names, kindOfFiles(files));
   const tag = tagOf();
   const tmp = path.join(parent, `${base}.tmp-${tag}`);
   const old = path.join(parent, `${base}.old-${tag}`);

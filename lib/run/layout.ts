@@ -15,6 +15,7 @@ import path from 'node:path';
 import { Normalizer, splitRows } from '../data/paired.js';
 import { SaeError } from '../errors.js';
 import { readTextFile, statOrNull } from '../io/files.js';
+import { unsealJson } from '../io/json-seal.js';
 import { METHODS, parseConfig, type Method, type TrainConfig } from '../train/config.js';
 
 export const RUN_CONFIG_FILE = 'config.json';
@@ -28,6 +29,7 @@ export type FinalModel = 'image' | 'text' | 'shared' | 'pair';
 
 /** The paths of a run directory. */
 export function runPaths(runDir: string) {
+  if (typeof runDir !== 'string' || runDir.length === 0) throw new SaeError('ERR_ARG', `a run directory path is needed, got ${runDir === '' ? "''" : String(runDir)}`);
   const root = path.resolve(runDir);
   return {
     root,
@@ -45,6 +47,7 @@ export function runPaths(runDir: string) {
 
 /** A run's saved configuration (ERR_IO when absent, ERR_FORMAT when it does not validate). */
 export async function readRunConfig(runDir: string): Promise<TrainConfig> {
+  if (typeof runDir !== 'string' || runDir.length === 0) throw new SaeError('ERR_ARG', `a run directory path is needed, got ${runDir === '' ? "''" : String(runDir)}`);
   const file = runPaths(runDir).config;
   let raw: string;
   try {
@@ -88,12 +91,18 @@ export async function readRunMethod(runDir: string): Promise<Method> {
 /** A run's normalization.json (ERR_FORMAT when missing or malformed). */
 export async function readRunNormalizer(runDir: string): Promise<Normalizer> {
   const file = runPaths(runDir).normalization;
+  let text: string;
   try {
-    const j = JSON.parse(await readTextFile(file, 'normalization file')) as Parameters<typeof Normalizer.fromJSON>[0];
-    if (typeof j !== 'object' || j === null || Array.isArray(j)) throw new Error('not a JSON object');
-    return Normalizer.fromJSON(j);
+    text = await readTextFile(file, 'normalization file');
   } catch (e) {
     throw new SaeError('ERR_FORMAT', `${file} is missing or unreadable (${(e as Error).message}): is ${runDir} a complete training run?`);
+  }
+  // Sealed with a checksum since issue 12 (earlier runs have none); an edited or corrupt file is refused.
+  const j = unsealJson(text, file) as Parameters<typeof Normalizer.fromJSON>[0];
+  try {
+    return Normalizer.fromJSON(j);
+  } catch (e) {
+    throw new SaeError('ERR_FORMAT', `${file}: ${(e as Error).message}`);
   }
 }
 

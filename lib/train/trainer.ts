@@ -21,6 +21,7 @@ import { Normalizer, PairedEmbeddings, epochOrder, readBatch, scanRowsAsync, spl
 import { SaeError, isSaeError } from '../errors.js';
 import { writeDirectoryAtomic, writeFileAtomic, recoverDirectory } from '../io/atomic.js';
 import { checkpointFiles, saveSae, type SaveOptions } from '../io/checkpoint.js';
+import { sealJson, unsealJson } from '../io/json-seal.js';
 import { ensureDirectory, fsError, readTextFile } from '../io/files.js';
 import { DeviceRows } from '../sae/device-rows.js';
 import { native } from '../native/load.js';
@@ -173,7 +174,7 @@ export class Trainer extends EventEmitter {
         }
         norm = new Normalizer(cfg.data.normalization, mean);
         await writeFileAtomic(p.config, JSON.stringify({ ...cfg, library_version: VERSION }, null, 2) + '\n');
-        await writeFileAtomic(p.normalization, JSON.stringify(norm.toJSON()) + '\n');
+        await writeFileAtomic(p.normalization, sealJson(norm.toJSON() as unknown as Record<string, unknown>));
         await writeFileAtomic(p.metrics, '');
         models = createMethodModels(this.config, data.image.dim, data.text.dim);
       }
@@ -347,7 +348,7 @@ export class Trainer extends EventEmitter {
     const files: Record<string, Uint8Array | string> = {};
     for (const [prefix, sae] of namedModels(models))
       for (const [name, f] of Object.entries(checkpointFiles(sae, { includeTrainingState: true, normalization: normalizationOf(norm, prefix) }))) files[`${prefix}/${name}`] = f;
-    files['state.json'] = JSON.stringify(state) + '\n';
+    files['state.json'] = sealJson({ ...state });
     const dir = runPaths(this.runDir).checkpoint;
     await writeDirectoryAtomic(dir, files);
     this.emit('checkpoint', { step: state.step, dir });
@@ -357,12 +358,13 @@ export class Trainer extends EventEmitter {
   async #loadCheckpoint(steps: number): Promise<{ state: CheckpointState; models: MethodModels }> {
     const p = runPaths(this.runDir);
     const dir = p.checkpoint;
-    let state: CheckpointState;
+    let text: string;
     try {
-      state = JSON.parse(await readTextFile(p.checkpointState, 'checkpoint state'));
+      text = await readTextFile(p.checkpointState, 'checkpoint state');
     } catch (e) {
       throw new SaeError('ERR_IO', `${p.checkpointState} is missing or unreadable (${(e as Error).message}): nothing to resume (start a new run, or check the path)`);
     }
+    const state = unsealJson(text, p.checkpointState) as unknown as CheckpointState; // ERR_FORMAT when corrupt or edited
     const count = (x: unknown) => Number.isSafeInteger(x) && (x as number) >= 0;
     if (typeof state !== 'object' || state === null || state.format_version !== 1 || !count(state.step) || !count(state.epoch) || !count(state.batch) || !(Number.isFinite(state.elapsed_ms) && state.elapsed_ms >= 0))
       throw new SaeError('ERR_FORMAT', `${p.checkpointState} is not a checkpoint state of this version (format_version 1, integer step, epoch, batch >= 0)`);

@@ -7,6 +7,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { AlignedPair, CorrelationAccumulator, Normalizer, TopKSAE, serializeSafetensors } from '../../lib/index.js';
+import { sealJson } from '../../lib/io/json-seal.js';
 import { expectSaeError, expectSaeRejection } from '../helpers/expect-error.js';
 import { Rng } from '../helpers/random.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -47,8 +48,12 @@ describe('AlignedPair: save, load and validation', () => {
       writeFileSync(dst, f === file ? edit(src) : src);
     }
     if (meta) {
+      // An edit resealed (as a writer that knows the format would), so that the field checks behind the seal are reached.
       const mf = path.join(out, 'alignment.json');
-      writeFileSync(mf, JSON.stringify(meta(JSON.parse(readFileSync(mf, 'utf8')))));
+      const { checksum: _seal, ...body } = JSON.parse(readFileSync(mf, 'utf8')) as Record<string, unknown>;
+      const edited = meta(body);
+      const sealable = typeof edited === 'object' && edited !== null && !Array.isArray(edited) && (edited as Record<string, unknown>).format_version !== 1;
+      writeFileSync(mf, sealable ? sealJson(edited as Record<string, unknown>) : JSON.stringify(edited));
     }
     return out;
   }
@@ -77,6 +82,14 @@ describe('AlignedPair: save, load and validation', () => {
     }
     await expectSaeRejection(AlignedPair.load(variant('', (b) => b, (j) => ({ ...j, checksums: { ...(j.checksums as object), 'text/cfg.json': 'sha256:00' } }))), 'ERR_FORMAT', /malformed checksum/);
     await expectSaeRejection(AlignedPair.load(variant('', (b) => b, (j) => ({ ...j, checksums: {} }))), 'ERR_FORMAT', /lists checksums/);
+    // alignment.json itself: its normalization decides the codes, so an edit that is not resealed is refused.
+    const meta = path.join(variant('', (b) => b), 'alignment.json');
+    writeFileSync(meta, readFileSync(meta, 'utf8').replace('"l2"', '"none"'));
+    await expectSaeRejection(AlignedPair.load(path.dirname(meta)), 'ERR_FORMAT', /alignment\.json is corrupt or was edited/);
+    const unsealed = path.join(variant('', (b) => b), 'alignment.json');
+    const { checksum: _c, ...body } = JSON.parse(readFileSync(unsealed, 'utf8')) as Record<string, unknown>;
+    writeFileSync(unsealed, JSON.stringify(body));
+    await expectSaeRejection(AlignedPair.load(path.dirname(unsealed)), 'ERR_FORMAT', /no checksum/);
   });
 
   it('format 1 (no checksums) still loads', async () => {

@@ -17,7 +17,10 @@ import {
   SaeError,
   TopKSAE,
   alignLatents,
+  matrix,
   npyBytes,
+  permuteLatents,
+  readRunConfig,
   parseSafetensors,
   solveAssignment,
   type Matrix,
@@ -282,6 +285,21 @@ describe('fuzz: the bad-input campaign (seeded, bounded)', function () {
     }
   });
 
+  it('small helpers with nasty arguments: matrix, permuteLatents, readRunConfig', async () => {
+    const rng = new Rng(373);
+    for (let t = 0; t < 60; t++) {
+      const rows = pick(rng, [...NASTY, 2, 3]), cols = pick(rng, [...NASTY, 2, 3]);
+      const r = attempt(`matrix(${String(rows)}, ${String(cols)})`, () => {
+        const m = matrix(rows as number, cols as number);
+        expect(m.data.length).to.equal(m.rows * m.cols);
+      });
+      if (!(Number.isSafeInteger(rows) && Number.isSafeInteger(cols) && (rows as number) >= 0 && (cols as number) >= 0)) expect(r, `matrix(${String(rows)}, ${String(cols)})`).to.not.equal('ok');
+    }
+    expect(attempt('matrix with short data', () => matrix(2, 3, new Float32Array(5)))).to.equal('ERR_SHAPE');
+    for (const v of [null, undefined, 3, {}]) expect(attempt(`permuteLatents(${String(v)})`, () => permuteLatents(v as never, v as never))).to.not.equal('ok');
+    for (const v of [null, undefined, 3, '']) expect(await attemptAsync(`readRunConfig(${String(v)})`, () => readRunConfig(v as never))).to.equal('ERR_ARG');
+  });
+
   it('parseSafetensors on mutated files: a parse or ERR_FORMAT, never another error', async () => {
     const rng = new Rng(404);
     const dir = path.join(tmp.dir, 'st');
@@ -461,6 +479,10 @@ describe('fuzz: the bad-input campaign (seeded, bounded)', function () {
       ['encode', '--model', path.join(tmp.dir, 'nothing'), '--input', 'a.npy', '--out', path.join(tmp.dir, 'c2.safetensors'), '--side', 'audio'],
       ['fit', '--dataset', path.join(tmp.dir, 'missing.json'), '--out', path.join(tmp.dir, 'fit'), '--k', '0'],
       ['eval', 'retrieval', '--model', path.join(tmp.dir, 'nothing')],
+      ['encode', '--model', tmp.dir, '--input', 'a.npy', '--out', path.join(tmp.dir, 'c3.safetensors'), '--batch-size', '0x10'],
+      ['encode', '--model', tmp.dir, '--input', 'a.raw', '--out', path.join(tmp.dir, 'c4.safetensors'), '--shape', '0x20,128'],
+      ['fit', '--dataset', path.join(tmp.dir, 'missing.json'), '--out', path.join(tmp.dir, 'fit2'), '--methods', ''],
+      ['fit', '--dataset', path.join(tmp.dir, 'missing.json'), '--out', path.join(tmp.dir, 'fit3'), '--evaluations', ','],
       ['eval'],
       [],
     ];

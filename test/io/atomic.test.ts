@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, 
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { TopKSAE, generateToy, writeToy } from '../../lib/index.js';
+import { AlignedPair, CorrelationAccumulator, TopKSAE, generateToy, writeToy } from '../../lib/index.js';
 import { MANIFEST_FILE, recoverDirectory, writeDirectoryAtomic, writeFileAtomic } from '../../lib/io/atomic.js';
 import { expectSaeRejection } from '../helpers/expect-error.js';
 import { savedFiles } from '../helpers/saved-files.js';
@@ -37,7 +37,7 @@ describe('atomic directory saves', function () {
     const fresh = path.join(tmp, 'fresh', 'nested', 'dir');
     await writeDirectoryAtomic(fresh, savedFiles('a'));
     expect(tree(fresh)).to.deep.equal(['image', 'image/cfg.json', 'image/sae_weights.safetensors', 'state.json']);
-    await writeDirectoryAtomic(fresh, { 'state.json': '{"version":"b"}' });
+    await writeDirectoryAtomic(fresh, { 'state.json': JSON.stringify({ format_version: 1, step: 0, version: 'b' }) });
     expect(tree(fresh)).to.deep.equal(['state.json']);
     expect(siblings(fresh)).to.deep.equal([]);
 
@@ -49,8 +49,9 @@ describe('atomic directory saves', function () {
     // A checkpoint as versions before the manifest wrote it (with the completeness marker a crash could leave).
     const legacy = path.join(tmp, 'legacy');
     mkdirSync(path.join(legacy, 'shared'), { recursive: true });
-    for (const f of ['cfg.json', 'sae_weights.safetensors', 'trainer_state.safetensors']) writeFileSync(path.join(legacy, 'shared', f), 'old');
-    writeFileSync(path.join(legacy, 'state.json'), '{}');
+    for (const f of ['sae_weights.safetensors', 'trainer_state.safetensors']) writeFileSync(path.join(legacy, 'shared', f), 'old');
+    writeFileSync(path.join(legacy, 'shared', 'cfg.json'), JSON.stringify({ cmsae: { format_version: 1 } }));
+    writeFileSync(path.join(legacy, 'state.json'), JSON.stringify({ format_version: 1, step: 3, epoch: 0, batch: 3, elapsed_ms: 1 }));
     writeFileSync(path.join(legacy, '.complete'), '');
     await writeDirectoryAtomic(legacy, savedFiles('d'));
     expect(tree(legacy)).to.deep.equal(['image', 'image/cfg.json', 'image/sae_weights.safetensors', 'state.json']);
@@ -151,6 +152,83 @@ describe('atomic directory saves', function () {
     for (const s of siblings(onlyOld)) if (s.includes('.tmp-')) rmSync(path.join(tmp, s), { recursive: true });
     expect(await recoverDirectory(onlyOld)).to.equal(true);
     expect(versionIn(onlyOld)).to.equal('v1');
+  });
+
+  it('a directory with only our file names is replaced only when its content says it is ours and of the same kind', async () => {
+    using sae = TopKSAE.create({ d: 6, m: 10, k: 2, seed: 1 });
+    // Another tool's cfg.json; a SAELens checkpoint (cfg.json + sae_weights.safetensors, no cmsae block).
+    const other = path.join(tmp, 'other-tool');
+    mkdirSync(other);
+    writeFileSync(path.join(other, 'cfg.json'), JSON.stringify({ my_experiment: 3 }));
+    await expectSaeRejection(sae.save(other), 'ERR_IO', /did not write/);
+    expect(JSON.parse(readFileSync(path.join(other, 'cfg.json'), 'utf8'))).to.deep.equal({ my_experiment: 3 });
+    const saelens = path.join(tmp, 'saelens');
+    mkdirSync(saelens);
+    writeFileSync(path.join(saelens, 'cfg.json'), JSON.stringify({ architecture: 'topk', d_in: 6, d_sae: 10, k: 2 }));
+    writeFileSync(path.join(saelens, 'sae_weights.safetensors'), 'their weights');
+    await expectSaeRejection(sae.save(saelens), 'ERR_IO', /did not write/);
+    expect(readFileSync(path.join(saelens, 'sae_weights.safetensors'), 'utf8')).to.equal('their weights');
+
+    // Ours, but another kind: a run's checkpoint and an SAE checkpoint are not replaced by a pair, and back.
+    const ckpt = path.join(tmp, 'run-checkpoint');
+    await writeDirectoryAtomic(ckpt, savedFiles('v1'));
+    const mine = path.join(tmp, 'mine');
+    await sae.save(mine);
+    using acc = new CorrelationAccumulator(10, 10);
+    const x = { rows: 20, cols: 6, data: Float32Array.from({ length: 120 }, (_, i) => Math.sin(i * 1.7)) };
+    acc.add(sae.encode(x), sae.encode(x));
+    using pair = AlignedPair.fromCorrelation(sae, sae, acc.result());
+    await expectSaeRejection(pair.save(ckpt), 'ERR_IO', /holds a training run's checkpoint; refusing to replace it with a crossmodal-sae aligned pair/);
+    await expectSaeRejection(pair.save(mine), 'ERR_IO', /holds a crossmodal-sae SAE checkpoint; refusing to replace it with a crossmodal-sae aligned pair/);
+    await expectSaeRejection(sae.save(ckpt), 'ERR_IO', /holds a training run's checkpoint/);
+    expect(versionIn(ckpt)).to.equal('v1');
+    (await TopKSAE.load(mine)).dispose();
+    // The same kind is replaced (a pair by a pair, an SAE by an SAE).
+    const pairDir = path.join(tmp, 'pair');
+    await pair.save(pairDir);
+    await pair.save(pairDir);
+    await sae.save(mine);
+  });
+
+  it('recovery never moves an old copy that holds only our names but is not ours by content, or fails its checksums', async () => {
+    using sae = TopKSAE.create({ d: 6, m: 10, k: 2, seed: 1 });
+    const garbage = path.join(tmp, 'gone');
+    mkdirSync(`${garbage}.old-999999-deadbeef`);
+    writeFileSync(path.join(`${garbage}.old-999999-deadbeef`, 'cfg.json'), 'garbage');
+    writeFileSync(path.join(`${garbage}.old-999999-deadbeef`, 'sae_weights.safetensors'), 'garbage');
+    expect(await recoverDirectory(garbage)).to.equal(false);
+    expect(existsSync(garbage)).to.equal(false);
+    // A real checkpoint moved aside, then one byte of its weights flipped: its checksum no longer matches.
+    const real = path.join(tmp, 'gone2');
+    await sae.save(`${real}.old-999998-deadbeef`);
+    const w = path.join(`${real}.old-999998-deadbeef`, 'sae_weights.safetensors');
+    const bytes = readFileSync(w);
+    bytes[bytes.length - 3] ^= 1;
+    writeFileSync(w, bytes);
+    expect(await recoverDirectory(real)).to.equal(false);
+    bytes[bytes.length - 3] ^= 1;
+    writeFileSync(w, bytes);
+    expect(await recoverDirectory(real)).to.equal(true);
+    (await TopKSAE.load(real)).dispose();
+    // A newer garbage old copy beside an older good one: the good one comes back, not the garbage.
+    const two = path.join(tmp, 'gone3');
+    await sae.save(`${two}.old-99998-aaaaaaaa`);
+    mkdirSync(`${two}.old-99999-bbbbbbbb`);
+    writeFileSync(path.join(`${two}.old-99999-bbbbbbbb`, 'cfg.json'), '{}');
+    expect(await recoverDirectory(two)).to.equal(true);
+    (await TopKSAE.load(two)).dispose();
+  });
+
+  it("writeFileAtomic removes its dead processes' temporary files (kill -9 between write and rename), nothing else", async () => {
+    const file = path.join(tmp, 'results.json');
+    writeFileSync(`${file}.tmp-999997-deadbeef`, 'stale');
+    writeFileSync(`${file}.tmp-${process.pid}-0000beef`, 'this process (alive)');
+    writeFileSync(`${file}.tmp-notes`, 'not our pattern');
+    await writeFileAtomic(file, '{}');
+    expect(readFileSync(file, 'utf8')).to.equal('{}');
+    expect(existsSync(`${file}.tmp-999997-deadbeef`)).to.equal(false);
+    expect(existsSync(`${file}.tmp-${process.pid}-0000beef`)).to.equal(true);
+    expect(existsSync(`${file}.tmp-notes`)).to.equal(true);
   });
 
   it('saves to one directory from one process run one after the other', async () => {

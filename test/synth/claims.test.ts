@@ -95,6 +95,19 @@ describe('synthetic claims (§7.1, Figures 5 and 6)', () => {
     expect(Object.keys(v['fig5-separate-no-collapse'])).to.deep.equal(['any']);
   });
 
+  it('the collapse-growth claim tests "low far from identical" only where the sweep has an α <= 0.5', () => {
+    // A sweep of close directions only: the collapse grows from 0.6 to 0.9, which the claim says; nothing is far.
+    const close = (): ClaimInput => {
+      const alphas = [0.7, 0.9];
+      const rows: Record<number, Row> = { 0.7: [0.19, 0.7, 0.09, 0.2, 0.9, 0.1, 0.6], 0.9: [0.19, 0.7, 0.09, 0.2, 0.9, 0.05, 0.9] };
+      return { kind: 'alpha-sweep', alphas, records: alphas.flatMap((a) => [rec(a, 'shared', [...rows[a]]), rec(a, 'separate', [...SEP]), rec(a, 'posthoc', [...POST])]) };
+    };
+    expect(verdicts(close())['fig5-collapse-grows-as-directions-close']).to.deep.equal({ any: true });
+    // Shrinking collapse still fails it; a far α with collapse fails it too.
+    expect(changes(close, (r) => (find(r, 'shared', 0.9).collapseRate = 0.3))['fig5-collapse-grows-as-directions-close']).to.deep.equal({ any: false });
+    expect(changes(alphaSweep, (r) => (find(r, 'shared', 0).collapseRate = 0.2))['fig5-collapse-grows-as-directions-close']).to.deep.equal({ any: false });
+  });
+
   it('every claim of the λ-sweep holds on numbers shaped like the paper\'s; the post-hoc check is marked as a sanity check', () => {
     const claims = checkClaims(lambdaSweep());
     expect(claims.map((c) => c.id)).to.include.members(['fig6-posthoc-lower-recovery-error', 'fig6-posthoc-lower-latent-alignment-error', 'fig6-posthoc-lower-feature-alignment-error', 'fig6-iso-improves-alignment', 'fig6-iso-degrades-recovery', 'fig6-group-degenerates', 's71-posthoc-aligns-separate-saes']);

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { existsSync, readFileSync, readdirSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 
 import { TopKSAE, Trainer, writeNpy, type TrainConfigInput } from '../../lib/index.js';
@@ -75,6 +75,29 @@ describe('Trainer: other runs, divergence and bad output paths', function () {
     expect(readFileSync(path.join(mine, 'README'), 'utf8')).to.equal('mine');
 
     expectSaeError(() => new Trainer(config('shared'), { out, force: true, resume: true }), 'ERR_ARG', /give one of them/);
+  });
+
+  it("--force replaces only the run's own entries: a user's file in final/ stays, one inside the checkpoint or a final model is refused first", async () => {
+    const out = path.join(dir, 'forced');
+    await new Trainer(config('shared', { epochs: 1 }), { out }).run();
+    writeFileSync(path.join(out, 'final', 'analysis.ipynb'), 'mine');
+    await new Trainer(config('separate', { epochs: 1 }), { out, force: true }).run();
+    expect(readFileSync(path.join(out, 'final', 'analysis.ipynb'), 'utf8')).to.equal('mine');
+    expect(readdirSync(path.join(out, 'final')).sort()).to.deep.equal(['analysis.ipynb', 'image', 'text']);
+
+    for (const inside of ['checkpoint', path.join('final', 'image')]) {
+      writeFileSync(path.join(out, inside, 'my-notes.txt'), 'mine');
+      const before = snapshot(out);
+      await expectSaeRejection(new Trainer(config('shared', { epochs: 1 }), { out, force: true }).run(), 'ERR_IO', /holds files crossmodal-sae did not write \(my-notes\.txt\); move them away first/);
+      expect(snapshot(out)).to.deep.equal(before);
+      rmSync(path.join(out, inside, 'my-notes.txt'));
+    }
+
+    // Another kind of our directories is never a run directory, forced or not.
+    const saeDir = path.join(out, 'final', 'image');
+    for (const force of [false, true])
+      await expectSaeRejection(new Trainer(config('shared', { epochs: 1 }), { out: saeDir, force }).run(), 'ERR_STATE', /is a crossmodal-sae SAE checkpoint, not a training run directory/);
+    expect(readdirSync(saeDir).sort()).to.deep.equal(['cfg.json', 'sae_weights.safetensors']);
   });
 
   for (const method of ['shared', 'separate'] as const) {

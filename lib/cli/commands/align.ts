@@ -34,7 +34,7 @@ export function registerAlign(program: Command): void {
       if (cfg.method.startsWith('shared')) throw new SaeError('ERR_ARG', `run ${f.run} trained one shared SAE (method ${cfg.method}); post-hoc alignment needs separate image and text SAEs`);
       const run = runPaths(f.run);
       const out = f.out ?? run.final('pair');
-      await checkReplaceable(out);
+      await checkReplaceable(out, [], 'aligned-pair');
       await ensureDirectory(path.dirname(path.resolve(out)), `parent directory of ${out}`);
       const norm = await readRunNormalizer(f.run);
       const image = await TopKSAE.load(run.final('image'));

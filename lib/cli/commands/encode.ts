@@ -11,6 +11,7 @@ import { SaeError } from '../../errors.js';
 import { EmbeddingFile } from '../../io/embeddings.js';
 import { checkOutputFile, fsError, statOrNull } from '../../io/files.js';
 import { loadCliModel } from '../model.js';
+import { positiveInt, rowsDim } from '../parse.js';
 
 interface EncodeFlags {
   model: string;
@@ -18,9 +19,9 @@ interface EncodeFlags {
   out: string;
   side?: string;
   tensor?: string;
-  shape?: string;
+  shape?: [number, number];
   normalization?: string;
-  batchSize?: string;
+  batchSize?: number;
 }
 
 /** The safetensors header of the codes: its JSON measured and padded in bytes (paths may be non-ASCII). */
@@ -89,20 +90,18 @@ export function registerEncode(program: Command): void {
     .requiredOption('--out <file>', 'output .safetensors')
     .option('--side <image|text>', 'which SAE of an aligned pair (and which centring mean for center+l2)')
     .option('--tensor <name>', 'safetensors tensor of the input')
-    .option('--shape <rows,dim>', 'shape of a raw float32 input')
+    .option('--shape <rows,dim>', 'shape of a raw float32 input', rowsDim)
     .option('--normalization <kind>', "override the model's input normalization: 'l2', 'none' or 'center+l2' (default: the run's; 'none' for SAELens/sparsify checkpoints)")
-    .option('--batch-size <n>', 'rows per native call (default 8192)')
+    .option('--batch-size <n>', 'rows per native call (default 8192)', positiveInt)
     .addHelpText(
       'after',
       '\nExamples:\n  $ cmsae encode --model runs/x/final/image --input img.npy --out codes.safetensors\n  $ cmsae encode --model runs/x/final/pair --side text --input txt.npy --out text-codes.safetensors\n  $ cmsae encode --model saelens-sae/ --input acts.npy --out codes.safetensors   # a SAELens or sparsify checkpoint\n',
     )
     .action(async (f: EncodeFlags) => {
-      const B = f.batchSize === undefined ? 8192 : Number(f.batchSize);
-      if (!(Number.isSafeInteger(B) && B > 0)) throw new SaeError('ERR_ARG', `--batch-size must be a positive integer, got '${f.batchSize}'`);
+      const B = f.batchSize ?? 8192;
       checkOutputFile(f.out, 'output file');
       removeStaleTemps(f.out);
-      const shape = f.shape ? (f.shape.split(',').map(Number) as [number, number]) : undefined;
-      using input = EmbeddingFile.open({ path: f.input, tensor: f.tensor, shape });
+      using input = EmbeddingFile.open({ path: f.input, tensor: f.tensor, shape: f.shape });
       const model = await loadCliModel(f.model, f);
       try {
         const { sae, norm, side } = model;
@@ -112,7 +111,8 @@ export function registerEncode(program: Command): void {
         const header = codesHeader(n, k, {
           format: 'cmsae-codes',
           model: path.resolve(f.model),
-          side,
+          // The side is part of the codes' meaning for a pair or a model of a run; a foreign checkpoint has none unless given.
+          ...(f.side !== undefined || model.format === 'pair' || model.format === 'cmsae' ? { side } : {}),
           normalization: norm.kind,
           normalization_source: model.normSource,
         });
@@ -128,17 +128,19 @@ export function registerEncode(program: Command): void {
           if (!closed) closeSync(fd);
           closed = true;
         };
-        const onSigint = () => {
+        // Ctrl-C (exit 130) and SIGTERM (exit 143): no partial output, no temporary file left behind.
+        const onSignal = (signal: NodeJS.Signals) => {
           try {
             close();
           } catch {
             /* exiting anyway */
           }
           rmSync(tmp, { force: true });
-          process.stderr.write(`\ncmsae: interrupted; ${f.out} was not written\n`);
-          process.exit(130);
+          process.stderr.write(`\ncmsae: ${signal === 'SIGINT' ? 'interrupted' : 'terminated'}; ${f.out} was not written\n`);
+          process.exit(signal === 'SIGINT' ? 130 : 143);
         };
-        process.on('SIGINT', onSigint);
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
         try {
           writeSync(fd, header, 0, header.length, 0);
           const base = header.length;
@@ -147,10 +149,12 @@ export function registerEncode(program: Command): void {
           for (let r0 = 0; r0 < n; r0 += rowsPerBatch) {
             const rows = Math.min(rowsPerBatch, n - r0);
             input.readRange(r0, rows, buf);
-            for (let i = 0; i < rows * input.dim; i++)
-              if (!Number.isFinite(buf[i])) throw new SaeError('ERR_NONFINITE', `row ${r0 + Math.floor(i / input.dim)} of ${f.input} holds ${buf[i]}: remove or repair that row`);
             norm.apply(side, buf, rows, input.dim);
-            const c = await sae.encodeAsync({ rows, cols: input.dim, data: buf.subarray(0, rows * input.dim) });
+            // The engine checks every value (ERR_NONFINITE at a row of the batch); say which row of the file it is.
+            const c = await sae.encodeAsync({ rows, cols: input.dim, data: buf.subarray(0, rows * input.dim) }).catch((e: unknown) => {
+              const at = e instanceof SaeError && e.code === 'ERR_NONFINITE' ? /at row (\d+)/.exec(e.message) : null;
+              throw at ? new SaeError('ERR_NONFINITE', `row ${r0 + Number(at[1])} of ${f.input} holds a NaN or infinite value: remove or repair that row`) : e;
+            });
             writeSync(fd, new Uint8Array(c.indices.buffer, c.indices.byteOffset, rows * k * 4), 0, rows * k * 4, base + r0 * k * 4);
             writeSync(fd, new Uint8Array(c.values.buffer, c.values.byteOffset, rows * k * 4), 0, rows * k * 4, base + n * k * 4 + r0 * k * 4);
             if (r0 === 0) await faultHold();
@@ -171,7 +175,8 @@ export function registerEncode(program: Command): void {
           rmSync(tmp, { force: true });
           throw e;
         } finally {
-          process.off('SIGINT', onSigint);
+          process.off('SIGINT', onSignal);
+          process.off('SIGTERM', onSignal);
         }
         process.stdout.write(`encoded ${n} rows (k = ${k}) -> ${f.out}\nnormalization: ${norm.kind} (${model.normSource})\n`);
       } finally {

@@ -1,21 +1,16 @@
 /** `cmsae train`: train one of the five methods on paired embedding files, with a progress bar and Ctrl-C = checkpoint + exit. */
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 
 import { SingleBar } from 'cli-progress';
 
 import { SaeError } from '../../errors.js';
-import { nonNegative, nonNegativeInt, positive, positiveInt } from '../parse.js';
+import { nonNegative, nonNegativeInt, positive, positiveInt, rowsDim } from '../parse.js';
 import { setThreads } from '../../info.js';
 import { METHODS, parseConfig } from '../../train/config.js';
 import { Trainer, type TrainProgress, type ValidationRecord } from '../../train/trainer.js';
 import { readConfigFile, setPath } from '../config-file.js';
 import { interruptOnSigint } from '../interrupt.js';
 
-const shape = (v: string) => {
-  const p = v.split(',');
-  if (p.length !== 2 || !p.every((x) => /^\s*\d+\s*$/.test(x) && Number(x) > 0 && Number.isSafeInteger(Number(x)))) throw new InvalidArgumentError('expected rows,dim (two positive integers)');
-  return p.map(Number);
-};
 
 interface TrainFlags {
   config?: string;
@@ -97,7 +92,7 @@ export function registerTrain(program: Command): void {
     .option('--text <file>', 'text embeddings, row r paired with image row r')
     .option('--image-tensor <name>', 'safetensors tensor of the image embeddings')
     .option('--text-tensor <name>', 'safetensors tensor of the text embeddings (may live in the --image file)')
-    .option('--shape <rows,dim>', 'shape of raw float32 files', shape)
+    .option('--shape <rows,dim>', 'shape of raw float32 files', rowsDim)
     .option('--val-image <file>', 'separate validation image embeddings')
     .option('--val-text <file>', 'separate validation text embeddings')
     .option('--val-fraction <f>', 'validation share of the rows when no validation files are given (default 0.05)', nonNegative)
