@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { generateToy, writeToy } from '../../lib/eval/toy.js';
 import { readManifest, type FitInputs } from '../../lib/eval/inputs.js';
 import { fit, type FitEvent, type FitOptions } from '../../lib/fit/fit.js';
+import { fitSettings } from '../../lib/fit/settings.js';
 import { readRunConfig } from '../../lib/run/layout.js';
 import { expectSaeRejection } from '../helpers/expect-error.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -139,7 +140,12 @@ describe('fit sweeps K and the activation (Tables 2 and 4) and trains Figure 2 b
     await expectSaeRejection(fit(base(out, { heterogeneity: { protocol: 'd2' as never } })), 'ERR_ARG', /'table1' or 'd1'/);
     await expectSaeRejection(fit(base(out, { heterogeneity: { k: 4 } })), 'ERR_ARG', /need protocol 'd1'/);
     await expectSaeRejection(fit(base(out, { heterogeneity: { protocol: 'd1', epochs: 0 } })), 'ERR_ARG', /epochs/);
+    await expectSaeRejection(fit(base(out, { methods: [] })), 'ERR_ARG', /methods is empty/);
+    await expectSaeRejection(fit(base(out, { evaluations: [] })), 'ERR_ARG', /evaluations is empty/);
     expect(existsSync(path.join(out, 'train'))).to.equal(false);
+    // A K sweep with an m below the default K = 32: the sweep's K is what gets checked against m.
+    expect(fitSettings({ sae: { m: 16 } }, { k: [2, 4] }).map((x) => x.k)).to.deep.equal([2, 4]);
+    expect(() => fitSettings({ sae: { m: 16 } }, { k: [40] })).to.throw(/k = 40 is more than the 16 latents/);
     const cli = spawnSync(process.execPath, ['--import', 'tsx', entry, 'fit', '--dataset', path.join(dir, 'toy', 'dataset.json'), '--k', '2,4', '--activation', 'topk,relu', '--out', out], { cwd: root, encoding: 'utf8' });
     expect(cli.status).to.equal(2);
     expect(cli.stderr).to.match(/cmsae: ERR_ARG: the activation sweep \(--activation\): relu is not one of topk, batchtopk/);
