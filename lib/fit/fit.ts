@@ -356,7 +356,7 @@ export async function fit(o: FitOptions): Promise<FitResult> {
 function figure2Description(protocol: 'table1' | 'd1', c: TrainConfig, sharedWith: string | null): string {
   const run = `modality-specific SAEs (${latentsPerSae(c)} latents each), ${c.sae.activation === 'topk' ? 'Top-K' : 'BatchTop-K'} K = ${c.sae.k}, ${c.train.epochs} epochs, lr ${c.train.lr}, batch ${c.train.batchSize}, schedule ${c.train.schedule}`;
   if (protocol === 'd1')
-    return `protocol 'd1' (the paper's App. D.1): ${run}, trained for this figure${sharedWith ? ` (the same configuration as ${sharedWith}, whose run it reuses)` : ' (train/figure2-d1)'}`;
+    return `protocol 'd1' (the paper's App. D.1): ${run}${sharedWith ? `; that is exactly the configuration of ${sharedWith}, so its run is used` : ', trained for this figure (train/figure2-d1)'}`;
   return `protocol 'table1': the Table 1 post-hoc run itself (${sharedWith ?? 'train/posthoc'}: ${run}), not the paper's App. D.1 run (K = 8, 30 epochs; --heterogeneity-protocol d1)`;
 }
 
