@@ -48,3 +48,10 @@ export function checkFloatArray(a: unknown, name: string, length: number): asser
   if (!(a instanceof Float32Array)) throw new SaeError('ERR_DTYPE', `${name} must be a Float32Array, got ${describe(a)}`);
   if (a.length !== length) throw new SaeError('ERR_SHAPE', `${name} must have ${length} elements, got ${a.length}`);
 }
+
+/** ERR_ARG unless `opts` is an options object whose every key is in `known` (undefined passes when `optional`). */
+export function checkOptionKeys(opts: unknown, known: readonly string[], fn: string, optional = false): void {
+  if (optional && opts === undefined) return;
+  if (typeof opts !== 'object' || opts === null || Array.isArray(opts)) throw new SaeError('ERR_ARG', `${fn} options must be an object, got ${describe(opts)}`);
+  for (const key of Object.keys(opts)) if (!known.includes(key)) throw new SaeError('ERR_ARG', `${fn}: unknown option '${key}' (known: ${known.join(', ')})`);
+}

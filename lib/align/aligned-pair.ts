@@ -4,13 +4,13 @@
  * permutation, the alignment statistics and the input normalization. Both modalities encode into one
  * latent index space.
  */
-import { createHash } from 'node:crypto';
 import path from 'node:path';
 
 import type { Modality, Normalizer as NormalizerType } from '../data/paired.js';
 import { Normalizer, checkModality } from '../data/paired.js';
 import { SaeError } from '../errors.js';
 import { recoverDirectory, writeDirectoryAtomic } from '../io/atomic.js';
+import { taggedSha256 } from '../io/digest.js';
 import { sealJson, unsealJson } from '../io/json-seal.js';
 import { readRegularFile } from '../io/files.js';
 import { checkpointFiles } from '../io/checkpoint.js';
@@ -106,10 +106,8 @@ export class AlignedPair implements Disposable {
     if (typeof dir !== 'string' || dir.length === 0) throw new SaeError('ERR_ARG', 'AlignedPair.save needs a directory path');
     const files: Record<string, Uint8Array | string> = {};
     // Each side records its normalization too, so a side copied out of the pair still encodes like it.
-    for (const side of ['image', 'text'] as const) {
-      const normalization = { kind: this.normalizer.kind, ...(this.normalizer.mean[side] ? { mean: this.normalizer.mean[side] } : {}) };
-      for (const [name, f] of Object.entries(checkpointFiles(this[side], { includeTrainingState: false, normalization }))) files[`${side}/${name}`] = f;
-    }
+    for (const side of ['image', 'text'] as const)
+      for (const [name, f] of Object.entries(checkpointFiles(this[side], { includeTrainingState: false, normalization: this.normalizer.record(side) }))) files[`${side}/${name}`] = f;
     const m = this.perm.length;
     files[TENSORS_FILE] = serializeSafetensors({
       perm: { dtype: 'I32', shape: [m], data: this.perm },
@@ -118,7 +116,7 @@ export class AlignedPair implements Disposable {
       matched_correlation: { dtype: 'F32', shape: [m], data: this.stats.matchedCorrelation },
     });
     const checksums: Record<string, string> = {};
-    for (const [name, f] of Object.entries(files)) checksums[name] = sha256(f);
+    for (const [name, f] of Object.entries(files)) checksums[name] = taggedSha256(f);
     const meta = { format_version: PAIR_FORMAT_VERSION, n: this.stats.n, normalization: this.normalizer.toJSON(), checksums };
     files[META_FILE] = sealJson(meta); // alignment.json checksums itself too
     await writeDirectoryAtomic(dir, files);
@@ -139,7 +137,7 @@ export class AlignedPair implements Disposable {
     if (meta.checksums) {
       for (const [name, want] of Object.entries(meta.checksums)) {
         const bytes = name === TENSORS_FILE ? tBytes : await readPairFile(path.join(dir, name), dir);
-        if (sha256(bytes) !== want)
+        if (taggedSha256(bytes) !== want)
           throw new SaeError('ERR_FORMAT', `${path.join(dir, name)} does not match the checksum in ${metaFile}: the pair is corrupt or was edited; save it again`);
       }
     }
@@ -178,15 +176,12 @@ const TENSORS_FILE = 'alignment.safetensors';
 const PAIR_FORMAT_VERSION = 2;
 const CHECKSUMMED = ['image/cfg.json', 'image/sae_weights.safetensors', 'text/cfg.json', 'text/sae_weights.safetensors', TENSORS_FILE];
 
-function sha256(data: Uint8Array | string): string {
-  return 'sha256:' + createHash('sha256').update(data).digest('hex');
-}
 
 async function readPairFile(file: string, dir: string): Promise<Buffer> {
   try {
     return await readRegularFile(file, 'aligned-pair file');
   } catch (e) {
-    if (e instanceof SaeError && /does not exist/.test(e.message))
+    if (e instanceof SaeError && (e.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT')
       throw new SaeError('ERR_IO', `${file} is missing: is ${dir} an aligned pair (written by AlignedPair.save or cmsae align)?`, { cause: e });
     throw e;
   }
@@ -196,14 +191,8 @@ function parsePairMeta(bytes: Buffer, file: string): { n: number; normalizer: No
   const bad = (why: string): never => {
     throw new SaeError('ERR_FORMAT', `${file} ${why}`);
   };
-  let peek: unknown;
-  try {
-    peek = JSON.parse(bytes.toString('utf8'));
-  } catch {
-    bad('is not JSON');
-  }
   // Format 2 checksums alignment.json itself (the normalization it holds decides the codes); format 1 has none.
-  const j = unsealJson(bytes.toString('utf8'), file, { required: (peek as Record<string, unknown> | null)?.format_version === PAIR_FORMAT_VERSION });
+  const j = unsealJson(bytes.toString('utf8'), file, { required: (body) => body.format_version === PAIR_FORMAT_VERSION });
   if (j.format_version !== 1 && j.format_version !== PAIR_FORMAT_VERSION)
     bad(`has format_version ${JSON.stringify(j.format_version)}; this version reads 1 and ${PAIR_FORMAT_VERSION} (a newer crossmodal-sae wrote it?)`);
   if (typeof j.n !== 'number' || !Number.isSafeInteger(j.n) || j.n < 0) bad(`has n = ${JSON.stringify(j.n)}; expected the number of pairs (an integer >= 0)`);

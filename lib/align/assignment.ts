@@ -3,7 +3,7 @@ import { SaeError } from '../errors.js';
 import { native } from '../native/load.js';
 import type { NativeAssignment, NativeAssignmentStats } from '../native/types.js';
 import type { Matrix } from '../types.js';
-import { describe } from '../validate.js';
+import { checkOptionKeys, describe } from '../validate.js';
 import { requestedDevice, resolveDevice, type Device } from '../device.js';
 import type { CorrelationResult } from './correlation.js';
 
@@ -57,7 +57,7 @@ function checkCost(cost: CostMatrix, opts: AssignmentOptions): void {
     throw new SaeError('ERR_SHAPE', `cost needs integer rows, cols >= 0, got ${cost.rows} x ${cost.cols}`);
   if (cost.data.length !== cost.rows * cost.cols)
     throw new SaeError('ERR_SHAPE', `cost.data has ${cost.data.length} elements but rows x cols = ${cost.rows * cost.cols}`);
-  checkOptions(opts, ASSIGNMENT_OPTIONS, 'solveAssignment');
+  checkOptionKeys(opts, ASSIGNMENT_OPTIONS, 'solveAssignment', true);
   const alg = opts.algorithm ?? 'auto';
   if (!['auto', 'dense', 'sparse'].includes(alg)) throw new SaeError('ERR_ARG', `option algorithm must be 'auto', 'dense' or 'sparse', got ${String(alg)}`);
   const k = opts.candidates ?? 16;
@@ -72,13 +72,6 @@ export const MAX_CANDIDATES = 65536;
 const ASSIGNMENT_OPTIONS = ['maximize', 'algorithm', 'candidates', 'returnDuals', 'device'];
 
 /** opts must be undefined or a plain object whose keys are all known (a typo is an error, not a silent default). */
-function checkOptions(opts: unknown, known: readonly string[], fn: string): void {
-  if (opts === undefined) return;
-  if (typeof opts !== 'object' || opts === null || Array.isArray(opts)) throw new SaeError('ERR_ARG', `${fn} options must be an object, got ${describe(opts)}`);
-  for (const key of Object.keys(opts))
-    if (!known.includes(key)) throw new SaeError('ERR_ARG', `${fn}: unknown option '${key}' (known: ${known.join(', ')})`);
-}
-
 /** The device of the sparse path's passes: CUDA only for float32 costs (the device passes read float32). */
 function assignmentDevice(requested: Device | undefined, float32: boolean): 'cpu' | 'cuda' {
   return resolveDevice(requested, { supported: float32 });
@@ -133,7 +126,7 @@ export async function solveAssignmentAsync(cost: CostMatrix, opts: AssignmentOpt
  * Correlations must be finite (ERR_NONFINITE) and within [-1, 1] up to 1e-4 of rounding (ERR_RANGE).
  */
 export function alignLatents(r: Pick<CorrelationResult, 'correlation' | 'aliveA' | 'aliveB'>, opts: { signed?: boolean; device?: Device } = {}): Int32Array {
-  checkOptions(opts, ['signed', 'device'], 'alignLatents');
+  checkOptionKeys(opts, ['signed', 'device'], 'alignLatents', true);
   if (opts.signed !== undefined && typeof opts.signed !== 'boolean') throw new SaeError('ERR_ARG', `option signed must be a boolean, got ${String(opts.signed)}`);
   const c: Matrix = r?.correlation;
   if (!c || !(c.data instanceof Float32Array)) throw new SaeError('ERR_ARG', 'alignLatents needs a correlation result (CorrelationAccumulator.result())');

@@ -7,8 +7,13 @@ import { InvalidArgumentError } from 'commander';
 
 const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
 
+/** A plain decimal's value, or NaN (hex, empty, "Infinity", trailing text). */
+export function plainDecimal(v: string): number {
+  return DECIMAL.test(v.trim()) ? Number(v) : NaN;
+}
+
 function decimal(v: string, expected: string): number {
-  const n = DECIMAL.test(v.trim()) ? Number(v) : NaN;
+  const n = plainDecimal(v);
   if (!Number.isFinite(n)) throw new InvalidArgumentError(`expected ${expected}`);
   return n;
 }

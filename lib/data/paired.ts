@@ -158,6 +158,17 @@ export class Normalizer {
     this.mean = mean;
   }
 
+  /**
+   * What a model's cfg.json records of this normalization, so that a checkpoint copied out of its run or pair
+   * still encodes like it: the kind and, for center+l2, that modality's mean. A shared SAE ('shared' or any
+   * other name) under center+l2 has two means, so nothing is recorded for it (the run's normalization.json stays
+   * the source).
+   */
+  record(model: string): { kind: Normalization; mean?: Float32Array } | undefined {
+    if (model === 'image' || model === 'text') return { kind: this.kind, ...(this.mean[model] ? { mean: this.mean[model] } : {}) };
+    return this.kind === 'center+l2' ? undefined : { kind: this.kind };
+  }
+
   /** Normalizes `rows` rows of `data` ([rows, dim]) in place. */
   apply(side: Modality, data: Float32Array, rows: number, dim: number): void {
     checkModality(side);

@@ -50,7 +50,7 @@ import {
   type SweepOptions,
 } from './settings.js';
 import { summarize, type FitSummary } from './summary.js';
-import { sameRun, trainOrReuse } from './train-stage.js';
+import { trainOrReuse } from './train-stage.js';
 
 export { toJson } from './cache.js';
 export { heterogeneityOfRun } from '../eval/heterogeneity.js';

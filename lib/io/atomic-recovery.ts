@@ -90,7 +90,8 @@ async function completeCopy(c: Leftover): Promise<number | null> {
   return st.mtimeMs;
 }
 
-function processAlive(pid: number): boolean {
+/** Whether a process with this pid exists (EPERM: it exists but is not ours). */
+export function processAlive(pid: number): boolean {
   if (pid === process.pid) return true;
   try {
     process.kill(pid, 0);

@@ -110,7 +110,8 @@ export async function checkReplaceable(dir: string, names: string[] = [], kind: 
   const what = kind ? OWN_KIND_WORDS[kind] : 'this directory';
   if (existing === null)
     throw new SaeError('ERR_IO', `${dir} holds files crossmodal-sae did not write (its ${listSome(await fs.readdir(dir))} are not ${what}'s); refusing to replace it: move them away, or choose another directory`);
-  throw new SaeError('ERR_IO', `${dir} holds ${OWN_KIND_WORDS[existing]}; refusing to replace it with ${kind ? OWN_KIND_WORDS[kind] : 'other files'}: choose another directory (or remove it first)`);
+  const hint = kind === 'sae-export' && existing === 'sae-checkpoint' ? ' (the model itself? a crossmodal-sae checkpoint is never replaced by its export)' : '';
+  throw new SaeError('ERR_IO', `${dir} holds ${OWN_KIND_WORDS[existing]}; refusing to replace it with ${kind ? OWN_KIND_WORDS[kind] : 'other files'}${hint}: choose another directory (or remove it first)`);
 }
 
 /** Saves to the same directory from one process run one after the other. */

@@ -11,18 +11,14 @@
  * A normalization a layout cannot express ('center+l2'; 'l2' for sparsify) is refused unless
  * `normalizedInput` says the caller normalizes the inputs itself (recorded in the export's metadata).
  */
-import { readdirSync } from 'node:fs';
-import path from 'node:path';
-
 import type { Normalization } from '../data/paired.js';
 import { SaeError } from '../errors.js';
 import type { TopKSAE } from '../sae/topk-sae.js';
 import { VERSION } from '../version.js';
 import { writeDirectoryAtomic } from './atomic.js';
-import { ensureDirectorySync, fileKind, readRegularFileSync, statOrNull } from './files.js';
-import { copyWeights, firstNonFinite, foldInputScale, isObject, tensorIn, type Json } from './formats/common.js';
+import { copyWeights, firstNonFinite, foldInputScale, tensorIn, type Json } from './formats/common.js';
 import { saelensConfig, SAELENS_WEIGHTS_FILE, type ExportSource } from './formats/saelens.js';
-import { sparsifyFiles, SPARSIFY_WEIGHTS_FILE } from './formats/sparsify.js';
+import { sparsifyFiles } from './formats/sparsify.js';
 import { serializeSafetensors, type TensorToWrite } from './safetensors.js';
 
 export type ExportFormat = 'saelens' | 'sparsify';
@@ -53,31 +49,6 @@ export interface ExportResult {
 }
 
 /** Files an SAE checkpoint directory (ours, SAELens, sparsify) may hold: only such a directory is replaced. */
-const CHECKPOINT_FILES = new Set(['cfg.json', SAELENS_WEIGHTS_FILE, SPARSIFY_WEIGHTS_FILE, 'sparsity.safetensors', 'trainer_state.safetensors', 'activation_scaler.json']);
-
-function checkTarget(dir: string): void {
-  const st = statOrNull(dir);
-  if (!st) {
-    ensureDirectorySync(path.dirname(path.resolve(dir)), 'parent directory of the export');
-    return;
-  }
-  if (!st.isDirectory()) throw new SaeError('ERR_IO', `export directory ${dir} is ${fileKind(st)}; give a new or an SAE checkpoint directory`);
-  const entries = readdirSync(dir);
-  const foreign = entries.filter((e) => !CHECKPOINT_FILES.has(e));
-  if (foreign.length)
-    throw new SaeError('ERR_IO', `refusing to replace ${dir}: it holds ${foreign.slice(0, 5).join(', ')}${foreign.length > 5 ? ', ...' : ''}, which are not SAE checkpoint files; choose an empty or new directory`);
-  if (entries.includes('cfg.json')) {
-    let cfg: unknown = null;
-    try {
-      cfg = JSON.parse(readRegularFileSync(path.join(dir, 'cfg.json'), 'checkpoint config').toString('utf8'));
-    } catch {
-      /* unreadable: refused below */
-    }
-    if (!isObject(cfg) || 'cmsae' in cfg)
-      throw new SaeError('ERR_IO', `refusing to replace ${dir}: it holds ${isObject(cfg) ? 'a crossmodal-sae checkpoint (the model itself?)' : 'an unreadable cfg.json'}; export to another directory`);
-  }
-}
-
 function normalizationOf(n: ExportOptions['normalization']): { kind: Normalization; mean?: number[] } {
   if (n === undefined) return { kind: 'none' };
   const kind = typeof n === 'string' ? n : n?.kind;
@@ -169,7 +140,6 @@ export async function exportSae(sae: TopKSAE, dir: string, opts: ExportOptions):
   } else {
     files = sparsifyFiles(w, { k: o.k, normalizeDecoder: o.normalizeDecoder, dtype, metadata: { format: 'pt', cmsae_version: VERSION, cmsae_export: JSON.stringify(record) } });
   }
-  checkTarget(dir);
-  await writeDirectoryAtomic(dir, files);
+  await writeDirectoryAtomic(dir, files); // replaces only an empty directory or an earlier export
   return { dir, format, files: Object.keys(files), normalization: carried, notes };
 }

@@ -127,15 +127,6 @@ export function statOrNull(file: string): Stats | null {
   }
 }
 
-/** True when `file` is an existing regular file (a FIFO, directory or missing path is false). */
-export function isRegularFile(file: string): boolean {
-  try {
-    return statSync(file).isFile();
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Creates `dir` and its missing parents one component at a time (mkdir -p that cannot spin): every existing
  * component must be a directory, and a component that cannot be created is an ERR_IO naming it.

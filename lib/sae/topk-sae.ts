@@ -5,7 +5,7 @@ import { native } from '../native/load.js';
 import { QueuedHandle } from '../native/queued-handle.js';
 import type { NativeSaeHandle, NativeStepStats } from '../native/types.js';
 import type { Matrix, SparseCodes } from '../types.js';
-import { checkCodes, checkFloatArray, checkMatrix, describe } from '../validate.js';
+import { checkCodes, checkFloatArray, checkMatrix, checkOptionKeys, describe } from '../validate.js';
 import { DeviceRows } from './device-rows.js';
 import { nativeOptions, resolveOptions, type ResolvedOptions, type TopKSAEOptions } from './options.js';
 
@@ -364,11 +364,6 @@ function stepOptions<T extends { lr: number; pair?: unknown }>(opts: T, method: 
   checkOptionKeys(opts, ['lr', 'pair'], method);
   checkLr(opts.lr);
   return opts;
-}
-
-function checkOptionKeys(opts: unknown, known: readonly string[], method: string): void {
-  if (typeof opts !== 'object' || opts === null) throw new SaeError('ERR_ARG', `${method} options must be an object, got ${describe(opts)}`);
-  for (const key of Object.keys(opts)) if (!known.includes(key)) throw new SaeError('ERR_ARG', `${method}: unknown option '${key}' (known: ${known.join(', ')})`);
 }
 
 function checkLr(lr: unknown): number {

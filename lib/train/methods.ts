@@ -5,6 +5,7 @@
  * left as they were.
  */
 import { SaeError } from '../errors.js';
+import { firstNonFinite } from '../io/formats/common.js';
 import { DeviceRows } from '../sae/device-rows.js';
 import type { TopKSAEOptions } from '../sae/options.js';
 import { TopKSAE, type StepResult } from '../sae/topk-sae.js';
@@ -132,15 +133,9 @@ export function methodStepResident(
   return jointUpdate(models, models.image.forwardBackwardRows(image, idx), models.text.forwardBackwardRows(text, idx), lr, t);
 }
 
-/** The index of the first element that is not finite, or -1. */
-function firstNonFinite(a: Float32Array | Float64Array): number {
-  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i])) return i;
-  return -1;
-}
-
 /**
- * ERR_DIVERGED when a model's weights or optimizer moments hold a value that is not finite. Run once before
- * every save (a linear scan of what the save copies out anyway), so a diverged model is never written.
+ * ERR_DIVERGED when a model's weights or optimizer moments hold a value that is not finite (the trainer asks
+ * when a validation FVU is not finite; saves refuse such a model themselves).
  */
 export function checkModelsFinite(models: MethodModels): void {
   for (const [name, sae] of namedModels(models)) {

@@ -20,7 +20,7 @@ import { ReconstructionAccumulator } from '../eval/reconstruction.js';
 import { Normalizer, PairedEmbeddings, epochOrder, readBatch, scanRowsAsync, splitRows, type Modality } from '../data/paired.js';
 import { SaeError, isSaeError } from '../errors.js';
 import { writeDirectoryAtomic, writeFileAtomic, recoverDirectory } from '../io/atomic.js';
-import { checkpointFiles, saveSae, type SaveOptions } from '../io/checkpoint.js';
+import { checkpointFiles, saveSae } from '../io/checkpoint.js';
 import { sealJson, unsealJson } from '../io/json-seal.js';
 import { ensureDirectory, fsError, readTextFile } from '../io/files.js';
 import { DeviceRows } from '../sae/device-rows.js';
@@ -342,12 +342,22 @@ export class Trainer extends EventEmitter {
     await writeFileAtomic(file, keep.length ? keep.join('\n') + '\n' : '');
   }
 
-  /** Writes the checkpoint directory (never for a model whose parameters are not finite) and emits 'checkpoint'. */
+  /**
+   * Writes the checkpoint directory and emits 'checkpoint'. checkpointFiles refuses a model whose parameters or
+   * moments are not finite (ERR_NONFINITE, nothing written); for a run that is a divergence.
+   */
   async #saveCheckpoint(models: MethodModels, state: CheckpointState, norm: Normalizer): Promise<void> {
-    checkModelsFinite(models);
     const files: Record<string, Uint8Array | string> = {};
-    for (const [prefix, sae] of namedModels(models))
-      for (const [name, f] of Object.entries(checkpointFiles(sae, { includeTrainingState: true, normalization: normalizationOf(norm, prefix) }))) files[`${prefix}/${name}`] = f;
+    for (const [prefix, sae] of namedModels(models)) {
+      let own: Record<string, Uint8Array | string>;
+      try {
+        own = checkpointFiles(sae, { includeTrainingState: true, normalization: norm.record(prefix) });
+      } catch (e) {
+        if (isSaeError(e, 'ERR_NONFINITE')) throw new SaeError('ERR_DIVERGED', `the ${prefix} SAE: ${e.message}`, { cause: e });
+        throw e;
+      }
+      for (const [name, f] of Object.entries(own)) files[`${prefix}/${name}`] = f;
+    }
     files['state.json'] = sealJson({ ...state });
     const dir = runPaths(this.runDir).checkpoint;
     await writeDirectoryAtomic(dir, files);
@@ -357,7 +367,6 @@ export class Trainer extends EventEmitter {
   /** The checkpoint's state and models, checked against this run (`steps` per epoch) before training goes on. */
   async #loadCheckpoint(steps: number): Promise<{ state: CheckpointState; models: MethodModels }> {
     const p = runPaths(this.runDir);
-    const dir = p.checkpoint;
     let text: string;
     try {
       text = await readTextFile(p.checkpointState, 'checkpoint state');
@@ -392,7 +401,7 @@ export class Trainer extends EventEmitter {
     const out: Record<string, string> = {};
     for (const [name, sae] of namedModels(models)) {
       out[name] = p.final(name as 'shared' | 'image' | 'text');
-      await saveSae(sae, out[name], { includeTrainingState: false, normalization: normalizationOf(norm, name) });
+      await saveSae(sae, out[name], { includeTrainingState: false, normalization: norm.record(name) });
     }
     if (this.config.method === 'posthoc' && models.kind === 'separate') {
       const pair = await alignModels(models.image, models.text, data, train, norm, this.config.align, (done) => this.emit('align', done));
@@ -409,15 +418,6 @@ export class Trainer extends EventEmitter {
 
 export { trainingRows };
 
-/**
- * The normalization recorded in a model's cfg.json, so that a checkpoint copied out of its run still encodes
- * like it: the kind and, for center+l2, that modality's mean. A shared SAE under center+l2 has two means, so
- * nothing is recorded for it (its run's normalization.json stays the source).
- */
-function normalizationOf(norm: Normalizer, model: string): SaveOptions['normalization'] {
-  if (model === 'image' || model === 'text') return { kind: norm.kind, ...(norm.mean[model] ? { mean: norm.mean[model] } : {}) };
-  return norm.kind === 'center+l2' ? undefined : { kind: norm.kind };
-}
 
 /**
  * The post-hoc alignment: encode the training pairs (the first `samples` in file order, 0 = all) with both

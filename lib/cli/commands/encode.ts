@@ -10,6 +10,7 @@ import path from 'node:path';
 import { SaeError } from '../../errors.js';
 import { EmbeddingFile } from '../../io/embeddings.js';
 import { checkOutputFile, fsError, statOrNull } from '../../io/files.js';
+import { processAlive } from '../../io/atomic-recovery.js';
 import { loadCliModel } from '../model.js';
 import { positiveInt, rowsDim } from '../parse.js';
 
@@ -41,15 +42,6 @@ export function codesHeader(n: number, k: number, metadata: Record<string, strin
   return out;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Removes `<out>.tmp-<pid>` files whose process no longer exists (killed encodes); returns their names. */
 export function removeStaleTemps(out: string): string[] {
   const dir = path.dirname(path.resolve(out));
@@ -64,7 +56,7 @@ export function removeStaleTemps(out: string): string[] {
   for (const e of entries) {
     if (!e.startsWith(prefix)) continue;
     const pid = e.slice(prefix.length);
-    if (!/^[1-9][0-9]*$/.test(pid) || Number(pid) === process.pid || alive(Number(pid))) continue;
+    if (!/^[1-9][0-9]*$/.test(pid) || Number(pid) === process.pid || processAlive(Number(pid))) continue;
     const file = path.join(dir, e);
     if (!statOrNull(file)?.isFile()) continue;
     rmSync(file, { force: true });

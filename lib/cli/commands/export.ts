@@ -26,7 +26,7 @@ export function registerExport(program: Command): void {
     .description('write an SAE in SAELens (cfg.json + sae_weights.safetensors) or sparsify (cfg.json + sae.safetensors) layout')
     .requiredOption('--model <dir>', 'an SAE checkpoint (e.g. runs/x/final/image) or an aligned pair (with --side)')
     .requiredOption('--format <saelens|sparsify>', 'the layout to write')
-    .requiredOption('--out <dir>', 'the directory to write (new, empty, or an SAE checkpoint directory to replace)')
+    .requiredOption('--out <dir>', 'the directory to write (new, empty, or an earlier export to replace)')
     .option('--side <image|text>', 'which SAE of an aligned pair')
     .option('--normalization <kind>', "the input normalization the SAE was trained with (default: its run's, as cmsae encode)")
     .option('--normalized-input', 'write the weights as trained, for inputs you normalize yourself (recorded in the metadata)')

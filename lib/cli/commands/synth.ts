@@ -12,13 +12,13 @@ import { resolveSweep, runAlphaSweep, runLambdaSweep, type SweepOverrides, type 
 import type { SynthOptions } from '../../synth/generator.js';
 import type { ReconstructionMetric, RecoveryMetric } from '../../synth/metrics.js';
 import type { RunRecord, SweepSettings } from '../../synth/sweep.js';
-import { positiveInt } from '../parse.js';
+import { nonNegativeInt, plainDecimal, positiveInt } from '../parse.js';
 
 /** A number written plainly or as a fraction (1/64). */
 function numberOrFraction(t: string): number {
   const parts = t.trim().split('/');
   if (parts.length > 2 || parts.some((p) => p.trim() === '')) return NaN;
-  const xs = parts.map(Number);
+  const xs = parts.map(plainDecimal);
   return xs.length === 2 ? xs[0] / xs[1] : xs[0];
 }
 
@@ -38,12 +38,6 @@ const positive = (v: string) => {
   if (!(Number.isFinite(x) && x > 0)) throw new InvalidArgumentError('expected a number > 0');
   return x;
 };
-const count = (v: string) => {
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected an integer >= 0');
-  return n;
-};
-
 type DataFlags = Pick<SynthOptions, 'd' | 'nShared' | 'nImage' | 'nText' | 'sparsity' | 'noise' | 'nTrain' | 'nEval' | 'maxInterference' | 'boundAcrossBlocks' | 'l2Normalize'>;
 
 interface SynthFlags extends DataFlags {
@@ -137,8 +131,8 @@ function register(parent: Command, kind: 'alpha-sweep' | 'lambda-sweep'): void {
     // data
     .option('--d <n>', 'embedding width (default 256)', positiveInt)
     .option('--n-shared <n>', 'shared concepts (default 1024; quick 512)', positiveInt)
-    .option('--n-image <n>', 'image-only concepts (default 512; quick 256)', count)
-    .option('--n-text <n>', 'text-only concepts (default 512; quick 256)', count)
+    .option('--n-image <n>', 'image-only concepts (default 512; quick 256)', nonNegativeInt)
+    .option('--n-text <n>', 'text-only concepts (default 512; quick 256)', nonNegativeInt)
     .option('--sparsity <s>', 'probability that a concept is inactive in a row, in [0, 1) (default 0.99; quick 0.98)', inRange(0, 1, 'right-open'))
     .option('--noise <σ>', 'observation noise std, in [0, 10] (default 0.05)', inRange(0, 10, 'closed'))
     .option('--n-train <n>', 'training pairs (default 50000; quick 20000)', positiveInt)

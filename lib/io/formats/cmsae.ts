@@ -7,7 +7,6 @@
  * cfg.cmsae.checksums holds the sha256 of each file of the checkpoint; the one of cfg.json itself is
  * computed over its text with that digest replaced by 64 zeros.
  */
-import { createHash } from 'node:crypto';
 
 import type { Normalization } from '../../data/paired.js';
 import { SaeError } from '../../errors.js';
@@ -18,12 +17,8 @@ import { isObject, type Json } from './common.js';
 import { unknownSaelensFields } from './saelens.js';
 
 export const FORMAT_VERSION = 1;
-export const ZERO_DIGEST = '0'.repeat(64);
 const HEX64 = /^[0-9a-f]{64}$/;
-
-export function sha256(data: Uint8Array | string): string {
-  return createHash('sha256').update(data).digest('hex');
-}
+export { ZERO_DIGEST, sealConfigText, sha256, verifyConfigText, verifyFileChecksum } from '../digest.js';
 
 /** The input normalization recorded with a checkpoint (the mean of its modality for center+l2). */
 export interface NormalizationRecord {
@@ -133,27 +128,6 @@ export function parseOwnConfig(cfg: Json, file: string): OwnConfig {
     normalization: c.normalization === undefined ? null : normalizationRecord(c.normalization, resolved.d, file),
     checksums,
   };
-}
-
-/** cfg.json text with its self-checksum filled in: `cfg.cmsae.checksums[name]` must hold ZERO_DIGEST. */
-export function sealConfigText(text: string): string {
-  const marker = `"${ZERO_DIGEST}"`;
-  if (text.indexOf(marker) !== text.lastIndexOf(marker) || text.indexOf(marker) < 0) throw new SaeError('ERR_INTERNAL', 'cfg.json checksum placeholder is not unique');
-  return text.replace(marker, `"${sha256(text)}"`);
-}
-
-/** Checks cfg.json's self-checksum (`claimed`) against its text. */
-export function verifyConfigText(text: string, claimed: string, file: string): void {
-  const quoted = `"${claimed}"`;
-  const at = text.indexOf(quoted);
-  if (at < 0 || text.indexOf(quoted, at + 1) >= 0) throw new SaeError('ERR_FORMAT', `${file}: its checksum field cannot be located (corrupt file)`);
-  const zeroed = text.slice(0, at) + `"${ZERO_DIGEST}"` + text.slice(at + quoted.length);
-  if (sha256(zeroed) !== claimed) throw new SaeError('ERR_FORMAT', `${file} is corrupt: its sha256 does not match the checksum it records (bit flip or edited file)`);
-}
-
-export function verifyFileChecksum(bytes: Uint8Array, claimed: string | undefined, file: string, cfgFile: string): void {
-  if (claimed === undefined) throw new SaeError('ERR_FORMAT', `${file} is not part of this checkpoint: ${cfgFile} records no checksum for it`);
-  if (sha256(bytes) !== claimed) throw new SaeError('ERR_FORMAT', `${file} is corrupt: its sha256 does not match the one recorded in ${cfgFile} (bit flip, truncation or a file from another checkpoint)`);
 }
 
 /**
