@@ -44,6 +44,7 @@ function route() {
     const on = a.dataset.view === name || (name === 'concept' && a.dataset.view === 'concepts');
     if (on) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
   }
+  if (current && current.view !== view) current.view.unmount?.(); // leaving a view: let it free what it holds
   if (!view) {
     current = null;
     main.replaceChildren(h('h1', { tabindex: -1 }, 'Not found'), h('p', null, 'No view is called ', h('code', null, name), '. ', h('a', { href: '#/concepts' }, 'Go to the concept list'), '.'));

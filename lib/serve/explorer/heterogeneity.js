@@ -28,8 +28,17 @@ function pointsOf(body) {
   }));
 }
 
+let embedded = null; // the vega-embed result on screen
+
 export const heterogeneityView = {
+  unmount() {
+    embedded?.finalize(); // stops the view's listeners and removes its tooltip handler
+    embedded = null;
+    document.getElementById('vg-tooltip-element')?.classList.remove('visible');
+  },
+
   async mount(main, ctx) {
+    heterogeneityView.unmount();
     ctx.title('Heterogeneity');
     const chart = h('div', { id: 'het-chart', class: 'chart' });
     const status = h('p', { role: 'status' }, 'Loading…');
@@ -72,6 +81,7 @@ export const heterogeneityView = {
     };
     const result = await window.vegaEmbed(chart, spec, { actions: { export: true, source: false, compiled: false, editor: false }, renderer: alive.length > 3000 ? 'canvas' : 'svg' });
     if (!ctx.isCurrent()) { result.finalize(); return; }
+    embedded = result;
     result.view.addEventListener('click', (_event, item) => {
       if (item && item.datum && Number.isInteger(item.datum.id)) ctx.navigate(conceptHref(item.datum.id));
     });
