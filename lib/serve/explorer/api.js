@@ -43,3 +43,9 @@ export function info() {
   infoPromise ??= get('/v1/info').catch((e) => { infoPromise = null; throw e; });
   return infoPromise;
 }
+
+/** The corpus sizes an /v1/info answer gives ({ images, texts }), or null when the service has no corpus. */
+export function corpusSizes(i) {
+  const c = i.corpus ? { images: i.corpus.images, texts: i.corpus.captions } : i.concepts && i.concepts.corpus ? i.concepts.corpus : null;
+  return c && c.images > 0 && c.texts > 0 ? { images: c.images, texts: c.texts } : null;
+}

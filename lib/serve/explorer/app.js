@@ -1,5 +1,5 @@
 // The explorer's entry: hash routing (#/concepts, #/concept/12, #/heterogeneity, #/pair), the header's facts.
-import { info } from './api.js';
+import { corpusSizes, info } from './api.js';
 import { h } from './dom.js';
 import { conceptList } from './list.js';
 import { conceptPage } from './concept.js';
@@ -69,8 +69,8 @@ async function header() {
   const el = document.getElementById('info');
   try {
     const i = await info();
-    const c = i.concepts && i.concepts.corpus;
-    el.textContent = `m = ${i.m} concepts · d = ${i.d}` + (c ? ` · corpus: ${c.images} images, ${c.texts} captions` : ' · no concept index');
+    const c = corpusSizes(i);
+    el.textContent = `m = ${i.m} concepts · d = ${i.d}` + (c ? ` · corpus: ${c.images} images, ${c.texts} captions` : ' · no corpus') + (i.concepts ? '' : ' · no concept index');
   } catch (e) {
     el.textContent = `The service did not answer /v1/info: ${e.message}`;
   }

@@ -1,6 +1,6 @@
 // The pair view: pick a corpus image and a caption, POST /v1/explain, and see the concepts both activate with each
 // one's share of the match. The chosen rows live in the hash (#/pair?image=3&text=9).
-import { get, info, post } from './api.js';
+import { corpusSizes, get, info, post } from './api.js';
 import { conceptHref, h, imageFigure, labelText, num, pct } from './dom.js';
 
 let ui = null;
@@ -20,7 +20,7 @@ export const pairView = {
     let sizes;
     try {
       const i = await info();
-      sizes = i.concepts && i.concepts.corpus ? i.concepts.corpus : null;
+      sizes = corpusSizes(i);
     } catch (e) {
       main.append(h('p', { class: 'error', role: 'alert' }, `The service did not answer /v1/info: ${e.message}`));
       return;

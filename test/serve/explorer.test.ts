@@ -1,0 +1,184 @@
+/**
+ * The web explorer in a real browser: a tiny toy run (toy dataset, post-hoc pair, concept index) served by the real
+ * createService on a loopback port, driven by headless Chromium through playwright-core (one launch). It sorts,
+ * searches, opens a concept, reads its captions, opens the heterogeneity and pair views, and fails on any console
+ * error, page error, failed request or HTTP error answer. Screenshots go to $CMSAE_SCREENSHOTS (else a temp dir).
+ * Skips, saying so, only where no Chromium exists.
+ */
+import { expect } from 'chai';
+import { existsSync, mkdirSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+
+import { ConceptIndex, Trainer, conceptIndexFor, createService, generateToy, writeToy } from '../../lib/index.js';
+import { tempDir } from '../helpers/tmp.js';
+
+type Service = Awaited<ReturnType<typeof createService>>;
+
+const CHROMIUM_CANDIDATES = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'].filter((p): p is string => !!p);
+const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'];
+
+/** A toy dataset, a post-hoc pair trained on it for a few epochs, and the pair's concept index (a few seconds). */
+async function toyRun(dir: string): Promise<{ index: ConceptIndex; pairDir: string }> {
+  const toyDir = path.join(dir, 'toy');
+  await writeToy(toyDir, generateToy({ d: 48, objects: 16, imageAttributes: 6, textAttributes: 6, trainPairs: 4000, evalImages: 150, captionsPerImage: 2, zeroShotImages: 40, externalDim: 8, seed: 5 }));
+  const run = await new Trainer({
+    method: 'posthoc',
+    data: { image: { path: path.join(toyDir, 'train_image.npy') }, text: { path: path.join(toyDir, 'train_text.npy') }, valFraction: 0 },
+    sae: { m: 64, k: 4 },
+    train: { epochs: 8, batchSize: 200, lr: 3e-3, schedule: 'warmup-constant', warmupRatio: 0.02 },
+  }, { out: path.join(dir, 'run') }).run();
+  const pairDir = run.models.pair!;
+  const { index } = await conceptIndexFor(pairDir, { toy: toyDir }, { topN: 8, partners: 4 });
+  return { index, pairDir };
+}
+
+describe('web explorer in headless Chromium', function () {
+  this.timeout(180_000);
+  const executablePath = CHROMIUM_CANDIDATES.find((p) => existsSync(p));
+  const tmp = tempDir('cmsae-explorer-');
+  const shots = process.env.CMSAE_SCREENSHOTS || path.join(tmp.dir, 'screenshots');
+  let index: ConceptIndex;
+  let app: Service | null = null;
+  let browser: Browser | null = null;
+  let page: Page;
+  let base = '';
+  const problems: string[] = [];
+
+  before(async function () {
+    if (!executablePath) {
+      console.log(`      (skipped: no Chromium at ${CHROMIUM_CANDIDATES.join(', ')}; install Debian's with 'apt-get install -y chromium' or set CHROMIUM_PATH)`);
+      this.skip();
+    }
+    mkdirSync(shots, { recursive: true });
+    const run = await toyRun(tmp.dir);
+    index = run.index;
+    app = await createService({ pair: run.pairDir, concepts: index, logger: false });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+    browser = await chromium.launch({ executablePath, args: CHROMIUM_FLAGS, headless: true });
+    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    page.on('console', (m) => { if (m.type() === 'error') problems.push(`console error: ${m.text()}`); });
+    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    page.on('requestfailed', (r) => problems.push(`request failed: ${r.url()} (${r.failure()?.errorText})`));
+    page.on('response', (r) => { if (r.status() >= 400) problems.push(`HTTP ${r.status()}: ${r.url()}`); });
+  });
+
+  after(async () => {
+    await browser?.close();
+    await app?.close();
+    if (!process.env.CMSAE_SCREENSHOTS) console.log(`      screenshots: ${shots} (removed; set CMSAE_SCREENSHOTS to keep them)`);
+    tmp.cleanup();
+  });
+
+  afterEach(function () {
+    if (this.currentTest?.state !== 'pending') expect(problems, problems.join('\n')).to.deep.equal([]);
+  });
+
+  const shot = (name: string) => page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
+  /** The text of one column of the concept list's body rows. */
+  const column = (i: number) => page.locator(`table.concepts tbody tr td:nth-child(${i})`).allInnerTexts();
+
+  it('lists the concepts, and a column header sorts them (again: the other way)', async () => {
+    await page.goto(`${base}/`);
+    await page.locator('table.concepts tbody tr').first().waitFor();
+    const summaries = index.summaries();
+    expect(await page.locator('#concept-status').innerText()).to.contain(`of ${summaries.length}`);
+    await page.getByRole('button', { name: /Decoder distance/ }).click();
+    await page.waitForFunction(() => location.hash.includes('sort=decoderDistance'));
+    await page.locator('th[aria-sort="descending"] >> text=Decoder distance').waitFor();
+    const want = [...summaries].sort((a, b) => b.decoderDistance - a.decoderDistance || a.id - b.id).slice(0, 50);
+    await page.waitForFunction((id) => document.querySelector('table.concepts tbody tr td')?.textContent === String(id), want[0].id);
+    expect((await column(1)).map(Number)).to.deep.equal(want.map((c) => c.id));
+    await page.getByRole('button', { name: /Decoder distance/ }).click(); // ascending now
+    const up = [...summaries].sort((a, b) => a.decoderDistance - b.decoderDistance || a.id - b.id);
+    await page.waitForFunction((id) => document.querySelector('table.concepts tbody tr td')?.textContent === String(id), up[0].id);
+    const dists = (await column(6)).map(Number);
+    for (let i = 1; i < dists.length; i++) expect(dists[i]).to.be.at.least(dists[i - 1]);
+    await shot('list-sorted');
+  });
+
+  it('searches the list by a label word', async () => {
+    const labelled = index.summaries().filter((c) => c.label !== '');
+    expect(labelled.length, 'the toy run has labelled concepts').to.be.above(0);
+    // The route keeps the labels with a word starting with the query (docs/serve.md): 'dog' finds 'dog' and 'dogs'.
+    const tokens = (label: string) => label.toLowerCase().split(/[^\p{L}\p{N}]+/u);
+    const hasWord = (label: string, w: string) => tokens(label).some((t) => t.startsWith(w));
+    const word = tokens(labelled[0].label)[0];
+    const expected = labelled.filter((c) => hasWord(c.label, word)).map((c) => c.id);
+    await page.getByLabel('Label word').fill(word);
+    await page.getByLabel('Label word').press('Enter');
+    await page.waitForFunction((w) => new URLSearchParams(location.hash.split('?')[1]).get('q') === w, word);
+    await page.locator('#concept-status', { hasText: `of ${expected.length} matching` }).waitFor();
+    const labels = await column(2);
+    expect(labels).to.have.length(Math.min(50, expected.length));
+    for (const l of labels) expect(hasWord(l, word), `${l} has a word starting with ${word}`).to.equal(true);
+    expect((await column(1)).map(Number).sort((a, b) => a - b)).to.deep.equal(expected.slice(0, 50).sort((a, b) => a - b));
+    await shot('list-search');
+  });
+
+  it('opens a concept from the list and shows its top captions and images (Figure 3 view) and partners', async () => {
+    const first = await page.locator('table.concepts tbody tr').first();
+    const id = Number(await first.locator('td').first().innerText());
+    await first.getByRole('link').click();
+    await page.waitForFunction((i) => location.hash === `#/concept/${i}`, id);
+    await page.locator('.top-captions li').first().waitFor();
+    const c = index.concept(id);
+    const captions = (await page.locator('.top-captions li q').allInnerTexts());
+    expect(captions).to.deep.equal(index.captions(c.topCaptions.map((t) => t.row)));
+    const imageRows = await page.locator('.top-images figcaption .row').allInnerTexts();
+    expect(imageRows).to.deep.equal(c.topImages.map((t) => `row ${t.row}`));
+    expect(await page.locator('h1').innerText()).to.contain(c.label);
+    expect(await page.locator('.stats').innerText()).to.contain(c.decoderDistance.toFixed(3));
+    expect(await page.locator('.partners-table tbody tr').count()).to.equal(c.imagePartners.length + c.textPartners.length);
+    expect(await page.title()).to.contain(`Concept ${id}`);
+    await shot('concept');
+    const partner = c.imagePartners.find((p) => p.index !== id);
+    if (partner) {
+      await page.locator('.partners-table a', { hasText: `Concept ${partner.index}` }).first().click();
+      await page.waitForFunction((i) => location.hash === `#/concept/${i}`, partner.index);
+      await page.locator('h1', { hasText: `Concept ${partner.index}` }).waitFor();
+    }
+  });
+
+  it('draws the heterogeneity figure with vega-embed: a tooltip on hover, a click opens the concept', async () => {
+    await page.getByRole('link', { name: 'Heterogeneity' }).click();
+    const points = page.locator('#het-chart .mark-symbol path');
+    await points.first().waitFor();
+    const alive = index.summaries().filter((c) => c.alive.image && c.alive.text && Number.isFinite(c.correlation) && Number.isFinite(c.decoderDistance));
+    expect(await points.count()).to.equal(alive.length);
+    await shot('heterogeneity');
+    const point = points.nth(0);
+    await point.hover();
+    await page.locator('#vg-tooltip-element.visible').waitFor();
+    const tip = await page.locator('#vg-tooltip-element').innerText();
+    const id = Number(/concept\s+(\d+)/.exec(tip)?.[1]);
+    expect(Number.isInteger(id), tip).to.equal(true);
+    await point.click();
+    await page.waitForFunction((i) => location.hash === `#/concept/${i}`, id);
+    await page.locator('h1', { hasText: `Concept ${id}` }).waitFor();
+  });
+
+  it('explains a corpus image and one of its captions: the concepts both codes activate', async () => {
+    const active = (side: 'image' | 'text', row: number) => {
+      const c = index.codes(side);
+      const ids = new Set<number>();
+      for (let j = 0; j < c.k; j++) if (c.values[row * c.k + j] > 0) ids.add(c.indices[row * c.k + j]);
+      return ids;
+    };
+    const imageOf = (t: number) => index.imageOfText()?.[t] ?? t;
+    const sharedOf = (t: number) => { const img = active('image', imageOf(t)); return [...active('text', t)].filter((i) => img.has(i)).sort((a, b) => a - b); };
+    // The first caption that shares at least two concepts with its own image (the toy run has many).
+    let text = 0;
+    while (text < index.meta.corpus.texts && sharedOf(text).length < 2) text++;
+    expect(text, 'a caption sharing two concepts with its image').to.be.below(index.meta.corpus.texts);
+    const image = imageOf(text), shared = sharedOf(text);
+    await page.goto(`${base}/#/pair?image=${image}&text=${text}`);
+    await page.locator('table.shared tbody tr').first().waitFor();
+    const shown = (await page.locator('table.shared tbody tr td:first-child a').allInnerTexts()).map((t) => Number(t.split(':')[0])).sort((a, b) => a - b);
+    expect(shown).to.deep.equal(shared);
+    expect(await page.locator('blockquote.caption').innerText()).to.equal(index.captions([text])[0]);
+    await shot('pair');
+  });
+});
