@@ -4,9 +4,9 @@
  * (n Syy - Sy^2)) over the n pairs (text row t, image row imageOfText[t]); Sx, Sxx summed over t ascending; Sxy over
  * the image rows r where latent i is active (ascending), then the texts of r (ascending).
  */
-import { SaeError } from '../errors.js';
-import type { SparseCodes } from '../types.js';
-import type { ConceptStats, ConceptStatsInput, ConceptStatsOptions } from './stats.js';
+import { SaeError } from '../../lib/errors.js';
+import type { SparseCodes } from '../../lib/types.js';
+import type { ConceptStats, ConceptStatsInput, ConceptStatsOptions } from '../../lib/concepts/stats.js';
 
 /** Active (latent, value) slots of each row, checked: indices in [0, m), finite values, no latent twice in a row. */
 function activeSlots(c: SparseCodes, m: number, side: string): { latent: number; value: number }[][] {
