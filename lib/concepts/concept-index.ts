@@ -113,11 +113,13 @@ export class ConceptIndex {
   }
 
   imageRef(row: number): string | null {
-    return this.#d.imageRefs?.[this.#checkImageRow(row)] ?? null;
+    const r = this.#checkImageRow(row);
+    return this.#d.imageRefs?.[r] ?? null;
   }
 
   imageLabels(row: number): string[] | null {
-    const l = this.#d.imageLabels?.[this.#checkImageRow(row)];
+    const r = this.#checkImageRow(row);
+    const l = this.#d.imageLabels?.[r];
     return l ? l.slice() : null;
   }
 

@@ -201,7 +201,15 @@ void concept_index(const CodeRows& image, const CodeRows& text, const int32_t* i
       out.matched[i] = nan;
       if (!(vx[i] > 0)) continue;
       std::fill(acc.begin(), acc.end(), 0.0);
-      for (long p = LI.offsets[i]; p < LI.offsets[i + 1]; ++p) {
+      const long pe = LI.offsets[i + 1];
+      for (long p = LI.offsets[i]; p < pe; ++p) {
+        if (p + 8 < pe) {  // the text rows a few entries ahead: they are scattered over the corpus
+          const long ahead = texts[toff[LI.rows[p + 8]]];
+#if defined(__GNUC__)
+          __builtin_prefetch(text.idx + ahead * text.k);
+          __builtin_prefetch(text.val + ahead * text.k);
+#endif
+        }
         const long r = LI.rows[p];
         const double x = LI.values[p];
         for (long q = toff[r]; q < toff[r + 1]; ++q) {
