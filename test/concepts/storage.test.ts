@@ -20,7 +20,6 @@ describe('concept index: storage, corpus formats, CLI', function () {
     saved = path.join(tp.root, 'saved-index');
     await index.save(saved);
   });
-  after(() => tp?.cleanup());
 
   it('save/load round trip: every concept, caption, label and code comes back; the directory is a concept index', async () => {
     const back = await ConceptIndex.load(saved);

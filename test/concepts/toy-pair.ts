@@ -1,4 +1,4 @@
-/** A small toy dataset with a trained post-hoc pair, built once per test process (a few seconds on 2 cores). */
+/** A small toy dataset with a trained post-hoc pair, built once per test process and removed when it exits (a few seconds on 2 cores). */
 import path from 'node:path';
 
 import { Trainer, generateToy, writeToy } from '../../lib/index.js';
@@ -8,7 +8,6 @@ export interface ToyPair {
   root: string;
   toyDir: string;
   pairDir: string;
-  cleanup: () => void;
 }
 
 let cached: Promise<ToyPair> | null = null;
@@ -16,6 +15,7 @@ let cached: Promise<ToyPair> | null = null;
 export function toyPair(): Promise<ToyPair> {
   cached ??= (async () => {
     const { dir, cleanup } = tempDir('cmsae-concepts-');
+    process.once('exit', cleanup); // shared by the suites of this folder
     const toyDir = path.join(dir, 'toy');
     const toy = generateToy({ trainPairs: 8000, evalImages: 600, seed: 3 });
     await writeToy(toyDir, toy);
@@ -29,7 +29,7 @@ export function toyPair(): Promise<ToyPair> {
       { out: path.join(dir, 'run') },
     );
     const r = await t.run();
-    return { root: dir, toyDir, pairDir: r.models.pair, cleanup };
+    return { root: dir, toyDir, pairDir: r.models.pair };
   })();
   return cached;
 }

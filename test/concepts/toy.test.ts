@@ -10,7 +10,6 @@ describe('concept index on the toy dataset', function () {
   before(async () => {
     tp = await toyPair();
   });
-  after(() => tp?.cleanup());
 
   it('labels: for matched alive pairs whose top captions are dominated (>= 50%) by one object, the first label word is that object for >= 80%', async () => {
     const corpus = await loadConceptCorpus({ toy: tp.toyDir });
