@@ -114,6 +114,7 @@ export async function buildConceptIndex(pair: AlignedPair, corpus: ConceptCorpus
     topN,
     partners,
     corpus: { images: corpus.image.rows, texts: corpus.text.rows, hasImageRefs: corpus.imageRefs !== null },
+    imageRoot: typeof opts.imageRoot === 'string' && opts.imageRoot !== '' ? path.resolve(opts.imageRoot) : null,
     seconds: { encode: (t1 - t0) / 1000, index: (t2 - t1) / 1000 },
   };
   return new ConceptIndex({

@@ -58,7 +58,7 @@ export function registerConcepts(program: Command): void {
       const corpus: CorpusSpec = f.toy !== undefined ? { toy: f.toy } : Object.fromEntries(Object.entries(files).filter(([, v]) => v !== undefined));
       const t0 = performance.now();
       const { index, reused, dir } = await conceptIndexFor(f.pair, corpus, {
-        topN: f.topN, partners: f.partners, out: f.out,
+        topN: f.topN, partners: f.partners, imageRoot: f.imageRoot, out: f.out,
         onProgress: f.json ? undefined : (stage) => process.stderr.write(`${stage}...\n`),
       });
       const all = index.summaries();
