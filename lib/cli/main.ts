@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { SaeError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { registerAlign } from './commands/align.js';
+import { registerConcepts } from './commands/concepts.js';
 import { registerEncode } from './commands/encode.js';
 import { registerEval } from './commands/eval.js';
 import { registerExport } from './commands/export.js';
@@ -41,6 +42,7 @@ export async function main(argv: string[]): Promise<number> {
   registerFit(program);
   registerEval(program);
   registerToy(program);
+  registerConcepts(program);
   registerSynth(program);
   registerInfo(program);
   try {
