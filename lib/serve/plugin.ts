@@ -58,6 +58,7 @@ export const conceptService: FastifyPluginAsync<ServiceOptions> = async (app: Fa
 
     installErrorHandlers(app);
     if (o.cors) await app.register(cors, { origin: o.cors === true ? true : o.cors });
+    app.removeContentTypeParser('text/plain'); // JSON or raw float32 only: anything else is 415
     app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: o.bodyLimit }, (_req, body, done) => done(null, body));
     if (o.token) {
       const token = o.token;
@@ -83,6 +84,9 @@ export const conceptService: FastifyPluginAsync<ServiceOptions> = async (app: Fa
     app.get('/metrics', { schema: { summary: 'Prometheus metrics (text format)', hide: false } }, async (_req, reply) => {
       return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
     });
+    // The OpenAPI document of the app this plugin sits in (createService registers @fastify/swagger; a host app may too).
+    const withSwagger = app as FastifyInstance & { swagger?: () => unknown };
+    if (typeof withSwagger.swagger === 'function') app.get('/openapi.json', { schema: { hide: true } }, async () => withSwagger.swagger!());
     modelRoutes(app, ctx);
     conceptRoutes(app, ctx);
     staticRoutes(app, o);

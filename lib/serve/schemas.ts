@@ -162,11 +162,12 @@ export const conceptsSchema = {
   },
 } as const;
 
-export const rowParams = { type: 'object', properties: { id: intString, row: intString }, additionalProperties: false } as const;
+const idParams = { type: 'object', properties: { id: intString }, required: ['id'], additionalProperties: false } as const;
+const rowParams = { type: 'object', properties: { row: intString }, required: ['row'], additionalProperties: false } as const;
 
 export const conceptSchema = {
   summary: 'One concept: statistics, label words, partners, top images and captions',
-  params: rowParams,
+  params: idParams,
   response: { 200: { type: 'object', additionalProperties: true }, ...errors },
 } as const;
 

@@ -28,7 +28,6 @@ export async function createService(opts: ServiceOptions): Promise<FastifyInstan
     },
   });
   await app.register(conceptService, opts);
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.ready();
   return app;
 }
