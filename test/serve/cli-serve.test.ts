@@ -39,7 +39,7 @@ describe('cmsae serve (real HTTP on 127.0.0.1)', function () {
       child.kill('SIGTERM');
       const r = await inFlight;
       expect(r.status).to.equal(200);
-      expect((await r.json()).indices[0]).to.have.length(4);
+      expect(((await r.json()) as { indices: number[][] }).indices[0]).to.have.length(4);
       expect(await exited).to.equal(0);
     } finally {
       clearTimeout(killer);
