@@ -5,10 +5,11 @@
  *  - denseTop: cosine of dense unit vectors, score(q, i) = <q, x_i> (both L2-normalized).
  * Both return the best n by score, ties by ascending row; rows scoring <= 0 are not returned.
  *
- * These are TypeScript loops over corpus-sized data, justified by measurement (node 20, this 2-core VM):
- * CodeSearch.build over 1M rows x k = 32 (m = 8192) takes ~0.35 s once at start-up; a query of 32 latents
- * touches ~N k^2 / m = 125k postings, ~3 ms; denseTop over 10k x 512 takes ~4 ms (dense retrieval is for the
- * steering route, whose corpus is the index's evaluation corpus; larger corpora use the code search).
+ * These are TypeScript loops over corpus-sized data, justified by measurement (node 20 on this shared 2-core VM,
+ * random codes, /tmp script in the issue-13 report): CodeSearch over 1M rows x k = 32 (m = 8192) builds in ~0.9 s,
+ * once, on the first search; a 32-latent query then touches ~N k^2 / m = 125k postings in ~16 ms (independent of
+ * the rest of the corpus); denseTop over 10k x 512 takes ~12 ms. Both serve interactive routes (search, steer),
+ * not the batched encode path; a native top-N kernel would pay off only for much larger corpora.
  */
 import type { SparseCodes } from '../types.js';
 
