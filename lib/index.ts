@@ -46,3 +46,7 @@ export { runAlphaSweep, runLambdaSweep, resolveSweep, differencesFromPaper, QUIC
 export { PAPER_SWEEP, aggregate as aggregateSynthetic, type SweepSettings, type RunRecord } from './synth/sweep.js';
 export { checkClaims, METRIC_VIEWS, type Claim, type ClaimResult, type MetricView } from './synth/claims.js';
 export { writeReport as writeSynthReport, type SweepReport } from './synth/report.js';
+export { createService } from './serve/service.js';
+export { conceptService } from './serve/plugin.js';
+export { SERVE_DEFAULTS, checkBindSecurity, type ServiceOptions } from './serve/options.js';
+export { prepareDemoPair, demoPaths, DEMO_TOY, DEMO_TRAIN } from './serve/demo.js';
