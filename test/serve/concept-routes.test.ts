@@ -24,6 +24,11 @@ describe('serve: concept routes (a real concept index of a toy corpus)', () => {
   let app: FastifyInstance;
   let index: ConceptIndexLike;
   before(async function () {
+    if (!('buildConceptIndex' in lib)) {
+      // Only on the serve branch before lib/concepts is merged into it (the lead merges it first): say so, loudly.
+      console.warn('      concept routes: lib/concepts is not in this checkout yet (merge main); skipped');
+      this.skip();
+    }
     const toy = path.join(tmp.dir, 'toy');
     await concepts.writeToy(toy, concepts.generateToy({ d: 16, objects: 6, imageAttributes: 2, textAttributes: 2, trainPairs: 20, evalImages: 60, captionsPerImage: 2, zeroShotImages: 5, seed: 3 }));
     pair = tinyPair({ d: 16, m: 24, k: 4 });
