@@ -52,3 +52,7 @@ export { loadConceptCorpus, type CorpusSpec } from './concepts/corpus.js';
 export { conceptStats, type ConceptStats, type ConceptStatsInput, type ConceptStatsOptions } from './concepts/stats.js';
 export { CaptionVocabulary, labelOf, labelTokens, STOP_WORDS } from './concepts/label.js';
 export type { ConceptCorpus, Concept, ConceptSummary, TopItem, Partner, LabelWord, ConceptIndexMeta } from './concepts/types.js';
+export { createService } from './serve/service.js';
+export { conceptService } from './serve/plugin.js';
+export { SERVE_DEFAULTS, checkBindSecurity, type ServiceOptions } from './serve/options.js';
+export { prepareDemoPair, demoPaths, DEMO_TOY, DEMO_TRAIN } from './serve/demo.js';

@@ -10,6 +10,7 @@ import { registerEval } from './commands/eval.js';
 import { registerExport } from './commands/export.js';
 import { registerFit } from './commands/fit.js';
 import { registerInfo } from './commands/info.js';
+import { registerServe } from './commands/serve.js';
 import { registerSynth } from './commands/synth.js';
 import { registerToy } from './commands/toy.js';
 import { registerTrain } from './commands/train.js';
@@ -44,6 +45,7 @@ export async function main(argv: string[]): Promise<number> {
   registerToy(program);
   registerConcepts(program);
   registerSynth(program);
+  registerServe(program);
   registerInfo(program);
   try {
     await program.parseAsync(argv, { from: 'user' });
