@@ -29,7 +29,8 @@
         "native/lap/align.cc",
         "native/synth/synth.cc",
         "native/binding/synth_wrap.cc",
-        "native/binding/eval_wrap.cc"
+        "native/binding/eval_wrap.cc",
+        "native/binding/concepts_wrap.cc"
       ],
       "include_dirs": ["<!@(node -p \"require('node-addon-api').include\")", "native"],
       "dependencies": ["cmsae_avx2", "cmsae_avx512", "cmsae_eval"],
@@ -47,7 +48,7 @@
     {
       "target_name": "cmsae_eval",
       "type": "static_library",
-      "sources": ["native/eval/retrieval.cc", "native/eval/ranking.cc", "native/eval/histogram.cc"],
+      "sources": ["native/eval/retrieval.cc", "native/eval/ranking.cc", "native/eval/histogram.cc", "native/eval/concept_index.cc"],
       "include_dirs": ["native"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc": ["-std=c++17", "-O3", "-fPIC", "-fexceptions", "-frtti", "-fopenmp-simd", "-fno-math-errno", "-ffp-contract=off"]

@@ -46,3 +46,13 @@ export { runAlphaSweep, runLambdaSweep, resolveSweep, differencesFromPaper, QUIC
 export { PAPER_SWEEP, aggregate as aggregateSynthetic, type SweepSettings, type RunRecord } from './synth/sweep.js';
 export { checkClaims, METRIC_VIEWS, type Claim, type ClaimResult, type MetricView } from './synth/claims.js';
 export { writeReport as writeSynthReport, type SweepReport } from './synth/report.js';
+export { ConceptIndex, CONCEPT_INDEX_FORMAT_VERSION, type ConceptIndexData } from './concepts/concept-index.js';
+export { buildConceptIndex, conceptIndexFor, conceptIndexKey, encodeCorpus, CONCEPT_DEFAULTS, type ConceptIndexOptions } from './concepts/build.js';
+export { loadConceptCorpus, type CorpusSpec } from './concepts/corpus.js';
+export { conceptStats, type ConceptStats, type ConceptStatsInput, type ConceptStatsOptions } from './concepts/stats.js';
+export { CaptionVocabulary, labelOf, labelTokens, STOP_WORDS } from './concepts/label.js';
+export type { ConceptCorpus, Concept, ConceptSummary, TopItem, Partner, LabelWord, ConceptIndexMeta } from './concepts/types.js';
+export { createService } from './serve/service.js';
+export { conceptService } from './serve/plugin.js';
+export { SERVE_DEFAULTS, checkBindSecurity, type ServiceOptions } from './serve/options.js';
+export { prepareDemoPair, demoPaths, DEMO_TOY, DEMO_TRAIN } from './serve/demo.js';

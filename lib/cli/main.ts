@@ -4,11 +4,13 @@ import { Command, CommanderError } from 'commander';
 import { SaeError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { registerAlign } from './commands/align.js';
+import { registerConcepts } from './commands/concepts.js';
 import { registerEncode } from './commands/encode.js';
 import { registerEval } from './commands/eval.js';
 import { registerExport } from './commands/export.js';
 import { registerFit } from './commands/fit.js';
 import { registerInfo } from './commands/info.js';
+import { registerServe } from './commands/serve.js';
 import { registerSynth } from './commands/synth.js';
 import { registerToy } from './commands/toy.js';
 import { registerTrain } from './commands/train.js';
@@ -41,7 +43,9 @@ export async function main(argv: string[]): Promise<number> {
   registerFit(program);
   registerEval(program);
   registerToy(program);
+  registerConcepts(program);
   registerSynth(program);
+  registerServe(program);
   registerInfo(program);
   try {
     await program.parseAsync(argv, { from: 'user' });

@@ -14,7 +14,8 @@ import { SaeError } from '../errors.js';
 import { EmbeddingFile, type EmbeddingSpec } from '../io/embeddings.js';
 import { TopKSAE } from '../sae/topk-sae.js';
 import type { Matrix, SparseCodes } from '../types.js';
-import { readRunMethod, readRunNormalizer, runPaths } from '../run/layout.js';
+import { readRunMethod, readRunNormalizer, runOfModelDir, runPaths } from '../run/layout.js';
+import { loadCheckpoint, type LoadedCheckpoint } from '../io/checkpoint.js';
 
 /** How the latent indices of the two modalities relate: 'shared' (one SAE), 'aligned' (post-hoc permutation), 'unaligned' (separate SAEs, index i vs index i). */
 export type IndexSpace = 'shared' | 'aligned' | 'unaligned';
@@ -103,12 +104,23 @@ export function pairTrainAlive(pair: AlignedPair): TrainAlive {
   return { image: Uint8Array.from(aliveImage), text: Uint8Array.from(pair.perm, (j) => aliveText[j]) };
 }
 
+/** The normalization a standalone checkpoint's inputs need (see loadEvalModel). */
+async function checkpointNormalizer(dir: string, c: LoadedCheckpoint): Promise<Normalizer> {
+  const rec = c.normalization;
+  // A side's own checkpoint records its modality's mean; evaluated as a shared SAE, both modalities use it.
+  if (rec) return new Normalizer(rec.kind, rec.mean ? { image: Float32Array.from(rec.mean), text: Float32Array.from(rec.mean) } : {});
+  const run = c.format === 'cmsae' ? runOfModelDir(dir) : null;
+  return run ? readRunNormalizer(run) : new Normalizer('l2');
+}
+
 /**
  * Loads the evaluation view of a model directory:
  * - a training run (config.json + final/): its method decides; `view: 'separate'` evaluates a posthoc run's
  *   SAEs without the permutation (the paper's "Modality-Specific SAEs" row);
  * - an aligned pair (alignment.json): image + permuted text;
- * - a single SAE checkpoint (cfg.json): shared by both modalities (normalization `l2` unless given).
+ * - a single SAE checkpoint (cfg.json, ours or a SAELens/sparsify one): shared by both modalities, normalized as
+ *   its cfg.json records (a foreign checkpoint: as its forward pass does), else as its run's normalization.json
+ *   when it sits in a run, else `l2` (cmsae train's default).
  */
 export async function loadEvalModel(dir: string, opts: { view?: 'separate'; normalization?: Normalizer } = {}): Promise<EvalModel> {
   if (existsSync(path.join(dir, 'alignment.json'))) {
@@ -120,8 +132,13 @@ export async function loadEvalModel(dir: string, opts: { view?: 'separate'; norm
     return new EvalModel(pair.image, pair.text, opts.normalization ?? pair.normalizer, 'aligned', [pair.image, pair.text], pairTrainAlive(pair));
   }
   if (existsSync(path.join(dir, 'cfg.json'))) {
-    const sae = await TopKSAE.load(dir);
-    return new EvalModel(sae, sae, opts.normalization ?? new Normalizer('l2'), 'shared', [sae]);
+    const c = await loadCheckpoint(dir);
+    try {
+      return new EvalModel(c.sae, c.sae, opts.normalization ?? (await checkpointNormalizer(dir, c)), 'shared', [c.sae]);
+    } catch (e) {
+      c.sae.dispose();
+      throw e;
+    }
   }
   if (!existsSync(runPaths(dir).config)) throw new SaeError('ERR_IO', `${dir} is neither a training run (config.json), an aligned pair (alignment.json) nor an SAE checkpoint (cfg.json)`);
   const method = await readRunMethod(dir);

@@ -167,6 +167,10 @@ export interface NativeBinding {
     imageDec: Float32Array, mImage: number, textDec: Float32Array, mText: number, d: number, corr: Float32Array,
     aliveImage: Uint8Array, aliveText: Uint8Array, corrEdges: Float64Array, distBins: number,
   ): { counts: Float64Array; pairs: Float64Array; sum: Float64Array };
+  conceptIndexAsync(
+    iIdx: Int32Array, iVal: Float32Array, iRows: number, iK: number, tIdx: Int32Array, tVal: Float32Array, tRows: number, tK: number,
+    imageOfText: Int32Array | null, m: number, topN: number, partners: number,
+  ): Promise<NativeConceptStats>;
   buildInfo(): NativeBuildInfo;
   cudaInfo(): NativeCudaInfo;
   setThreads(n: number): number;
@@ -191,4 +195,19 @@ export interface NativeRankingMetrics {
   medianRank: Float64Array;
   precisionAt: Float64Array;
   recallAt: Float64Array;
+}
+
+/** conceptIndexAsync (native/eval/concept_index.h): the arrays of lib/concepts/stats.ts's ConceptStats. */
+export interface NativeConceptStats {
+  fireImage: Int32Array;
+  fireText: Int32Array;
+  topImageRows: Int32Array;
+  topImageValues: Float32Array;
+  topTextRows: Int32Array;
+  topTextValues: Float32Array;
+  matched: Float64Array;
+  imagePartners: Int32Array;
+  imagePartnerCorr: Float64Array;
+  textPartners: Int32Array;
+  textPartnerCorr: Float64Array;
 }

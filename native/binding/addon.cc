@@ -11,6 +11,7 @@
 #include "addon_data.h"
 #include "args.h"
 #include "js_errors.h"
+#include "concepts_wrap.h"
 #include "corr_wrap.h"
 #include "eval_wrap.h"
 #include "rows_wrap.h"
@@ -148,6 +149,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   register_sae_functions(env, exports);
   register_synth_functions(env, exports);
   register_eval_functions(env, exports);
+  register_concepts_functions(env, exports);
   exports.Set("buildInfo", Napi::Function::New(env, build_info));
   exports.Set("cudaInfo", Napi::Function::New(env, cuda_info));
   exports.Set("setThreads", Napi::Function::New(env, set_threads));

@@ -235,6 +235,23 @@ describe('evaluations on planted structure', function () {
     }
   });
 
+  it("a standalone SAE checkpoint is evaluated with the normalization its cfg.json records (l2 only when it records none)", async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      using sae = TopKSAE.create({ d: 4, m: 6, k: 2, seed: 3, device: 'cpu' });
+      await sae.save(path.join(dir, 'none'), { normalization: { kind: 'none' } });
+      await sae.save(path.join(dir, 'bare'));
+      using recorded = await loadEvalModel(path.join(dir, 'none'));
+      expect(recorded.normalizer.kind).to.equal('none');
+      using bare = await loadEvalModel(path.join(dir, 'bare'));
+      expect(bare.normalizer.kind).to.equal('l2');
+      using overridden = await loadEvalModel(path.join(dir, 'none'), { normalization: new Normalizer('l2') });
+      expect(overridden.normalizer.kind).to.equal('l2');
+    } finally {
+      cleanup();
+    }
+  });
+
   it('conceptLatent: the largest mean difference, ties to the lowest index', () => {
     const codes: SparseCodes = { rows: 4, k: 2, indices: Int32Array.from([3, 1, 3, 2, 0, 1, 0, 2]), values: Float32Array.from([1, 0.5, 1, 0.2, 1, 0.5, 1, 0.2]) };
     expect(conceptLatent(codes, [0, 1], [2, 3], 4)).to.deep.equal({ latent: 3, diff: 1 });

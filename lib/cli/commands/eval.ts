@@ -50,7 +50,7 @@ function common(c: Command): Command {
   return c
     .requiredOption('--model <dir>', 'a training run (config.json + final/), an aligned pair or an SAE checkpoint')
     .option('--view <separate>', "evaluate a posthoc run's SAEs without the permutation")
-    .option('--normalization <kind>', 'override the run\'s input normalization (an SAE checkpoint alone defaults to l2)')
+    .option('--normalization <kind>', 'override the run\'s input normalization (default: the run\'s, or what the checkpoint\'s cfg.json records, else l2)')
     .option('--out <file.json>', 'write the result here instead of printing it');
 }
 

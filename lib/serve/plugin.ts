@@ -1,0 +1,90 @@
+/**
+ * conceptService: the service as a fastify plugin (register it under a prefix in another app; createService
+ * wraps it with swagger and /openapi.json). Routes: /healthz, /metrics, /v1/*, /images/*, and the explorer at /.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import path from 'node:path';
+
+import cors from '@fastify/cors';
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+
+import { AlignedPair } from '../align/aligned-pair.js';
+import { SaeError } from '../errors.js';
+import { readRegularFile, statOrNull } from '../io/files.js';
+import { taggedSha256 } from '../io/digest.js';
+import { ConceptIndex } from '../concepts/concept-index.js';
+import type { ServiceContext } from './context.js';
+import { CorpusView } from './corpus.js';
+import { PairEngine } from './engine.js';
+import { HttpError, installErrorHandlers } from './http-errors.js';
+import { ServiceMetrics } from './metrics.js';
+import { resolveServiceOptions, type ServiceOptions } from './options.js';
+import { conceptRoutes } from './routes/concepts.js';
+import { modelRoutes } from './routes/model.js';
+import { staticRoutes } from './routes/static.js';
+
+function bearerOk(header: string | undefined, token: string): boolean {
+  const want = Buffer.from(`Bearer ${token}`);
+  const got = Buffer.from(header ?? '');
+  return got.length === want.length && timingSafeEqual(got, want);
+}
+
+export const conceptService: FastifyPluginAsync<ServiceOptions> = async (app: FastifyInstance, raw: ServiceOptions) => {
+  const { pair: pairOpt, concepts: conceptsOpt, corpus: corpusOpt } = raw;
+  const o = resolveServiceOptions({ ...raw, ...('prefix' in raw ? { prefix: undefined } : {}) } as ServiceOptions);
+  let pair: AlignedPair, ownPair = false;
+  let provenance: ServiceContext['provenance'] = { dir: null, checksum: null };
+  if (typeof pairOpt === 'string') {
+    pair = await AlignedPair.load(pairOpt);
+    ownPair = true;
+    const meta = path.join(pairOpt, 'alignment.json');
+    provenance = { dir: path.resolve(pairOpt), checksum: statOrNull(meta) ? taggedSha256(await readRegularFile(meta, 'aligned-pair file')) : null };
+  } else if (pairOpt instanceof AlignedPair) pair = pairOpt;
+  else throw new SaeError('ERR_ARG', 'service option pair must be an AlignedPair or the directory of one');
+  try {
+    const index = conceptsOpt === undefined ? null : typeof conceptsOpt === 'string' ? await ConceptIndex.load(conceptsOpt) : conceptsOpt;
+    let engine: PairEngine | null = null;
+    const metrics = new ServiceMetrics(() => engine?.queueDepth() ?? {});
+    engine = new PairEngine(pair, o, metrics);
+    const corpus = new CorpusView(pair, index, corpusOpt ?? null);
+    const ctx: ServiceContext = { engine, corpus, options: o, metrics, provenance, labels: index ? index.summaries().map((s) => s.label) : null };
+
+    installErrorHandlers(app);
+    if (o.cors) await app.register(cors, { origin: o.cors === true ? true : o.cors });
+    app.removeContentTypeParser('text/plain'); // JSON or raw float32 only: anything else is 415
+    app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: o.bodyLimit }, (_req, body, done) => done(null, body));
+    if (o.token) {
+      const token = o.token;
+      app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
+        if (req.routeOptions.url === '/healthz' || req.url === '/healthz') return;
+        if (!bearerOk(req.headers.authorization, token)) {
+          void reply.header('www-authenticate', 'Bearer');
+          throw new HttpError(401, 'ERR_UNAUTHORIZED', 'this service needs the header Authorization: Bearer <token> (the --token it was started with)');
+        }
+      });
+    }
+    app.addHook('onResponse', async (req: FastifyRequest, reply: FastifyReply) => {
+      metrics.observe(req.method, req.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
+    });
+    app.addHook('preClose', async () => {
+      await engine.drain();
+    });
+    app.addHook('onClose', async () => {
+      if (ownPair) pair.dispose();
+    });
+
+    app.get('/healthz', { schema: { summary: 'Liveness', response: { 200: { type: 'object', properties: { ok: { type: 'boolean' } } } } } }, async () => ({ ok: true }));
+    app.get('/metrics', { schema: { summary: 'Prometheus metrics (text format)', hide: false } }, async (_req, reply) => {
+      return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+    });
+    // The OpenAPI document of the app this plugin sits in (createService registers @fastify/swagger; a host app may too).
+    const withSwagger = app as FastifyInstance & { swagger?: () => unknown };
+    if (typeof withSwagger.swagger === 'function') app.get('/openapi.json', { schema: { hide: true } }, async () => withSwagger.swagger!());
+    modelRoutes(app, ctx);
+    conceptRoutes(app, ctx);
+    staticRoutes(app, o);
+  } catch (e) {
+    if (ownPair) pair.dispose();
+    throw e;
+  }
+};

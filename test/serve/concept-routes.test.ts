@@ -1,0 +1,81 @@
+import path from 'node:path';
+
+import { expect } from 'chai';
+import type { FastifyInstance } from 'fastify';
+
+import { buildConceptIndex, generateToy, loadConceptCorpus, writeToy, type AlignedPair } from '../../lib/index.js';
+import type { ConceptIndex } from '../../lib/concepts/concept-index.js';
+import { createService } from '../../lib/serve/service.js';
+import { tempDir } from '../helpers/tmp.js';
+import { tinyPair } from './tiny-pair.js';
+
+describe('serve: concept routes (a real concept index of a toy corpus)', () => {
+  const tmp = tempDir('cmsae-serve-concepts-');
+  let pair: AlignedPair;
+  let app: FastifyInstance;
+  let index: ConceptIndex;
+  before(async () => {
+    const toy = path.join(tmp.dir, 'toy');
+    await writeToy(toy, generateToy({ d: 16, objects: 6, imageAttributes: 2, textAttributes: 2, trainPairs: 20, evalImages: 60, captionsPerImage: 2, zeroShotImages: 5, seed: 3 }));
+    pair = tinyPair({ d: 16, m: 24, k: 4 });
+    const corpus = await loadConceptCorpus({ toy });
+    index = await buildConceptIndex(pair, corpus);
+    app = await createService({ pair, concepts: index, explorer: false });
+  });
+  after(async () => {
+    await app?.close();
+    pair?.dispose();
+    tmp.cleanup();
+  });
+
+  it('GET /v1/concepts sorts, filters by label word and paginates', async () => {
+    const all = (await app.inject('/v1/concepts?limit=500')).json();
+    expect(all.total).to.equal(24);
+    const corr = all.items.map((s: { correlation: number }) => s.correlation);
+    expect(corr).to.deep.equal([...corr].sort((a: number, b: number) => b - a));
+    const byId = (await app.inject('/v1/concepts?sort=id&limit=5&offset=5')).json();
+    expect(byId.items.map((s: { id: number }) => s.id)).to.deep.equal([5, 6, 7, 8, 9]);
+    const asc = (await app.inject('/v1/concepts?sort=decoderDistance&order=asc&limit=500')).json().items.map((s: { decoderDistance: number }) => s.decoderDistance);
+    expect(asc).to.deep.equal([...asc].sort((a: number, b: number) => a - b));
+    const labelled = all.items.find((s: { label: string }) => s.label !== '');
+    if (labelled) {
+      const word = labelled.label.split(/[^\p{L}\p{N}]+/u).filter(Boolean)[0];
+      const hits = (await app.inject(`/v1/concepts?q=${encodeURIComponent(word)}&limit=500`)).json();
+      expect(hits.items.map((s: { id: number }) => s.id)).to.include(labelled.id);
+      for (const s of hits.items) expect(s.label.toLowerCase()).to.include(word.toLowerCase());
+    }
+    const alive = (await app.inject('/v1/concepts?alive=both&limit=500')).json();
+    for (const s of alive.items) expect(s.alive).to.deep.equal({ image: true, text: true });
+  });
+
+  it('GET /v1/concepts/:id has statistics, partners, top images and captions with their text', async () => {
+    const id = index.summaries().find((s) => s.alive.image && s.alive.text)?.id ?? 0;
+    const c = (await app.inject(`/v1/concepts/${id}`)).json();
+    const want = index.concept(id);
+    expect(c).to.deep.include({ id, label: want.label, decoderDistance: want.decoderDistance });
+    expect(c.topCaptions.map((t: { row: number }) => t.row)).to.deep.equal(want.topCaptions.map((t) => t.row));
+    for (const t of c.topCaptions) expect(t.caption).to.equal(index.captions([t.row])[0]);
+    expect(c.topImages.map((t: { row: number }) => t.row)).to.deep.equal(want.topImages.map((t) => t.row));
+    expect(c.imagePartners).to.deep.equal(want.imagePartners);
+    const r = await app.inject('/v1/concepts/24');
+    expect(r.statusCode).to.equal(404);
+    expect(r.json().error.code).to.equal('ERR_RANGE');
+  });
+
+  it('encode answers the labels of the active concepts; heterogeneity gives one point per concept; search works on the index codes', async () => {
+    const e = await app.inject({ method: 'POST', url: '/v1/encode', payload: { modality: 'text', embeddings: Array(16).fill(0.25) } });
+    const labels = index.summaries().map((s) => s.label);
+    const body = e.json();
+    body.indices[0].forEach((j: number, s: number) => expect(body.labels[0][s]).to.equal(body.values[0][s] !== 0 ? labels[j] : ''));
+    const h = (await app.inject('/v1/heterogeneity')).json();
+    expect(h.points).to.have.length(24);
+    const codes = index.codes('text');
+    const q = { indices: Array.from(codes.indices.subarray(0, codes.k)), values: Array.from(codes.values.subarray(0, codes.k)) };
+    const s = (await app.inject({ method: 'POST', url: '/v1/search', payload: { codes: q, target: 'text', top: 3 } })).json();
+    if (q.values.some((v) => v > 0)) expect(s.items[0].score).to.be.closeTo(1, 1e-9); // caption 0 matches itself best (or ties, by row)
+    const steer = (await app.inject({ method: 'POST', url: '/v1/steer', payload: { row: 0, concept: 1, strength: 1, top: 3 } })).json();
+    expect(steer.retrieved.by).to.equal('code cosine');
+    const ex = await app.inject({ method: 'POST', url: '/v1/explain', payload: { image: 0, text: 0 } });
+    expect(ex.statusCode).to.equal(200);
+  });
+});
