@@ -9,9 +9,10 @@ import { expect } from 'chai';
 import { existsSync, mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import Fastify from 'fastify';
 import { chromium, type Browser, type Page } from 'playwright-core';
 
-import { ConceptIndex, Trainer, conceptIndexFor, createService, generateToy, writeToy } from '../../lib/index.js';
+import { AlignedPair, ConceptIndex, Trainer, conceptIndexFor, conceptService, createService, generateToy, writeToy } from '../../lib/index.js';
 import { tempDir } from '../helpers/tmp.js';
 
 type Service = Awaited<ReturnType<typeof createService>>;
@@ -40,6 +41,7 @@ describe('web explorer in headless Chromium', function () {
   const tmp = tempDir('cmsae-explorer-');
   const shots = process.env.CMSAE_SCREENSHOTS || path.join(tmp.dir, 'screenshots');
   let index: ConceptIndex;
+  let pairDir = '';
   let app: Service | null = null;
   let browser: Browser | null = null;
   let page: Page;
@@ -54,6 +56,7 @@ describe('web explorer in headless Chromium', function () {
     mkdirSync(shots, { recursive: true });
     const run = await toyRun(tmp.dir);
     index = run.index;
+    pairDir = run.pairDir;
     app = await createService({ pair: run.pairDir, concepts: index, logger: false });
     await app.listen({ host: '127.0.0.1', port: 0 });
     base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
@@ -73,10 +76,15 @@ describe('web explorer in headless Chromium', function () {
   });
 
   afterEach(function () {
-    if (this.currentTest?.state !== 'pending') expect(problems, problems.join('\n')).to.deep.equal([]);
+    const seen = problems.splice(0); // each test answers for its own
+    if (this.currentTest?.state !== 'pending') expect(seen, seen.join('\n')).to.deep.equal([]);
   });
 
   const shot = (name: string) => page.screenshot({ path: path.join(shots, `${name}.png`), fullPage: true });
+  /** Waits for a condition evaluated in the page (an expression: the test's tsconfig has no DOM types). */
+  const until = (expr: string) => page.waitForFunction(expr);
+  const hashIs = (h: string) => until(`location.hash === ${JSON.stringify(h)}`);
+  const firstIdIs = (id: number) => until(`document.querySelector('table.concepts tbody tr td')?.textContent === ${JSON.stringify(String(id))}`);
   /** The text of one column of the concept list's body rows. */
   const column = (i: number) => page.locator(`table.concepts tbody tr td:nth-child(${i})`).allInnerTexts();
 
@@ -86,14 +94,14 @@ describe('web explorer in headless Chromium', function () {
     const summaries = index.summaries();
     expect(await page.locator('#concept-status').innerText()).to.contain(`of ${summaries.length}`);
     await page.getByRole('button', { name: /Decoder distance/ }).click();
-    await page.waitForFunction(() => location.hash.includes('sort=decoderDistance'));
+    await until(`location.hash.includes('sort=decoderDistance')`);
     await page.locator('th[aria-sort="descending"] >> text=Decoder distance').waitFor();
     const want = [...summaries].sort((a, b) => b.decoderDistance - a.decoderDistance || a.id - b.id).slice(0, 50);
-    await page.waitForFunction((id) => document.querySelector('table.concepts tbody tr td')?.textContent === String(id), want[0].id);
+    await firstIdIs(want[0].id);
     expect((await column(1)).map(Number)).to.deep.equal(want.map((c) => c.id));
     await page.getByRole('button', { name: /Decoder distance/ }).click(); // ascending now
     const up = [...summaries].sort((a, b) => a.decoderDistance - b.decoderDistance || a.id - b.id);
-    await page.waitForFunction((id) => document.querySelector('table.concepts tbody tr td')?.textContent === String(id), up[0].id);
+    await firstIdIs(up[0].id);
     const dists = (await column(6)).map(Number);
     for (let i = 1; i < dists.length; i++) expect(dists[i]).to.be.at.least(dists[i - 1]);
     await shot('list-sorted');
@@ -109,7 +117,7 @@ describe('web explorer in headless Chromium', function () {
     const expected = labelled.filter((c) => hasWord(c.label, word)).map((c) => c.id);
     await page.getByLabel('Label word').fill(word);
     await page.getByLabel('Label word').press('Enter');
-    await page.waitForFunction((w) => new URLSearchParams(location.hash.split('?')[1]).get('q') === w, word);
+    await until(`new URLSearchParams(location.hash.split('?')[1]).get('q') === ${JSON.stringify(word)}`);
     await page.locator('#concept-status', { hasText: `of ${expected.length} matching` }).waitFor();
     const labels = await column(2);
     expect(labels).to.have.length(Math.min(50, expected.length));
@@ -122,7 +130,7 @@ describe('web explorer in headless Chromium', function () {
     const first = await page.locator('table.concepts tbody tr').first();
     const id = Number(await first.locator('td').first().innerText());
     await first.getByRole('link').click();
-    await page.waitForFunction((i) => location.hash === `#/concept/${i}`, id);
+    await hashIs(`#/concept/${id}`);
     await page.locator('.top-captions li').first().waitFor();
     const c = index.concept(id);
     const captions = (await page.locator('.top-captions li q').allInnerTexts());
@@ -137,7 +145,7 @@ describe('web explorer in headless Chromium', function () {
     const partner = c.imagePartners.find((p) => p.index !== id);
     if (partner) {
       await page.locator('.partners-table a', { hasText: `Concept ${partner.index}` }).first().click();
-      await page.waitForFunction((i) => location.hash === `#/concept/${i}`, partner.index);
+      await hashIs(`#/concept/${partner.index}`);
       await page.locator('h1', { hasText: `Concept ${partner.index}` }).waitFor();
     }
   });
@@ -156,7 +164,7 @@ describe('web explorer in headless Chromium', function () {
     const id = Number(/concept\s+(\d+)/.exec(tip)?.[1]);
     expect(Number.isInteger(id), tip).to.equal(true);
     await point.click();
-    await page.waitForFunction((i) => location.hash === `#/concept/${i}`, id);
+    await hashIs(`#/concept/${id}`);
     await page.locator('h1', { hasText: `Concept ${id}` }).waitFor();
   });
 
@@ -180,5 +188,23 @@ describe('web explorer in headless Chromium', function () {
     expect(shown).to.deep.equal(shared);
     expect(await page.locator('blockquote.caption').innerText()).to.equal(index.captions([text])[0]);
     await shot('pair');
+  });
+
+  it('works under a plugin prefix: another fastify app registers conceptService at /sae', async () => {
+    const host = Fastify({ ajv: { customOptions: { coerceTypes: false, removeAdditional: false } } });
+    using pair = await AlignedPair.load(pairDir);
+    try {
+      // Registered inside a prefixed scope (passing prefix to conceptService itself is refused as an unknown option).
+      await host.register(async (scope) => { await scope.register(conceptService, { pair, concepts: index }); }, { prefix: '/sae' });
+      await host.listen({ host: '127.0.0.1', port: 0 });
+      const url = `http://127.0.0.1:${(host.server.address() as AddressInfo).port}/sae/`;
+      await page.goto(`${url}#/heterogeneity`);
+      await page.locator('#het-chart .mark-symbol path').first().waitFor();
+      await page.getByRole('link', { name: 'Concepts' }).click();
+      await page.locator('#concept-status', { hasText: `of ${index.m}` }).waitFor();
+      expect(page.url()).to.equal(`${url}#/concepts`);
+    } finally {
+      await host.close();
+    }
   });
 });

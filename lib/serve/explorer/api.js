@@ -8,10 +8,16 @@ export class ApiError extends Error {
   }
 }
 
+/** Where the service is mounted: the folder this module was served from ('/' or, under a plugin prefix, '/sae/'). */
+export const BASE = new URL('./', import.meta.url).pathname;
+
+/** A service path ('/v1/info') under BASE. */
+export const at = (path) => BASE + path.replace(/^\//, '');
+
 async function call(path, init) {
   let res;
   try {
-    res = await fetch(path, { headers: { accept: 'application/json' }, ...init });
+    res = await fetch(at(path), { headers: { accept: 'application/json' }, ...init });
   } catch (e) {
     throw new ApiError(0, 'ERR_NETWORK', `the service did not answer (${e.message})`);
   }

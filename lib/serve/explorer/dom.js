@@ -1,4 +1,5 @@
 // DOM and formatting helpers of the explorer: elements are built with textContent only (corpus text is never HTML).
+import { at } from './api.js';
 
 /** h('a', { href: '#/x', class: 'c' }, 'text', child): an element; null/false children and attributes are skipped. */
 export function h(tag, attrs, ...children) {
@@ -54,7 +55,7 @@ export function aliveText(alive) {
 export function imageUrl(ref) {
   if (typeof ref !== 'string' || ref.length === 0) return null;
   if (/^https?:\/\//i.test(ref)) return ref;
-  return '/images/' + ref.split('/').map(encodeURIComponent).join('/');
+  return at('/images/' + ref.split('/').map(encodeURIComponent).join('/'));
 }
 
 /**

@@ -1,10 +1,10 @@
 // The heterogeneity view (the paper's Figure 2 for this pair): decoder distance 1 - cos(W_dec_image[i], W_dec_text[i])
 // against the matched correlation of every concept, a vega-embed scatter (tooltip; click opens the concept), and the
 // same points as a table for keyboard and screen-reader use.
-import { get } from './api.js';
+import { at, get } from './api.js';
 import { conceptHref, h, labelText, num } from './dom.js';
 
-const VENDOR = ['/vendor/vega.min.js', '/vendor/vega-lite.min.js', '/vendor/vega-embed.min.js'];
+const VENDOR = ['/vendor/vega.min.js', '/vendor/vega-lite.min.js', '/vendor/vega-embed.min.js'].map(at);
 let vendor = null;
 
 /** Loads vega, vega-lite and vega-embed (in that order: each build reads the one before from window) once. */
