@@ -17,7 +17,8 @@ import { tempDir } from '../helpers/tmp.js';
 
 type Service = Awaited<ReturnType<typeof createService>>;
 
-const CHROMIUM_CANDIDATES = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'].filter((p): p is string => !!p);
+/** $CHROMIUM_PATH when set (only it), else Debian's and Ubuntu's usual places. */
+const CHROMIUM_CANDIDATES = process.env.CHROMIUM_PATH ? [process.env.CHROMIUM_PATH] : ['/usr/bin/chromium', '/usr/bin/chromium-browser'];
 const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'];
 
 /** A toy dataset, a post-hoc pair trained on it for a few epochs, and the pair's concept index (a few seconds). */
@@ -71,7 +72,7 @@ describe('web explorer in headless Chromium', function () {
   after(async () => {
     await browser?.close();
     await app?.close();
-    if (!process.env.CMSAE_SCREENSHOTS) console.log(`      screenshots: ${shots} (removed; set CMSAE_SCREENSHOTS to keep them)`);
+    if (browser && !process.env.CMSAE_SCREENSHOTS) console.log(`      screenshots: ${shots} (removed; set CMSAE_SCREENSHOTS to keep them)`);
     tmp.cleanup();
   });
 
