@@ -30,8 +30,10 @@ function bearerOk(header: string | undefined, token: string): boolean {
 }
 
 export const conceptService: FastifyPluginAsync<ServiceOptions> = async (app: FastifyInstance, raw: ServiceOptions) => {
-  const { pair: pairOpt, concepts: conceptsOpt, corpus: corpusOpt } = raw;
-  const o = resolveServiceOptions({ ...raw, ...('prefix' in raw ? { prefix: undefined } : {}) } as ServiceOptions);
+  // fastify hands its own register options (prefix, logLevel, logSerializers) to the plugin with ours.
+  const { prefix: _prefix, logLevel: _logLevel, logSerializers: _logSerializers, ...own } = raw as ServiceOptions & { prefix?: unknown; logLevel?: unknown; logSerializers?: unknown };
+  const { pair: pairOpt, concepts: conceptsOpt, corpus: corpusOpt } = own;
+  const o = resolveServiceOptions(own);
   let pair: AlignedPair, ownPair = false;
   let provenance: ServiceContext['provenance'] = { dir: null, checksum: null };
   if (typeof pairOpt === 'string') {

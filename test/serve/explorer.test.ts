@@ -195,8 +195,7 @@ describe('web explorer in headless Chromium', function () {
     const host = Fastify({ ajv: { customOptions: { coerceTypes: false, removeAdditional: false } } });
     using pair = await AlignedPair.load(pairDir);
     try {
-      // Registered inside a prefixed scope (passing prefix to conceptService itself is refused as an unknown option).
-      await host.register(async (scope) => { await scope.register(conceptService, { pair, concepts: index }); }, { prefix: '/sae' });
+      await host.register(conceptService, { prefix: '/sae', pair, concepts: index }); // as docs/serve.md shows
       await host.listen({ host: '127.0.0.1', port: 0 });
       const url = `http://127.0.0.1:${(host.server.address() as AddressInfo).port}/sae/`;
       await page.goto(`${url}#/heterogeneity`);

@@ -1,7 +1,8 @@
 import { expect } from 'chai';
-import type { FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
 
 import type { AlignedPair } from '../../lib/index.js';
+import { conceptService } from '../../lib/serve/plugin.js';
 import { createService } from '../../lib/serve/service.js';
 import { Rng } from '../helpers/random.js';
 import { tinyPair } from './tiny-pair.js';
@@ -31,6 +32,21 @@ describe('serve: pair routes (fastify.inject)', () => {
     expect(info.modalities).to.deep.equal(['image', 'text']);
     expect(info.batching.maxBatchRows).to.equal(256);
     expect(info.concepts).to.equal(null);
+  });
+
+  it('conceptService registers under a prefix in another fastify app (prefix is fastify\'s option, not refused as ours)', async () => {
+    const host = Fastify({ ajv: { customOptions: { coerceTypes: false, removeAdditional: false } } });
+    try {
+      await host.register(conceptService, { prefix: '/sae', pair, explorer: false });
+      expect((await host.inject('/sae/healthz')).json()).to.deep.equal({ ok: true });
+      expect((await host.inject('/sae/v1/info')).json()).to.include({ d: D, m: 24 });
+      expect((await host.inject('/v1/info')).statusCode).to.equal(404);
+      const bad = await host.inject({ method: 'POST', url: '/sae/v1/encode', payload: { modality: 'text', embeddings: [1, 2] } });
+      expect(bad.statusCode).to.equal(400);
+      expect(bad.json().error.code).to.equal('ERR_SHAPE');
+    } finally {
+      await host.close();
+    }
   });
 
   it('POST /v1/encode (JSON, one row and several) equals the library encode', async () => {
