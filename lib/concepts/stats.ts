@@ -6,6 +6,7 @@
  */
 import { SaeError } from '../errors.js';
 import { native } from '../native/load.js';
+import type { NativeConceptStats } from '../native/types.js';
 import type { SparseCodes } from '../types.js';
 import { describe } from '../validate.js';
 
@@ -16,28 +17,12 @@ export interface ConceptStatsOptions {
 }
 
 /** Padding: rows/partners of -1 (value 0 / correlation NaN) where a latent has fewer than N (or P) of them. */
-export interface ConceptStats {
+export interface ConceptStats extends NativeConceptStats {
   m: number;
   topN: number;
   partners: number;
   /** Pairs the correlations are over (text rows). */
   pairs: number;
-  /** Rows on which each latent is active (a nonzero value), per side [m]. */
-  fireImage: Int32Array;
-  fireText: Int32Array;
-  /** [m, topN]: rows by value descending, ties by ascending row. */
-  topImageRows: Int32Array;
-  topImageValues: Float32Array;
-  topTextRows: Int32Array;
-  topTextValues: Float32Array;
-  /** corr(image latent i, text latent i) over the pairs; NaN where a side is constant (never fires). */
-  matched: Float64Array;
-  /** [m, P]: text latents image latent i correlates with most (descending, ties by index). */
-  imagePartners: Int32Array;
-  imagePartnerCorr: Float64Array;
-  /** [m, P]: image latents text latent j correlates with most. */
-  textPartners: Int32Array;
-  textPartnerCorr: Float64Array;
 }
 
 export interface ConceptStatsInput {

@@ -198,16 +198,22 @@ export interface NativeRankingMetrics {
 }
 
 /** conceptIndexAsync (native/eval/concept_index.h): the arrays of lib/concepts/stats.ts's ConceptStats. */
+/** Padding: rows/partners of -1 (value 0 / correlation NaN) where a latent has fewer than N (or P) of them. */
 export interface NativeConceptStats {
+  /** Rows on which each latent is active (a nonzero value), per side [m]. */
   fireImage: Int32Array;
   fireText: Int32Array;
+  /** [m, topN]: rows by value descending, ties by ascending row. */
   topImageRows: Int32Array;
   topImageValues: Float32Array;
   topTextRows: Int32Array;
   topTextValues: Float32Array;
+  /** corr(image latent i, text latent i) over the pairs; NaN where a side is constant (never fires). */
   matched: Float64Array;
+  /** [m, P]: text latents image latent i correlates with most (descending, ties by index). */
   imagePartners: Int32Array;
   imagePartnerCorr: Float64Array;
+  /** [m, P]: image latents text latent j correlates with most. */
   textPartners: Int32Array;
   textPartnerCorr: Float64Array;
 }

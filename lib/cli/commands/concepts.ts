@@ -3,19 +3,12 @@ import { Command, InvalidArgumentError } from 'commander';
 
 import { SaeError } from '../../errors.js';
 import { conceptIndexFor } from '../../concepts/build.js';
-import type { CorpusSpec } from '../../concepts/corpus.js';
+import { addCorpusOptions, corpusSpecOf, type CorpusFlags } from '../corpus-flags.js';
 import { positiveInt } from '../parse.js';
 
-interface ConceptsFlags {
+interface ConceptsFlags extends CorpusFlags {
   pair: string;
-  toy?: string;
-  image?: string;
-  text?: string;
-  captions?: string;
-  imageOfText?: string;
-  imageRefs?: string;
   imageRoot?: string;
-  labels?: string[];
   out?: string;
   topN?: number;
   partners?: number;
@@ -32,18 +25,12 @@ const int = (what: string) => (v: string) => {
 };
 
 export function registerConcepts(program: Command): void {
-  program
+  const cmd = program
     .command('concepts')
     .description('build the concept index of an aligned pair on a corpus (fire rates, correlations, decoder distances, top images and captions, labels, partners), or reuse an up-to-date one')
-    .requiredOption('--pair <dir>', 'aligned pair (<run>/final/pair or a fit run\'s pair)')
-    .option('--toy <dir>', 'a cmsae toy dataset directory: its eval split is the corpus')
-    .option('--image <file>', 'image embeddings (.npy / .safetensors)')
-    .option('--text <file>', 'text embeddings, one row per caption')
-    .option('--captions <file>', 'captions: .txt lines, .jsonl ("caption"/"text"), COCO captions JSON or eval_labels.json')
-    .option('--image-of-text <file>', 'JSON array (or eval_labels.json / COCO captions) giving the image row of each caption')
-    .option('--image-refs <file>', 'image paths relative to --image-root, or URLs: .txt lines or a JSON array')
+    .requiredOption('--pair <dir>', 'aligned pair (<run>/final/pair or a fit run\'s pair)');
+  addCorpusOptions(cmd)
     .option('--image-root <dir>', 'where the image paths resolve (recorded for the service)')
-    .option('--labels <files...>', 'label files (eval_labels.json, COCO instances) for the images')
     .option('--out <dir>', 'index directory (default: <pair>/../concepts)')
     .option('--top-n <n>', 'top images and captions kept per concept (default 12)', int('--top-n'))
     .option('--partners <n>', 'partners kept per concept and side (default 5)', int('--partners'))
@@ -51,11 +38,8 @@ export function registerConcepts(program: Command): void {
     .option('--json', 'print the summaries of every concept as JSON instead of a table')
     .addHelpText('after', '\nExamples:\n  $ cmsae concepts --pair runs/toy/final/pair --toy data/toy\n  $ cmsae concepts --pair runs/cc3m/final/pair --image img.npy --text txt.npy --captions captions.json\n')
     .action(async (f: ConceptsFlags) => {
-      const files = { image: f.image, text: f.text, captions: f.captions, imageOfText: f.imageOfText, imageRefs: f.imageRefs, labels: f.labels };
-      const given = Object.entries(files).filter(([, v]) => v !== undefined).map(([k]) => k);
-      if (f.toy !== undefined && given.length) throw new SaeError('ERR_ARG', `--toy takes no corpus files (got --${given.join(', --')})`);
-      if (f.toy === undefined && !(f.image && f.text && f.captions)) throw new SaeError('ERR_ARG', 'give --toy <dir>, or --image, --text and --captions');
-      const corpus: CorpusSpec = f.toy !== undefined ? { toy: f.toy } : Object.fromEntries(Object.entries(files).filter(([, v]) => v !== undefined));
+      const corpus = corpusSpecOf(f);
+      if (!corpus) throw new SaeError('ERR_ARG', 'give --toy <dir>, or --image, --text and --captions');
       const t0 = performance.now();
       const { index, reused, dir } = await conceptIndexFor(f.pair, corpus, {
         topN: f.topN, partners: f.partners, imageRoot: f.imageRoot, out: f.out,

@@ -8,21 +8,16 @@ import { setThreads } from '../../info.js';
 import type { ConceptCorpus } from '../../concepts/types.js';
 import { ConceptIndex } from '../../concepts/concept-index.js';
 import { conceptIndexFor } from '../../concepts/build.js';
-import { loadConceptCorpus, type CorpusSpec } from '../../concepts/corpus.js';
+import { loadConceptCorpus } from '../../concepts/corpus.js';
 import { prepareDemoPair } from '../../serve/demo.js';
 import { SERVE_DEFAULTS, checkBindSecurity } from '../../serve/options.js';
 import { createService } from '../../serve/service.js';
+import { addCorpusOptions, corpusSpecOf, type CorpusFlags } from '../corpus-flags.js';
 import { nonNegativeInt, positiveInt } from '../parse.js';
 
-interface ServeFlags {
+interface ServeFlags extends CorpusFlags {
   pair?: string;
   concepts?: string;
-  toy?: string;
-  image?: string;
-  text?: string;
-  captions?: string;
-  imageOfText?: string;
-  imageRefs?: string;
   imageRoot?: string;
   port: number;
   host: string;
@@ -40,33 +35,17 @@ interface ServeFlags {
   log?: boolean;
 }
 
-/** The corpus flags as lib/concepts' corpus spec (null when none are given). */
-function corpusSpec(f: ServeFlags): CorpusSpec | null {
-  if (f.toy) {
-    if (f.image || f.text || f.captions) throw new SaeError('ERR_ARG', 'give --toy <dir> or --image/--text/--captions, not both');
-    return { toy: f.toy };
-  }
-  if (!f.image && !f.text && !f.captions) return null;
-  if (!f.image || !f.text || !f.captions) throw new SaeError('ERR_ARG', 'a corpus needs --image, --text and --captions (or --toy <dir>)');
-  return { image: f.image, text: f.text, captions: f.captions, ...(f.imageOfText ? { imageOfText: f.imageOfText } : {}), ...(f.imageRefs ? { imageRefs: f.imageRefs } : {}) };
-}
-
 function hostUrl(host: string, port: number): string {
   return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
 export function registerServe(program: Command): void {
-  program
+  const cmd = program
     .command('serve')
     .description('serve an aligned pair (and its concepts) over HTTP: /v1 JSON API, /metrics, the web explorer at /')
     .option('--pair <dir>', 'an aligned pair (<run>/final/pair, or cmsae align --out)')
-    .option('--concepts <dir>', 'its concept index (cmsae concepts); default: built or reused from the corpus flags')
-    .option('--toy <dir>', 'corpus: a toy dataset (cmsae toy); its evaluation split')
-    .option('--image <file>', 'corpus image embeddings')
-    .option('--text <file>', 'corpus text embeddings')
-    .option('--captions <file>', 'corpus captions (.txt lines, .jsonl, COCO captions JSON)')
-    .option('--image-of-text <file>', 'text row -> image row map (default: row r pairs with row r)')
-    .option('--image-refs <file>', 'image paths (relative to --image-root) or URLs, one per image row')
+    .option('--concepts <dir>', 'its concept index (cmsae concepts); default: built or reused from the corpus flags');
+  addCorpusOptions(cmd)
     .option('--image-root <dir>', 'serve image files from under this directory only')
     .option('--port <n>', 'port (0 picks a free one)', nonNegativeInt, 8080)
     .option('--host <host>', 'interface to bind (anything but loopback needs --token or --insecure)', '127.0.0.1')
@@ -99,7 +78,7 @@ Examples:
       checkBindSecurity(f.host, f.token, f.insecure === true);
       if (f.out && !f.demo) throw new SaeError('ERR_ARG', '--out is for --demo (where the demo keeps its dataset, pair and index)');
       const log = (s: string) => process.stderr.write(s + '\n');
-      let pairDir = f.pair, spec = corpusSpec(f);
+      let pairDir = f.pair, spec = corpusSpecOf(f);
       if (f.demo) {
         if (f.pair || spec || f.concepts) throw new SaeError('ERR_ARG', '--demo builds its own pair, corpus and concepts: give it without --pair, --concepts or corpus flags');
         const p = await prepareDemoPair(f.out ?? 'cmsae-demo', log);
