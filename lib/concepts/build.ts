@@ -7,6 +7,7 @@
 import path from 'node:path';
 
 import { AlignedPair } from '../align/aligned-pair.js';
+import { pairFingerprint } from './fingerprint.js';
 import type { Modality } from '../data/paired.js';
 import { SaeError } from '../errors.js';
 import { taggedSha256 } from '../io/digest.js';
@@ -114,6 +115,7 @@ export async function buildConceptIndex(pair: AlignedPair, corpus: ConceptCorpus
     topN,
     partners,
     corpus: { images: corpus.image.rows, texts: corpus.text.rows, hasImageRefs: corpus.imageRefs !== null },
+    pair: pairFingerprint(pair),
     imageRoot: typeof opts.imageRoot === 'string' && opts.imageRoot !== '' ? path.resolve(opts.imageRoot) : null,
     seconds: { encode: (t1 - t0) / 1000, index: (t2 - t1) / 1000 },
   };

@@ -216,7 +216,7 @@ export class ConceptIndex {
       if (taggedSha256(bytes[name]) !== sums[name]) bad(path.join(dir, name), `does not match the checksum in ${metaFile}: the index is corrupt or was edited; rebuild it`);
     }
     const meta = j.meta as ConceptIndexMeta;
-    if (typeof meta !== 'object' || meta === null || !Number.isInteger(meta.m) || meta.m < 1 || !Number.isInteger(meta.topN) || !Number.isInteger(meta.partners) || typeof meta.corpus !== 'object' || meta.corpus === null)
+    if (typeof meta !== 'object' || meta === null || !Number.isInteger(meta.m) || meta.m < 1 || !Number.isInteger(meta.topN) || !Number.isInteger(meta.partners) || typeof meta.corpus !== 'object' || meta.corpus === null || typeof meta.pair !== 'string' || !/^sha256:[0-9a-f]{64}$/.test(meta.pair))
       bad(metaFile, 'has a malformed meta object');
     const m = meta.m, N = meta.topN, P = meta.partners;
     const tFile = path.join(dir, 'index.safetensors');

@@ -75,6 +75,8 @@ export interface ConceptIndexMeta {
   topN: number;
   partners: number;
   corpus: { images: number; texts: number; hasImageRefs: boolean };
+  /** pairFingerprint() of the pair the index was built from (the service refuses an index of another pair). */
+  pair: string;
   /** Where the corpus's relative image paths resolve (the build's imageRoot option, absolute), or null. */
   imageRoot: string | null;
   /** Seconds spent encoding the corpus and indexing its codes. */

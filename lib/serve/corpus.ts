@@ -8,6 +8,7 @@ import type { Modality } from '../data/paired.js';
 import { SaeError } from '../errors.js';
 import type { SparseCodes } from '../types.js';
 import type { ConceptIndex } from '../concepts/concept-index.js';
+import { pairFingerprint } from '../concepts/fingerprint.js';
 import { HttpError } from './http-errors.js';
 import { CodeSearch, denseTop, unit, type Hit } from './search.js';
 
@@ -29,6 +30,13 @@ export class CorpusView {
       if (raw.captions.length !== raw.text.rows) throw new SaeError('ERR_SHAPE', `the corpus has ${raw.captions.length} captions for ${raw.text.rows} text rows`);
     }
     if (index && index.m !== pair.image.m) throw new SaeError('ERR_SHAPE', `the concept index has m = ${index.m}, the pair m = ${pair.image.m}: it was built for another pair`);
+    if (index && index.meta.pair !== pairFingerprint(pair))
+      throw new SaeError('ERR_STATE', 'the concept index was built from another aligned pair (its pair fingerprint differs): rebuild it with cmsae concepts --pair <this pair>, or serve the pair it was built from');
+    if (index && raw && (raw.image.rows !== index.meta.corpus.images || raw.text.rows !== index.meta.corpus.texts))
+      throw new SaeError(
+        'ERR_SHAPE',
+        `the corpus given has ${raw.image.rows} images and ${raw.text.rows} captions, the concept index was built on ${index.meta.corpus.images} and ${index.meta.corpus.texts}: give the corpus the index was built on, or rebuild the index on this one`,
+      );
   }
 
   get present(): boolean {

@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildConceptIndex, generateToy, loadConceptCorpus, writeToy, type AlignedPair } from '../../lib/index.js';
 import type { ConceptIndex } from '../../lib/concepts/concept-index.js';
 import { createService } from '../../lib/serve/service.js';
+import { expectSaeRejection } from '../helpers/expect-error.js';
 import { tempDir } from '../helpers/tmp.js';
 import { tinyPair } from './tiny-pair.js';
 
@@ -26,6 +27,16 @@ describe('serve: concept routes (a real concept index of a toy corpus)', () => {
     await app?.close();
     pair?.dispose();
     tmp.cleanup();
+  });
+
+  it('refuses a concept index built from another pair, and a corpus other than the one the index was built on', async () => {
+    using other = tinyPair({ d: 16, m: 24, k: 4, seed: 9 }); // same shape, other weights
+    await expectSaeRejection(createService({ pair: other, concepts: index, explorer: false }), 'ERR_STATE', /another aligned pair/);
+    const corpus = await loadConceptCorpus({ toy: path.join(tmp.dir, 'toy') });
+    const fewer = { ...corpus, text: { ...corpus.text, rows: corpus.text.rows - 2, data: corpus.text.data.subarray(0, (corpus.text.rows - 2) * corpus.text.cols) }, captions: corpus.captions.slice(0, -2), imageOfText: corpus.imageOfText && corpus.imageOfText.subarray(0, -2) };
+    await expectSaeRejection(createService({ pair, concepts: index, corpus: fewer, explorer: false }), 'ERR_SHAPE', /the concept index was built on/);
+    const same = await createService({ pair, concepts: index, corpus, explorer: false }); // the corpus it was built on
+    await same.close();
   });
 
   it('GET /v1/concepts sorts, filters by label word and paginates', async () => {
