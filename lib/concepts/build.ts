@@ -17,7 +17,7 @@ import type { Matrix, SparseCodes } from '../types.js';
 import { describe } from '../validate.js';
 import { CONCEPT_INDEX_FORMAT_VERSION, ConceptIndex } from './concept-index.js';
 import { corpusFiles, loadConceptCorpus, resolveSpec, type CorpusSpec } from './corpus.js';
-import { CaptionVocabulary, labelOf } from './label.js';
+import { CaptionVocabulary } from './label.js';
 import { conceptStats } from './stats.js';
 import type { ConceptCorpus, ConceptIndexMeta } from './types.js';
 
@@ -103,8 +103,9 @@ export async function buildConceptIndex(pair: AlignedPair, corpus: ConceptCorpus
   const t1 = performance.now();
   const stats = await conceptStats({ image, text, imageOfText: corpus.imageOfText }, { m, topN, partners });
   const vocab = new CaptionVocabulary(corpus.captions);
-  const words = Array.from({ length: m }, (_, i) => vocab.distinctive(stats.topTextRows.subarray(i * topN, (i + 1) * topN)));
-  const labels = words.map((w) => labelOf(w));
+  const topRows = (i: number) => stats.topTextRows.subarray(i * topN, (i + 1) * topN);
+  const words = Array.from({ length: m }, (_, i) => vocab.distinctive(topRows(i)));
+  const labels = words.map((w, i) => vocab.label(topRows(i), w));
   const decoderDistance = decoderDistances(pair);
   const t2 = performance.now();
   const meta: ConceptIndexMeta = {

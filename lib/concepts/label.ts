@@ -6,7 +6,8 @@
  *   delta_w = log((y_w + a_w) / (n + a0 - y_w - a_w)) - log((Y_w + a_w) / (N + a0 - Y_w - a_w)),
  *   z_w = delta_w / sqrt(1 / (y_w + a_w) + 1 / (Y_w + a_w)).
  * Words are counted (every occurrence in a top caption counts once; activations do not weight them), lower-cased
- * runs of letters and digits, English stop words removed. Ties by word, so the label is deterministic.
+ * runs of letters and digits, English stop words removed. Ties by word, so the label is deterministic. A label word
+ * that always stands in the same phrase of the top captions ("traffic light") is shown as that phrase.
  */
 
 export const STOP_WORDS: ReadonlySet<string> = new Set(
@@ -68,10 +69,67 @@ export class CaptionVocabulary {
     out.sort((p, q) => q.z - p.z || (p.word < q.word ? -1 : p.word > q.word ? 1 : 0));
     return out.slice(0, keep);
   }
+
+  /**
+   * A distinctive word grown into the phrase it always stands in within the captions at `rows`: while every
+   * occurrence has the same left (or right) neighbour and that neighbour is itself distinctive (z >= LABEL_MIN_Z:
+   * "photo" in "a photo of a dog" is not), the neighbour joins
+   * ("light" -> "traffic light", "bat" -> "baseball bat"); at most LABEL_MAX_WORDS words.
+   */
+  phrase(rows: Iterable<number>, word: string, distinctive: ReadonlySet<string>): string[] {
+    const spots: [string[], number][] = [];
+    for (const r of rows) {
+      if (r < 0) continue;
+      const ts = this.tokens[r];
+      for (let p = 0; p < ts.length; p++) if (ts[p] === word) spots.push([ts, p]);
+    }
+    const out = [word];
+    let lo = 0, hi = 0; // the phrase spans offsets [lo, hi] around each spot
+    const neighbour = (off: number): string | null => {
+      let w: string | null = null;
+      for (const [ts, p] of spots) {
+        const t = ts[p + off];
+        if (t === undefined || (w !== null && t !== w)) return null;
+        w = t;
+      }
+      return w !== null && distinctive.has(w) && !out.includes(w) ? w : null;
+    };
+    while (spots.length && out.length < LABEL_MAX_WORDS) {
+      const left = neighbour(lo - 1);
+      if (left !== null) {
+        out.unshift(left);
+        lo--;
+        continue;
+      }
+      const right = neighbour(hi + 1);
+      if (right === null) break;
+      out.push(right);
+      hi++;
+    }
+    return out;
+  }
+
+  /** The label of the captions at `rows` with distinctive `words` (see labelOf). */
+  label(rows: ArrayLike<number>, words: readonly { word: string; z: number }[]): string {
+    const strong = new Set(words.filter((w) => w.z >= LABEL_MIN_Z).map((w) => w.word));
+    return labelOf(words, (w) => this.phrase(Array.from(rows), w, strong));
+  }
 }
 
-/** The label made of a concept's distinctive words: the first, and up to two more with z >= LABEL_MIN_Z. */
-export function labelOf(words: readonly { word: string; z: number }[]): string {
-  const picked = words.filter((w, i) => i === 0 || w.z >= LABEL_MIN_Z).slice(0, LABEL_MAX_WORDS);
-  return picked.map((w) => w.word).join(' / ');
+/**
+ * The label made of a concept's distinctive words: the first, and up to two more with z >= LABEL_MIN_Z, each grown
+ * into its phrase (`phraseOf`, default: the word alone) and joined by ' / '; a word already inside a phrase is not
+ * repeated.
+ */
+export function labelOf(words: readonly { word: string; z: number }[], phraseOf: (word: string) => string[] = (w) => [w]): string {
+  const used = new Set<string>();
+  const terms: string[] = [];
+  for (let i = 0; i < words.length && terms.length < LABEL_MAX_WORDS; i++) {
+    const w = words[i];
+    if (used.has(w.word) || (terms.length > 0 && w.z < LABEL_MIN_Z)) continue;
+    const ph = phraseOf(w.word);
+    for (const x of ph) used.add(x);
+    terms.push(ph.join(' '));
+  }
+  return terms.join(' / ');
 }

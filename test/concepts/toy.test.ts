@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import path from 'node:path';
 
-import { AlignedPair, ConceptIndex, buildConceptIndex, conceptIndexFor, loadConceptCorpus, loadEvalLabels, textConcepts } from '../../lib/index.js';
+import { AlignedPair, CaptionVocabulary, ConceptIndex, buildConceptIndex, conceptIndexFor, labelOf, loadConceptCorpus, loadEvalLabels, textConcepts } from '../../lib/index.js';
 import { toyPair, type ToyPair } from './toy-pair.js';
 
 describe('concept index on the toy dataset', function () {
@@ -11,7 +11,7 @@ describe('concept index on the toy dataset', function () {
     tp = await toyPair();
   });
 
-  it('labels: for matched alive pairs whose top captions are dominated (>= 50%) by one object, the first label word is that object for >= 80%', async () => {
+  it('labels: for matched alive pairs whose top captions are dominated (>= 50%) by one object, the first term of the label is the name of that object for >= 80%', async () => {
     const corpus = await loadConceptCorpus({ toy: tp.toyDir });
     using pair = await AlignedPair.load(tp.pairDir);
     const index = await buildConceptIndex(pair, corpus);
@@ -26,11 +26,28 @@ describe('concept index on the toy dataset', function () {
       const [best] = [...counts].sort((a, b) => b[1] - a[1] || a[0] - b[0]);
       if (!best || best[1] < 0.5 * c.topCaptions.length) continue;
       dominated++;
-      // A two-word object ("traffic light") is a match when the first label word is one of its words.
-      if (l.concepts[best[0]].split(' ').includes(c.words[0]?.word)) right++;
+      // The label's first term is the object's name, two-word names ("traffic light") included.
+      if (c.label.split(' / ')[0] === l.concepts[best[0]]) right++;
     }
     expect(dominated, 'concepts dominated by one object').to.be.at.least(10);
     expect(right / dominated, `${right}/${dominated} labels start with their object`).to.be.at.least(0.8);
+  });
+
+  it('labels grow a word into the phrase it always stands in, never across a varying neighbour', () => {
+    const fillers = Array.from({ length: 120 }, (_, i) => ['a photo of a dog', 'a cat and a bench', 'a photo of a car on a street'][i % 3]);
+    // rows 0-5: "traffic light" captions; row 6: "red light"; the rest are about other things.
+    const v = new CaptionVocabulary([...Array.from({ length: 6 }, (_, i) => (i % 2 ? 'a traffic light and a dog' : 'a photo of a traffic light')), 'a red light on a car', ...fillers]);
+    const rows = [0, 1, 2, 3, 4, 5];
+    expect(v.label(rows, v.distinctive(rows)).split(' / ')[0]).to.equal('traffic light');
+    // With row 6, "light" has no constant left neighbour: it stays a word ("traffic" may still be a term of its own).
+    const mixed = [0, 2, 4, 6];
+    const terms = v.label(mixed, v.distinctive(mixed)).split(' / ');
+    expect(terms).to.include('light');
+    expect(terms).to.not.include('traffic light');
+    // "photo" stands before "traffic light" in rows 0, 2 and 4 but is not distinctive: never part of a phrase.
+    expect(v.label([0, 2, 4], v.distinctive([0, 2, 4]))).to.not.match(/photo/);
+    expect(labelOf([{ word: 'light', z: 3 }, { word: 'traffic', z: 3 }], (w) => (w === 'light' ? ['traffic', 'light'] : [w]))).to.equal('traffic light');
+    expect(labelOf([{ word: 'dog', z: 3 }, { word: 'cat', z: 1 }, { word: 'bench', z: 2 }])).to.equal('dog / bench');
   });
 
   it('conceptIndexFor saves beside the pair and reuses the index while its inputs are unchanged', async () => {
