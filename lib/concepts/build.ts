@@ -7,6 +7,7 @@
 import path from 'node:path';
 
 import { AlignedPair } from '../align/aligned-pair.js';
+import type { EmbeddingSpec } from '../io/embeddings.js';
 import { pairFingerprint } from './fingerprint.js';
 import type { Modality } from '../data/paired.js';
 import { SaeError } from '../errors.js';
@@ -33,13 +34,15 @@ export interface ConceptIndexOptions {
 export const CONCEPT_DEFAULTS = { topN: 12, partners: 5 } as const;
 const ENCODE_BATCH = 16384;
 
-function checkOptions(opts: ConceptIndexOptions): { topN: number; partners: number } {
+function checkOptions(opts: ConceptIndexOptions): { topN: number; partners: number; imageRoot: string | null } {
   if (typeof opts !== 'object' || opts === null) throw new SaeError('ERR_ARG', `concept index options must be an object, got ${describe(opts)}`);
   for (const k of Object.keys(opts)) if (!['topN', 'partners', 'imageRoot'].includes(k)) throw new SaeError('ERR_ARG', `unknown concept index option '${k}' (known: topN, partners, imageRoot)`);
   const topN = opts.topN ?? CONCEPT_DEFAULTS.topN, partners = opts.partners ?? CONCEPT_DEFAULTS.partners;
-  if (!(Number.isInteger(topN) && topN >= 1 && topN <= 10_000)) throw new SaeError('ERR_ARG', `topN must be an integer in [1, 10000], got ${describe(topN)}`);
-  if (!(Number.isInteger(partners) && partners >= 1 && partners <= 1000)) throw new SaeError('ERR_ARG', `partners must be an integer in [1, 1000], got ${describe(partners)}`);
-  return { topN, partners };
+  const shown = (v: unknown) => (typeof v === 'number' ? String(v) : describe(v));
+  if (!(Number.isInteger(topN) && topN >= 1 && topN <= 10_000)) throw new SaeError('ERR_ARG', `topN (--top-n) must be an integer in [1, 10000], got ${shown(topN)}`);
+  if (!(Number.isInteger(partners) && partners >= 1 && partners <= 1000)) throw new SaeError('ERR_ARG', `partners (--partners) must be an integer in [1, 1000], got ${shown(partners)}`);
+  if (opts.imageRoot !== undefined && (typeof opts.imageRoot !== 'string' || opts.imageRoot === '')) throw new SaeError('ERR_ARG', `imageRoot must be a directory path, got ${describe(opts.imageRoot)}`);
+  return { topN, partners, imageRoot: opts.imageRoot ? path.resolve(opts.imageRoot) : null };
 }
 
 /** The corpus's codes of one side, encoded in batches (normalized by the pair's normalizer). */
@@ -94,7 +97,7 @@ function checkCorpus(c: ConceptCorpus, d: number): void {
 /** Builds the concept index of `pair` on `corpus` (encodes the corpus, then indexes its codes). */
 export async function buildConceptIndex(pair: AlignedPair, corpus: ConceptCorpus, opts: ConceptIndexOptions = {}, key = ''): Promise<ConceptIndex> {
   if (!(pair instanceof AlignedPair)) throw new SaeError('ERR_ARG', `buildConceptIndex needs an AlignedPair, got ${describe(pair)}`);
-  const { topN, partners } = checkOptions(opts);
+  const { topN, partners, imageRoot } = checkOptions(opts);
   const d = pair.image.d, m = pair.image.m;
   checkCorpus(corpus, d);
   const t0 = performance.now();
@@ -117,7 +120,7 @@ export async function buildConceptIndex(pair: AlignedPair, corpus: ConceptCorpus
     partners,
     corpus: { images: corpus.image.rows, texts: corpus.text.rows, hasImageRefs: corpus.imageRefs !== null },
     pair: pairFingerprint(pair),
-    imageRoot: typeof opts.imageRoot === 'string' && opts.imageRoot !== '' ? path.resolve(opts.imageRoot) : null,
+    imageRoot,
     seconds: { encode: (t1 - t0) / 1000, index: (t2 - t1) / 1000 },
   };
   return new ConceptIndex({
@@ -143,7 +146,10 @@ export async function conceptIndexKey(pairDir: string, corpus: CorpusSpec, opts:
   }));
   const spec = resolveSpec(corpus);
   const files = corpusFiles(spec).map((f) => fileKey(f));
-  return `v${CONCEPT_INDEX_FORMAT_VERSION}:${hash({ alignment, files, spec, topN: o.topN, partners: o.partners })}`;
+  // Paths absolute, so that the same files spelled another way (relative, with ./ or ..) give the same key.
+  const abs = (e: EmbeddingSpec | string | undefined) => (e === undefined ? null : typeof e === 'string' ? path.resolve(e) : { ...e, path: path.resolve(e.path) });
+  const roles = { image: abs(spec.image), text: abs(spec.text), captions: abs(spec.captions), imageOfText: abs(spec.imageOfText), imageRefs: abs(spec.imageRefs), labels: (spec.labels ?? []).map((f) => path.resolve(f)) };
+  return `v${CONCEPT_INDEX_FORMAT_VERSION}:${hash({ alignment, files, roles, topN: o.topN, partners: o.partners, imageRoot: o.imageRoot })}`;
 }
 
 /**

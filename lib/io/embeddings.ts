@@ -321,7 +321,7 @@ function safetensorsHeader(fd: number, size: number, s: EmbeddingSpec): Header {
 function rawHeader(size: number, s: EmbeddingSpec): Header {
   const shape = s.shape;
   if (!Array.isArray(shape) || shape.length !== 2 || !shape.every((v) => Number.isSafeInteger(v) && v > 0))
-    throw new SaeError('ERR_ARG', `${s.path} is not .npy or .safetensors: give its shape as [rows, dim] (whole numbers >= 1) to read it as raw float32 (--shape rows,dim)`);
+    throw new SaeError('ERR_ARG', `${s.path} is not .npy or .safetensors: save it as .npy or .safetensors, or give its shape as [rows, dim] (whole numbers >= 1) to read it as raw float32 (cmsae encode --shape rows,dim; { path, shape } in a dataset.json or a library spec)`);
   const bytes = matrixBytes(shape[0], shape[1], 'f32', s.path);
   if (size !== bytes)
     throw new SaeError('ERR_FORMAT', `${s.path} has ${size} bytes; raw float32 [${shape[0]}, ${shape[1]}] needs ${bytes} (wrong shape, dtype or a truncated file)`);

@@ -57,8 +57,11 @@ describe('concept index on the toy dataset', function () {
     const again = await conceptIndexFor(tp.pairDir, { toy: tp.toyDir });
     expect(again.reused).to.equal(true);
     expect(again.index.summaries()).to.deep.equal(first.index.summaries());
-    const other = await conceptIndexFor(tp.pairDir, { toy: tp.toyDir }, );
-    expect(other.reused).to.equal(true);
+    const respelled = path.relative(process.cwd(), tp.toyDir) + '/./';
+    expect((await conceptIndexFor(tp.pairDir, { toy: respelled })).reused, 'the same files spelled another way').to.equal(true);
+    const rooted = await conceptIndexFor(tp.pairDir, { toy: tp.toyDir }, { imageRoot: tp.toyDir });
+    expect(rooted.reused, 'another image root rebuilds').to.equal(false);
+    expect(rooted.index.meta.imageRoot).to.equal(path.resolve(tp.toyDir));
     const wider = await conceptIndexFor(tp.pairDir, { toy: tp.toyDir }, { topN: 5 });
     expect(wider.reused, 'other options rebuild').to.equal(false);
     expect(wider.index.concept(0).topCaptions.length).to.be.at.most(5);
