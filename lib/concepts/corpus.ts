@@ -120,8 +120,14 @@ async function readImageRefs(file: string): Promise<string[]> {
   } else refs = lines(text);
   const out = refs as string[];
   out.forEach((r, i) => {
-    if (r === '' || (!/^https?:\/\//i.test(r) && path.isAbsolute(r)))
-      throw new SaeError('ERR_FORMAT', `${file}: image ${i} is ${r === '' ? 'empty' : `the absolute path ${r}`}; give paths relative to the image root, or http(s) URLs`);
+    const bad = (what: string): never => {
+      throw new SaeError('ERR_FORMAT', `${file}: image ${i} is ${what}; give paths relative to the image root (no '..'), or http(s) URLs`);
+    };
+    if (r === '') bad('empty');
+    if (/^https?:\/\//i.test(r)) return;
+    if (/^[a-z][a-z0-9+.-]*:/i.test(r) && !/^[a-z]:[\\/]/i.test(r)) bad(`a URL with scheme ${r.slice(0, r.indexOf(':') + 1)} (only http and https)`);
+    if (path.isAbsolute(r) || /^[a-z]:[\\/]/i.test(r)) bad(`the absolute path ${r}`);
+    if (r.split(/[\\/]/).includes('..')) bad(`${r}, which climbs out of the image root`);
   });
   return out;
 }

@@ -105,6 +105,10 @@ describe('concept index: storage, corpus formats, CLI', function () {
     await expectSaeRejection(loadConceptCorpus({ image: img, text: txt, captions: path.join(dir, 'short.txt'), imageOfText: path.join(dir, 'map.json') }), 'ERR_SHAPE');
     writeFileSync(path.join(dir, 'abs.json'), JSON.stringify(Array.from({ length: toy.image.rows }, () => '/etc/passwd')));
     await expectSaeRejection(loadConceptCorpus({ image: img, text: txt, captions: path.join(dir, 'caps.jsonl'), imageRefs: path.join(dir, 'abs.json') }), 'ERR_FORMAT', /relative/);
+    for (const [name, ref, why] of [['up.json', 'img/../../etc/passwd', /climbs out/], ['js.json', 'javascript:alert(1)', /scheme javascript:/], ['win.json', 'C:\\x.jpg', /absolute/]] as const) {
+      writeFileSync(path.join(dir, name), JSON.stringify(Array.from({ length: toy.image.rows }, (_, i) => (i === 3 ? ref : `img/${i}.jpg`))));
+      await expectSaeRejection(loadConceptCorpus({ image: img, text: txt, captions: path.join(dir, 'caps.jsonl'), imageRefs: path.join(dir, name) }), 'ERR_FORMAT', why);
+    }
     writeFileSync(path.join(dir, 'bad.jsonl'), '{"caption": 3}\n');
     await expectSaeRejection(loadConceptCorpus({ image: img, text: txt, captions: path.join(dir, 'bad.jsonl') }), 'ERR_FORMAT');
     await expectSaeRejection(loadConceptCorpus({ toy: tp.toyDir, image: img }), 'ERR_ARG');
