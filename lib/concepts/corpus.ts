@@ -74,6 +74,7 @@ async function readCaptions(file: string): Promise<{ captions: string[]; imageOf
   if (path.extname(file).toLowerCase() !== '.jsonl') return { captions: lines(text), imageOfText: null };
   const captions: string[] = [];
   const images: number[] = [];
+  let firstWithout = -1; // the first line without an image row (all lines need one, or none)
   lines(text).forEach((line, i) => {
     let v: unknown;
     try {
@@ -85,9 +86,14 @@ async function readCaptions(file: string): Promise<{ captions: string[]; imageOf
     const c = typeof o === 'object' && o !== null ? (o.caption ?? o.text) : undefined;
     if (typeof c !== 'string') throw new SaeError('ERR_FORMAT', `${file}:${i + 1} has no string "caption" or "text" field`);
     captions.push(c);
-    if (Number.isSafeInteger(o.image) && (o.image as number) >= 0) images.push(o.image as number);
+    if (o.image === undefined) {
+      if (firstWithout < 0) firstWithout = i;
+    } else if (Number.isSafeInteger(o.image) && (o.image as number) >= 0) images.push(o.image as number);
+    else throw new SaeError('ERR_FORMAT', `${file}:${i + 1} has "image": ${JSON.stringify(o.image)}; expected the image row (an integer >= 0)`);
+    if (images.length && firstWithout >= 0)
+      throw new SaeError('ERR_FORMAT', `${file}:${firstWithout + 1} has no "image" field while other lines have one: give every line its image row, or none`);
   });
-  return { captions, imageOfText: images.length === captions.length && captions.length > 0 ? Int32Array.from(images) : null };
+  return { captions, imageOfText: images.length > 0 ? Int32Array.from(images) : null };
 }
 
 async function readImageOfText(file: string): Promise<Int32Array> {

@@ -109,6 +109,10 @@ describe('concept index: storage, corpus formats, CLI', function () {
       writeFileSync(path.join(dir, name), JSON.stringify(Array.from({ length: toy.image.rows }, (_, i) => (i === 3 ? ref : `img/${i}.jpg`))));
       await expectSaeRejection(loadConceptCorpus({ image: img, text: txt, captions: path.join(dir, 'caps.jsonl'), imageRefs: path.join(dir, name) }), 'ERR_FORMAT', why);
     }
+    writeFileSync(path.join(dir, 'gap.jsonl'), '{"caption": "a dog", "image": 0}\n{"caption": "a cat"}\n{"caption": "a car", "image": 1}\n');
+    await expectSaeRejection(loadConceptCorpus({ image: img, text: txt, captions: path.join(dir, 'gap.jsonl') }), 'ERR_FORMAT', /gap\.jsonl:2 has no "image"/);
+    writeFileSync(path.join(dir, 'neg.jsonl'), '{"caption": "a dog", "image": -1}\n');
+    await expectSaeRejection(loadConceptCorpus({ image: img, text: txt, captions: path.join(dir, 'neg.jsonl') }), 'ERR_FORMAT', /neg\.jsonl:1 has "image": -1/);
     writeFileSync(path.join(dir, 'bad.jsonl'), '{"caption": 3}\n');
     await expectSaeRejection(loadConceptCorpus({ image: img, text: txt, captions: path.join(dir, 'bad.jsonl') }), 'ERR_FORMAT');
     await expectSaeRejection(loadConceptCorpus({ toy: tp.toyDir, image: img }), 'ERR_ARG');
