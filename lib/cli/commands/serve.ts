@@ -1,7 +1,7 @@
 /** `cmsae serve`: the concept service over HTTP (JSON API, micro-batching, metrics, the web explorer). */
 import path from 'node:path';
 
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 
 import { SaeError } from '../../errors.js';
 import { setThreads } from '../../info.js';
@@ -35,6 +35,20 @@ interface ServeFlags extends CorpusFlags {
   log?: boolean;
 }
 
+/** A TCP port: an integer in [0, 65535] (0 picks a free one). */
+function port(v: string): number {
+  const n = /^\s*\d{1,5}\s*$/.test(v) ? Number(v) : NaN;
+  if (!(n <= 65535)) throw new InvalidArgumentError('expected a port number in [0, 65535] (0 picks a free one)');
+  return n;
+}
+
+/** --cors's origins: a comma-separated list of at least one (an empty list would refuse every origin silently). */
+function origins(v: string): string[] {
+  const xs = v.split(',').map((s) => s.trim()).filter(Boolean);
+  if (xs.length === 0) throw new InvalidArgumentError('expected a comma-separated list of origins (or --cors alone for any origin)');
+  return xs;
+}
+
 function hostUrl(host: string, port: number): string {
   return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
@@ -47,7 +61,7 @@ export function registerServe(program: Command): void {
     .option('--concepts <dir>', 'its concept index (cmsae concepts); default: built or reused from the corpus flags');
   addCorpusOptions(cmd)
     .option('--image-root <dir>', 'serve image files from under this directory only')
-    .option('--port <n>', 'port (0 picks a free one)', nonNegativeInt, 8080)
+    .option('--port <n>', 'port in [0, 65535] (0 picks a free one)', port, 8080)
     .option('--host <host>', 'interface to bind (anything but loopback needs --token or --insecure)', '127.0.0.1')
     .option('--token <secret>', 'bearer token required on every route but /healthz')
     .option('--insecure', 'allow a non-loopback --host without a token')
@@ -55,7 +69,7 @@ export function registerServe(program: Command): void {
     .option('--max-wait-ms <n>', `longest a request waits for a batch to fill (default ${SERVE_DEFAULTS.maxWaitMs})`, nonNegativeInt)
     .option('--max-queue-rows <n>', `rows waiting or running per operation before 503 (default ${SERVE_DEFAULTS.maxQueueRows})`, positiveInt)
     .option('--body-limit <bytes>', `largest request body (default ${SERVE_DEFAULTS.bodyLimit})`, positiveInt)
-    .option('--cors [origins]', 'allow cross-origin requests (any origin, or a comma-separated list)', (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean))
+    .option('--cors [origins]', 'allow cross-origin requests (any origin, or a comma-separated list)', origins)
     .option('--no-explorer', 'do not serve the web explorer at /')
     .option('--demo', 'build (or reuse) a toy dataset, a small posthoc pair and its concept index, and serve them')
     .option('--out <dir>', 'with --demo: where to keep them (default cmsae-demo)')
