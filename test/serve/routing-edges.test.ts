@@ -15,7 +15,7 @@ import { tinyPair } from './tiny-pair.js';
 const D = 12;
 const TOKEN = 'sekrit-token-1';
 
-function expectError(r: { statusCode: number; json(): { error: { code: string; message: string } } }, status: number, code: string, message?: RegExp): void {
+function expectError(r: { statusCode: number; payload: string; json(): { error: { code: string; message: string } } }, status: number, code: string, message?: RegExp): void {
   expect(r.statusCode, r.payload).to.equal(status);
   expect(r.json().error.code).to.equal(code);
   if (message) expect(r.json().error.message).to.match(message);
@@ -161,7 +161,10 @@ describe('serve: routing, auth and media-type edges', () => {
     await expectSaeRejection(createService({ pair, explorer: false, imageRoot: file }), 'ERR_IO', /not a directory/);
     const host = hostApp();
     try {
-      await expectSaeRejection(host.register(conceptService, { prefix: '/sae', pair, imageRoot: file }).ready(), 'ERR_IO', /not a directory/);
+      const registered = (async () => {
+        await host.register(conceptService, { prefix: '/sae', pair, imageRoot: file });
+      })();
+      await expectSaeRejection(registered, 'ERR_IO', /not a directory/);
     } finally {
       await host.close().catch(() => undefined);
     }

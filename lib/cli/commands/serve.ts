@@ -1,6 +1,4 @@
 /** `cmsae serve`: the concept service over HTTP (JSON API, micro-batching, metrics, the web explorer). */
-import path from 'node:path';
-
 import { InvalidArgumentError, type Command } from 'commander';
 
 import { SaeError } from '../../errors.js';
@@ -10,7 +8,7 @@ import { ConceptIndex } from '../../concepts/concept-index.js';
 import { conceptIndexFor } from '../../concepts/build.js';
 import { loadConceptCorpus } from '../../concepts/corpus.js';
 import { prepareDemoPair } from '../../serve/demo.js';
-import { SERVE_DEFAULTS, checkBindSecurity } from '../../serve/options.js';
+import { SERVE_DEFAULTS, checkBindSecurity, checkImageRoot } from '../../serve/options.js';
 import { createService } from '../../serve/service.js';
 import { addCorpusOptions, corpusSpecOf, type CorpusFlags } from '../corpus-flags.js';
 import { nonNegativeInt, positiveInt } from '../parse.js';
@@ -91,6 +89,8 @@ Examples:
       if (f.threads !== undefined) setThreads(f.threads);
       checkBindSecurity(f.host, f.token, f.insecure === true);
       if (f.out && !f.demo) throw new SaeError('ERR_ARG', '--out is for --demo (where the demo keeps its dataset, pair and index)');
+      // Checked before a concept index may be built (createService checks it again, for library users).
+      const imageRoot = f.imageRoot === undefined ? undefined : checkImageRoot(f.imageRoot);
       const log = (s: string) => process.stderr.write(s + '\n');
       let pairDir = f.pair, spec = corpusSpecOf(f);
       if (f.demo) {
@@ -115,7 +115,7 @@ Examples:
         pair: pairDir,
         ...(concepts ? { concepts } : {}),
         ...(corpus ? { corpus } : {}),
-        ...(f.imageRoot ? { imageRoot: path.resolve(f.imageRoot) } : {}),
+        ...(imageRoot ? { imageRoot } : {}),
         ...(f.maxBatchRows !== undefined ? { maxBatchRows: f.maxBatchRows } : {}),
         ...(f.maxWaitMs !== undefined ? { maxWaitMs: f.maxWaitMs } : {}),
         ...(f.maxQueueRows !== undefined ? { maxQueueRows: f.maxQueueRows } : {}),
