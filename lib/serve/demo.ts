@@ -10,7 +10,7 @@ import { generateToy, writeToy, type ToyOptions } from '../eval/toy.js';
 import { statOrNull } from '../io/files.js';
 import { Trainer } from '../train/trainer.js';
 
-/** Small enough for ~1 minute on 2 cores, large enough for readable concepts (40 objects, 256 latents per side). */
+/** Small enough for about ten seconds on 2 cores, large enough for readable concepts (40 objects, 256 latents per side). */
 export const DEMO_TOY: ToyOptions = { trainPairs: 20_000, evalImages: 1000, captionsPerImage: 3, seed: 7 };
 export const DEMO_TRAIN = { method: 'posthoc', sae: { m: 512, k: 8 }, train: { epochs: 20, lr: 2e-3, batchSize: 256, seed: 0 } } as const;
 

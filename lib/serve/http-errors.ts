@@ -4,7 +4,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { SaeError } from '../errors.js';
 
 /** Service-only codes (the rest are the library's SaeError codes). */
-export type ServiceErrorCode = 'ERR_UNAUTHORIZED' | 'ERR_NOT_FOUND' | 'ERR_UNSUPPORTED_MEDIA';
+export type ServiceErrorCode = 'ERR_UNAUTHORIZED' | 'ERR_NOT_FOUND' | 'ERR_METHOD_NOT_ALLOWED' | 'ERR_UNSUPPORTED_MEDIA';
 
 const STATUS: Record<string, number> = {
   ERR_ARG: 400,
@@ -15,6 +15,7 @@ const STATUS: Record<string, number> = {
   ERR_RANGE: 400,
   ERR_NOT_FOUND: 404,
   ERR_UNAUTHORIZED: 401,
+  ERR_METHOD_NOT_ALLOWED: 405,
   ERR_UNSUPPORTED_MEDIA: 415,
   ERR_TOO_LARGE: 413,
   ERR_STATE: 409,
@@ -56,14 +57,14 @@ export function errorReply(e: unknown): { status: number; code: string; message:
   return { ...fromFastify(e as FastifyError), headers: {} };
 }
 
-/** Installs the error and not-found handlers on a fastify scope. */
-export function installErrorHandlers(app: FastifyInstance): void {
+/** Installs the error and not-found handlers on a fastify scope (noRoute: the 404 or 405 of a request no route took). */
+export function installErrorHandlers(app: FastifyInstance, noRoute: (method: string, url: string) => HttpError): void {
   app.setErrorHandler((e: unknown, req: FastifyRequest, reply: FastifyReply) => {
     const r = errorReply(e);
     if (r.status >= 500 && r.code !== 'ERR_BUSY') req.log.error(e);
     void reply.code(r.status).headers(r.headers).type('application/json').send({ error: { code: r.code, message: r.message } });
   });
-  app.setNotFoundHandler((req: FastifyRequest, reply: FastifyReply) => {
-    void reply.code(404).send({ error: { code: 'ERR_NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}` } });
+  app.setNotFoundHandler(async (req: FastifyRequest) => {
+    throw noRoute(req.method, req.url);
   });
 }

@@ -1,5 +1,8 @@
 /** Options of the concept service (createService / conceptService), their defaults and their validation. */
+import path from 'node:path';
+
 import { SaeError } from '../errors.js';
+import { fileKind, statOrNull } from '../io/files.js';
 import type { AlignedPair } from '../align/aligned-pair.js';
 import type { ConceptCorpus } from '../concepts/types.js';
 import type { ConceptIndex } from '../concepts/concept-index.js';
@@ -23,7 +26,7 @@ export interface ServiceOptions {
   concepts?: ConceptIndex | string;
   /** The corpus embeddings (for steering retrieval and row-based steer/explain). */
   corpus?: ConceptCorpus;
-  /** Image files are served from under this directory only (GET /images/<relpath>). */
+  /** Image files are served from under this directory only (GET /images/<relpath>); it must exist. Default: the one the concept index records, when it is a directory here. */
   imageRoot?: string;
   /** Most rows one native encode/decode call gathers (1 turns batching off). */
   maxBatchRows?: number;
@@ -57,14 +60,22 @@ function intIn(v: unknown, name: string, min: number, max: number, dflt: number)
   return v;
 }
 
+/** The absolute path of an image root that is a directory (ERR_IO naming it otherwise). */
+export function checkImageRoot(dir: string, what = 'image root'): string {
+  const st = statOrNull(dir);
+  if (!st) throw new SaeError('ERR_IO', `${what} ${dir} does not exist: give the directory the image paths are relative to`);
+  if (!st.isDirectory()) throw new SaeError('ERR_IO', `${what} ${dir} is ${fileKind(st)}, not a directory: give the directory the image paths are relative to`);
+  return path.resolve(dir);
+}
+
 /** Checks the options by name and fills in the defaults (ERR_ARG naming the option). */
 export function resolveServiceOptions(o: ServiceOptions): ResolvedServiceOptions {
   if (typeof o !== 'object' || o === null) throw new SaeError('ERR_ARG', 'createService needs options with at least { pair }');
   for (const k of Object.keys(o)) if (!KNOWN.includes(k)) throw new SaeError('ERR_ARG', `unknown service option '${k}' (known: ${KNOWN.join(', ')})`);
   if (o.token !== undefined && (typeof o.token !== 'string' || o.token.length < 8 || /\s/.test(o.token)))
     throw new SaeError('ERR_ARG', 'service option token must be a string of at least 8 characters without spaces');
-  if (o.cors !== undefined && typeof o.cors !== 'boolean' && !(Array.isArray(o.cors) && o.cors.every((s) => typeof s === 'string' && s.length > 0)))
-    throw new SaeError('ERR_ARG', 'service option cors must be a boolean or a list of origins');
+  if (o.cors !== undefined && typeof o.cors !== 'boolean' && !(Array.isArray(o.cors) && o.cors.length > 0 && o.cors.every((s) => typeof s === 'string' && s.length > 0)))
+    throw new SaeError('ERR_ARG', 'service option cors must be a boolean or a non-empty list of origins');
   for (const k of ['explorer', 'logger'] as const)
     if (o[k] !== undefined && typeof o[k] !== 'boolean') throw new SaeError('ERR_ARG', `service option ${k} must be a boolean`);
   if (o.imageRoot !== undefined && (typeof o.imageRoot !== 'string' || o.imageRoot.length === 0)) throw new SaeError('ERR_ARG', 'service option imageRoot must be a directory path');
@@ -78,7 +89,7 @@ export function resolveServiceOptions(o: ServiceOptions): ResolvedServiceOptions
     logger: o.logger ?? false,
     token: o.token ?? null,
     cors: o.cors ?? false,
-    imageRoot: o.imageRoot ?? null,
+    imageRoot: o.imageRoot === undefined ? null : checkImageRoot(o.imageRoot),
   };
 }
 

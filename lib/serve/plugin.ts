@@ -2,7 +2,7 @@
  * conceptService: the service as a fastify plugin (register it under a prefix in another app; createService
  * wraps it with swagger and /openapi.json). Routes: /healthz, /metrics, /v1/*, /images/*, and the explorer at /.
  */
-import { timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import path from 'node:path';
 
 import cors from '@fastify/cors';
@@ -18,15 +18,34 @@ import { CorpusView } from './corpus.js';
 import { PairEngine } from './engine.js';
 import { HttpError, installErrorHandlers } from './http-errors.js';
 import { ServiceMetrics } from './metrics.js';
-import { resolveServiceOptions, type ServiceOptions } from './options.js';
+import { checkImageRoot, resolveServiceOptions, type ServiceOptions } from './options.js';
+import { RouteTable } from './route-table.js';
 import { conceptRoutes } from './routes/concepts.js';
 import { modelRoutes } from './routes/model.js';
 import { staticRoutes } from './routes/static.js';
 
-function bearerOk(header: string | undefined, token: string): boolean {
-  const want = Buffer.from(`Bearer ${token}`);
-  const got = Buffer.from(header ?? '');
-  return got.length === want.length && timingSafeEqual(got, want);
+const sha256 = (s: string) => createHash('sha256').update(s).digest();
+
+/**
+ * Whether an Authorization header is "Bearer <token>": the scheme in any case (RFC 7235), the credentials compared
+ * in constant time (as digests, so neither their length nor their content shows in the timing).
+ */
+export function bearerOk(header: string | undefined, token: string): boolean {
+  const m = /^bearer +(\S*) *$/i.exec(header ?? '');
+  return timingSafeEqual(sha256(m ? m[1] : ''), sha256(token)) && m !== null;
+}
+
+/** The image root: the option, else the one the concept index records (when it is still a directory here). */
+function imageRootOf(given: string | null, index: ConceptIndex | null, app: FastifyInstance): string | null {
+  if (given !== null) return given;
+  const recorded = index?.meta.imageRoot ?? null;
+  if (recorded === null) return null;
+  try {
+    return checkImageRoot(recorded, 'the image root the concept index records,');
+  } catch (e) {
+    app.log.warn(`serving no image files: ${(e as Error).message} (give the imageRoot option / --image-root)`);
+    return null;
+  }
 }
 
 export const conceptService: FastifyPluginAsync<ServiceOptions> = async (app: FastifyInstance, raw: ServiceOptions) => {
@@ -49,16 +68,25 @@ export const conceptService: FastifyPluginAsync<ServiceOptions> = async (app: Fa
     const metrics = new ServiceMetrics(() => engine?.queueDepth() ?? {});
     engine = new PairEngine(pair, o, metrics);
     const corpus = new CorpusView(pair, index, corpusOpt ?? null);
-    const ctx: ServiceContext = { engine, corpus, options: o, metrics, provenance, labels: index ? index.summaries().map((s) => s.label) : null };
+    const options = { ...o, imageRoot: imageRootOf(o.imageRoot, index, app) };
+    const ctx: ServiceContext = { engine, corpus, options, metrics, provenance, labels: index ? index.summaries().map((s) => s.label) : null };
 
-    installErrorHandlers(app);
-    if (o.cors) await app.register(cors, { origin: o.cors === true ? true : o.cors });
+    const routes = new RouteTable();
+    routes.track(app);
+    installErrorHandlers(app, (method, url) => routes.noRoute(method, url));
+    // x-shape is not a CORS-safelisted response header: a browser script reads it only when it is exposed.
+    if (o.cors) await app.register(cors, { origin: o.cors === true ? true : o.cors, exposedHeaders: ['x-shape', 'retry-after'] });
     app.removeContentTypeParser('text/plain'); // JSON or raw float32 only: anything else is 415
-    app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: o.bodyLimit }, (_req, body, done) => done(null, body));
+    app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: o.bodyLimit }, (req, body, done) => {
+      // Only routes marked RAW_FLOAT32 (POST /v1/encode) take a raw body; on the others it is a media-type error.
+      if ((req.routeOptions.config as { rawFloat32?: boolean }).rawFloat32) done(null, body);
+      else done(new HttpError(415, 'ERR_UNSUPPORTED_MEDIA', `${req.method} ${req.url.split('?')[0]} takes application/json only (application/octet-stream is for POST /v1/encode)`), undefined);
+    });
+    const healthz = `${app.prefix}/healthz`;
     if (o.token) {
       const token = o.token;
       app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
-        if (req.routeOptions.url === '/healthz' || req.url === '/healthz') return;
+        if (req.routeOptions.url === healthz) return;
         if (!bearerOk(req.headers.authorization, token)) {
           void reply.header('www-authenticate', 'Bearer');
           throw new HttpError(401, 'ERR_UNAUTHORIZED', 'this service needs the header Authorization: Bearer <token> (the --token it was started with)');
@@ -84,7 +112,7 @@ export const conceptService: FastifyPluginAsync<ServiceOptions> = async (app: Fa
     if (typeof withSwagger.swagger === 'function') app.get('/openapi.json', { schema: { hide: true } }, async () => withSwagger.swagger!());
     modelRoutes(app, ctx);
     conceptRoutes(app, ctx);
-    staticRoutes(app, o);
+    staticRoutes(app, options, routes);
   } catch (e) {
     if (ownPair) pair.dispose();
     throw e;

@@ -1,4 +1,6 @@
 /** JSON schemas of the service's routes (fastify validates requests and serializes responses with them). */
+import type { FastifySchema } from 'fastify';
+
 
 /** A number, or null: JSON has no NaN (JSON.stringify writes null), so null is read as NaN and refused with ERR_NONFINITE. */
 const num = { type: ['number', 'null'] } as const;
@@ -43,26 +45,46 @@ export const infoSchema = {
   },
 } as const;
 
+/** The raw float32 body of POST /v1/encode as OpenAPI writes binary data (the validation schema is {}: the body is a Buffer). */
+const rawFloat32Body = { type: 'string', format: 'binary', description: 'rows·d little-endian float32 values, row after row (header x-shape: rows,d)' } as const;
+const encodeJson = { type: 'object', properties: { modality, embeddings: vectors }, required: ['modality', 'embeddings'], additionalProperties: false } as const;
+
 export const encodeSchema = {
   summary: 'Aligned sparse codes of embeddings',
   description:
     'JSON { modality, embeddings } (one vector or a list of vectors), or a raw little-endian float32 body (application/octet-stream) with header x-shape: rows,d and the modality in x-modality or ?modality=. Accept: application/octet-stream answers int32 indices then float32 values (x-shape: rows,k).',
-  querystring: { type: 'object', properties: { modality }, additionalProperties: false },
-  body: {
-    content: {
-      'application/json': { schema: { type: 'object', properties: { modality, embeddings: vectors }, required: ['modality', 'embeddings'], additionalProperties: false } },
-      'application/octet-stream': { schema: {} },
+  querystring: { type: 'object', properties: { modality: { ...modality, description: 'the modality of a raw float32 body (or the x-modality header)' } }, additionalProperties: false },
+  headers: {
+    type: 'object',
+    properties: {
+      'x-shape': { type: 'string', description: 'with a raw float32 body: rows,d (two integers)' },
+      'x-modality': { ...modality, description: 'with a raw float32 body: its modality (or ?modality=)' },
     },
   },
+  body: { content: { 'application/json': { schema: encodeJson }, 'application/octet-stream': { schema: {} } } },
   response: {
     200: {
-      type: 'object',
-      properties: { rows: { type: 'integer' }, k: { type: 'integer' }, indices: intArraysOut, values: numArrays, labels: { type: 'array', items: { type: 'array', items: { type: 'string' } } } },
-      required: ['rows', 'k', 'indices', 'values'],
+      description: 'The codes: JSON, or with Accept: application/octet-stream rows·k int32 indices then rows·k float32 values (little-endian)',
+      headers: { 'x-shape': { type: 'string', description: 'binary answers only: rows,k' } },
+      content: {
+        'application/json': {
+          schema: {
+            type: 'object',
+            properties: { rows: { type: 'integer' }, k: { type: 'integer' }, indices: intArraysOut, values: numArrays, labels: { type: 'array', items: { type: 'array', items: { type: 'string' } } } },
+            required: ['rows', 'k', 'indices', 'values'],
+          },
+        },
+        'application/octet-stream': { schema: { type: 'string', format: 'binary', description: 'rows·k int32 indices then rows·k float32 values, little-endian' } },
+      },
     },
     ...errors,
   },
 } as const;
+
+/** @fastify/swagger's per-route transform of POST /v1/encode: documents the raw body as binary data. */
+export function documentEncode({ url }: { url: string }): { schema: FastifySchema; url: string } {
+  return { schema: { ...encodeSchema, body: { content: { ...encodeSchema.body.content, 'application/octet-stream': { schema: rawFloat32Body } } } }, url };
+}
 
 export const decodeSchema = {
   summary: "Embeddings reconstructed from codes by one side's decoder",
@@ -86,7 +108,7 @@ export const steerSchema = {
       embedding: vector,
       row: { type: 'integer', minimum: 0 },
       concept: { type: 'integer', minimum: 0 },
-      strength: { type: 'number' },
+      strength: { ...num, description: 'added to the concept as strength / |W_dec[concept]|; must stay a finite float32 after that scaling (null counts as NaN)' },
       top: { type: 'integer', minimum: 1, maximum: 100 },
     },
     required: ['concept', 'strength'],

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 
@@ -47,12 +48,43 @@ describe('cmsae serve (real HTTP on 127.0.0.1)', function () {
     }
   });
 
-  it('refuses a non-loopback host without --token or --insecure (exit 2)', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', ENTRY, 'serve', '--pair', tmp.dir, '--host', '0.0.0.0', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let err = '';
-    child.stderr.on('data', (b) => (err += b));
+  /** Runs `cmsae serve ARGS` to its exit (these never get to listen). */
+  async function serveExit(args: string[]): Promise<{ code: number | null; stderr: string }> {
+    const child = spawn(process.execPath, ['--import', 'tsx', ENTRY, 'serve', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const killer = setTimeout(() => child.kill('SIGKILL'), 50_000);
+    let stderr = '';
+    child.stderr.on('data', (b) => (stderr += b));
     const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-    expect(code).to.equal(2);
-    expect(err).to.match(/--token/);
+    clearTimeout(killer);
+    return { code, stderr };
+  }
+
+  it('refuses a non-loopback host without --token or --insecure (exit 2)', async () => {
+    const r = await serveExit(['--pair', tmp.dir, '--host', '0.0.0.0', '--port', '0']);
+    expect(r.code).to.equal(2);
+    expect(r.stderr).to.match(/--token/);
+  });
+
+  it('refuses a port outside [0, 65535] and an empty --cors list as usage errors (exit 2)', async () => {
+    for (const port of ['70000', '8080x']) {
+      const r = await serveExit(['--pair', tmp.dir, '--port', port]);
+      expect(r.code, port).to.equal(2);
+      expect(r.stderr, port).to.match(/--port.*\[0, 65535\]/);
+    }
+    for (const cors of ['', ',,']) {
+      const r = await serveExit(['--pair', tmp.dir, '--port', '0', '--cors', cors]);
+      expect(r.code, JSON.stringify(cors)).to.equal(2);
+      expect(r.stderr).to.match(/--cors.*origins/);
+    }
+  });
+
+  it('refuses an --image-root that is missing or not a directory at startup (ERR_IO, exit 1)', async () => {
+    const file = path.join(tmp.dir, 'not-a-dir');
+    writeFileSync(file, 'x');
+    for (const [root, why] of [[path.join(tmp.dir, 'nonexistent'), /does not exist/], [file, /not a directory/]] as const) {
+      const r = await serveExit(['--pair', tmp.dir, '--port', '0', '--image-root', root]);
+      expect(r.code, r.stderr).to.equal(1);
+      expect(r.stderr).to.match(/ERR_IO: image root/).and.match(why);
+    }
   });
 });

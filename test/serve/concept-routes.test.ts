@@ -1,3 +1,4 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 import { expect } from 'chai';
@@ -57,6 +58,48 @@ describe('serve: concept routes (a real concept index of a toy corpus)', () => {
     }
     const alive = (await app.inject('/v1/concepts?alive=both&limit=500')).json();
     for (const s of alive.items) expect(s.alive).to.deep.equal({ image: true, text: true });
+  });
+
+  it('GET /v1/concepts?limit above 500 is 400 ERR_RANGE naming the maximum (never silently capped)', async () => {
+    for (const limit of [501, 100000]) {
+      const r = await app.inject(`/v1/concepts?limit=${limit}`);
+      expect(r.statusCode, r.payload).to.equal(400);
+      expect(r.json().error.code).to.equal('ERR_RANGE');
+      expect(r.json().error.message).to.match(/500/);
+    }
+  });
+
+  it('without an imageRoot option, images are served from the root the concept index records (none when it is gone)', async () => {
+    const root = path.join(tmp.dir, 'images');
+    mkdirSync(root);
+    writeFileSync(path.join(root, 'a.png'), 'PNGDATA');
+    const corpus = await loadConceptCorpus({ toy: path.join(tmp.dir, 'toy') });
+    const withRoot = await buildConceptIndex(pair, corpus, { imageRoot: root });
+    const served = await createService({ pair, concepts: withRoot, explorer: false });
+    try {
+      const r = await served.inject('/images/a.png');
+      expect(r.statusCode, r.payload).to.equal(200);
+      expect(r.payload).to.equal('PNGDATA');
+    } finally {
+      await served.close();
+    }
+    const other = path.join(tmp.dir, 'other-images'); // an explicit imageRoot wins over the recorded one
+    mkdirSync(other);
+    const explicit = await createService({ pair, concepts: withRoot, explorer: false, imageRoot: other });
+    try {
+      expect((await explicit.inject('/images/a.png')).statusCode).to.equal(404);
+    } finally {
+      await explicit.close();
+    }
+    const gone = await buildConceptIndex(pair, corpus, { imageRoot: path.join(tmp.dir, 'moved-away') });
+    const none = await createService({ pair, concepts: gone, explorer: false });
+    try {
+      const r = await none.inject('/images/a.png');
+      expect(r.statusCode).to.equal(404);
+      expect(r.json().error.message).to.match(/serves no image files/);
+    } finally {
+      await none.close();
+    }
   });
 
   it('GET /v1/concepts/:id has statistics, partners, top images and captions with their text', async () => {

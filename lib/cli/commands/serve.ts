@@ -1,7 +1,5 @@
 /** `cmsae serve`: the concept service over HTTP (JSON API, micro-batching, metrics, the web explorer). */
-import path from 'node:path';
-
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 
 import { SaeError } from '../../errors.js';
 import { setThreads } from '../../info.js';
@@ -10,7 +8,7 @@ import { ConceptIndex } from '../../concepts/concept-index.js';
 import { conceptIndexFor } from '../../concepts/build.js';
 import { loadConceptCorpus } from '../../concepts/corpus.js';
 import { prepareDemoPair } from '../../serve/demo.js';
-import { SERVE_DEFAULTS, checkBindSecurity } from '../../serve/options.js';
+import { SERVE_DEFAULTS, checkBindSecurity, checkImageRoot } from '../../serve/options.js';
 import { createService } from '../../serve/service.js';
 import { addCorpusOptions, corpusSpecOf, type CorpusFlags } from '../corpus-flags.js';
 import { nonNegativeInt, positiveInt } from '../parse.js';
@@ -35,6 +33,20 @@ interface ServeFlags extends CorpusFlags {
   log?: boolean;
 }
 
+/** A TCP port: an integer in [0, 65535] (0 picks a free one). */
+function port(v: string): number {
+  const n = /^\s*\d{1,5}\s*$/.test(v) ? Number(v) : NaN;
+  if (!(n <= 65535)) throw new InvalidArgumentError('expected a port number in [0, 65535] (0 picks a free one)');
+  return n;
+}
+
+/** --cors's origins: a comma-separated list of at least one (an empty list would refuse every origin silently). */
+function origins(v: string): string[] {
+  const xs = v.split(',').map((s) => s.trim()).filter(Boolean);
+  if (xs.length === 0) throw new InvalidArgumentError('expected a comma-separated list of origins (or --cors alone for any origin)');
+  return xs;
+}
+
 function hostUrl(host: string, port: number): string {
   return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
@@ -47,7 +59,7 @@ export function registerServe(program: Command): void {
     .option('--concepts <dir>', 'its concept index (cmsae concepts); default: built or reused from the corpus flags');
   addCorpusOptions(cmd)
     .option('--image-root <dir>', 'serve image files from under this directory only')
-    .option('--port <n>', 'port (0 picks a free one)', nonNegativeInt, 8080)
+    .option('--port <n>', 'port in [0, 65535] (0 picks a free one)', port, 8080)
     .option('--host <host>', 'interface to bind (anything but loopback needs --token or --insecure)', '127.0.0.1')
     .option('--token <secret>', 'bearer token required on every route but /healthz')
     .option('--insecure', 'allow a non-loopback --host without a token')
@@ -55,7 +67,7 @@ export function registerServe(program: Command): void {
     .option('--max-wait-ms <n>', `longest a request waits for a batch to fill (default ${SERVE_DEFAULTS.maxWaitMs})`, nonNegativeInt)
     .option('--max-queue-rows <n>', `rows waiting or running per operation before 503 (default ${SERVE_DEFAULTS.maxQueueRows})`, positiveInt)
     .option('--body-limit <bytes>', `largest request body (default ${SERVE_DEFAULTS.bodyLimit})`, positiveInt)
-    .option('--cors [origins]', 'allow cross-origin requests (any origin, or a comma-separated list)', (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean))
+    .option('--cors [origins]', 'allow cross-origin requests (any origin, or a comma-separated list)', origins)
     .option('--no-explorer', 'do not serve the web explorer at /')
     .option('--demo', 'build (or reuse) a toy dataset, a small posthoc pair and its concept index, and serve them')
     .option('--out <dir>', 'with --demo: where to keep them (default cmsae-demo)')
@@ -77,6 +89,8 @@ Examples:
       if (f.threads !== undefined) setThreads(f.threads);
       checkBindSecurity(f.host, f.token, f.insecure === true);
       if (f.out && !f.demo) throw new SaeError('ERR_ARG', '--out is for --demo (where the demo keeps its dataset, pair and index)');
+      // Checked before a concept index may be built (createService checks it again, for library users).
+      const imageRoot = f.imageRoot === undefined ? undefined : checkImageRoot(f.imageRoot);
       const log = (s: string) => process.stderr.write(s + '\n');
       let pairDir = f.pair, spec = corpusSpecOf(f);
       if (f.demo) {
@@ -101,7 +115,7 @@ Examples:
         pair: pairDir,
         ...(concepts ? { concepts } : {}),
         ...(corpus ? { corpus } : {}),
-        ...(f.imageRoot ? { imageRoot: path.resolve(f.imageRoot) } : {}),
+        ...(imageRoot ? { imageRoot } : {}),
         ...(f.maxBatchRows !== undefined ? { maxBatchRows: f.maxBatchRows } : {}),
         ...(f.maxWaitMs !== undefined ? { maxWaitMs: f.maxWaitMs } : {}),
         ...(f.maxQueueRows !== undefined ? { maxQueueRows: f.maxQueueRows } : {}),

@@ -9,6 +9,9 @@ import type { ConceptIndex } from '../../concepts/concept-index.js';
 import { HttpError } from '../http-errors.js';
 import { conceptSchema, conceptsSchema, corpusRowSchema, heterogeneitySchema, searchSchema } from '../schemas.js';
 
+/** The most concept summaries one GET /v1/concepts answers. */
+export const MAX_PAGE = 500;
+
 type SortKey = 'correlation' | 'corpusCorrelation' | 'fireRate' | 'decoderDistance' | 'id';
 
 /** The sort value of a summary (fireRate: the larger of the two sides); NaN sorts last either way. */
@@ -29,8 +32,9 @@ export function conceptRoutes(app: FastifyInstance, ctx: ServiceContext): void {
   app.get('/v1/concepts', { schema: conceptsSchema }, async (req) => {
     const q = req.query as { sort?: SortKey; order?: 'asc' | 'desc'; q?: string; offset?: string; limit?: string; alive?: 'both' | 'any' | 'all' };
     const key = q.sort ?? 'correlation', desc = (q.order ?? (key === 'id' ? 'asc' : 'desc')) === 'desc';
-    const offset = Number(q.offset ?? 0), limit = Math.min(500, Number(q.limit ?? 50));
+    const offset = Number(q.offset ?? 0), limit = Number(q.limit ?? 50);
     if (limit < 1) throw new SaeError('ERR_ARG', 'limit must be at least 1');
+    if (limit > MAX_PAGE) throw new SaeError('ERR_RANGE', `limit ${limit} is above the most concepts one page holds, ${MAX_PAGE}: page with offset`);
     const words = (q.q ?? '').toLowerCase().split(/[^\p{L}\p{N}]+/u).filter(Boolean);
     const alive = q.alive ?? 'all';
     let items = all().filter((s) => {

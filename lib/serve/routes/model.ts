@@ -6,9 +6,12 @@ import { SaeError } from '../../errors.js';
 import type { SparseCodes } from '../../types.js';
 import { codeLabels, flatten, nested, type ServiceContext } from '../context.js';
 import { HttpError } from '../http-errors.js';
-import { decodeSchema, encodeSchema, explainSchema, infoSchema, steerSchema } from '../schemas.js';
+import { decodeSchema, documentEncode, encodeSchema, explainSchema, infoSchema, steerSchema } from '../schemas.js';
 
 type Vec = (number | null)[];
+
+/** The largest finite float32. */
+const FLOAT32_MAX = 3.4028234663852886e38;
 
 /** rows,cols of the x-shape header. */
 function shapeHeader(h: unknown, d: number): { rows: number; cols: number } {
@@ -72,7 +75,7 @@ export function modelRoutes(app: FastifyInstance, ctx: ServiceContext): void {
     };
   });
 
-  app.post('/v1/encode', { schema: encodeSchema }, async (req, reply) => {
+  app.post('/v1/encode', { schema: encodeSchema, config: { rawFloat32: true, swaggerTransform: documentEncode } }, async (req, reply) => {
     let side: Modality, x: { rows: number; cols: number; data: Float32Array };
     if (Buffer.isBuffer(req.body)) {
       const q = req.query as { modality?: string };
@@ -104,19 +107,25 @@ export function modelRoutes(app: FastifyInstance, ctx: ServiceContext): void {
   });
 
   app.post('/v1/steer', { schema: steerSchema }, async (req) => {
-    const b = req.body as { modality?: Modality; embedding?: Vec; row?: number; concept: number; strength: number; top?: number };
+    const b = req.body as { modality?: Modality; embedding?: Vec; row?: number; concept: number; strength: number | null; top?: number };
     const side = b.modality ?? 'image';
     if ((b.embedding === undefined) === (b.row === undefined)) throw new SaeError('ERR_ARG', 'steer needs exactly one of embedding (a vector) or row (a corpus row of that modality)');
     if (b.concept >= engine.m) throw new HttpError(404, 'ERR_RANGE', `concept ${b.concept} does not exist: the pair has concepts 0..${engine.m - 1}`);
-    const base = await codesOf(ctx, side, (b.embedding ?? b.row)!, 'embedding');
+    if (b.strength === null || !Number.isFinite(b.strength)) throw new SaeError('ERR_NONFINITE', 'strength is not a finite number (a JSON null counts as NaN)');
     const norms = await engine.decoderNorms(side);
+    const scale = Math.max(norms[b.concept], 1e-12);
+    const value = b.strength / scale;
+    if (!(Math.abs(value) <= FLOAT32_MAX))
+      throw new SaeError('ERR_NONFINITE', `strength ${b.strength} overflows float32 once divided by |W_dec[${b.concept}]| = ${scale}: give |strength| <= ${(FLOAT32_MAX * scale).toPrecision(6)}`);
+    const base = await codesOf(ctx, side, (b.embedding ?? b.row)!, 'embedding');
     const k = base.k + 1;
     const steered: SparseCodes = { rows: 1, k, indices: new Int32Array(k), values: new Float32Array(k) };
     steered.indices.set(base.indices);
     steered.values.set(base.values);
     steered.indices[base.k] = b.concept;
-    steered.values[base.k] = b.strength / Math.max(norms[b.concept], 1e-12);
+    steered.values[base.k] = value;
     const embedding = await engine.decode(side, steered);
+    if (!embedding.every(Number.isFinite)) throw new SaeError('ERR_NONFINITE', `strength ${b.strength} makes the steered embedding overflow float32: give a smaller |strength|`);
     if (!ctx.corpus.present) return { embedding: Array.from(embedding) };
     const top = b.top ?? 10;
     const dense = (s: Modality) => ctx.corpus.searchDense(s, embedding, top);
