@@ -1,7 +1,8 @@
 /**
  * The web explorer in a real browser: a tiny toy run (toy dataset, post-hoc pair, concept index) served by the real
  * createService on a loopback port, driven by headless Chromium through playwright-core (one launch). It sorts,
- * searches, opens a concept, reads its captions, opens the heterogeneity and pair views, and fails on any console
+ * searches, opens a concept, reads its captions, checks the prev/next links, weak-label marks and label placeholders,
+ * opens the heterogeneity and pair views, and fails on any console
  * error, page error, failed request or HTTP error answer. Screenshots go to $CMSAE_SCREENSHOTS (else a temp dir).
  * Skips, saying so, only where no Chromium exists.
  */
