@@ -1,7 +1,8 @@
 /**
  * The web explorer in a real browser: a tiny toy run (toy dataset, post-hoc pair, concept index) served by the real
  * createService on a loopback port, driven by headless Chromium through playwright-core (one launch). It sorts,
- * searches, opens a concept, reads its captions, opens the heterogeneity and pair views, and fails on any console
+ * searches, opens a concept, reads its captions, checks the prev/next links, weak-label marks and label placeholders,
+ * opens the heterogeneity and pair views, and fails on any console
  * error, page error, failed request or HTTP error answer. Screenshots go to $CMSAE_SCREENSHOTS (else a temp dir).
  * Skips, saying so, only where no Chromium exists.
  */
@@ -191,6 +192,92 @@ describe('web explorer in headless Chromium', function () {
     await shot('pair');
   });
 
+  it('links the previous and next concepts only where they exist; an id past the last says so without a 404', async () => {
+    const m = index.m;
+    await page.goto(`${base}/#/concept/${m - 1}`);
+    await page.locator('h1', { hasText: `Concept ${m - 1}` }).waitFor();
+    await page.locator('.stats').waitFor();
+    expect(await page.locator('.crumbs a[rel="next"]').count(), 'no next link on the last concept').to.equal(0);
+    expect(await page.locator('.crumbs a[rel="prev"]').innerText()).to.equal(`Concept ${m - 2}`);
+    await page.goto(`${base}/#/concept/0`);
+    await page.locator('.stats').waitFor();
+    expect(await page.locator('.crumbs a[rel="prev"]').count(), 'no previous link on concept 0').to.equal(0);
+    expect(await page.locator('.crumbs a[rel="next"]').innerText()).to.equal('Concept 1');
+    await page.goto(`${base}/#/concept/${m}`);
+    await page.locator('h1', { hasText: 'No such concept' }).waitFor();
+    expect(await page.locator('main').innerText()).to.contain(`0–${m - 1}`);
+  });
+
+  it('sorts by corpus correlation, from the address and from its column header', async () => {
+    await page.goto(`${base}/#/concepts?alive=any&sort=corpusCorrelation&order=asc&limit=100`);
+    await page.locator('th[aria-sort="ascending"]', { hasText: 'Corpus correlation' }).waitFor();
+    expect(await page.locator('th[aria-sort]').count(), 'one sorted column').to.equal(1);
+    const alive = index.summaries().filter((c) => c.alive.image || c.alive.text);
+    const byCorpus = (dir: number) => [...alive].sort((a, b) => {
+      const an = Number.isNaN(a.corpusCorrelation), bn = Number.isNaN(b.corpusCorrelation);
+      if (an || bn) return an === bn ? a.id - b.id : an ? 1 : -1;
+      return dir * (a.corpusCorrelation - b.corpusCorrelation) || a.id - b.id;
+    }).map((c) => c.id);
+    await firstIdIs(byCorpus(1)[0]);
+    expect((await column(1)).map(Number)).to.deep.equal(byCorpus(1));
+    await page.getByRole('button', { name: /Corpus correlation/ }).click(); // the other way
+    await until(`location.hash.includes('sort=corpusCorrelation') && !location.hash.includes('order=asc')`);
+    await page.locator('th[aria-sort="descending"]', { hasText: 'Corpus correlation' }).waitFor();
+    await firstIdIs(byCorpus(-1)[0]);
+    expect((await column(1)).map(Number)).to.deep.equal(byCorpus(-1));
+    await page.locator('table.concepts[data-labels="checked"]').waitFor();
+  });
+
+  it('shows an image-only concept with a placeholder label and prints a tiny negative correlation as 0.000', async () => {
+    // The toy run has no image-only concept: the service's answers for concept 0 are edited to make one.
+    const imageOnly = <T extends Record<string, unknown>>(c: T): T => ({ ...c, label: '', words: [], alive: { image: true, text: false }, corpusCorrelation: -0.0001, topCaptions: [], textPartners: [] });
+    await page.route(/\/v1\/concepts(\?|\/0$)/, async (route) => {
+      const res = await route.fetch();
+      const body = await res.json();
+      await route.fulfill({ response: res, json: Array.isArray(body.items) ? { ...body, items: body.items.map((c: { id: number }) => (c.id === 0 ? imageOnly(c) : c)) } : imageOnly(body) });
+    });
+    try {
+      await page.goto(`${base}/#/concepts?sort=id`);
+      await firstIdIs(0);
+      const first = page.locator('table.concepts tbody tr').first();
+      expect(await first.locator('td:nth-child(2)').innerText()).to.equal('(no caption fires)');
+      expect(await first.locator('td:nth-child(4)').innerText()).to.equal('0.000');
+      await page.locator('table.concepts[data-labels="checked"]').waitFor();
+      await first.getByRole('link').click();
+      await hashIs('#/concept/0');
+      await page.locator('.stats').waitFor();
+      expect(await page.locator('h1').innerText()).to.equal('Concept 0: (no caption fires)');
+      expect(await page.locator('.stats div', { hasText: 'Correlation (corpus)' }).locator('dd').innerText()).to.equal('0.000');
+      expect(await page.title()).to.contain('(no caption fires)');
+    } finally {
+      await page.unroute(/\/v1\/concepts(\?|\/0$)/);
+    }
+  });
+
+  it('marks a label whose first word has z < 1.96 as weak, in the list and on the concept page', async () => {
+    const weak = (id: number) => { const c = index.concept(id); return c.label !== '' && c.words.length > 0 && c.words[0].z < 1.96; };
+    const ids = index.summaries().map((c) => c.id);
+    const weakIds = ids.filter(weak), strongIds = ids.filter((i) => index.concept(i).label !== '' && !weak(i));
+    expect(weakIds.length, 'the toy run has weak labels').to.be.above(0);
+    expect(strongIds.length, 'the toy run has strong labels').to.be.above(0);
+    await page.goto(`${base}/#/concepts?sort=id&limit=200`);
+    await page.locator('table.concepts[data-labels="checked"]').waitFor();
+    const marked = await page.locator('table.concepts tbody tr:has(.label.weak) td:first-child').allInnerTexts();
+    expect(marked.map(Number)).to.deep.equal(weakIds);
+    expect(await page.locator('table.concepts .label.weak').first().getAttribute('title')).to.contain('weak label: z < 1.96');
+    await shot('list-weak');
+    await page.goto(`${base}/#/concept/${weakIds[0]}`);
+    await page.locator('.stats').waitFor();
+    const h1weak = page.locator('h1 .label.weak');
+    expect(await h1weak.count()).to.equal(1);
+    expect(await h1weak.getAttribute('title')).to.contain('weak label: z < 1.96');
+    expect(await page.locator('h1').innerText()).to.contain('weak');
+    await page.goto(`${base}/#/concept/${strongIds[0]}`);
+    await page.locator('.stats').waitFor();
+    expect(await page.locator('h1 .label').count()).to.equal(1);
+    expect(await page.locator('h1 .label.weak').count()).to.equal(0);
+  });
+
   it('works under a plugin prefix: another fastify app registers conceptService at /sae', async () => {
     const host = Fastify({ ajv: { customOptions: { coerceTypes: false, removeAdditional: false } } });
     using pair = await AlignedPair.load(pairDir);
@@ -202,6 +289,7 @@ describe('web explorer in headless Chromium', function () {
       await page.locator('#het-chart .mark-symbol path').first().waitFor();
       await page.getByRole('link', { name: 'Concepts' }).click();
       await page.locator('#concept-status', { hasText: `of ${index.m}` }).waitFor();
+      await page.locator('table.concepts[data-labels="checked"]').waitFor(); // the label checks are answered before the app closes
       expect(page.url()).to.equal(`${url}#/concepts`);
     } finally {
       await host.close();

@@ -1,7 +1,7 @@
 // The concept page (the paper's Figure 3 view): GET /v1/concepts/:id: statistics, top images and top captions side
 // by side, the decoder distance, and the partner latents on each side (linked).
-import { get } from './api.js';
-import { aliveText, conceptHref, h, imageFigure, labelText, num, pct } from './dom.js';
+import { get, info } from './api.js';
+import { aliveText, conceptHref, h, imageFigure, labelElement, labelText, num, pct } from './dom.js';
 
 export const conceptPage = {
   async mount(main, ctx) {
@@ -14,6 +14,14 @@ export const conceptPage = {
     ctx.title(`Concept ${id}`);
     const status = h('p', { role: 'status' }, 'Loading…');
     main.append(status);
+    let m = null; // the number of concepts, when /v1/info answers (else the concept's own answer says what is wrong)
+    try { m = (await info()).m; } catch { /* the request below reports the failure */ }
+    if (!ctx.isCurrent()) return;
+    if (Number.isInteger(m) && id >= m) {
+      ctx.title('No such concept');
+      main.replaceChildren(h('h1', { tabindex: -1 }, 'No such concept'), h('p', null, `There is no concept ${id}: this pair has concepts 0–${m - 1}. `, h('a', { href: '#/concepts' }, 'Back to the list'), '.'));
+      return;
+    }
     let c;
     try {
       c = await get(`/v1/concepts/${id}`);
@@ -23,13 +31,13 @@ export const conceptPage = {
       return;
     }
     if (!ctx.isCurrent()) return;
-    ctx.title(`Concept ${id}: ${labelText(c.label)}`);
+    ctx.title(`Concept ${id}: ${labelText(c.label, c.alive)}`);
     main.replaceChildren(
       h('nav', { class: 'crumbs', 'aria-label': 'Concept navigation' },
         h('a', { href: '#/concepts' }, '← All concepts'),
         id > 0 ? h('a', { href: conceptHref(id - 1), rel: 'prev' }, `Concept ${id - 1}`) : null,
-        h('a', { href: conceptHref(id + 1), rel: 'next' }, `Concept ${id + 1}`)),
-      h('h1', { tabindex: -1 }, h('span', { class: 'muted' }, `Concept ${id}: `), labelText(c.label)),
+        Number.isInteger(m) && id + 1 < m ? h('a', { href: conceptHref(id + 1), rel: 'next' }, `Concept ${id + 1}`) : null),
+      h('h1', { tabindex: -1 }, h('span', { class: 'muted' }, `Concept ${id}: `), labelElement(c.label, c.alive, c.words?.[0]?.z)),
       stats(c),
       words(c.words),
       h('section', { class: 'fig3', 'aria-labelledby': 'fig3-h' },

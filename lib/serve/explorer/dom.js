@@ -23,9 +23,14 @@ function append(el, children) {
   }
 }
 
-/** A number with `digits` decimals; '–' for null, undefined or NaN (e.g. a correlation where a side never fires). */
+/**
+ * A number with `digits` decimals; '–' for null, undefined or NaN (e.g. a correlation where a side never fires).
+ * A value that rounds to zero prints without a sign (0.000, never -0.000).
+ */
 export function num(x, digits = 3) {
-  return typeof x === 'number' && Number.isFinite(x) ? x.toFixed(digits) : '–';
+  if (typeof x !== 'number' || !Number.isFinite(x)) return '–';
+  const s = x.toFixed(digits);
+  return Number(s) === 0 ? s.replace(/^-/, '') : s;
 }
 
 /** A fraction as a percentage (fire rates, shares). */
@@ -33,9 +38,42 @@ export function pct(x, digits = 1) {
   return typeof x === 'number' && Number.isFinite(x) ? `${(100 * x).toFixed(digits)}%` : '–';
 }
 
-/** The label of a concept, or a plain stand-in when it has none (it never fires on the captions). */
-export function labelText(label) {
-  return typeof label === 'string' && label.length > 0 ? label : '(no label)';
+/** Below this z-score the first label word is not distinctive at the two-sided 5% level: the label is tentative. */
+export const WEAK_LABEL_Z = 1.96;
+
+/**
+ * The label of a concept, or a stand-in saying why it has none: the text latent never fires on the corpus captions
+ * (an image-only concept), or neither side fires (a dead one).
+ */
+export function labelText(label, alive) {
+  if (typeof label === 'string' && label.length > 0) return label;
+  if (alive && alive.image && !alive.text) return '(no caption fires)';
+  if (alive && !alive.image && !alive.text) return '(dead: fires on neither side)';
+  return '(no label)';
+}
+
+/** Whether a label is tentative: it has one, and the z-score of its first word (`z`) is below WEAK_LABEL_Z. */
+export function isWeakLabel(label, z) {
+  return typeof label === 'string' && label.length > 0 && typeof z === 'number' && z < WEAK_LABEL_Z;
+}
+
+/**
+ * A concept's label as an element: span.label, span.label.placeholder for a stand-in; markWeak(el, z) marks it.
+ * `z` (the first label word's z-score) may be unknown yet (the list learns it later).
+ */
+export function labelElement(label, alive, z) {
+  const has = typeof label === 'string' && label.length > 0;
+  const el = h('span', { class: has ? 'label' : 'label placeholder' }, labelText(label, alive));
+  if (isWeakLabel(label, z)) markWeak(el, z);
+  return el;
+}
+
+/** Marks a label element as weak: muted, with a visible "weak" tag and the reason as its title. */
+export function markWeak(el, z) {
+  if (el.classList.contains('weak')) return;
+  el.classList.add('weak');
+  el.title = `weak label: z < ${WEAK_LABEL_Z} (its first word has z = ${num(z, 2)})`;
+  el.append(h('span', { class: 'weak-tag' }, ' weak', h('span', { class: 'sr-only' }, ` label: z < ${WEAK_LABEL_Z}`)));
 }
 
 export function conceptHref(id) {

@@ -1,14 +1,16 @@
-// The concept list: GET /v1/concepts (sortable, searchable by label word, paginated); state in the hash.
+// The concept list: GET /v1/concepts (sortable, searchable by label word, paginated); state in the hash. The
+// summaries carry no label z-scores, so the label of each row shown is checked with GET /v1/concepts/:id (once per
+// concept and page load) and marked weak when its first word's z is below 1.96.
 import { get, query } from './api.js';
-import { aliveText, conceptHref, h, labelText, num, pct } from './dom.js';
+import { aliveText, conceptHref, h, isWeakLabel, labelElement, markWeak, num, pct } from './dom.js';
 
-const SORTS = { id: 'asc', correlation: 'desc', fireRate: 'desc', decoderDistance: 'desc' };
+const SORTS = { id: 'asc', correlation: 'desc', corpusCorrelation: 'desc', fireRate: 'desc', decoderDistance: 'desc' };
 const LIMITS = [25, 50, 100, 200];
 const COLUMNS = [
   { key: 'id', title: 'Id', sort: 'id', num: true },
   { key: 'label', title: 'Label' },
   { key: 'correlation', title: 'Correlation', sort: 'correlation', num: true, hint: 'image latent i with text latent i on the training data' },
-  { key: 'corpusCorrelation', title: 'Corpus correlation', num: true },
+  { key: 'corpusCorrelation', title: 'Corpus correlation', sort: 'corpusCorrelation', num: true, hint: 'the same correlation on the corpus (– where a side never fires there)' },
   { key: 'fireRate', title: 'Fire rate (image / text)', sort: 'fireRate', num: true },
   { key: 'decoderDistance', title: 'Decoder distance', sort: 'decoderDistance', num: true, hint: '1 − cos of the image and text decoder rows' },
   { key: 'alive', title: 'Alive' },
@@ -66,6 +68,7 @@ export const conceptList = {
       headRow.append(th);
     }
     const tbody = h('tbody');
+    const table = h('table', { class: 'concepts', 'aria-describedby': 'concept-status' }, h('caption', { class: 'sr-only' }, 'Concepts of the aligned pair'), h('thead', null, headRow), tbody);
     const status = h('p', { class: 'status', role: 'status', 'aria-live': 'polite', id: 'concept-status' });
     const prev = h('button', { type: 'button', id: 'concept-prev' }, '← Previous');
     const next = h('button', { type: 'button', id: 'concept-next' }, 'Next →');
@@ -76,9 +79,9 @@ export const conceptList = {
       h('h1', { tabindex: -1 }, 'Concepts'),
       h('p', { class: 'lead' }, 'Every aligned latent index: its automatic label (the most distinctive words of its top captions), the correlation of its image and text latents, how often each side fires, and how far apart their decoder directions point. Column buttons sort; open a concept for its top images and captions.'),
       form, error,
-      h('div', { class: 'table-wrap' }, h('table', { class: 'concepts', 'aria-describedby': 'concept-status' }, h('caption', { class: 'sr-only' }, 'Concepts of the aligned pair'), h('thead', null, headRow), tbody)),
+      h('div', { class: 'table-wrap' }, table),
       h('nav', { class: 'pager', 'aria-label': 'Pages' }, prev, status, next));
-    ui = { ctx, q, alive, limit, heads, tbody, status, prev, next, error };
+    ui = { ctx, q, alive, limit, heads, table, tbody, status, prev, next, error };
     return conceptList.update(main, ctx);
   },
 
@@ -95,6 +98,7 @@ export const conceptList = {
       th.querySelector('.arrow').textContent = on ? (s.order === 'asc' ? ' ▲' : ' ▼') : '';
     }
     ui.status.textContent = 'Loading…';
+    ui.table.dataset.labels = 'pending';
     let page;
     try {
       page = await get('/v1/concepts' + query({ sort: s.sort, order: s.order, q: s.q, offset: s.offset, limit: s.limit, alive: s.alive }));
@@ -108,22 +112,47 @@ export const conceptList = {
     }
     if (!ctx.isCurrent()) return;
     ui.error.hidden = true;
-    ui.tbody.replaceChildren(...page.items.map(row));
+    const rows = page.items.map(row);
+    ui.tbody.replaceChildren(...rows.map((r) => r.tr));
     if (page.items.length === 0) ui.tbody.append(h('tr', null, h('td', { colspan: COLUMNS.length, class: 'empty' }, s.q ? `No concept's label contains “${s.q}”.` : 'No concepts.')));
     const from = page.items.length ? page.offset + 1 : 0;
     ui.status.textContent = `${from}–${page.offset + page.items.length} of ${page.total}` + (s.q ? ` matching “${s.q}”` : '');
     ui.prev.disabled = page.offset === 0;
     ui.next.disabled = page.offset + page.items.length >= page.total;
+    await checkLabels(rows);
+    if (ctx.isCurrent()) ui.table.dataset.labels = 'checked'; // (tests wait for this)
   },
 };
 
+const firstZ = new Map(); // concept id -> its first label word's z-score (undefined: it has no label words)
+const CHECKS_AT_ONCE = 6;
+
+/** Marks the weak labels among the rows, fetching the z-scores not known yet (a few requests at a time). */
+async function checkLabels(rows) {
+  const labelled = rows.filter((r) => r.c.label);
+  const todo = labelled.filter((r) => !firstZ.has(r.c.id));
+  const worker = async () => {
+    for (let r = todo.shift(); r; r = todo.shift()) {
+      try {
+        const c = await get(`/v1/concepts/${r.c.id}`);
+        firstZ.set(r.c.id, c.words?.[0]?.z);
+      } catch { /* left unmarked: the concept page reports the error when opened */ }
+    }
+  };
+  await Promise.all(Array.from({ length: CHECKS_AT_ONCE }, worker));
+  for (const r of labelled) if (isWeakLabel(r.c.label, firstZ.get(r.c.id))) markWeak(r.label, firstZ.get(r.c.id));
+}
+
+/** One concept's row: { c, tr, label } (label: its label element, marked weak later). */
 function row(c) {
-  return h('tr', null,
+  const label = labelElement(c.label, c.alive, firstZ.get(c.id));
+  const tr = h('tr', null,
     h('td', { class: 'num' }, String(c.id)),
-    h('td', null, h('a', { href: conceptHref(c.id) }, labelText(c.label))),
+    h('td', null, h('a', { href: conceptHref(c.id) }, label)),
     h('td', { class: 'num' }, num(c.correlation)),
     h('td', { class: 'num' }, num(c.corpusCorrelation)),
     h('td', { class: 'num' }, `${pct(c.fireRate?.image, 2)} / ${pct(c.fireRate?.text, 2)}`),
     h('td', { class: 'num' }, num(c.decoderDistance)),
     h('td', null, aliveText(c.alive)));
+  return { c, tr, label };
 }
