@@ -64,6 +64,7 @@ export class ConceptIndex {
       correlation: this.#d.correlation[i],
       corpusCorrelation: s.matched[i],
       decoderDistance: this.#d.decoderDistance[i],
+      labelZ: this.#d.words[i][0]?.z ?? null,
     };
   }
 

@@ -64,7 +64,10 @@ export interface Concept {
 }
 
 /** Summary row of a concept (what GET /v1/concepts lists). */
-export type ConceptSummary = Pick<Concept, 'id' | 'label' | 'alive' | 'fireRate' | 'correlation' | 'corpusCorrelation' | 'decoderDistance'>;
+export type ConceptSummary = Pick<Concept, 'id' | 'label' | 'alive' | 'fireRate' | 'correlation' | 'corpusCorrelation' | 'decoderDistance'> & {
+  /** z-score of the label's first word (null without label words): below 1.96 the label is weak. */
+  labelZ: number | null;
+};
 
 export interface ConceptIndexMeta {
   formatVersion: number;

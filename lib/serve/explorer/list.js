@@ -2,7 +2,7 @@
 // summaries carry no label z-scores, so the label of each row shown is checked with GET /v1/concepts/:id (once per
 // concept and page load) and marked weak when its first word's z is below 1.96.
 import { get, query } from './api.js';
-import { aliveText, conceptHref, h, isWeakLabel, labelElement, markWeak, num, pct } from './dom.js';
+import { aliveText, conceptHref, h, labelElement, num, pct } from './dom.js';
 
 const SORTS = { id: 'asc', correlation: 'desc', corpusCorrelation: 'desc', fireRate: 'desc', decoderDistance: 'desc' };
 const LIMITS = [25, 50, 100, 200];
@@ -119,33 +119,13 @@ export const conceptList = {
     ui.status.textContent = `${from}–${page.offset + page.items.length} of ${page.total}` + (s.q ? ` matching “${s.q}”` : '');
     ui.prev.disabled = page.offset === 0;
     ui.next.disabled = page.offset + page.items.length >= page.total;
-    await checkLabels(rows);
-    if (ctx.isCurrent()) ui.table.dataset.labels = 'checked'; // (tests wait for this)
+    ui.table.dataset.labels = 'checked'; // weak labels are marked as the rows are made (tests wait for this)
   },
 };
 
-const firstZ = new Map(); // concept id -> its first label word's z-score (undefined: it has no label words)
-const CHECKS_AT_ONCE = 6;
-
-/** Marks the weak labels among the rows, fetching the z-scores not known yet (a few requests at a time). */
-async function checkLabels(rows) {
-  const labelled = rows.filter((r) => r.c.label);
-  const todo = labelled.filter((r) => !firstZ.has(r.c.id));
-  const worker = async () => {
-    for (let r = todo.shift(); r; r = todo.shift()) {
-      try {
-        const c = await get(`/v1/concepts/${r.c.id}`);
-        firstZ.set(r.c.id, c.words?.[0]?.z);
-      } catch { /* left unmarked: the concept page reports the error when opened */ }
-    }
-  };
-  await Promise.all(Array.from({ length: CHECKS_AT_ONCE }, worker));
-  for (const r of labelled) if (isWeakLabel(r.c.label, firstZ.get(r.c.id))) markWeak(r.label, firstZ.get(r.c.id));
-}
-
-/** One concept's row: { c, tr, label } (label: its label element, marked weak later). */
+/** One concept's row: { c, tr, label } (a weak label, first-word z < 1.96 in c.labelZ, is marked). */
 function row(c) {
-  const label = labelElement(c.label, c.alive, firstZ.get(c.id));
+  const label = labelElement(c.label, c.alive, c.labelZ ?? undefined);
   const tr = h('tr', null,
     h('td', { class: 'num' }, String(c.id)),
     h('td', null, h('a', { href: conceptHref(c.id) }, label)),
