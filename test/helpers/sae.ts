@@ -28,9 +28,12 @@ export function saeFromRef(p: RefParams, options: Omit<TopKSAEOptions, 'd' | 'm'
 
 /** Largest |a - b| / (atol + rtol |b|) over the arrays (<= 1 means within tolerance). */
 export function worstRatio(a: ArrayLike<number>, b: ArrayLike<number>, atol: number, rtol: number): { ratio: number; at: number } {
+  // Any non-finite value, or a length mismatch, fails the comparison (ratio Infinity): a NaN must never hide an error.
+  if (a.length !== b.length) return { ratio: Infinity, at: Math.min(a.length, b.length) };
   let ratio = 0;
   let at = -1;
   for (let i = 0; i < a.length; i++) {
+    if (!Number.isFinite(a[i]) || !Number.isFinite(b[i])) return { ratio: Infinity, at: i };
     const r = Math.abs(a[i] - b[i]) / (atol + rtol * Math.abs(b[i]));
     if (!(r <= ratio)) {
       ratio = r;
