@@ -33,13 +33,16 @@ for (let i = 0; i < 48; i++) {
   peak = Math.max(peak, process.memoryUsage().rss - rss0);
 }
 out.loopPeak = peak / MiB;
-// The same loop without yielding, with dispose(): bounded as well.
+// The same loop without yielding, with dispose(): bounded as well. Measured from the RSS after the first loop's
+// SAEs are collected (the allocator keeps some of their pages, so rss0 would charge the first loop to this one).
+await settle();
+const rss1 = process.memoryUsage().rss;
 peak = 0;
 for (let i = 0; i < 48; i++) {
   const s = TopKSAE.create(opts);
   s.step(x, { lr: 1e-3 });
   s.dispose();
-  peak = Math.max(peak, process.memoryUsage().rss - rss0);
+  peak = Math.max(peak, process.memoryUsage().rss - rss1);
 }
 out.disposePeak = peak / MiB;
 await settle();
@@ -64,8 +67,8 @@ describe('native memory is reported to V8 on create and free', function () {
     expect(o.corrCreated).to.be.within(30, 40);
     expect(Math.abs(o.corrCollected)).to.be.below(2);
     // 48 x ~36 MiB = 1.7 GiB if nothing were freed.
-    expect(o.loopPeak, 'RSS growth of the yielding loop (MiB)').to.be.below(700);
-    expect(o.disposePeak, 'RSS growth of the dispose() loop (MiB)').to.be.below(300);
+    expect(o.loopPeak, `RSS growth of the yielding loop (MiB): ${JSON.stringify(o)}`).to.be.below(700);
+    expect(o.disposePeak, `RSS growth of the dispose() loop (MiB): ${JSON.stringify(o)}`).to.be.below(100); // about three SAEs' worth (measured: 0 here)
     // 48 SAEs were dropped: all but at most the last one (the engine may still hold its frame) are uncounted.
     expect(o.final).to.be.below(34);
   });
