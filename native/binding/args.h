@@ -3,7 +3,9 @@
 #include <napi.h>
 
 #include <cstdint>
+#include <cstring>
 #include <string>
+#include <vector>
 
 #include "js_errors.h"
 
@@ -78,6 +80,14 @@ inline bool opt_bool(const Napi::Object& o, const char* key, bool fallback) {
   if (v.IsUndefined() || v.IsNull()) return fallback;
   if (!v.IsBoolean()) throw_js(o.Env(), "ERR_ARG", std::string("option ") + key + " must be a boolean");
   return v.As<Napi::Boolean>().Value();
+}
+
+// A new typed array (A: Napi::Int32Array, Float32Array, ...) holding a copy of src.
+template <class T, class A>
+A copy_out(Napi::Env env, const std::vector<T>& src) {
+  A a = A::New(env, src.size());
+  if (!src.empty()) std::memcpy(a.Data(), src.data(), src.size() * sizeof(T));
+  return a;
 }
 
 }  // namespace cmsae::binding

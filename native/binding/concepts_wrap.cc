@@ -21,13 +21,6 @@ long long int_arg(const Napi::CallbackInfo& info, int i, const char* name, long 
   return v;
 }
 
-template <class T, class A>
-A copy_out(Napi::Env env, const std::vector<T>& src) {
-  A a = A::New(env, src.size());
-  if (!src.empty()) std::memcpy(a.Data(), src.data(), src.size() * sizeof(T));
-  return a;
-}
-
 struct ConceptPlan {
   CodeRows image{}, text{};
   const int32_t* image_of_text = nullptr;

@@ -34,13 +34,6 @@ AddCall parse_add(const Napi::CallbackInfo& info) {
   return c;
 }
 
-template <class T, class A>
-A copy_out(Napi::Env env, const std::vector<T>& src) {
-  A a = A::New(env, src.size());
-  if (!src.empty()) std::memcpy(a.Data(), src.data(), src.size() * sizeof(T));
-  return a;
-}
-
 }  // namespace
 
 Napi::Function NativeCorr::define(Napi::Env env) {

@@ -145,22 +145,19 @@ void concept_index(const CodeRows& image, const CodeRows& text, const int32_t* i
 
   // First and second moments over the pairs, t ascending.
   std::vector<double> sx(m, 0.0), sxx(m, 0.0), sy(m, 0.0), syy(m, 0.0);
+  // s1[j] += v, s2[j] += v^2 over the active slots of one row of codes.
+  const auto add_row = [](const CodeRows& c, long r, std::vector<double>& s1, std::vector<double>& s2) {
+    for (int s = 0; s < c.k; ++s) {
+      const float v = c.val[r * c.k + s];
+      if (v == 0.f) continue;
+      const int32_t j = c.idx[r * c.k + s];
+      s1[j] += v;
+      s2[j] += static_cast<double>(v) * v;
+    }
+  };
   for (long t = 0; t < n; ++t) {
-    const long r = img_of(t);
-    for (int s = 0; s < image.k; ++s) {
-      const float v = image.val[r * image.k + s];
-      if (v == 0.f) continue;
-      const int32_t j = image.idx[r * image.k + s];
-      sx[j] += v;
-      sxx[j] += static_cast<double>(v) * v;
-    }
-    for (int s = 0; s < text.k; ++s) {
-      const float v = text.val[t * text.k + s];
-      if (v == 0.f) continue;
-      const int32_t j = text.idx[t * text.k + s];
-      sy[j] += v;
-      syy[j] += static_cast<double>(v) * v;
-    }
+    add_row(image, img_of(t), sx, sxx);
+    add_row(text, t, sy, syy);
   }
   const double nd = static_cast<double>(n);
   std::vector<double> vx(m), vy(m);
