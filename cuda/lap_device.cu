@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "../native/common/errors.h"
-#include "../native/lap/candidate_keys.h"
+#include "../native/common/candidate_keys.h"
 #include "cuda_check.h"
 #include "device_info.h"
 #include "lap_device.h"

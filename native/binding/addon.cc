@@ -5,7 +5,7 @@
 #include <string>
 
 #include "../common/cpu_features.h"
-#include "../common/emulated_device.h"
+#include "../devices/emulated_devices.h"
 #include "../common/thread_pool.h"
 #include "../sae/kernels.h"
 #include "addon_data.h"

@@ -19,7 +19,7 @@
 #include "../common/thread_pool.h"
 #include "../sae/topk_select.h"
 #include "assignment.h"
-#include "candidate_keys.h"
+#include "../common/candidate_keys.h"
 #include "device_lap.h"
 #include "scan_kernels.h"
 

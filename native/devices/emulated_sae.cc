@@ -1,27 +1,17 @@
-// A CPU emulation of the device interfaces (DeviceSae, DeviceRows, DeviceCorr, DeviceLap), switched on with
-// CMSAE_EMULATE_CUDA=1 when the addon loads. It exists to test, on machines without a GPU, everything the
-// CUDA backend relies on around its kernels: the host mirror in SaeModel, the resident-rows path, the
-// bindings, the TypeScript device selection and the trainer. The "device" arrays are host vectors and the
-// "kernels" are the CPU engine's functions, so results equal the CPU engine's.
-#include "emulated_device.h"
-
+// The CPU emulation of DeviceSae and DeviceRows (CMSAE_EMULATE_CUDA=1; see emulated_devices.h).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <limits>
 #include <vector>
 
-#include "../corr/device_corr.h"
-#include "../lap/candidate_keys.h"
-#include "../lap/device_lap.h"
+#include "../common/errors.h"
 #include "../sae/backward.h"
 #include "../sae/decode.h"
 #include "../sae/device_sae.h"
 #include "../sae/kernels.h"
 #include "../sae/loss_scale.h"
 #include "../sae/topk_encode.h"
-#include "../sae/topk_select.h"
-#include "errors.h"
+#include "emulated_devices.h"
 
 namespace cmsae {
 namespace {
@@ -220,104 +210,9 @@ class EmulatedSae final : public DeviceSae {
   SparseGrads grads_;
 };
 
-class EmulatedCorr final : public DeviceCorr {
- public:
-  EmulatedCorr(int mA, int mB) : mB_(mB), S_(static_cast<size_t>(mA) * mB, 0.0) {}
-  void add(const int32_t* ai, const float* av, int kA, const int32_t* bi, const float* bv, int kB, long rows) override {
-    for (long r = 0; r < rows; ++r)
-      for (int s = 0; s < kA; ++s) {
-        if (av[r * kA + s] == 0.f) continue;
-        for (int t = 0; t < kB; ++t)
-          if (bv[r * kB + t] != 0.f)
-            S_[static_cast<size_t>(ai[r * kA + s]) * mB_ + bi[r * kB + t]] += static_cast<double>(av[r * kA + s]) * bv[r * kB + t];
-      }
-  }
-  void drain(double* S_host) override {
-    for (size_t q = 0; q < S_.size(); ++q) S_host[q] += S_[q];
-    std::fill(S_.begin(), S_.end(), 0.0);
-  }
-
- private:
-  int mB_;
-  std::vector<double> S_;
-};
-
-class EmulatedLap final : public DeviceLap {
- public:
-  void load(const float* x, long rows, long cols, bool maximize) override {
-    x_ = x;
-    rows_ = rows;
-    cols_ = cols;
-    sign_ = maximize ? -1.f : 1.f;
-  }
-  bool candidates(int k, int kc, uint64_t* row_keys, int* row_cnt, uint64_t* col_keys, int* col_cnt) override {
-    bool bad = false;
-    std::vector<uint64_t> keys;
-    auto top = [](std::vector<uint64_t>& ks, int cap, uint64_t* out, int* cnt) {
-      const int kept = static_cast<int>(std::min<size_t>(ks.size(), static_cast<size_t>(cap)));
-      std::sort(ks.begin(), ks.end(), std::greater<uint64_t>());
-      // A deliberately different order from the CPU pass: the smallest kept key first, the rest descending.
-      if (kept > 0) {
-        out[0] = ks[kept - 1];
-        for (int q = 1; q < kept; ++q) out[q] = ks[q - 1];
-      }
-      *cnt = kept;
-    };
-    for (long i = 0; i < rows_; ++i) {
-      keys.clear();
-      for (long j = 0; j < cols_; ++j) {
-        const float x = x_[i * cols_ + j];
-        if (!(x - x == 0.f)) bad = true;
-        const float c = sign_ * x;
-        if (c != std::numeric_limits<float>::infinity()) keys.push_back(candidate_key(-c, scramble(j, salt_of(i))));
-      }
-      top(keys, k, row_keys + i * k, row_cnt + i);
-    }
-    for (long j = 0; j < cols_; ++j) {
-      keys.clear();
-      for (long i = 0; i < rows_; ++i) {
-        const float c = sign_ * x_[i * cols_ + j];
-        if (c - c == 0.f) keys.push_back(candidate_key(-c, scramble(i, salt_of(j))));
-      }
-      top(keys, kc, col_keys + j * kc, col_cnt + j);
-    }
-    return bad;
-  }
-  long price(const std::vector<int32_t>& scan, const double* u, const double* v, double tol, long cap,
-             std::vector<LapViolation>& out) override {
-    out.clear();
-    long total = 0;
-    // Rows in reverse: the device's order of discoveries is arbitrary, and the solver must not depend on it.
-    for (auto it = scan.rbegin(); it != scan.rend(); ++it) {
-      const long i = *it;
-      for (long j = cols_ - 1; j >= 0; --j) {
-        const double red = static_cast<double>(sign_ * x_[i * cols_ + j]) - u[i] - v[j];
-        if (red < -tol) {
-          if (total < cap) out.push_back({static_cast<int32_t>(i), static_cast<int32_t>(j), red});
-          ++total;
-        }
-      }
-    }
-    return total;
-  }
-
- private:
-  const float* x_ = nullptr;
-  long rows_ = 0, cols_ = 0;
-  float sign_ = 1.f;
-};
-
-std::unique_ptr<DeviceSae> make_sae(int d, int m, int k, DevicePrecision) { return std::make_unique<EmulatedSae>(d, m, k); }
-std::unique_ptr<DeviceRows> make_rows(long rows, int d) { return std::make_unique<EmulatedRows>(rows, d); }
-std::unique_ptr<DeviceCorr> make_corr(int mA, int mB) { return std::make_unique<EmulatedCorr>(mA, mB); }
-std::unique_ptr<DeviceLap> make_lap() { return std::make_unique<EmulatedLap>(); }
-
 }  // namespace
 
-void register_emulated_devices() {
-  set_device_sae_factory(&make_sae, &make_rows);
-  set_device_corr_factory(&make_corr);
-  set_device_lap_factory(&make_lap);
-}
+std::unique_ptr<DeviceSae> make_emulated_sae(int d, int m, int k, DevicePrecision) { return std::make_unique<EmulatedSae>(d, m, k); }
+std::unique_ptr<DeviceRows> make_emulated_rows(long rows, int d) { return std::make_unique<EmulatedRows>(rows, d); }
 
 }  // namespace cmsae
