@@ -4,7 +4,7 @@
 
 #include <memory>
 
-#include "../sae/device_sae.h"
+#include "../sae/backend.h"
 
 namespace cmsae::binding {
 

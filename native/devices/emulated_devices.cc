@@ -7,7 +7,7 @@
 
 #include "../corr/device_corr.h"
 #include "../lap/device_lap.h"
-#include "../sae/device_sae.h"
+#include "../sae/backend.h"
 
 namespace cmsae {
 

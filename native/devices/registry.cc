@@ -1,10 +1,10 @@
-// The registry of the device factories (DeviceSae + DeviceRows, DeviceCorr, DeviceLap): set by the addon when it
+// The registry of the device factories (the device SAE backend + DeviceRows, DeviceCorr, DeviceLap): set by the addon when it
 // was built with CUDA (or by the CPU emulation); empty otherwise.
 #include <atomic>
 
 #include "../corr/device_corr.h"
 #include "../lap/device_lap.h"
-#include "../sae/device_sae.h"
+#include "../sae/backend.h"
 
 namespace cmsae {
 namespace {

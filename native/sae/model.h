@@ -1,21 +1,16 @@
-// The Top-K SAE: parameters, AdamW state, latent statistics and the fused training step.
+// The Top-K SAE: configuration, the state in the host layout, the step count, the b_dec initialization, clipping
+// and the divergence guard, driving one backend (backend.h: the CPU engine or the CUDA backend) for every op.
 #pragma once
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <vector>
 
-#include "device_sae.h"
+#include "backend.h"
 #include "pair_loss.h"
-
-#include "../common/aligned.h"
-#include "backward.h"
-#include "topk_encode.h"
 #include "update_guard.h"
 
 namespace cmsae {
 
-enum class Activation { TopK = 0, BatchTopK = 1 };
 enum class LossKind { Fvu = 0, Mse = 1 };
 
 struct SaeConfig {
@@ -50,17 +45,10 @@ struct StepStats {
   long long rows = 0;
 };
 
-// Codes produced by the last forward pass (kept for the backward and for callers).
-struct CodesBuffer {
-  long rows = 0;
-  int k = 0;
-  std::vector<int32_t> idx;
-  std::vector<float> val;
-};
-
 class SaeModel {
  public:
   explicit SaeModel(const SaeConfig& cfg);  // zero parameters; call init() or set weights
+  ~SaeModel();
   void init(uint64_t seed);                 // W_enc ~ U(+-1/sqrt d), b_enc = 0, W_dec = rownorm(W_enc), b_dec = 0
 
   const SaeConfig& config() const { return cfg_; }
@@ -68,21 +56,21 @@ class SaeModel {
   int d() const { return cfg_.d; }
   int m() const { return cfg_.m; }
 
-  // Parameters (encoder rows are latent-major [m, d]; SAELens W_enc [d, m] is their transpose).
-  // Mutable access to W_enc / b_enc invalidates the packed encoder copy. On the CUDA backend every accessor
-  // first brings the host copy up to date, and mutable access marks the device copy for re-upload.
-  float* W_enc_rows() { touch_host(); packed_valid_ = false; bounds_known_ = false; return W_enc_.data(); }
-  float* b_enc() { touch_host(); packed_valid_ = false; bounds_known_ = false; return b_enc_.data(); }
-  float* W_dec() { touch_host(); bounds_known_ = false; return W_dec_.data(); }
-  float* b_dec() { touch_host(); bounds_known_ = false; return b_dec_.data(); }
-  const float* W_enc_rows() const { view_host(); return W_enc_.data(); }
-  const float* W_dec() const { view_host(); return W_dec_.data(); }
-  const float* b_enc() const { view_host(); return b_enc_.data(); }
-  const float* b_dec() const { view_host(); return b_dec_.data(); }
+  // Parameters (encoder rows are latent-major [m, d]; SAELens W_enc [d, m] is their transpose). Every accessor
+  // first brings the host copy up to date (a device backend's arrays are newer after a step); mutable access
+  // tells the backend that the host copy changed (the CPU engine repacks its encoder; a device re-uploads).
+  float* W_enc_rows() { edit(kEncoder); return host_.W_enc.data(); }
+  float* b_enc() { edit(kEncoder); return host_.b_enc.data(); }
+  float* W_dec() { edit(kDecoder); return host_.W_dec.data(); }
+  float* b_dec() { edit(kDecoder); return host_.b_dec.data(); }
+  const float* W_enc_rows() const { view(kEncoder); return host_.W_enc.data(); }
+  const float* W_dec() const { view(kDecoder); return host_.W_dec.data(); }
+  const float* b_enc() const { view(kEncoder); return host_.b_enc.data(); }
+  const float* b_dec() const { view(kDecoder); return host_.b_dec.data(); }
 
   // Moves the model to the CUDA backend (ERR_CUDA_UNAVAILABLE without a device or a CUDA build) or back.
   void set_device(bool cuda, DevicePrecision precision);
-  bool on_device() const { return dev_ != nullptr; }
+  bool on_device() const { return !backend_->on_host_arrays(); }
 
   // Inference encode. TopK: the k best per row. BatchTopK: latents above the running threshold,
   // at most capacity() per row. Output rows are [rows, capacity()].
@@ -104,24 +92,24 @@ class SaeModel {
   // forward_backward + clipping + apply_update.
   StepStats step(const float* x, const float* y, long rows, float lr);
 
-  const SparseGrads& grads() const;
+  const SparseGrads& grads() const { return backend_->grads(); }
   bool has_grads() const { return has_grads_; }
-  const CodesBuffer& last_codes() const;
+  const CodesBuffer& last_codes() const { return backend_->codes(); }
 
   // Optimizer and statistics state (exposed for checkpoints).
   long long step_count() const { return t_; }
   void set_step_count(long long t) { t_ = t; }
   std::vector<float>& adam_state(int param, int moment);  // param: 0 W_enc,1 b_enc,2 W_dec,3 b_dec; moment 0/1
   const std::vector<float>& adam_state(int param, int moment) const {
-    view_host();
-    return adam_[param][moment];
+    view(kMoments);
+    return host_.moments[param][moment];
   }
-  const std::vector<double>& fire_counts() const { view_host(); return fires_; }
-  const std::vector<long long>& since_fired() const { view_host(); return since_; }
+  const std::vector<double>& fire_counts() const { view(kStats); return host_.fires; }
+  const std::vector<long long>& since_fired() const { view(kStats); return host_.since; }
   // The dead fraction of the last device step (readable while an async step runs; no device access).
   double last_dead_fraction() const { return last_dead_fraction_; }
-  std::vector<double>& fire_counts() { touch_host(); return fires_; }
-  std::vector<long long>& since_fired() { touch_host(); return since_; }
+  std::vector<double>& fire_counts() { edit(kStats); return host_.fires; }
+  std::vector<long long>& since_fired() { edit(kStats); return host_.since; }
   long long samples_seen() const { return seen_; }
   void set_samples_seen(long long n) { seen_ = n; }
   double threshold() const { return theta_; }
@@ -135,22 +123,20 @@ class SaeModel {
   void renormalize_decoder();
 
  private:
-  // Host mirror of the device arrays: view_host() downloads what is stale; touch_host() also marks the device
-  // copy stale (the caller is about to write); sync_device() uploads a stale device copy.
-  void view_host() const;
-  void touch_host();
-  void sync_device();
-  // The device training step; `resident` (x, y, idx) replaces the host batch when given.
-  struct ResidentBatch {
-    const DeviceRows* x;
-    const DeviceRows* y;
-    const int32_t* idx;
-  };
+  // The host copy and the backend's: view() downloads the parts the backend has newer; edit() also notes that
+  // the host is about to change them (bounds unknown; the backend learns of it); sync() uploads what the backend
+  // lacks before it runs; backend_wrote() notes what a backend op changed. All no-ops on the CPU engine, which
+  // works on the host arrays themselves, except the change notices.
+  void view(unsigned parts) const;
+  void edit(unsigned parts);
+  void sync() const;
+  void backend_wrote(unsigned parts);
   // Forward + backward without committing anything a failed step must not leave behind: the latent statistics
-  // wait in pending_ for commit_step(); discard_step() undoes the first-batch b_dec mean and the threshold.
-  StepStats forward_pass(const float* x, const float* y, long rows, const float* extra_dval, const ResidentBatch* resident);
-  StepStats cpu_forward_pass(const float* x, const float* y, long rows, const float* extra_dval);
-  StepStats device_forward_pass(const float* x, const float* y, long rows, const float* extra_dval, const ResidentBatch* resident);
+  // wait in the backend for commit_step(); discard_step() undoes the first-batch b_dec mean and the threshold.
+  StepStats forward_pass(const SaeBatch& batch, const float* extra_dval);
+  ForwardArgs forward_args(double w, long R) const;
+  void init_b_dec_mean(const SaeBatch& batch, double w);
+  StepStats step_stats(const ForwardResult& f, const SaeBatch& batch, double w, const ForwardArgs& a) const;
   void commit_step(StepStats& st);
   void discard_step();
   // The second half of step / step_rows: clipping and the update, then commit_step (discard_step on failure).
@@ -158,40 +144,28 @@ class SaeModel {
   // The end of every forward pass: ERR_DIVERGED (after discard_step) unless loss and gradients are finite.
   void require_finite_step(const StepStats& st);
   float clip_scale(const StepStats& st) const;
-  void check_resident_batch(const DeviceRows& x, const DeviceRows* y, const int32_t* idx, long rows) const;
-  // The update itself (CPU kernels or the device), and the checked variant that runs on a snapshot.
+  SaeBatch resident_batch(const DeviceRows& x, const DeviceRows* y, const int32_t* idx, long rows) const;
+  // The update itself (the backend), and the checked variant that runs on a snapshot.
   void run_update(const AdamWArgs args[4]);
   void guarded_update(const AdamWArgs args[4], float lr);
   // Exact bounds of the four parameter groups from the host arrays; false when some value is unusable.
   bool scan_all_bounds(ArrayBounds out[4]) const;
-  void batch_topk_select(const float* X, long R);
-  // The encoder with an up-to-date packed copy of W_enc/b_enc in the active kernels' panel layout.
-  EncoderView encoder_view() const;
+
   SaeConfig cfg_;
-  std::vector<float> W_enc_, b_enc_, W_dec_, b_dec_;
-  std::vector<float> adam_[4][2];
+  mutable SaeArrays host_;  // mutable: a const read may first download what a device backend has newer
+  std::unique_ptr<SaeBackend> backend_;
+  mutable unsigned host_stale_ = 0;     // parts the backend has newer than host_
+  mutable unsigned backend_stale_ = 0;  // parts host_ has newer than the backend
   long long t_ = 0;
-  std::vector<double> fires_;
-  std::vector<long long> since_;
   long long seen_ = 0;
   double theta_ = 0;
   bool theta_ready_ = false;
   bool b_dec_mean_pending_ = false;
-  // Packed encoder (kept in sync by apply_update; rebuilt lazily after other weight changes).
-  mutable AlignedBuffer<float> packed_W_, packed_bias_;
-  mutable int packed_nr_ = 0;
-  mutable bool packed_valid_ = false;
-  mutable std::mutex pack_mutex_;
-  // CUDA backend (null on the CPU engine) and the staleness of the two copies.
-  std::unique_ptr<DeviceSae> dev_;
-  mutable bool host_stale_ = false, stats_stale_ = false, device_stale_ = false;
-  mutable bool grads_stale_ = false, codes_stale_ = false;
   bool has_grads_ = false;
   double last_dead_fraction_ = 0;
   // What the last forward pass has not committed yet (see forward_pass).
   struct PendingStep {
     long rows = 0;
-    std::vector<int32_t> count;  // CPU: active entries per latent in the batch
     bool b_dec_mean_applied = false;
     std::vector<float> b_dec_before;
     double theta = 0;
@@ -203,11 +177,6 @@ class SaeModel {
   bool bounds_known_ = false;
   double last_grad_norm_ = 0;
   long long checked_updates_ = 0;
-  // scratch
-  mutable SparseGrads grads_;
-  mutable CodesBuffer codes_;
-  CodesBuffer aux_codes_;
-  std::vector<float> X_, G_, G_aux_, xhat_, dval_;
 };
 
 }  // namespace cmsae
