@@ -21,6 +21,7 @@
         "native/sae/cpu_backend.cc",
         "native/sae/cpu_forward.cc",
         "native/sae/model.cc",
+        "native/sae/external_layout.cc",
         "native/sae/model_update.cc",
         "native/sae/update_guard.cc",
         "native/devices/registry.cc",

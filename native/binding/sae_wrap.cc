@@ -7,27 +7,13 @@
 #include <string>
 
 #include "../common/validate.h"
+#include "../sae/external_layout.h"
 #include "addon_data.h"
 #include "args.h"
 #include "async.h"
 
 namespace cmsae::binding {
 namespace {
-
-// out[i*m + j] = rows[j*d + i]: [m, d] latent-major -> SAELens [d, m] (and back with swapped roles).
-void transpose(const float* src, long src_rows, long src_cols, float* dst) {
-  constexpr long B = 32;
-  for (long r0 = 0; r0 < src_rows; r0 += B)
-    for (long c0 = 0; c0 < src_cols; c0 += B)
-      for (long r = r0; r < std::min(src_rows, r0 + B); ++r)
-        for (long c = c0; c < std::min(src_cols, c0 + B); ++c) dst[c * src_rows + r] = src[r * src_cols + c];
-}
-
-// Finiteness of a flat array (checked in row-sized pieces: check_finite takes an int column count).
-void check_finite_all(const float* p, size_t n, const char* name) {
-  constexpr size_t kPiece = size_t{1} << 30;
-  for (size_t off = 0; off < n; off += kPiece) check_finite(p + off, 1, static_cast<int>(std::min(kPiece, n - off)), name);
-}
 
 Napi::Object stats_object(Napi::Env env, const StepStats& s) {
   Napi::Object o = Napi::Object::New(env);
@@ -108,14 +94,22 @@ void apply_options(const Napi::Object& o, SaeConfig& c) {
   else throw_js(env, "ERR_ARG", "precision must be 'tf32', 'bf16' or 'fp32'");
 }
 
-// The four parameter arrays (W_enc [d, m], b_enc [m], W_dec [m, d], b_dec [d]) from info[0..3].
-struct ParamArrays {
-  Napi::Float32Array W_enc, b_enc, W_dec, b_dec;
-};
-ParamArrays param_arrays(const Napi::CallbackInfo& info, size_t d, size_t m) {
+// Views of the four parameter arrays (W_enc [d, m], b_enc [m], W_dec [m, d], b_dec [d]) from info[0..3].
+ExternalParams param_arrays(const Napi::CallbackInfo& info, size_t d, size_t m) {
   Napi::Env env = info.Env();
-  return {float32_arg(env, info[0], "W_enc", d * m), float32_arg(env, info[1], "b_enc", m),
-          float32_arg(env, info[2], "W_dec", d * m), float32_arg(env, info[3], "b_dec", d)};
+  return {float32_arg(env, info[0], "W_enc", d * m).Data(), float32_arg(env, info[1], "b_enc", m).Data(),
+          float32_arg(env, info[2], "W_dec", d * m).Data(), float32_arg(env, info[3], "b_dec", d).Data()};
+}
+
+// Views of the state arrays of a JS object (moments by kMomentNames, fires, since).
+ExternalState state_arrays(Napi::Env env, const Napi::Object& o, const SaeModel& m) {
+  ExternalState s;
+  const SaeModel& cm = m;
+  for (int p = 0; p < 4; ++p)
+    for (int q = 0; q < 2; ++q) s.moments[p][q] = float32_arg(env, o.Get(kMomentNames[p][q]), kMomentNames[p][q], cm.adam_state(p, q).size()).Data();
+  s.fires = float64_arg(env, o.Get("fires"), "fires", m.m()).Data();
+  s.since = float64_arg(env, o.Get("since"), "since", m.m()).Data();
+  return s;
 }
 
 }  // namespace
@@ -426,90 +420,41 @@ Napi::Value NativeSae::apply_update(const Napi::CallbackInfo& info) {
 Napi::Value NativeSae::read_gradients(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   SaeModel& m = model(env);
-  const size_t d = m.d(), M = m.m();
-  auto [we, be, wd, bd] = param_arrays(info, d, M);
-  const SparseGrads& g = m.grads();
-  if (g.d != m.d()) throw_js(env, "ERR_STATE", "no gradients yet: call computeGradients first");
-  std::fill(we.Data(), we.Data() + d * M, 0.f);
-  std::fill(wd.Data(), wd.Data() + d * M, 0.f);
-  for (size_t i = 0; i < g.touched.size(); ++i) {
-    const size_t j = g.touched[i];
-    for (size_t c = 0; c < d; ++c) we.Data()[c * M + j] = g.g_enc[i * d + c];
-    std::memcpy(wd.Data() + j * d, g.g_dec.data() + i * d, sizeof(float) * d);
-  }
-  std::memcpy(be.Data(), g.g_benc.data(), sizeof(float) * M);
-  std::memcpy(bd.Data(), g.g_bdec.data(), sizeof(float) * d);
+  const ExternalParams out = param_arrays(info, m.d(), m.m());
+  guarded(env, [&] { read_dense_grads(m, out); });
   return env.Undefined();
 }
 
 Napi::Value NativeSae::read_weights(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const SaeModel& m = model(env);  // const: reading does not mark the device copy stale
-  const size_t d = m.d(), M = m.m();
-  auto [we, be, wd, bd] = param_arrays(info, d, M);
-  transpose(m.W_enc_rows(), M, d, we.Data());
-  std::memcpy(be.Data(), m.b_enc(), sizeof(float) * M);
-  std::memcpy(wd.Data(), m.W_dec(), sizeof(float) * d * M);
-  std::memcpy(bd.Data(), m.b_dec(), sizeof(float) * d);
+  const ExternalParams out = param_arrays(info, m.d(), m.m());
+  guarded(env, [&] { read_params(m, out); });
   return env.Undefined();
 }
 
 Napi::Value NativeSae::write_weights(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   SaeModel& m = model(env);
-  const size_t d = m.d(), M = m.m();
-  auto [we, be, wd, bd] = param_arrays(info, d, M);
-  guarded(env, [&] {
-    check_finite_all(we.Data(), d * M, "W_enc");
-    check_finite_all(be.Data(), M, "b_enc");
-    check_finite_all(wd.Data(), d * M, "W_dec");
-    check_finite_all(bd.Data(), d, "b_dec");
-  });
-  transpose(we.Data(), d, M, m.W_enc_rows());
-  std::memcpy(m.b_enc(), be.Data(), sizeof(float) * M);
-  std::memcpy(m.W_dec(), wd.Data(), sizeof(float) * d * M);
-  std::memcpy(m.b_dec(), bd.Data(), sizeof(float) * d);
+  const ExternalParams in = param_arrays(info, m.d(), m.m());
+  guarded(env, [&] { write_params(m, in); });
   return env.Undefined();
 }
 
 // State arrays: moments (W_enc ones in [d, m] orientation like the weights), fire counts,
-// samples since fired, and scalars. readState(obj) fills obj's arrays; writeState(obj) restores.
-// Largest count a float64 holds exactly (fires, samples, steps).
-constexpr double kMaxCount = 9007199254740992.0;
-
-static const char* kMomentNames[4][2] = {{"W_enc.exp_avg", "W_enc.exp_avg_sq"},
-                                         {"b_enc.exp_avg", "b_enc.exp_avg_sq"},
-                                         {"W_dec.exp_avg", "W_dec.exp_avg_sq"},
-                                         {"b_dec.exp_avg", "b_dec.exp_avg_sq"}};
-
+// samples since fired, and scalars. readState(obj) fills obj's arrays; writeState(obj, scalars) restores.
 Napi::Value NativeSae::read_state(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   SaeModel& m = model(env);
   if (!info[0].IsObject()) throw_js(env, "ERR_ARG", "readState needs an object of arrays");
-  Napi::Object o = info[0].As<Napi::Object>();
-  const size_t d = m.d(), M = m.m();
-  const SaeModel& cm = m;  // const: reading does not mark the device copy stale
-  for (int p = 0; p < 4; ++p)
-    for (int q = 0; q < 2; ++q) {
-      const std::vector<float>& s = cm.adam_state(p, q);
-      Napi::Float32Array a = float32_arg(env, o.Get(kMomentNames[p][q]), kMomentNames[p][q], s.size());
-      if (p == 0) transpose(s.data(), M, d, a.Data());
-      else std::memcpy(a.Data(), s.data(), sizeof(float) * s.size());
-    }
-  Napi::Float64Array fires = float64_arg(env, o.Get("fires"), "fires", M);
-  Napi::Float64Array since = float64_arg(env, o.Get("since"), "since", M);
-  const std::vector<double>& fc = cm.fire_counts();
-  const std::vector<long long>& sf = cm.since_fired();
-  for (size_t j = 0; j < M; ++j) {
-    fires.Data()[j] = fc[j];
-    since.Data()[j] = static_cast<double>(sf[j]);
-  }
+  const ExternalState out = state_arrays(env, info[0].As<Napi::Object>(), m);
+  const StateScalars sc = guarded(env, [&] { return cmsae::read_state(static_cast<const SaeModel&>(m), out); });
   Napi::Object scalars = Napi::Object::New(env);
-  scalars.Set("step", static_cast<double>(m.step_count()));
-  scalars.Set("samplesSeen", static_cast<double>(m.samples_seen()));
-  scalars.Set("threshold", m.threshold());
-  scalars.Set("thresholdReady", m.threshold_ready());
-  scalars.Set("bDecMeanInitPending", m.b_dec_mean_init_pending());
+  scalars.Set("step", sc.step);
+  scalars.Set("samplesSeen", sc.samples_seen);
+  scalars.Set("threshold", sc.threshold);
+  scalars.Set("thresholdReady", sc.threshold_ready);
+  scalars.Set("bDecMeanInitPending", sc.b_dec_mean_pending);
   return scalars;
 }
 
@@ -517,60 +462,15 @@ Napi::Value NativeSae::write_state(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   SaeModel& m = model(env);
   if (!info[0].IsObject() || !info[1].IsObject()) throw_js(env, "ERR_ARG", "writeState needs (arrays, scalars)");
-  Napi::Object o = info[0].As<Napi::Object>();
-  Napi::Object sc = info[1].As<Napi::Object>();
-  const size_t d = m.d(), M = m.m();
-  std::vector<Napi::Float32Array> moments;
-  for (int p = 0; p < 4; ++p)
-    for (int q = 0; q < 2; ++q)
-      moments.push_back(float32_arg(env, o.Get(kMomentNames[p][q]), kMomentNames[p][q], m.adam_state(p, q).size()));
-  Napi::Float64Array fires = float64_arg(env, o.Get("fires"), "fires", M);
-  Napi::Float64Array since = float64_arg(env, o.Get("since"), "since", M);
-  // Everything is checked before anything is written: a refused state leaves the SAE as it was.
-  guarded(env, [&] {
-    for (int i = 0; i < 8; ++i) check_finite_all(moments[i].Data(), m.adam_state(i / 2, i % 2).size(), kMomentNames[i / 2][i % 2]);
-  });
-  for (int p = 0; p < 4; ++p) {
-    const float* v = moments[p * 2 + 1].Data();
-    const size_t len = m.adam_state(p, 1).size();
-    for (size_t q = 0; q < len; ++q)
-      if (!(v[q] >= 0.f))
-        throw_js(env, "ERR_RANGE", std::string(kMomentNames[p][1]) + "[" + std::to_string(q) + "] = " + std::to_string(v[q]) +
-                                       " is negative: a second moment is a running mean of squares (corrupt training state?)");
-  }
-  auto check_counts = [&](const double* a, const char* name) {
-    for (size_t j = 0; j < M; ++j)
-      if (!(a[j] >= 0 && a[j] <= kMaxCount && a[j] == std::floor(a[j])))
-        throw_js(env, "ERR_RANGE", std::string(name) + "[" + std::to_string(j) + "] = " + std::to_string(a[j]) +
-                                       " is not a count (a whole number >= 0): corrupt training state?");
-  };
-  check_counts(fires.Data(), "fires");
-  check_counts(since.Data(), "since");
-  auto whole = [&](const char* key) {
-    const double v = opt_number(sc, key, 0);
-    if (!(v >= 0 && v <= kMaxCount && v == std::floor(v)))
-      throw_js(env, "ERR_RANGE", std::string(key) + " must be a whole number in [0, 2^53], got " + std::to_string(v));
-    return v;
-  };
-  const double step = whole("step"), seen = whole("samplesSeen");
-  const double threshold = opt_number(sc, "threshold", 0);
-  if (!std::isfinite(threshold)) throw_js(env, "ERR_RANGE", "threshold must be finite");
-  const bool threshold_ready = opt_bool(sc, "thresholdReady", false), mean_pending = opt_bool(sc, "bDecMeanInitPending", false);
-  for (int p = 0; p < 4; ++p)
-    for (int q = 0; q < 2; ++q) {
-      std::vector<float>& s = m.adam_state(p, q);
-      const float* src = moments[p * 2 + q].Data();
-      if (p == 0) transpose(src, d, M, s.data());
-      else std::memcpy(s.data(), src, sizeof(float) * s.size());
-    }
-  for (size_t j = 0; j < M; ++j) {
-    m.fire_counts()[j] = fires.Data()[j];
-    m.since_fired()[j] = static_cast<long long>(since.Data()[j]);
-  }
-  m.set_step_count(static_cast<long long>(step));
-  m.set_samples_seen(static_cast<long long>(seen));
-  m.set_threshold(threshold, threshold_ready);
-  m.set_b_dec_mean_init_pending(mean_pending);
+  const ExternalState in = state_arrays(env, info[0].As<Napi::Object>(), m);
+  Napi::Object o = info[1].As<Napi::Object>();
+  StateScalars sc;
+  sc.step = opt_number(o, "step", 0);
+  sc.samples_seen = opt_number(o, "samplesSeen", 0);
+  sc.threshold = opt_number(o, "threshold", 0);
+  sc.threshold_ready = opt_bool(o, "thresholdReady", false);
+  sc.b_dec_mean_pending = opt_bool(o, "bDecMeanInitPending", false);
+  guarded(env, [&] { cmsae::write_state(m, in, sc); });
   return env.Undefined();
 }
 
