@@ -38,22 +38,23 @@ double SparseGrads::sum_squares() const {
 }
 
 namespace {
+
 struct Entry {
   int32_t row;
   int32_t pos;  // index into val/extra_dval ([R,k]) for main entries, -1 for AuxK entries
   float val;
 };
-}  // namespace
 
-void sparse_backward(const BackwardInput& in, SparseGrads& out) {
-  const SaeKernels& K = kernels();
-  const int d = in.d, m = in.m;
-  out.resize(d, m);
-  std::fill(out.slot.begin(), out.slot.end(), -1);
-  std::fill(out.g_benc.begin(), out.g_benc.end(), 0.f);
-
-  // 1. Counting sort of active entries by latent (stable in row order).
-  std::vector<int32_t> offsets(static_cast<size_t>(m) + 1, 0);
+// Active entries (main codes, then AuxK codes, per row) grouped by latent: a counting sort, stable in row order.
+// offsets[j]..offsets[j + 1] are latent j's entries; fills out.slot / out.touched.
+struct EntriesByLatent {
+  std::vector<int32_t> offsets;
+  std::vector<Entry> entries;
+};
+EntriesByLatent sort_entries_by_latent(const BackwardInput& in, SparseGrads& out) {
+  const int m = in.m;
+  EntriesByLatent g;
+  g.offsets.assign(static_cast<size_t>(m) + 1, 0);
   auto for_each_entry = [&](auto&& fn) {
     for (long r = 0; r < in.R; ++r) {
       for (int s = 0; s < in.k; ++s) {
@@ -66,89 +67,108 @@ void sparse_backward(const BackwardInput& in, SparseGrads& out) {
       }
     }
   };
-  for_each_entry([&](int32_t j, const Entry&) { ++offsets[j + 1]; });
-  for (int j = 0; j < m; ++j) offsets[j + 1] += offsets[j];
-  std::vector<Entry> entries(offsets[m]);
+  for_each_entry([&](int32_t j, const Entry&) { ++g.offsets[j + 1]; });
+  for (int j = 0; j < m; ++j) g.offsets[j + 1] += g.offsets[j];
+  g.entries.resize(g.offsets[m]);
   {
-    std::vector<int32_t> cursor(offsets.begin(), offsets.end() - 1);
-    for_each_entry([&](int32_t j, const Entry& e) { entries[cursor[j]++] = e; });
+    std::vector<int32_t> cursor(g.offsets.begin(), g.offsets.end() - 1);
+    for_each_entry([&](int32_t j, const Entry& e) { g.entries[cursor[j]++] = e; });
   }
   for (int j = 0; j < m; ++j)
-    if (offsets[j + 1] > offsets[j]) {
+    if (g.offsets[j + 1] > g.offsets[j]) {
       out.slot[j] = static_cast<int32_t>(out.touched.size());
       out.touched.push_back(j);
     }
+  return g;
+}
 
-  // 2. Bands of touched latents balanced by entry count.
-  const int n_touched = static_cast<int>(out.touched.size());
-  const int T = std::max(1, std::min(num_threads(), n_touched));
+// T bands of the touched latents, balanced by entry count: band[t]..band[t + 1] are thread t's.
+std::vector<int> entry_bands(const std::vector<int32_t>& offsets, const std::vector<int32_t>& touched, int m, int T) {
+  const int n_touched = static_cast<int>(touched.size());
   std::vector<int> band(T + 1, 0);
-  {
-    const long total = offsets[m];
-    int t = 1;
-    for (int i = 0; i < n_touched && t < T; ++i) {
-      const int32_t j = out.touched[i];
-      while (t < T && offsets[j + 1] >= total * t / T) band[t++] = i + 1;
-    }
-    while (t < T) band[t++] = n_touched;
-    band[T] = n_touched;
+  const long total = offsets[m];
+  int t = 1;
+  for (int i = 0; i < n_touched && t < T; ++i) {
+    const int32_t j = touched[i];
+    while (t < T && offsets[j + 1] >= total * t / T) band[t++] = i + 1;
   }
-  std::vector<std::vector<float>> bdec_partial(T, std::vector<float>(d, 0.f));
+  while (t < T) band[t++] = n_touched;
+  band[T] = n_touched;
+  return band;
+}
 
-  parallel_for(T, [&](int t) {
-    std::vector<float>& bpart = bdec_partial[t];
-    for (int i = band[t]; i < band[t + 1]; ++i) {
-      const int32_t j = out.touched[i];
-      const float* wd = in.W_dec + static_cast<long>(j) * d;
-      float* gd = out.g_dec.data() + static_cast<long>(i) * d;
-      float* ge = out.g_enc.data() + static_cast<long>(i) * d;
-      std::memset(gd, 0, sizeof(float) * d);
-      std::memset(ge, 0, sizeof(float) * d);
-      float dpre_sum = 0.f;
-      for (int32_t e = offsets[j]; e < offsets[j + 1]; ++e) {
-        const Entry& en = entries[e];
-        if (e + 1 < offsets[j + 1]) {  // rows are random: prefetch the next entry's G and x rows
-          const Entry& nx = entries[e + 1];
-          const float* ng = (nx.pos >= 0 ? in.G : in.G_aux) + static_cast<long>(nx.row) * d;
-          const float* nxr = in.X + static_cast<long>(nx.row) * d;
-          for (int c = 0; c < d; c += 16) {
-            __builtin_prefetch(ng + c);
-            __builtin_prefetch(nxr + c);
-          }
+// Gradient rows of the touched latents [i0, i1): dW_dec[j] = sum val G; dpre = G.W_dec[j] (+extra);
+// dW_enc[j] = sum dpre x - (sum dpre) b_dec; db_enc[j] = sum dpre; bpart -= db_enc[j] W_enc[j].
+void latent_gradient_rows(const BackwardInput& in, const EntriesByLatent& g, int i0, int i1, SparseGrads& out,
+                          std::vector<float>& bpart) {
+  const SaeKernels& K = kernels();
+  const int d = in.d;
+  for (int i = i0; i < i1; ++i) {
+    const int32_t j = out.touched[i];
+    const float* wd = in.W_dec + static_cast<long>(j) * d;
+    float* gd = out.g_dec.data() + static_cast<long>(i) * d;
+    float* ge = out.g_enc.data() + static_cast<long>(i) * d;
+    std::memset(gd, 0, sizeof(float) * d);
+    std::memset(ge, 0, sizeof(float) * d);
+    float dpre_sum = 0.f;
+    for (int32_t e = g.offsets[j]; e < g.offsets[j + 1]; ++e) {
+      const Entry& en = g.entries[e];
+      if (e + 1 < g.offsets[j + 1]) {  // rows are random: prefetch the next entry's G and x rows
+        const Entry& nx = g.entries[e + 1];
+        const float* ng = (nx.pos >= 0 ? in.G : in.G_aux) + static_cast<long>(nx.row) * d;
+        const float* nxr = in.X + static_cast<long>(nx.row) * d;
+        for (int c = 0; c < d; c += 16) {
+          __builtin_prefetch(ng + c);
+          __builtin_prefetch(nxr + c);
         }
-        const float* grow = (en.pos >= 0 ? in.G : in.G_aux) + static_cast<long>(en.row) * d;
-        float dval = en.pos >= 0 ? in.dval[en.pos] : K.dot(grow, wd, d);
-        if (en.pos >= 0 && in.extra_dval) dval += in.extra_dval[en.pos];
-        K.axpy(en.val, grow, gd, d);
-        K.axpy(dval, in.X + static_cast<long>(en.row) * d, ge, d);
-        dpre_sum += dval;
       }
-      // dW_enc[j] = sum dpre (x - b_dec) = sum dpre x - (sum dpre) b_dec
-      K.axpy(-dpre_sum, in.b_dec, ge, d);
-      out.g_benc[j] = dpre_sum;
-      K.axpy(-dpre_sum, in.W_enc_rows + static_cast<long>(j) * d, bpart.data(), d);
+      const float* grow = (en.pos >= 0 ? in.G : in.G_aux) + static_cast<long>(en.row) * d;
+      float dval = en.pos >= 0 ? in.dval[en.pos] : K.dot(grow, wd, d);
+      if (en.pos >= 0 && in.extra_dval) dval += in.extra_dval[en.pos];
+      K.axpy(en.val, grow, gd, d);
+      K.axpy(dval, in.X + static_cast<long>(en.row) * d, ge, d);
+      dpre_sum += dval;
+    }
+    K.axpy(-dpre_sum, in.b_dec, ge, d);
+    out.g_benc[j] = dpre_sum;
+    K.axpy(-dpre_sum, in.W_enc_rows + static_cast<long>(j) * d, bpart.data(), d);
+  }
+}
+
+// dL/db_dec = sum_rows G + the encoder-path partials, summed in a fixed order (float64).
+void bias_dec_gradient(const BackwardInput& in, const std::vector<std::vector<float>>& bdec_partial, SparseGrads& out) {
+  const int d = in.d;
+  std::fill(out.g_bdec.begin(), out.g_bdec.end(), 0.f);
+  const int TR = static_cast<int>(std::max<long>(1, std::min<long>(num_threads(), in.R)));
+  std::vector<std::vector<double>> colsum(TR, std::vector<double>(d, 0.0));
+  parallel_for(TR, [&](int t) {
+    std::vector<double>& cs = colsum[t];
+    for (long r = split_begin(in.R, TR, t); r < split_begin(in.R, TR, t + 1); ++r) {
+      const float* g = in.G + r * d;
+      for (int c = 0; c < d; ++c) cs[c] += g[c];
     }
   });
-
-  // 3. dL/db_dec = sum_rows G + encoder-path partials (fixed order).
-  std::fill(out.g_bdec.begin(), out.g_bdec.end(), 0.f);
-  {
-    const int TR = static_cast<int>(std::max<long>(1, std::min<long>(num_threads(), in.R)));
-    std::vector<std::vector<double>> colsum(TR, std::vector<double>(d, 0.0));
-    parallel_for(TR, [&](int t) {
-      std::vector<double>& cs = colsum[t];
-      for (long r = split_begin(in.R, TR, t); r < split_begin(in.R, TR, t + 1); ++r) {
-        const float* g = in.G + r * d;
-        for (int c = 0; c < d; ++c) cs[c] += g[c];
-      }
-    });
-    for (int c = 0; c < d; ++c) {
-      double s = 0.0;
-      for (int t = 0; t < TR; ++t) s += colsum[t][c];
-      for (int t = 0; t < T; ++t) s += bdec_partial[t][c];
-      out.g_bdec[c] = static_cast<float>(s);
-    }
+  for (int c = 0; c < d; ++c) {
+    double s = 0.0;
+    for (int t = 0; t < TR; ++t) s += colsum[t][c];
+    for (const std::vector<float>& part : bdec_partial) s += part[c];
+    out.g_bdec[c] = static_cast<float>(s);
   }
+}
+
+}  // namespace
+
+void sparse_backward(const BackwardInput& in, SparseGrads& out) {
+  out.resize(in.d, in.m);
+  std::fill(out.slot.begin(), out.slot.end(), -1);
+  std::fill(out.g_benc.begin(), out.g_benc.end(), 0.f);
+  const EntriesByLatent g = sort_entries_by_latent(in, out);
+  const int n_touched = static_cast<int>(out.touched.size());
+  const int T = std::max(1, std::min(num_threads(), n_touched));
+  const std::vector<int> band = entry_bands(g.offsets, out.touched, in.m, T);
+  std::vector<std::vector<float>> bdec_partial(T, std::vector<float>(in.d, 0.f));
+  parallel_for(T, [&](int t) { latent_gradient_rows(in, g, band[t], band[t + 1], out, bdec_partial[t]); });
+  bias_dec_gradient(in, bdec_partial, out);
 }
 
 void project_decoder_grads(const float* W_dec, SparseGrads& g) {
