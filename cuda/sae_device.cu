@@ -1,6 +1,6 @@
 // The CUDA Top-K SAE (the DeviceSae of native/sae/device_sae.h) and its resident rows: device buffers, the order of
-// the training step's ops and the host round trips. Every kernel lives in an op file beside its CPU reference
-// (sae_ops.cuh lists them); this class only calls their launchers.
+// the training step's ops and the host round trips. Every kernel lives in an op file named after its CPU
+// counterpart in native/sae/ (sae_ops.cuh lists them); this class only calls their launchers.
 #include <cuda_runtime.h>
 
 #include <algorithm>

@@ -32,6 +32,7 @@ enum class Gemm { Fp32, Tf32, Bf16 };
 // cand[(r * tiles + tile) * kk + t]: the kk best positive pre-activations of row r among the tile's latents,
 // pre[r, j] = (x_r - b_dec) . W_enc[j] + b_enc[j], for a BM x BN tile; 0 keys mark "no more positives".
 // Fp32: SIMT FMA; Tf32: tensor cores on TF32-rounded inputs; Bf16: tensor cores on BF16 inputs; FP32 sums.
+// One function on purpose: the GEMM's accumulators and the selection share the tile's registers and shared memory.
 template <Gemm kMode>
 __global__ void __launch_bounds__(kThreads) encode_tiles(const float* __restrict__ X, const float* __restrict__ b_dec,
                                                          const float* __restrict__ W, const float* __restrict__ b_enc,
