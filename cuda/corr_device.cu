@@ -1,5 +1,6 @@
 // CUDA co-moments S_ij += a_i b_j over paired sparse code rows (float64 accumulators; each product of two
-// floats is exact in float64, so only the order of the float64 additions differs from the CPU engine).
+// floats is exact in float64, so only the order of the float64 additions differs from the CPU engine). CPU
+// reference: CorrAccumulator::flush (native/corr/corr_accumulator.cc).
 #include <cuda_runtime.h>
 
 #include <algorithm>

@@ -1,6 +1,7 @@
 // CUDA passes of the certified sparse assignment: per-row top-k and per-column top-kc candidate keys (the CPU
 // pass's keys exactly: candidate_key(float(-c), scramble(index, salt)), so the sparse graph is the same), and
-// the pricing scan c_ij - u_i - v_j < -tol over the rows the dual bounds do not certify.
+// the pricing scan c_ij - u_i - v_j < -tol over the rows the dual bounds do not certify. CPU reference:
+// native/lap/sparse_certified.cc (scan_row, the column heaps and Pass C's pricing of solve_typed).
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -19,7 +20,7 @@ namespace {
 constexpr int kMaxRowK = 64;
 constexpr int kMaxColK = 16;
 
-// candidate_key (native/sae/topk_select.h): order-preserving value bits, then ~index.
+// candidate_key (native/common/candidate_keys.h): order-preserving value bits, then ~index.
 __device__ __forceinline__ unsigned long long cand_key(float v, int j) {
   unsigned u = __float_as_uint(v + 0.f);
   u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
@@ -55,6 +56,8 @@ __device__ __forceinline__ unsigned long long warp_list_min(const unsigned long 
   return low;
 }
 
+// keys_out[i] = the k largest cand_key(-sign x_ij, scramble(j, salt_of(i))) of row i (sign x_ij = +inf excluded), smallest
+// first; *nonfinite = 1 when a row holds NaN or +-Inf.
 // One warp per row: a kept list of up to k keys in shared memory (unsorted) and its smallest key as the
 // threshold; every 32 entries, lanes holding a better key insert them one at a time (best first).
 __global__ void row_candidates(const float* __restrict__ X, long rows, long cols, float sign, int k, unsigned long long* __restrict__ keys_out,
@@ -126,6 +129,7 @@ __device__ __forceinline__ void offer_key(unsigned long long* h, int& count, int
   }
 }
 
+// part_keys[chunk, j] = the kc largest cand_key(-sign x_ij, scramble(i, salt_of(j))) over the chunk's finite x_ij.
 // Column j over the row chunk blockIdx.y: its kc largest keys (one thread per column; reads coalesced across
 // the columns; grid.y chunks keep the device busy).
 __global__ void col_candidates(const float* __restrict__ X, long rows, long cols, float sign, int kc, long chunk_rows,
@@ -161,7 +165,7 @@ __global__ void col_merge(const unsigned long long* __restrict__ part_keys, cons
   cnt_out[j] = count;
 }
 
-// One block per listed row: every entry with sign*x - u_i - v_j < -tol is appended (up to cap).
+// out += (i, j, red) for every entry with red = sign*x_ij - u_i - v_j < -tol (up to cap); one block per listed row.
 __global__ void price_rows(const float* __restrict__ X, long cols, float sign, const int32_t* __restrict__ scan, const double* __restrict__ u,
                            const double* __restrict__ v, double tol, long cap, unsigned long long* __restrict__ counter,
                            LapViolation* __restrict__ out) {
