@@ -1,6 +1,6 @@
 // p = p decay - step_size m / (sqrt(v) inv_sqrt_bc2 + eps) with the AdamW moments of g s; CPU reference: native/sae/kernels_impl.h adamw.
-// Also the decoder row renormalization W_dec[j] /= ||W_dec[j]|| + eps (float64 square norm, as SaeModel::renormalize_decoder
-// in native/sae/model.cc and after the update in SaeModel::run_update, native/sae/model_update.cc).
+// Also the decoder row renormalization W_dec[j] /= ||W_dec[j]|| + eps (float64 square norm, as renormalize_rows and
+// CpuBackend::apply_update in native/sae/cpu_backend.cc).
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -14,7 +14,7 @@ namespace {
 // AdamW (torch formula, as the CPU kernel): p *= decay; m += (1-b1)(g s - m); v = b2 v + (1-b2)(g s)^2;
 // p -= step_size m / (sqrt(v) inv_sqrt_bc2 + eps).
 __global__ void adamw(float* __restrict__ p, float* __restrict__ m1, float* __restrict__ m2, const float* __restrict__ g, long n,
-                      DeviceAdamArgs a) {
+                      AdamWArgs a) {
   for (long i = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x; i < n; i += static_cast<long>(gridDim.x) * blockDim.x) {
     const float gi = g[i] * a.grad_scale;
     float pi = p[i] * a.decay_factor;
@@ -38,7 +38,7 @@ __global__ void renorm_rows(float* __restrict__ W, int d, float eps) {
 
 }  // namespace
 
-void launch_adamw(float* p, float* m1, float* m2, const float* g, long n, const DeviceAdamArgs& a, cudaStream_t stream) {
+void launch_adamw(float* p, float* m1, float* m2, const float* g, long n, const AdamWArgs& a, cudaStream_t stream) {
   const long blocks = std::min<long>(blocks_for(n), 4096);
   adamw<<<blocks, kThreads, 0, stream>>>(p, m1, m2, g, n, a);
 }

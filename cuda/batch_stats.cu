@@ -1,4 +1,4 @@
-// mean[c] = (1/rows) sum_r X[r, c], tv = sum_r sum_c (X[r, c] - mean[c])^2 per batch segment (float64); CPU reference: native/sae/model.cc column_stats.
+// mean[c] = (1/rows) sum_r X[r, c], tv = sum_r sum_c (X[r, c] - mean[c])^2 per batch segment (float64); CPU reference: native/sae/batch_stats.cc column_stats.
 // Column sums in fixed chunks of kColChunk rows and a fixed final order (deterministic; the order of the float64
 // additions differs from the CPU's per-thread partials), and the gather that stages resident rows as the batch.
 #include <cuda_runtime.h>

@@ -1,4 +1,4 @@
-// count[j] = #(active entries of latent j); fires[j] += count[j], since[j] = count[j] ? 0 : since[j] + R; CPU reference: native/sae/model.cc SaeModel::commit_step.
+// count[j] = #(active entries of latent j); fires[j] += count[j], since[j] = count[j] ? 0 : since[j] + R; CPU reference: native/sae/cpu_backend.cc CpuBackend::commit_latent_stats (counts: cpu_forward.cc count_batch).
 // Also the forward's scalars (per-segment SSE, active entries as counted by cpu_forward_pass, latents dead once
 // the batch is committed, as dead_fraction) and the entries' sort keys for the sparse backward (backward.cu).
 #include <cuda_runtime.h>

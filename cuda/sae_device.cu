@@ -1,4 +1,4 @@
-// The CUDA Top-K SAE (the DeviceSae of native/sae/device_sae.h) and its resident rows: device buffers, the order of
+// The CUDA Top-K SAE (a SaeBackend of native/sae/backend.h) and its resident rows: device buffers, the order of
 // the training step's ops and the host round trips. Every kernel lives in an op file named after its CPU
 // counterpart in native/sae/ (sae_ops.cuh lists them); this class only calls their launchers.
 #include <cuda_runtime.h>
@@ -8,8 +8,9 @@
 #include <vector>
 
 #include "../native/common/errors.h"
-#include "../native/sae/device_sae.h"
+#include "../native/sae/backend.h"
 #include "../native/sae/loss_scale.h"
+#include "../native/sae/pair_loss.h"
 #include "cuda_check.h"
 #include "device_info.h"
 #include "sae_device.h"
@@ -18,7 +19,16 @@
 namespace cmsae::cuda {
 namespace {
 
-class CudaSae final : public DeviceSae {
+// What the device's forward reads back: the segments' SSE and total variance, active entries, dead latents.
+struct DeviceForward {
+  bool degenerate = false;  // an FVU segment with too little variance (loss_scale.h; nothing was changed)
+  double sse[2] = {0, 0};
+  double total_variance[2] = {0, 0};
+  long long active = 0;
+  long long dead = 0;
+};
+
+class CudaSae final : public SaeBackend {
  public:
   CudaSae(int d, int m, int k, DevicePrecision p) : d_(d), m_(m), k_(k), precision_(p) {
     CMSAE_CUDA(cudaStreamCreate(&stream_));
@@ -53,42 +63,133 @@ class CudaSae final : public DeviceSae {
     if (stream_) cudaStreamDestroy(stream_);
   }
 
-  void upload_params(const float* We, const float* be, const float* Wd, const float* bd) override {
+
+  // ---- SaeBackend ----
+  bool on_host_arrays() const override { return false; }
+  void upload(const SaeArrays& h, unsigned parts) override {
+    if (parts & kParams) upload_params(h.W_enc.data(), h.b_enc.data(), h.W_dec.data(), h.b_dec.data());
+    if (parts & kMoments) {
+      const float* const mo[4][2] = {{h.moments[0][0].data(), h.moments[0][1].data()}, {h.moments[1][0].data(), h.moments[1][1].data()},
+                                     {h.moments[2][0].data(), h.moments[2][1].data()}, {h.moments[3][0].data(), h.moments[3][1].data()}};
+      upload_moments(mo);
+    }
+    if (parts & kStats) upload_latent_stats(h.fires.data(), h.since.data());
+  }
+  void download(SaeArrays& h, unsigned parts) override {
+    if (parts & kParams) download_params(h.W_enc.data(), h.b_enc.data(), h.W_dec.data(), h.b_dec.data());
+    if (parts & kMoments) {
+      float* const mo[4][2] = {{h.moments[0][0].data(), h.moments[0][1].data()}, {h.moments[1][0].data(), h.moments[1][1].data()},
+                               {h.moments[2][0].data(), h.moments[2][1].data()}, {h.moments[3][0].data(), h.moments[3][1].data()}};
+      download_moments(mo);
+    }
+    if (parts & kStats) download_latent_stats(h.fires.data(), h.since.data());
+  }
+  void encode(const float* x, long rows, int k, float floor, int32_t* idx, float* val) override {
+    if (floor != 0.f) fail("ERR_ARG", "the CUDA backend encodes with activation 'topk' only (no BatchTopK threshold): use device 'cpu'");
+    encode_rows(x, rows, k, idx, val);
+  }
+  void stage(const SaeBatch& b, float* host) override {
+    const size_t half = static_cast<size_t>(b.rows) * d_;
+    if (b.resident()) {
+      stage_rows(*b.rx, b.ry, b.idx, b.rows);
+      download_staged(host, static_cast<long>(b.paired() ? 2 * half : half));
+      return;
+    }
+    std::copy(b.x, b.x + half, host);
+    if (b.y) std::copy(b.y, b.y + half, host + half);
+  }
+  ForwardResult forward(const SaeBatch& b, const ForwardArgs& a) override {
+    if (a.activation != Activation::TopK || a.aux_coef > 0.f || a.k != k_)
+      fail("ERR_ARG", "the CUDA backend runs activation 'topk' without AuxK: use device 'cpu' for these options");
+    const DeviceForward f = b.resident() ? forward_rows(*b.rx, b.ry, b.idx, b.rows, a.w, a.fvu, a.stats_window)
+                                         : forward_host(b.x, b.y, b.rows, a.w, a.fvu, a.stats_window);
+    codes_fresh_ = grads_fresh_ = false;
+    ForwardResult r;
+    for (int s = 0; s < 2; ++s) {
+      r.sse[s] = f.sse[s];
+      r.total_variance[s] = f.total_variance[s];
+    }
+    if (f.degenerate) r.degenerate_segment = a.fvu && fvu_degenerate(f.total_variance[0], a.w) ? 0 : 1;
+    r.active = f.active;
+    r.dead = f.dead;
+    return r;
+  }
+  const CodesBuffer& codes() override {
+    if (!codes_fresh_ && have_forward_) {
+      codes_.rows = R_;
+      codes_.k = k_;
+      codes_.idx.resize(static_cast<size_t>(R_) * k_);
+      codes_.val.resize(static_cast<size_t>(R_) * k_);
+      download_codes(codes_.idx.data(), codes_.val.data());
+      codes_fresh_ = true;
+    }
+    return codes_;
+  }
+  // The code-level losses run on the host over the [R, k] codes; their gradient is added on the device.
+  double pair_loss(PairLoss kind, double weight, int m) override {
+    const CodesBuffer& c = codes();
+    std::vector<float> delta(c.idx.size(), 0.f);
+    const double loss = pair_code_loss(kind, c.idx.data(), c.val.data(), c.k, c.rows / 2, m, weight, delta.data());
+    add_dval(delta.data());
+    return loss;
+  }
+  double backward(bool project, const float* extra_dval) override {
+    if (extra_dval) add_dval(extra_dval);
+    grads_fresh_ = false;
+    return backward_device(project);
+  }
+  // The device's gradients are dense: every latent has a row (touched = all, slot = identity).
+  const SparseGrads& grads() override {
+    if (!grads_fresh_ && have_grads_) {
+      grads_.resize(d_, m_);
+      grads_.touched.resize(m_);
+      for (int j = 0; j < m_; ++j) {
+        grads_.touched[j] = j;
+        grads_.slot[j] = j;
+      }
+      download_grads(grads_.g_enc.data(), grads_.g_benc.data(), grads_.g_dec.data(), grads_.g_bdec.data());
+      grads_fresh_ = true;
+    }
+    return grads_;
+  }
+
+  // ---- device transfers and the step's op sequence ----
+  void upload_params(const float* We, const float* be, const float* Wd, const float* bd) {
     W_enc_.upload(We, stream_);
     b_enc_.upload(be, stream_);
     W_dec_.upload(Wd, stream_);
     b_dec_.upload(bd, stream_);
     sync();
   }
-  void download_params(float* We, float* be, float* Wd, float* bd) override {
+  void download_params(float* We, float* be, float* Wd, float* bd) {
     W_enc_.download(We, stream_);
     b_enc_.download(be, stream_);
     W_dec_.download(Wd, stream_);
     b_dec_.download(bd, stream_);
     sync();
   }
-  void upload_moments(const float* const mo[4][2]) override {
+  void upload_moments(const float* const mo[4][2]) {
     for (int q = 0; q < 4; ++q)
       for (int r = 0; r < 2; ++r) mom_[q][r].upload(mo[q][r], stream_);
     sync();
   }
-  void download_moments(float* const mo[4][2]) override {
+  void download_moments(float* const mo[4][2]) {
     for (int q = 0; q < 4; ++q)
       for (int r = 0; r < 2; ++r) mom_[q][r].download(mo[q][r], stream_);
     sync();
   }
-  void upload_latent_stats(const double* fires, const long long* since) override {
+  void upload_latent_stats(const double* fires, const long long* since) {
     fires_.upload(fires, stream_);
     since_.upload(since, stream_);
     sync();
   }
-  void download_latent_stats(double* fires, long long* since) override {
+  void download_latent_stats(double* fires, long long* since) {
     fires_.download(fires, stream_);
     since_.download(since, stream_);
     sync();
   }
 
-  void encode(const float* x, long rows, int k, int32_t* idx, float* val) override {
+  void encode_rows(const float* x, long rows, int k, int32_t* idx, float* val) {
     const long chunk = std::max<long>(kEncodeTileRows, std::min<long>(rows, 8192));
     for (long r0 = 0; r0 < rows; r0 += chunk) {
       const long n = std::min(chunk, rows - r0);
@@ -120,7 +221,7 @@ class CudaSae final : public DeviceSae {
     }
   }
 
-  DeviceForward forward(const float* x, const float* y, long rows, double w, bool fvu, long long dead_window) override {
+  DeviceForward forward_host(const float* x, const float* y, long rows, double w, bool fvu, long long dead_window) {
     const int nseg = y ? 2 : 1;
     const long R = rows * nseg;
     X_.ensure(static_cast<size_t>(R) * d_);
@@ -130,17 +231,17 @@ class CudaSae final : public DeviceSae {
   }
 
   DeviceForward forward_rows(const DeviceRows& x, const DeviceRows* y, const int32_t* idx, long rows, double w, bool fvu,
-                             long long dead_window) override {
+                             long long dead_window) {
     stage_rows(x, y, idx, rows);
     return forward_staged(rows, y ? 2 : 1, w, fvu, dead_window);
   }
 
-  void download_staged(float* host, long values) override {
+  void download_staged(float* host, long values) {
     X_.download(host, stream_, static_cast<size_t>(values));
     sync();
   }
 
-  void stage_rows(const DeviceRows& x, const DeviceRows* y, const int32_t* idx, long rows) override {
+  void stage_rows(const DeviceRows& x, const DeviceRows* y, const int32_t* idx, long rows) {
     const int nseg = y ? 2 : 1;
     idx_dev_.ensure(rows);
     idx_dev_.upload(idx, stream_, rows);
@@ -203,14 +304,14 @@ class CudaSae final : public DeviceSae {
     return f;
   }
 
-  void download_codes(int32_t* idx, float* val) override {
+  void download_codes(int32_t* idx, float* val) {
     require_forward();
     codes_idx_.download(idx, stream_, static_cast<size_t>(R_) * k_);
     codes_val_.download(val, stream_, static_cast<size_t>(R_) * k_);
     sync();
   }
 
-  void add_dval(const float* delta) override {
+  void add_dval(const float* delta) {
     require_forward();
     const long n = R_ * k_;
     tmp_.ensure(n);
@@ -226,7 +327,7 @@ class CudaSae final : public DeviceSae {
     CMSAE_CUDA(cudaGetLastError());  // ordered before every later read of the statistics on the stream
   }
 
-  double backward(bool project) override {
+  double backward_device(bool project) {
     require_forward();
     const long n = R_ * k_;
     launch_sort_by_latent(keys_.p, pos_.p, n, m_, count_.p, keys_sorted_.p, pos_sorted_.p, off_.p, sort_temp_, scan_temp_, stream_);
@@ -249,7 +350,7 @@ class CudaSae final : public DeviceSae {
     return total;
   }
 
-  void download_grads(float* ge, float* gbe, float* gd, float* gbd) override {
+  void download_grads(float* ge, float* gbe, float* gd, float* gbd) {
     if (!have_grads_) fail("ERR_STATE", "no gradients on the device yet: run a training step first");
     g_enc_.download(ge, stream_);
     g_benc_.download(gbe, stream_);
@@ -258,7 +359,7 @@ class CudaSae final : public DeviceSae {
     sync();
   }
 
-  void apply_update(const DeviceAdamArgs args[4], bool normalize, float eps) override {
+  void apply_update(const AdamWArgs args[4], bool normalize, float eps) override {
     if (!have_grads_) fail("ERR_STATE", "applyUpdate needs gradients: call forwardBackward first");
     float* params[4] = {W_enc_.p, b_enc_.p, W_dec_.p, b_dec_.p};
     const float* grads[4] = {g_enc_.p, g_benc_.p, g_dec_.p, g_bdec_.p};
@@ -292,6 +393,9 @@ class CudaSae final : public DeviceSae {
   cudaStream_t stream_ = nullptr;
   long R_ = 0;
   bool have_forward_ = false, have_grads_ = false;
+  bool codes_fresh_ = false, grads_fresh_ = false;  // host copies of the last forward's codes / gradients
+  CodesBuffer codes_;
+  SparseGrads grads_;
   DeviceBuffer<float> W_enc_, W_dec_, b_enc_, b_dec_, mom_[4][2], g_enc_, g_dec_, g_benc_, g_bdec_;
   DeviceBuffer<double> fires_, col_tv_, col_mean_, col_part_, part_, sse_row_, scalars_;
   DeviceBuffer<long long> since_;
@@ -328,7 +432,7 @@ std::unique_ptr<DeviceRows> create_device_rows(long rows, int d) {
   return std::make_unique<CudaRows>(rows, d);
 }
 
-std::unique_ptr<DeviceSae> create_device_sae(int d, int m, int k, DevicePrecision precision) {
+std::unique_ptr<SaeBackend> create_device_sae(int d, int m, int k, DevicePrecision precision) {
   const DeviceInfo info = query_devices();
   if (!info.available)
     fail("ERR_CUDA_UNAVAILABLE", "device 'cuda' was requested but no CUDA device can be used (" + info.message +

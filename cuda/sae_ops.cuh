@@ -1,22 +1,22 @@
 // Host-side launchers of the CUDA SAE training step's kernels, one op file each, mirroring native/sae/:
 //   topk_encode.cu   z = TopK_k(ReLU((x - b_dec) W_enc^T + b_enc))      native/sae/topk_encode.cc topk_encode
 //   decode_loss.cu   x_hat, dL/dx_hat, dL/dval; plain decode              native/sae/decode.cc decode_with_gradient
-//   batch_stats.cu   staged rows, column sums, segment total variance     native/sae/model.cc column_stats
-//   latent_stats.cu  fire counts, sort keys, forward scalars, the commit   native/sae/model.cc SaeModel::commit_step
+//   batch_stats.cu   staged rows, column sums, segment total variance     native/sae/batch_stats.cc column_stats
+//   latent_stats.cu  fire counts, sort keys, forward scalars, the commit   native/sae/cpu_backend.cc commit_latent_stats
 //   backward.cu      sparse backward, decoder-gradient projection, norm   native/sae/backward.cc sparse_backward
 //   adamw.cu         AdamW, decoder row renormalization                   native/sae/kernels_impl.h adamw
 // A launcher enqueues its kernels on `stream` with the launch configuration of the training step and never
 // synchronizes. launch_topk_encode and launch_sort_by_latent check their launches; after the others the caller
 // checks cudaGetLastError (CudaSae does, where it always did). To debug a GPU run op by op, call one launcher,
 // check, synchronize and compare its output with the CPU reference named at the top of its file.
-// Pointers are device arrays in the layouts of native/sae/device_sae.h: X, G [R, d]; idx, val, dval [R, k];
+// Pointers are device arrays in the layouts of native/sae/backend.h: X, G [R, d]; idx, val, dval [R, k];
 // W_enc rows, W_dec [m, d].
 #pragma once
 #include <cuda_runtime.h>
 
 #include <cstdint>
 
-#include "../native/sae/device_sae.h"
+#include "../native/sae/backend.h"
 #include "cuda_check.h"
 
 namespace cmsae::cuda {
@@ -89,7 +89,7 @@ void launch_sum_squares(const float* a, long n, double* part, cudaStream_t strea
 
 // ---- adamw.cu ----
 // AdamW on n values (the torch formula of the CPU kernel; see adamw.cu).
-void launch_adamw(float* p, float* m1, float* m2, const float* g, long n, const DeviceAdamArgs& a, cudaStream_t stream);
+void launch_adamw(float* p, float* m1, float* m2, const float* g, long n, const AdamWArgs& a, cudaStream_t stream);
 // W[j] /= ||W[j]|| + eps for every row j < m.
 void launch_renorm_rows(float* W, int m, int d, float eps, cudaStream_t stream);
 

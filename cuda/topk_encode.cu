@@ -212,18 +212,7 @@ __global__ void merge_candidates(unsigned long long* __restrict__ cand, int R, i
     }
   }
   __syncwarp();
-  if (lane == 0) {
-    // Slots [keep, k): value 0 and the smallest latent indices not already used.
-    int s = keep;
-    for (int j = 0; s < k && j < m; ++j) {
-      bool used = false;
-      for (int t = 0; t < keep; ++t) used |= (oi[t] == j);
-      if (used) continue;
-      oi[s] = j;
-      ov[s] = 0.f;
-      ++s;
-    }
-  }
+  if (lane == 0) pad_row(keep, k, m, oi, ov);  // slots [keep, k): value 0, the smallest unused latents
 }
 
 }  // namespace

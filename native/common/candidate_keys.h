@@ -78,6 +78,20 @@ CMSAE_HOST_DEVICE inline bool key_heap_offer(uint64_t* h, int& n, int k, uint64_
   return true;
 }
 
+// The padding of a top-k row with fewer than k positive candidates: slots [keep, k) get value 0 and the smallest
+// latent indices not among idx[0, keep) (the CPU engine's and the CUDA encode's convention).
+CMSAE_HOST_DEVICE inline void pad_row(int keep, int k, int m, int32_t* idx, float* val) {
+  int s = keep;
+  for (int32_t j = 0; s < k && j < m; ++j) {
+    bool used = false;
+    for (int t = 0; t < keep; ++t) used |= (idx[t] == j);
+    if (used) continue;
+    idx[s] = j;
+    val[s] = 0.f;
+    ++s;
+  }
+}
+
 // ---- tie scrambling of the assignment's candidate keys ----
 CMSAE_HOST_DEVICE inline uint32_t salt_of(long x) { return static_cast<uint32_t>(x) * 0x85EBCA6Bu + 0x27D4EB2Fu; }
 CMSAE_HOST_DEVICE inline int32_t scramble(long index, uint32_t salt) {

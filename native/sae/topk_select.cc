@@ -4,22 +4,6 @@
 #include <functional>
 
 namespace cmsae {
-namespace {
-
-// Slots [keep, k) get value 0 and the smallest latent indices not among idx[0, keep).
-void pad_row(int keep, int k, int m, int32_t* idx, float* val) {
-  int s = keep;
-  for (int32_t j = 0; s < k && j < m; ++j) {
-    bool used = false;
-    for (int t = 0; t < keep; ++t) used |= (idx[t] == j);
-    if (used) continue;
-    idx[s] = j;
-    val[s] = 0.f;
-    ++s;
-  }
-}
-
-}  // namespace
 
 void finalize_row(std::vector<Candidate>& cands, int k, int m, int32_t* idx, float* val) {
   const int keep = static_cast<int>(std::min<size_t>(cands.size(), static_cast<size_t>(k)));
