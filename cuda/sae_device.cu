@@ -1,4 +1,4 @@
-// The CUDA Top-K SAE (a SaeBackend of native/sae/backend.h) and its resident rows: device buffers, the order of
+// The CUDA Top-K SAE (a SaeBackend of native/sae/backend.h): device buffers, the order of
 // the training step's ops and the host round trips. Every kernel lives in an op file named after its CPU
 // counterpart in native/sae/ (sae_ops.cuh lists them); this class only calls their launchers.
 #include <cuda_runtime.h>
@@ -407,30 +407,7 @@ class CudaSae final : public SaeBackend {
   DeviceBuffer<unsigned char> sort_temp_, scan_temp_;
 };
 
-class CudaRows final : public DeviceRows {
- public:
-  CudaRows(long rows, int d) : rows_(rows), d_(d) { buf_.alloc(static_cast<size_t>(rows) * d); }
-  long rows() const override { return rows_; }
-  int dim() const override { return d_; }
-  void upload(long r0, const float* x, long n) override {
-    if (r0 < 0 || n < 0 || r0 + n > rows_) fail("ERR_RANGE", "rows [" + std::to_string(r0) + ", " + std::to_string(r0 + n) + ") are outside the " + std::to_string(rows_) + " resident rows");
-    CMSAE_CUDA(cudaMemcpy(buf_.p + static_cast<size_t>(r0) * d_, x, sizeof(float) * n * d_, cudaMemcpyHostToDevice));
-  }
-  const float* device_data() const override { return buf_.p; }
-
- private:
-  long rows_;
-  int d_;
-  DeviceBuffer<float> buf_;
-};
-
 }  // namespace
-
-std::unique_ptr<DeviceRows> create_device_rows(long rows, int d) {
-  const DeviceInfo info = query_devices();
-  if (!info.available) fail("ERR_CUDA_UNAVAILABLE", "resident rows need a CUDA device (" + info.message + ")");
-  return std::make_unique<CudaRows>(rows, d);
-}
 
 std::unique_ptr<SaeBackend> create_device_sae(int d, int m, int k, DevicePrecision precision) {
   const DeviceInfo info = query_devices();
