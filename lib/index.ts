@@ -35,8 +35,9 @@ export { alignmentRows, trainingRows, runPaths, readRunConfig, readRunNormalizer
 export { heterogeneityOfRun } from './eval/heterogeneity.js';
 export { pairTrainAlive, type TrainAlive } from './eval/model.js';
 export { fitSettings, D1_PROTOCOL, type FitSetting, type SweepOptions, type HeterogeneityOptions } from './fit/settings.js';
-export type { SettingResults, Figure2Results } from './fit/fit.js';
-export { loadCheckpoint, type LoadedCheckpoint, type SaveOptions, type NormalizationRecord } from './io/checkpoint.js';
+export type { SettingResults, Figure2Results } from './fit/results.js';
+export { loadCheckpoint, type LoadedCheckpoint } from './io/load-checkpoint.js';
+export { type SaveOptions, type NormalizationRecord } from './io/checkpoint.js';
 export { exportSae, type ExportOptions, type ExportResult, type ExportFormat } from './io/export.js';
 export type { TrainerOptions } from './train/trainer.js';
 export { checkModality, MODALITIES } from './data/paired.js';
