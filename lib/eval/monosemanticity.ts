@@ -115,30 +115,6 @@ export function monosemanticityScores(codes: SparseCodes, external: Matrix, m: n
   return { scores, fires, mean: n ? kept.reduce((a, b) => a + b, 0) / n : NaN, median, latents: n, sorted };
 }
 
-/** Plain O(N^2) reference of one latent's score (tests). */
-export function monosemanticityReference(a: ArrayLike<number>, external: Matrix): number {
-  const N = a.length, D = external.cols;
-  let lo = Infinity, hi = -Infinity;
-  for (let i = 0; i < N; i++) (lo = Math.min(lo, a[i])), (hi = Math.max(hi, a[i]));
-  const t = Array.from(a, (v) => (v - lo) / Math.max(hi - lo, 1e-12));
-  const e = (i: number) => {
-    let s = 0;
-    for (let c = 0; c < D; c++) s += external.data[i * D + c] ** 2;
-    return Math.max(Math.sqrt(s), 1e-12);
-  };
-  const norms = Array.from({ length: N }, (_, i) => e(i));
-  let num = 0, den = 0;
-  for (let i = 0; i < N; i++)
-    for (let j = 0; j < N; j++) {
-      if (i === j) continue;
-      let s = 0;
-      for (let c = 0; c < D; c++) s += external.data[i * D + c] * external.data[j * D + c];
-      num += t[i] * t[j] * (s / (norms[i] * norms[j]));
-      den += t[i] * t[j];
-    }
-  return den <= 1e-12 ? 0 : num / den;
-}
-
 export async function evaluateMonosemanticity(
   model: EvalModel,
   inputs: Record<Modality, Matrix>,
