@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "../eval/histogram.h"
+#include "../eval/monosemanticity.h"
 #include "../eval/ranking.h"
 #include "../eval/retrieval.h"
 #include "args.h"
@@ -205,6 +206,69 @@ Napi::Value distance_histogram_js(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// ---- monosemanticity -------------------------------------------------------------------------------
+
+struct MonosemanticityPlan {
+  CodeRows codes{};
+  const float* external = nullptr;
+  int d = 0;
+  long m = 0, min_fires = 0;
+};
+struct MonosemanticityResult {
+  std::vector<double> scores, fires;
+};
+
+// monosemanticityScores(idx, val, rows, k, external, d, m, minFires)
+MonosemanticityPlan parse_monosemanticity(const Napi::CallbackInfo& info, std::vector<Napi::Value>& pins) {
+  Napi::Env env = info.Env();
+  MonosemanticityPlan p;
+  const long long rows = int_arg(info, 2, "codes.rows", 0, kMaxRows), k = int_arg(info, 3, "codes.k", 1, 1 << 20);
+  p.d = static_cast<int>(int_arg(info, 5, "external.cols", 0, 1 << 20));
+  p.m = static_cast<long>(int_arg(info, 6, "m", 1, 1LL << 30));
+  p.min_fires = static_cast<long>(int_arg(info, 7, "minFires", 1, kMaxRows));
+  Napi::Int32Array idx = int32_arg(env, info[0], "codes.indices", static_cast<size_t>(rows * k));
+  Napi::Float32Array val = float32_arg(env, info[1], "codes.values", static_cast<size_t>(rows * k));
+  Napi::Float32Array ext = float32_arg(env, info[4], "external.data", static_cast<size_t>(rows) * p.d);
+  p.codes = {idx.Data(), val.Data(), static_cast<long>(rows), static_cast<int>(k)};
+  p.external = ext.Data();
+  pins = {idx, val, ext};
+  return p;
+}
+
+void run_monosemanticity(const MonosemanticityPlan& p, MonosemanticityResult& r) {
+  r.scores.resize(static_cast<size_t>(p.m));
+  r.fires.resize(static_cast<size_t>(p.m));
+  monosemanticity_scores(p.codes, p.external, p.d, p.m, p.min_fires, r.scores.data(), r.fires.data());
+}
+
+Napi::Value monosemanticity_object(Napi::Env env, const MonosemanticityResult& r) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("scores", copy_out<double, Napi::Float64Array>(env, r.scores));
+  o.Set("fires", copy_out<double, Napi::Float64Array>(env, r.fires));
+  return o;
+}
+
+Napi::Value monosemanticity_js(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::vector<Napi::Value> pins;
+  const MonosemanticityPlan p = parse_monosemanticity(info, pins);
+  MonosemanticityResult r;
+  guarded(env, [&] { run_monosemanticity(p, r); });
+  return monosemanticity_object(env, r);
+}
+
+Napi::Value monosemanticity_async(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::vector<Napi::Value> pins;
+  auto plan = std::make_shared<MonosemanticityPlan>(parse_monosemanticity(info, pins));
+  auto result = std::make_shared<MonosemanticityResult>();
+  auto* w = new PromiseWorker(
+      env, [plan, result] { run_monosemanticity(*plan, *result); },
+      [result](Napi::Env e) -> Napi::Value { return monosemanticity_object(e, *result); }, nullptr, pins);
+  w->Queue();
+  return w->promise();
+}
+
 }  // namespace
 
 void register_eval_functions(Napi::Env env, Napi::Object exports) {
@@ -213,6 +277,8 @@ void register_eval_functions(Napi::Env env, Napi::Object exports) {
   exports.Set("rankingMetrics", Napi::Function::New(env, ranking_metrics_js));
   exports.Set("rankingMetricsAsync", Napi::Function::New(env, ranking_metrics_async));
   exports.Set("decoderDistanceHistogram", Napi::Function::New(env, distance_histogram_js));
+  exports.Set("monosemanticityScores", Napi::Function::New(env, monosemanticity_js));
+  exports.Set("monosemanticityScoresAsync", Napi::Function::New(env, monosemanticity_async));
 }
 
 }  // namespace cmsae::binding
