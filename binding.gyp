@@ -57,7 +57,7 @@
     {
       "target_name": "cmsae_eval",
       "type": "static_library",
-      "sources": ["native/eval/retrieval.cc", "native/eval/ranking.cc", "native/eval/histogram.cc", "native/eval/concept_index.cc"],
+      "sources": ["native/eval/retrieval.cc", "native/eval/ranking.cc", "native/eval/histogram.cc", "native/eval/concept_index.cc", "native/eval/monosemanticity.cc"],
       "include_dirs": ["native"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc": ["-std=c++17", "-O3", "-fPIC", "-fexceptions", "-frtti", "-fopenmp-simd", "-fno-math-errno", "-ffp-contract=off"]

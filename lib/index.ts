@@ -10,7 +10,7 @@ export { solveAssignment, solveAssignmentAsync, alignLatents, type Assignment, t
 export { VERSION } from './version.js';
 export { type PairLossKind } from './sae/options.js';
 export { EmbeddingFile, writeNpy, npyBytes, type EmbeddingSpec, type EmbeddingDtype } from './io/embeddings.js';
-export { PairedEmbeddings, Normalizer, splitRows, epochOrder, scanRows, readBatch, type Normalization, type Modality } from './data/paired.js';
+export { PairedEmbeddings, Normalizer, type Normalization, type Modality } from './data/paired.js';
 export { AlignedPair, permuteLatents, type AlignmentStats } from './align/aligned-pair.js';
 export { Trainer, alignModels, type TrainProgress, type TrainResult, type ValidationRecord } from './train/trainer.js';
 export { parseConfig, trainConfigSchema, METHODS, CONFIG_VERSION, type TrainConfig, type TrainConfigInput, type Method } from './train/config.js';
@@ -35,11 +35,12 @@ export { alignmentRows, trainingRows, runPaths, readRunConfig, readRunNormalizer
 export { heterogeneityOfRun } from './eval/heterogeneity.js';
 export { pairTrainAlive, type TrainAlive } from './eval/model.js';
 export { fitSettings, D1_PROTOCOL, type FitSetting, type SweepOptions, type HeterogeneityOptions } from './fit/settings.js';
-export type { SettingResults, Figure2Results } from './fit/fit.js';
-export { loadCheckpoint, type LoadedCheckpoint, type SaveOptions, type NormalizationRecord } from './io/checkpoint.js';
+export type { SettingResults, Figure2Results } from './fit/results.js';
+export { loadCheckpoint, type LoadedCheckpoint } from './io/load-checkpoint.js';
+export { type SaveOptions, type NormalizationRecord } from './io/checkpoint.js';
 export { exportSae, type ExportOptions, type ExportResult, type ExportFormat } from './io/export.js';
 export type { TrainerOptions } from './train/trainer.js';
-export { checkModality, MODALITIES } from './data/paired.js';
+export { MODALITIES } from './data/paired.js';
 export { generateSynthetic, generatorOptions, crossInterference, SYNTH_DEFAULTS, type SynthOptions, type SynthData } from './synth/generator.js';
 export { syntheticMetrics, top1Recovery, type SynthMetrics, type SynthMetricOptions } from './synth/metrics.js';
 export { runAlphaSweep, runLambdaSweep, resolveSweep, differencesFromPaper, QUICK as SYNTH_QUICK, FULL as SYNTH_FULL, type SweepRunOptions, type SweepOverrides } from './synth/run.js';

@@ -6,8 +6,9 @@
  * distances of the pairs the assignment matched.
  */
 import { AlignedPair } from '../align/aligned-pair.js';
-import { CorrelationAccumulator, type CorrelationResult } from '../align/correlation.js';
-import { PairedEmbeddings, readBatch, type Normalizer } from '../data/paired.js';
+import type { CorrelationResult } from '../align/correlation.js';
+import { encodeAndCorrelate, fileBatches } from '../align/encode-correlate.js';
+import { PairedEmbeddings, type Normalizer } from '../data/paired.js';
 import { SaeError } from '../errors.js';
 import { alignmentRows, readRunNormalizer, runPaths } from '../run/layout.js';
 import { TopKSAE } from '../sae/topk-sae.js';
@@ -39,13 +40,7 @@ export interface HeterogeneityResult {
 
 /** Exact co-activation correlation of two SAEs over paired rows (as the post-hoc alignment computes it). */
 export async function correlateSaes(image: TopKSAE, text: TopKSAE, data: PairedEmbeddings, rows: Int32Array, norm: Normalizer, minFires = 1): Promise<CorrelationResult> {
-  using acc = new CorrelationAccumulator(image.m, text.m);
-  for (let q = 0; q < rows.length; q += 4096) {
-    const idx = rows.subarray(q, Math.min(rows.length, q + 4096));
-    const [a, b] = await Promise.all([image.encodeAsync(readBatch(data, 'image', idx, norm)), text.encodeAsync(readBatch(data, 'text', idx, norm))]);
-    await acc.addAsync(a, b);
-  }
-  return acc.result({ minFires });
+  return encodeAndCorrelate(image, text, fileBatches(data, rows, norm), { minFires });
 }
 
 export function heterogeneity(image: TopKSAE, text: TopKSAE, corr: CorrelationResult, opts: { corrEdges?: number[]; distBins?: number; perm?: Int32Array } = {}): HeterogeneityResult {

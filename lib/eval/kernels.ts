@@ -6,8 +6,9 @@
  *    (concept steering); only the relevant items are sorted;
  *  - decoderDistanceHistogram: the joint histogram of co-activation correlation x decoder cosine distance over
  *    alive latent pairs (the paper's Figure 2).
- * The references (`...Reference`) compute the same definitions the obvious way (dense vectors, a full stable
- * sort, a double loop); the tests compare both.
+ * Their plain references (`...Reference`, in test/helpers/eval-references.ts) compute the same definitions the
+ * obvious way (dense vectors, a full stable sort, a double loop); the tests compare both. The argument checks
+ * (`check...Args`) are exported for them.
  */
 import { SaeError } from '../errors.js';
 import { native } from '../native/load.js';
@@ -31,7 +32,7 @@ export interface RetrievalRanks {
 
 const MAX_LATENTS = 2 ** 30;
 
-function checkRetrievalArgs(queries: SparseCodes, items: SparseCodes, gt: GroundTruth, opts: { m?: number } | undefined): number {
+export function checkRetrievalArgs(queries: SparseCodes, items: SparseCodes, gt: GroundTruth, opts: { m?: number } | undefined): number {
   checkCodes(queries, 'queries', Infinity);
   checkCodes(items, 'items', Infinity);
   if (typeof gt !== 'object' || gt === null) throw new SaeError('ERR_ARG', `gt must be a GroundTruth { offsets, items }, got ${describe(gt)}`);
@@ -87,61 +88,6 @@ export function retrievalRanksAsync(queries: SparseCodes, items: SparseCodes, gt
   }
 }
 
-function checkCodeValues(c: SparseCodes, name: string, m: number): void {
-  for (let p = 0; p < c.rows * c.k; p++) {
-    const j = c.indices[p];
-    if (j < 0 || j >= m)
-      throw new SaeError('ERR_RANGE', `${name}.indices has latent ${j} at row ${Math.floor(p / c.k)}, slot ${p % c.k}, outside [0, m = ${m})`);
-  }
-  for (let p = 0; p < c.rows * c.k; p++)
-    if (!Number.isFinite(c.values[p]))
-      throw new SaeError('ERR_NONFINITE', `${name}.values has a non-finite value (${String(c.values[p])}) at row ${Math.floor(p / c.k)}, column ${p % c.k}`);
-}
-
-/** Row r of the codes as a dense unit vector of length m (float64). */
-function unitDense(c: SparseCodes, r: number, m: number): Float64Array {
-  const x = new Float64Array(m);
-  for (let s = 0; s < c.k; s++) x[c.indices[r * c.k + s]] += c.values[r * c.k + s];
-  let ss = 0;
-  for (let l = 0; l < m; l++) ss += x[l] * x[l];
-  const norm = Math.max(Math.sqrt(ss), 1e-12);
-  for (let l = 0; l < m; l++) x[l] = x[l] / norm;
-  return x;
-}
-
-/** retrievalRanks computed densely in TypeScript (O(queries x items x nnz(query)) after densifying the items). */
-export function retrievalRanksReference(queries: SparseCodes, items: SparseCodes, gt: GroundTruth): RetrievalRanks {
-  checkRetrievalArgs(queries, items, gt, undefined);
-  let m = 0;
-  for (const c of [queries, items]) for (const j of c.indices) m = Math.max(m, j + 1);
-  checkCodeValues(queries, 'queries', m);
-  checkCodeValues(items, 'items', m);
-  const I = items.rows;
-  const dense = Array.from({ length: I }, (_, i) => unitDense(items, i, m));
-  const ranks = new Int32Array(queries.rows), ties = new Int32Array(queries.rows);
-  const score = new Float64Array(I);
-  for (let q = 0; q < queries.rows; q++) {
-    const qv = unitDense(queries, q, m);
-    const nz: number[] = [];
-    for (let l = 0; l < m; l++) if (qv[l] !== 0) nz.push(l);
-    for (let i = 0; i < I; i++) {
-      let s = 0;
-      for (const l of nz) s += qv[l] * dense[i][l]; // ascending latents; the skipped terms are all zero
-      score[i] = s;
-    }
-    let target = -Infinity;
-    for (let p = gt.offsets[q]; p < gt.offsets[q + 1]; p++) target = Math.max(target, score[gt.items[p]]);
-    let ge = 0, eq = 0;
-    for (let i = 0; i < I; i++) {
-      if (score[i] >= target) ge++;
-      if (score[i] === target) eq++;
-    }
-    ranks[q] = ge - 1;
-    ties[q] = eq;
-  }
-  return { ranks, ties };
-}
-
 // ---- ranking metrics ---------------------------------------------------------------------------
 
 /** One entry per query; precisionAt[K] / recallAt[K] for each K asked for. All NaN for a query set with no relevant item. */
@@ -156,7 +102,7 @@ export interface RankingMetrics {
 
 export const DEFAULT_RANKING_KS = [1, 5, 10, 50, 100];
 
-function checkRankingArgs(queries: Matrix, items: Matrix, relevant: Uint8Array, ks: number[] | undefined): Int32Array {
+export function checkRankingArgs(queries: Matrix, items: Matrix, relevant: Uint8Array, ks: number[] | undefined): Int32Array {
   checkMatrix(queries, 'queries');
   checkMatrix(items, 'items');
   if (queries.cols !== items.cols)
@@ -205,77 +151,6 @@ export function rankingMetricsAsync(queries: Matrix, items: Matrix, relevant: Ui
   }
 }
 
-function checkFinite(x: Matrix, name: string): void {
-  for (let p = 0; p < x.data.length; p++)
-    if (!Number.isFinite(x.data[p]))
-      throw new SaeError('ERR_NONFINITE', `${name} has a non-finite value (${Number.isNaN(x.data[p]) ? 'NaN' : 'Inf'}) at row ${Math.floor(p / x.cols)}, column ${p % x.cols}`);
-}
-
-/** 1 / max(||row||, 1e-12) per row (squares summed in float64, in column order). */
-function inverseNorms(x: Matrix): Float64Array {
-  const inv = new Float64Array(x.rows);
-  for (let r = 0; r < x.rows; r++) {
-    let ss = 0;
-    for (let c = 0; c < x.cols; c++) ss += x.data[r * x.cols + c] * x.data[r * x.cols + c];
-    inv[r] = 1 / Math.max(Math.sqrt(ss), 1e-12);
-  }
-  return inv;
-}
-
-/** rankingMetrics in plain TypeScript: float64 dot products and a full stable sort per query. */
-export function rankingMetricsReference(queries: Matrix, items: Matrix, relevant: Uint8Array, ks?: number[]): RankingMetrics {
-  const kList = Array.from(checkRankingArgs(queries, items, relevant, ks));
-  checkFinite(queries, 'queries');
-  checkFinite(items, 'items');
-  const Q = queries.rows, N = items.rows, d = items.cols;
-  const out: RankingMetrics = {
-    ap: new Float64Array(Q), rr: new Float64Array(Q), ndcg10: new Float64Array(Q), medianRank: new Float64Array(Q),
-    precisionAt: {}, recallAt: {},
-  };
-  for (const k of kList) {
-    out.precisionAt[k] = new Float64Array(Q);
-    out.recallAt[k] = new Float64Array(Q);
-  }
-  const iq = inverseNorms(queries), ix = inverseNorms(items);
-  let nrel = 0;
-  for (const v of relevant) if (v) nrel++;
-  let idcg = 0;
-  for (let j = 0; j < Math.min(nrel, 10); j++) idcg += 1 / Math.log2(j + 2);
-  const score = new Float64Array(N);
-  for (let q = 0; q < Q; q++) {
-    if (nrel === 0) {
-      out.ap[q] = out.rr[q] = out.ndcg10[q] = out.medianRank[q] = NaN;
-      for (const k of kList) out.precisionAt[k][q] = out.recallAt[k][q] = NaN;
-      continue;
-    }
-    for (let i = 0; i < N; i++) {
-      let dot = 0;
-      for (let c = 0; c < d; c++) dot += queries.data[q * d + c] * items.data[i * d + c];
-      score[i] = dot * iq[q] * ix[i];
-    }
-    const order = Array.from({ length: N }, (_, i) => i).sort((a, b) => score[b] - score[a]); // stable: ties keep index order
-    const R: number[] = [];
-    order.forEach((item, rank) => {
-      if (relevant[item]) R.push(rank);
-    });
-    let ap = 0, dcg = 0;
-    R.forEach((r, j) => {
-      ap += (j + 1) / (r + 1);
-      if (r < 10) dcg += 1 / Math.log2(r + 2);
-    });
-    out.ap[q] = ap / nrel;
-    out.rr[q] = 1 / (R[0] + 1);
-    out.ndcg10[q] = dcg / idcg;
-    out.medianRank[q] = nrel % 2 ? R[(nrel - 1) / 2] : (R[nrel / 2 - 1] + R[nrel / 2]) / 2;
-    for (const k of kList) {
-      const hits = R.filter((r) => r < k).length;
-      out.precisionAt[k][q] = hits / k;
-      out.recallAt[k][q] = hits / nrel;
-    }
-  }
-  return out;
-}
-
 // ---- decoder-distance histogram ----------------------------------------------------------------
 
 /** counts is nCorrBins x distBins (row-major); pairs and sum (of distances) have one entry per correlation bin. */
@@ -290,12 +165,12 @@ export interface DistanceHistogram {
 export const DEFAULT_CORR_EDGES = [0, 0.2, 0.4, 0.6, 0.8, 1];
 export const DEFAULT_DIST_BINS = 200;
 
-interface HistogramOptions {
+export interface HistogramOptions {
   corrEdges?: number[];
   distBins?: number;
 }
 
-function checkHistogramArgs(
+export function checkHistogramArgs(
   imageDec: Matrix, textDec: Matrix, corr: Matrix, aliveImage: Uint8Array, aliveText: Uint8Array, opts: HistogramOptions | undefined,
 ): { edges: number[]; distBins: number } {
   checkMatrix(imageDec, 'imageDec');
@@ -339,42 +214,4 @@ export function decoderDistanceHistogram(
     imageDec.data, imageDec.rows, textDec.data, textDec.rows, imageDec.cols, corr.data, aliveImage, aliveText, Float64Array.from(edges), distBins,
   );
   return { corrEdges: edges, distBins, counts: r.counts, pairs: r.pairs, sum: r.sum };
-}
-
-/** decoderDistanceHistogram in plain TypeScript (float64 dot products, one pass over the pairs in order). */
-export function decoderDistanceHistogramReference(
-  imageDec: Matrix, textDec: Matrix, corr: Matrix, aliveImage: Uint8Array, aliveText: Uint8Array, opts?: HistogramOptions,
-): DistanceHistogram {
-  const { edges, distBins } = checkHistogramArgs(imageDec, textDec, corr, aliveImage, aliveText, opts);
-  checkFinite(imageDec, 'imageDec');
-  checkFinite(textDec, 'textDec');
-  const mi = imageDec.rows, mt = textDec.rows, d = imageDec.cols, nb = edges.length - 1;
-  for (let i = 0; i < mi; i++)
-    for (let j = 0; j < mt; j++)
-      if (aliveImage[i] && aliveText[j] && !Number.isFinite(corr.data[i * mt + j]))
-        throw new SaeError('ERR_NONFINITE', `corr has a non-finite value at row ${i}, column ${j} (both latents alive)`);
-  const ia = inverseNorms(imageDec), it = inverseNorms(textDec);
-  const counts = new Float64Array(nb * distBins), pairs = new Float64Array(nb), sum = new Float64Array(nb);
-  for (let i = 0; i < mi; i++) {
-    if (!aliveImage[i]) continue;
-    for (let j = 0; j < mt; j++) {
-      if (!aliveText[j]) continue;
-      const c = corr.data[i * mt + j];
-      let b = -1;
-      for (let e = 0; e < nb; e++)
-        if (edges[e] <= c && (c < edges[e + 1] || (e === nb - 1 && c === edges[nb]))) {
-          b = e;
-          break;
-        }
-      if (b < 0) continue;
-      let dot = 0;
-      for (let k = 0; k < d; k++) dot += imageDec.data[i * d + k] * textDec.data[j * d + k];
-      const dist = 1 - dot * ia[i] * it[j];
-      const h = Math.min(distBins - 1, Math.max(0, Math.floor((dist / 2) * distBins)));
-      counts[b * distBins + h] += 1;
-      pairs[b] += 1;
-      sum[b] += dist;
-    }
-  }
-  return { corrEdges: edges, distBins, counts, pairs, sum };
 }

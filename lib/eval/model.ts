@@ -15,7 +15,7 @@ import { EmbeddingFile, type EmbeddingSpec } from '../io/embeddings.js';
 import { TopKSAE } from '../sae/topk-sae.js';
 import type { Matrix, SparseCodes } from '../types.js';
 import { readRunMethod, readRunNormalizer, runOfModelDir, runPaths } from '../run/layout.js';
-import { loadCheckpoint, type LoadedCheckpoint } from '../io/checkpoint.js';
+import { loadCheckpoint, type LoadedCheckpoint } from '../io/load-checkpoint.js';
 
 /** How the latent indices of the two modalities relate: 'shared' (one SAE), 'aligned' (post-hoc permutation), 'unaligned' (separate SAEs, index i vs index i). */
 export type IndexSpace = 'shared' | 'aligned' | 'unaligned';

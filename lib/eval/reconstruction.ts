@@ -26,6 +26,11 @@ export class ReconstructionAccumulator {
     this.#mean = new Float64Array(d);
   }
 
+  /**
+   * Adds a chunk. Stays in TypeScript: one pass over the chunk's x d values, against the encode (x d x m) and
+   * decode (x k x d) that produce x_hat. Measured (bench/eval-loops.ts, 2 cores, AVX-512): 25,000 x 512 in
+   * 0.06-0.07 s, against 1.6-2.3 s of encode + decode (2.5-4 % of reconstructionStats).
+   */
   add(x: Matrix, xhat: Matrix): void {
     const d = this.#d;
     for (let i = 0; i < x.rows * d; i++) {

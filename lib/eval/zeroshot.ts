@@ -43,7 +43,13 @@ export function fireRates(c: SparseCodes, m: number): Float64Array {
   return f;
 }
 
-/** Predicted class per image: argmax over prototypes of the cosine of codes restricted to kept latents. */
+/**
+ * Predicted class per image: argmax over prototypes of the cosine of codes restricted to kept latents.
+ * Stays in TypeScript: the work is images x k x (prototype postings per latent, about C k / m), a small share of
+ * the evaluation. Measured (bench/eval-loops.ts, 2 cores, AVX-512): 50,000 images x 1,000 classes, k = 32,
+ * m = 8192, every latent kept: 0.20-0.24 s, against 3.7-4.5 s to encode the images and prototypes (4-6 % of
+ * the evaluation; both grow linearly with the images).
+ */
 export function predictClasses(img: SparseCodes, proto: SparseCodes, keep: Uint8Array): Int32Array {
   const m = keep.length;
   // Prototypes, restricted and normalized, as posting lists per latent.

@@ -25,14 +25,14 @@ import { ensureDirectory } from '../io/files.js';
 import { METHODS, latentsPerSae, type Method, type TrainConfig } from '../train/config.js';
 import type { TrainProgress } from '../train/trainer.js';
 import { trainingRows } from '../run/layout.js';
-import { heterogeneityOfRun, type HeterogeneityResult } from '../eval/heterogeneity.js';
+import { heterogeneityOfRun } from '../eval/heterogeneity.js';
 import { loadEvalInputs, specPath, type FitInputs, type LoadedEval } from '../eval/inputs.js';
 import { loadEvalModel, type EvalModel } from '../eval/model.js';
 import { evaluateMonosemanticity, type MsResult } from '../eval/monosemanticity.js';
 import { evaluateReconstruction, reconstructionStats, type ReconstructionResult } from '../eval/reconstruction.js';
-import { evaluateRetrieval, type RetrievalResult } from '../eval/retrieval.js';
-import { evaluateSteering, steeringCsv, steeringOptions, type SteeringOptions, type SteeringResult } from '../eval/steering.js';
-import { checkMaxFireRate, evaluateZeroShot, type ZeroShotResult } from '../eval/zeroshot.js';
+import { evaluateRetrieval } from '../eval/retrieval.js';
+import { evaluateSteering, steeringCsv, steeringOptions, type SteeringOptions } from '../eval/steering.js';
+import { checkMaxFireRate, evaluateZeroShot } from '../eval/zeroshot.js';
 import { EmbeddingFile } from '../io/embeddings.js';
 import { fileKey, hash, modelKey, readCached, toJson } from './cache.js';
 import { writeFitReport } from './report.js';
@@ -44,12 +44,11 @@ import {
   settingLabel,
   stageDir,
   toSpec,
-  type Activation,
-  type FitSetting,
   type HeterogeneityOptions,
   type SweepOptions,
 } from './settings.js';
-import { summarize, type FitSummary } from './summary.js';
+import type { Figure2Results, FitSummary, MethodSeedResults, SettingResults } from './results.js';
+import { summarize } from './summary.js';
 import { trainOrReuse } from './train-stage.js';
 
 export { toJson } from './cache.js';
@@ -85,31 +84,6 @@ export type FitEvent =
   | { type: 'progress'; setting: string; method: string; seed: number; progress: TrainProgress }
   | { type: 'eval'; setting: string; method: string; seed: number; evaluation: Evaluation; status: 'start' | 'reused' | 'done' | 'skipped'; seconds?: number; reason?: string }
   | { type: 'report'; files: string[] };
-
-export interface MethodSeedResults {
-  reconstruction?: ReconstructionResult & { zeroShot?: { mse: number; fvu: number } };
-  retrieval?: RetrievalResult;
-  zeroshot?: ZeroShotResult;
-  steering?: SteeringResult;
-  monosemanticity?: MsResult;
-}
-
-/** The results of one setting (one K and activation). */
-export interface SettingResults extends FitSetting {
-  label: string;
-  results: Record<string, Record<number, MethodSeedResults>>;
-  summary: FitSummary;
-}
-
-/** Figure 2: which run it was computed from, and its result per seed. */
-export interface Figure2Results {
-  protocol: 'table1' | 'd1';
-  /** In words, for the report. */
-  description: string;
-  /** The run's training: method, K, activation, epochs, latents per modality SAE, and where it lives. */
-  run: { method: Method; k: number; activation: Activation; epochs: number; latentsPerModality: number; setting: string; sharedWith: string | null };
-  seeds: Record<number, HeterogeneityResult>;
-}
 
 export interface FitResult {
   out: string;

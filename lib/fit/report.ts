@@ -10,9 +10,8 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { escapeHtml, render, VL_SCHEMA } from '../report/vega.js';
 import type { Method } from '../train/config.js';
 import { toJson } from './cache.js';
-import type { Figure2Results, SettingResults } from './fit.js';
 import { activationLabel } from './settings.js';
-import type { FitSummary, Stat } from './summary.js';
+import type { Figure2Results, FitSummary, SettingResults, Stat } from './results.js';
 
 export const METHOD_LABELS: Record<string, string> = {
   shared: 'Shared SAE',

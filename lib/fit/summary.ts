@@ -1,30 +1,6 @@
 /** Aggregates a fit's per-seed results: mean and spread (sample std) over seeds, in the paper's Table 1 layout. */
 import type { Method } from '../train/config.js';
-import type { MethodSeedResults } from './fit.js';
-
-export interface Stat {
-  mean: number;
-  std: number;
-  n: number;
-}
-
-export interface TableRow {
-  /** Reconstruction MSE on the evaluation set (mean of image and text). */
-  reconMse: Stat;
-  i2t: { r1: Stat; r5: Stat; r10: Stat };
-  t2i: { r1: Stat; r5: Stat; r10: Stat };
-  /** Image reconstruction MSE on the zero-shot images, and top-1 accuracy. */
-  zsMse: Stat;
-  zsAccuracy: Stat;
-}
-
-export interface FitSummary {
-  table: Record<string, TableRow>;
-  steering: Record<string, { alpha: number; mapImg: Stat; mrrImg: Stat; mapTxt: Stat; mrrTxt: Stat; preserve: Stat }[]>;
-  /** Concepts steered per seed, and how many of them through a dead image latent / from a dead text latent. */
-  steeringSlots: Record<string, { evaluated: Stat; deadImageSlot: Stat; deadTextSlot: Stat }>;
-  monosemanticity: Record<string, { image: { mean: Stat; median: Stat; latents: Stat }; text: { mean: Stat; median: Stat; latents: Stat } }>;
-}
+import type { FitSummary, MethodSeedResults, Stat } from './results.js';
 
 export function stat(xs: (number | undefined | null)[]): Stat {
   const v = xs.filter((x): x is number => typeof x === 'number' && Number.isFinite(x));

@@ -3,13 +3,15 @@
  * W_dec [m, d], b_dec [d]); our options live under cfg.cmsae; optimizer state in trainer_state.safetensors;
  * sha256 checksums of every file in cfg.cmsae.checksums. loadCheckpoint also reads SAELens (4.x-6.x) and
  * sparsify checkpoints (lib/io/formats/), folding what their forward pass does into our weights.
+ * This module reads and writes the files; the SAE is built from what it read in lib/sae/topk-sae.ts
+ * (TopKSAE.load) and lib/io/load-checkpoint.ts (loadCheckpoint), so that it does not import the class.
  */
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 
 import { SaeError } from '../errors.js';
-import { resolveOptions, type TopKSAEOptions } from '../sae/options.js';
-import { TopKSAE, type SaeWeights, type TrainingState } from '../sae/topk-sae.js';
+import { resolveOptions, type ResolvedOptions, type TopKSAEOptions } from '../sae/options.js';
+import type { SaeWeights, TrainingState } from '../sae/types.js';
 import { VERSION } from '../version.js';
 import { recoverDirectory, writeDirectoryAtomic } from './atomic.js';
 import { readRegularFile, statOrNull } from './files.js';
@@ -44,7 +46,15 @@ export interface SaveOptions {
   normalization?: { kind: NormalizationRecord['kind']; mean?: ArrayLike<number> };
 }
 
-export async function saveSae(sae: TopKSAE, dir: string, opts: SaveOptions = {}): Promise<void> {
+/** What a checkpoint is written from: a TopKSAE (the class is not imported here, see above). */
+export interface CheckpointSource {
+  readonly options: ResolvedOptions;
+  getWeights(): SaeWeights;
+  status(): { step: number; samplesSeen: number; threshold: number | null };
+  getTrainingState(): TrainingState;
+}
+
+export async function saveSae(sae: CheckpointSource, dir: string, opts: SaveOptions = {}): Promise<void> {
   if (typeof dir !== 'string' || dir.length === 0) throw new SaeError('ERR_ARG', 'save needs a directory path');
   await writeDirectoryAtomic(dir, checkpointFiles(sae, opts));
 }
@@ -57,7 +67,7 @@ function nonFiniteError(what: string, a: ArrayLike<number>, i: number): SaeError
  * The files of an SAE checkpoint (cfg.json last), for saveSae or a larger atomic directory. Refuses
  * (ERR_NONFINITE, ERR_STATE) a model whose checkpoint load() would refuse.
  */
-export function checkpointFiles(sae: TopKSAE, opts: SaveOptions = {}): Record<string, Uint8Array | string> {
+export function checkpointFiles(sae: CheckpointSource, opts: SaveOptions = {}): Record<string, Uint8Array | string> {
   const o = sae.options;
   const w = sae.getWeights();
   const status = sae.status();
@@ -120,9 +130,8 @@ function normalizationJson(n: NonNullable<SaveOptions['normalization']>, d: numb
   return { kind: n.kind, mean };
 }
 
-/** A checkpoint read by loadCheckpoint: the model, where it came from, and the input normalization it expects. */
-export interface LoadedCheckpoint {
-  sae: TopKSAE;
+/** Where a checkpoint came from, and the input normalization it expects. */
+export interface CheckpointOrigin {
   format: 'cmsae' | 'saelens' | 'sparsify';
   /** e.g. "crossmodal-sae format 1", "SAELens 5.10.7 (topk)", "sparsify (topk)". */
   version: string;
@@ -134,6 +143,17 @@ export interface LoadedCheckpoint {
   normalization: NormalizationRecord | null;
   /** What was folded, assumed or dropped while loading a foreign checkpoint. */
   notes: string[];
+}
+
+/** A checkpoint read and checked, before an SAE is built from it (saeFromCheckpoint in lib/sae/topk-sae.ts). */
+export interface CheckpointContents extends CheckpointOrigin {
+  weights: SaeWeights;
+  /** The resolved options (overrides applied) without d and m, which the weights' shapes give. */
+  options: Omit<ResolvedOptions, 'd' | 'm'>;
+  /** The saved training state (a cmsae checkpoint with trainer_state.safetensors), or null. */
+  state: TrainingState | null;
+  /** Without a state: the BatchTopK threshold to set (cmsae.threshold, a foreign JumpReLU threshold), or null. */
+  threshold: number | null;
 }
 
 async function readConfig(dir: string): Promise<{ cfg: Json; text: string; file: string }> {
@@ -169,8 +189,8 @@ function resolveLoaded(options: TopKSAEOptions, overrides: Partial<TopKSAEOption
   }
 }
 
-/** Loads an SAE saved by save() or a SAELens / sparsify checkpoint, with its provenance and input normalization. */
-export async function loadCheckpoint(dir: string, overrides: Partial<TopKSAEOptions> = {}): Promise<LoadedCheckpoint> {
+/** Reads and checks a checkpoint saved by save() or a SAELens / sparsify checkpoint, with its provenance and input normalization. */
+export async function readCheckpoint(dir: string, overrides: Partial<TopKSAEOptions> = {}): Promise<CheckpointContents> {
   if (typeof dir !== 'string' || dir.length === 0) throw new SaeError('ERR_ARG', 'load needs a directory path');
   await recoverDirectory(dir);
   const { cfg, text, file } = await readConfig(dir);
@@ -193,13 +213,20 @@ export async function loadCheckpoint(dir: string, overrides: Partial<TopKSAEOpti
     foreign.threshold === undefined
       ? { d: foreign.d, m: foreign.m, k: foreign.k }
       : { d: foreign.d, m: foreign.m, k: foreign.m, activation: 'batchtopk', batchCapacity: foreign.m };
-  const { d: _d, m: _m, ...rest } = resolveLoaded(base, overrides, file);
-  const sae = TopKSAE.fromWeights(foreign.weights, rest);
-  if (foreign.threshold !== undefined) sae.setTrainingState({ ...sae.getTrainingState(), threshold: foreign.threshold, thresholdReady: true });
-  return { sae, format: foreign.format, version: foreign.version, normalization: { kind: foreign.normalization }, notes: foreign.notes };
+  const { d: _d, m: _m, ...options } = resolveLoaded(base, overrides, file);
+  return {
+    weights: foreign.weights,
+    options,
+    state: null,
+    threshold: foreign.threshold ?? null,
+    format: foreign.format,
+    version: foreign.version,
+    normalization: { kind: foreign.normalization },
+    notes: foreign.notes,
+  };
 }
 
-async function loadOwn(dir: string, cfg: Json, text: string, cfgFile: string, overrides: Partial<TopKSAEOptions>): Promise<LoadedCheckpoint> {
+async function loadOwn(dir: string, cfg: Json, text: string, cfgFile: string, overrides: Partial<TopKSAEOptions>): Promise<CheckpointContents> {
   const own: OwnConfig = parseOwnConfig(cfg, cfgFile);
   const resolved = resolveLoaded(own.options as TopKSAEOptions, overrides, cfgFile);
   const { d, m } = resolved;
@@ -230,16 +257,17 @@ async function loadOwn(dir: string, cfg: Json, text: string, cfgFile: string, ov
     if (sBytes) verifyFileChecksum(sBytes, own.checksums[STATE_FILE], sFile, cfgFile);
   }
   if (state) checkStateMatches(state, own, sFile, cfgFile);
-  const { d: _d, m: _m, ...rest } = resolved;
-  const sae = TopKSAE.fromWeights(weights, rest);
-  try {
-    if (state) sae.setTrainingState(state);
-    else if (own.threshold !== null) sae.setTrainingState({ ...sae.getTrainingState(), threshold: own.threshold, thresholdReady: true });
-  } catch (e) {
-    sae.dispose();
-    throw e;
-  }
-  return { sae, format: 'cmsae', version: `crossmodal-sae format ${String((cfg.cmsae as Json).format_version)}`, normalization: own.normalization, notes: [] };
+  const { d: _d, m: _m, ...options } = resolved;
+  return {
+    weights,
+    options,
+    state,
+    threshold: own.threshold,
+    format: 'cmsae',
+    version: `crossmodal-sae format ${String((cfg.cmsae as Json).format_version)}`,
+    normalization: own.normalization,
+    notes: [],
+  };
 }
 
 /** The training state belongs to the cfg.json beside it (written together by checkpointFiles). */
@@ -254,17 +282,13 @@ function checkStateMatches(state: TrainingState, own: OwnConfig, sFile: string, 
 }
 
 /**
- * Loads an SAE saved by save(), or a SAELens / sparsify checkpoint whose forward pass needs no input
- * normalization (use loadCheckpoint for the others: it returns the normalization with the model).
+ * Why a bare TopKSAE (TopKSAE.load) cannot carry this checkpoint: a foreign one whose forward pass needs its
+ * inputs normalized; null when it can.
  */
-export async function loadSae(dir: string, overrides: Partial<TopKSAEOptions> = {}): Promise<TopKSAE> {
-  const c = await loadCheckpoint(dir, overrides);
-  if (c.format !== 'cmsae' && c.normalization?.kind !== 'none') {
-    c.sae.dispose();
-    throw new SaeError(
-      'ERR_FORMAT',
-      `${path.join(dir, CFG_FILE)}: this ${c.version} checkpoint needs its inputs normalized ('${c.normalization?.kind}': ${c.notes.join('; ')}), which a bare TopKSAE cannot carry; use loadCheckpoint(dir), which returns the model with its normalization, or cmsae encode, which applies it`,
-    );
-  }
-  return c.sae;
+export function bareSaeRefusal(dir: string, c: CheckpointOrigin): SaeError | null {
+  if (c.format === 'cmsae' || c.normalization?.kind === 'none') return null;
+  return new SaeError(
+    'ERR_FORMAT',
+    `${path.join(dir, CFG_FILE)}: this ${c.version} checkpoint needs its inputs normalized ('${c.normalization?.kind}': ${c.notes.join('; ')}), which a bare TopKSAE cannot carry; use loadCheckpoint(dir), which returns the model with its normalization, or cmsae encode, which applies it`,
+  );
 }

@@ -167,6 +167,10 @@ export interface NativeBinding {
     imageDec: Float32Array, mImage: number, textDec: Float32Array, mText: number, d: number, corr: Float32Array,
     aliveImage: Uint8Array, aliveText: Uint8Array, corrEdges: Float64Array, distBins: number,
   ): { counts: Float64Array; pairs: Float64Array; sum: Float64Array };
+  monosemanticityScores(idx: Int32Array, val: Float32Array, rows: number, k: number, external: Float32Array, d: number, m: number, minFires: number): NativeMonosemanticity;
+  monosemanticityScoresAsync(
+    idx: Int32Array, val: Float32Array, rows: number, k: number, external: Float32Array, d: number, m: number, minFires: number,
+  ): Promise<NativeMonosemanticity>;
   conceptIndexAsync(
     iIdx: Int32Array, iVal: Float32Array, iRows: number, iK: number, tIdx: Int32Array, tVal: Float32Array, tRows: number, tK: number,
     imageOfText: Int32Array | null, m: number, topN: number, partners: number,
@@ -178,6 +182,12 @@ export interface NativeBinding {
   setErrorClass(ctor: new (code: string, message: string) => Error): void;
   /** Bytes V8 counts as external memory: native memory reported by live SAEs and accumulators (and others). */
   reportedExternalMemory(): number;
+}
+
+/** monosemanticityScores: per latent, its score (NaN below minFires) and its nonzero slots. */
+export interface NativeMonosemanticity {
+  scores: Float64Array;
+  fires: Float64Array;
 }
 
 /** retrievalRanks: pessimistic 0-based rank and tie count per query; m = the number of latents used. */

@@ -1,6 +1,6 @@
 /** TopKSAE: the public handle of a native Top-K sparse autoencoder. */
 import { SaeError } from '../errors.js';
-import { loadSae, saveSae, type SaveOptions } from '../io/checkpoint.js';
+import { bareSaeRefusal, readCheckpoint, saveSae, type CheckpointContents, type SaveOptions } from '../io/checkpoint.js';
 import { native } from '../native/load.js';
 import { QueuedHandle } from '../native/queued-handle.js';
 import type { NativeSaeHandle, NativeStepStats } from '../native/types.js';
@@ -8,48 +8,9 @@ import type { Matrix, SparseCodes } from '../types.js';
 import { checkCodes, checkFloatArray, checkMatrix, checkOptionKeys, describe } from '../validate.js';
 import { DeviceRows } from './device-rows.js';
 import { nativeOptions, resolveOptions, type ResolvedOptions, type TopKSAEOptions } from './options.js';
+import { MOMENT_NAMES, type SaeWeights, type StepOptions, type StepResult, type TrainingState } from './types.js';
 
-/** Weights in SAELens orientation: W_enc [d, m], b_enc [m], W_dec [m, d], b_dec [d]. */
-export interface SaeWeights {
-  W_enc: Matrix;
-  b_enc: Float32Array;
-  W_dec: Matrix;
-  b_dec: Float32Array;
-}
-
-/**
- * Statistics of one training step: loss (reconstruction + AuxK), fvu (mean over the halves of a paired
- * batch), mse (per element), auxLoss, l0 (mean active latents per row), deadFraction (latents that have not
- * fired within min(deadWindow, samples seen)) and gradNorm (global gradient norm before clipping).
- */
-export type StepResult = Omit<NativeStepStats, 'rows'>;
-
-export interface StepOptions {
-  lr: number;
-  /** Paired batch (same rows as x) passed through the same SAE: loss = L(x) + L(pair) (or the mean). */
-  pair?: Matrix;
-}
-
-/** Optimizer moments and latent statistics, for checkpoints (W_enc moments in [d, m] like W_enc). */
-export interface TrainingState {
-  arrays: Record<string, Float32Array | Float64Array>;
-  step: number;
-  samplesSeen: number;
-  threshold: number;
-  thresholdReady: boolean;
-  bDecMeanInitPending: boolean;
-}
-
-export const MOMENT_NAMES = [
-  'W_enc.exp_avg',
-  'W_enc.exp_avg_sq',
-  'b_enc.exp_avg',
-  'b_enc.exp_avg_sq',
-  'W_dec.exp_avg',
-  'W_dec.exp_avg_sq',
-  'b_dec.exp_avg',
-  'b_dec.exp_avg_sq',
-] as const;
+export { MOMENT_NAMES, type SaeWeights, type StepOptions, type StepResult, type TrainingState } from './types.js';
 
 function toResult({ rows: _rows, ...stats }: NativeStepStats): StepResult {
   return stats;
@@ -339,7 +300,14 @@ export class TopKSAE implements Disposable {
    * input normalization (see loadCheckpoint for the others and for what was folded on load).
    */
   static async load(dir: string, overrides: Partial<TopKSAEOptions> = {}): Promise<TopKSAE> {
-    return loadSae(dir, overrides);
+    const c = await readCheckpoint(dir, overrides);
+    const sae = saeFromCheckpoint(c);
+    const refusal = bareSaeRefusal(dir, c);
+    if (refusal) {
+      sae.dispose();
+      throw refusal;
+    }
+    return sae;
   }
 
   /**
@@ -355,6 +323,19 @@ export class TopKSAE implements Disposable {
   [Symbol.dispose](): void {
     this.dispose();
   }
+}
+
+/** The SAE a checkpoint read by readCheckpoint describes: its weights, then its training state or its BatchTopK threshold. */
+export function saeFromCheckpoint(c: CheckpointContents): TopKSAE {
+  const sae = TopKSAE.fromWeights(c.weights, c.options);
+  try {
+    if (c.state) sae.setTrainingState(c.state);
+    else if (c.threshold !== null) sae.setTrainingState({ ...sae.getTrainingState(), threshold: c.threshold, thresholdReady: true });
+  } catch (e) {
+    sae.dispose();
+    throw e;
+  }
+  return sae;
 }
 
 /** opts of the step methods: an object with lr (and optionally pair), checked by name. */

@@ -4,12 +4,12 @@
  * The post-hoc method reuses the separate SAEs of the same (alpha, seed): it is their alignment.
  */
 import { AlignedPair } from '../align/aligned-pair.js';
-import { CorrelationAccumulator } from '../align/correlation.js';
+import { encodeAndCorrelate, matrixBatches } from '../align/encode-correlate.js';
 import { SaeError } from '../errors.js';
 import type { TopKSAE } from '../sae/topk-sae.js';
-import { parseConfig, type Method } from '../train/config.js';
-import { createMethodModels, methodStep } from '../train/trainer.js';
-import { epochOrder } from '../data/paired.js';
+import { parseModelConfig, type Method } from '../train/config.js';
+import { epochPlan, runEpochs } from '../train/epochs.js';
+import { createMethodModels, disposeModels, methodStep } from '../train/methods.js';
 import { generateSynthetic, type SynthData, type SynthOptions } from './generator.js';
 import { syntheticMetrics, type SynthMetricOptions, type SynthMetrics } from './metrics.js';
 
@@ -67,9 +67,8 @@ export interface MethodRun {
 /** Trains one method on a dataset; returns its SAEs (image, text; the same SAE twice when shared). */
 export async function trainSynthetic(run: MethodRun, data: SynthData, s: SweepSettings, seed: number): Promise<{ image: TopKSAE; text: TopKSAE; dispose: () => void; seconds: number; finalFvu: number }> {
   const method = run.method === 'posthoc' ? 'separate' : run.method;
-  const cfg = parseConfig({
+  const cfg = parseModelConfig({
     method,
-    data: { image: { path: '-' }, text: { path: '-' } },
     sae: { m: s.m, k: s.k, latentsPerModality: 'half' },
     train: {
       epochs: s.epochs,
@@ -83,26 +82,26 @@ export async function trainSynthetic(run: MethodRun, data: SynthData, s: SweepSe
     },
   });
   const d = data.options.d;
-  const models = createMethodModels(cfg, d, d);
   const { image: X, text: Y } = data.train;
-  const B = s.batchSize;
-  const steps = Math.floor(X.rows / B);
+  const B = cfg.train.batchSize;
+  const steps = Math.floor(X.rows / B); // whole batches only (the reference's synthetic loader drops the last)
   if (steps < 1) throw new SaeError('ERR_SHAPE', `${X.rows} training rows make no batch of ${B}`);
-  const all = Int32Array.from({ length: X.rows }, (_, i) => i);
+  const models = createMethodModels(cfg, d, d);
   const xb = new Float32Array(B * d), yb = new Float32Array(B * d);
+  const stepBatch = (rows: Int32Array, lr: number) => {
+    rows.forEach((src, r) => {
+      xb.set(X.data.subarray(src * d, (src + 1) * d), r * d);
+      yb.set(Y.data.subarray(src * d, (src + 1) * d), r * d);
+    });
+    return methodStep(models, { rows: B, cols: d, data: xb }, { rows: B, cols: d, data: yb }, lr, cfg.train);
+  };
   const t0 = Date.now();
   let fvu = NaN;
-  for (let epoch = 0; epoch < s.epochs; epoch++) {
-    const order = epochOrder(all, seed, epoch);
-    for (let b = 0; b < steps; b++) {
-      for (let r = 0; r < B; r++) {
-        const src = order[b * B + r];
-        xb.set(X.data.subarray(src * d, (src + 1) * d), r * d);
-        yb.set(Y.data.subarray(src * d, (src + 1) * d), r * d);
-      }
-      fvu = methodStep(models, { rows: B, cols: d, data: xb }, { rows: B, cols: d, data: yb }, s.lr, cfg.train).fvu;
-      if (b % 16 === 0) await new Promise((r) => setImmediate(r));
-    }
+  try {
+    fvu = (await runEpochs(epochPlan(cfg.train, Int32Array.from({ length: X.rows }, (_, i) => i), steps), stepBatch)).last?.fvu ?? NaN;
+  } catch (e) {
+    disposeModels(models);
+    throw e;
   }
   const seconds = (Date.now() - t0) / 1000;
   if (models.kind === 'shared') return { image: models.sae, text: models.sae, dispose: () => models.sae.dispose(), seconds, finalFvu: fvu };
@@ -111,15 +110,8 @@ export async function trainSynthetic(run: MethodRun, data: SynthData, s: SweepSe
 
 /** Post-hoc alignment of two trained modality SAEs on the training pairs. */
 export async function alignSynthetic(image: TopKSAE, text: TopKSAE, data: SynthData, signed: boolean): Promise<AlignedPair> {
-  using acc = new CorrelationAccumulator(image.m, text.m);
-  const { image: X, text: Y } = data.train;
-  const d = X.cols;
-  for (let r0 = 0; r0 < X.rows; r0 += 8192) {
-    const rows = Math.min(8192, X.rows - r0);
-    const sl = (M: typeof X) => ({ rows, cols: d, data: M.data.subarray(r0 * d, (r0 + rows) * d) });
-    await acc.addAsync(await image.encodeAsync(sl(X)), await text.encodeAsync(sl(Y)));
-  }
-  return AlignedPair.fromCorrelation(image, text, acc.result(), { signed });
+  const corr = await encodeAndCorrelate(image, text, matrixBatches(data.train.image, data.train.text, 8192));
+  return AlignedPair.fromCorrelation(image, text, corr, { signed });
 }
 
 /** All methods of one (alpha, seed): returns one record per method (posthoc from the separate run). */

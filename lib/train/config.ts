@@ -101,6 +101,10 @@ export const trainConfigSchema = z
 export type TrainConfig = z.output<typeof trainConfigSchema>;
 export type TrainConfigInput = z.input<typeof trainConfigSchema>;
 
+/** The part of a configuration that makes a method's models and steps them: method, sae and train (no data files). */
+const modelConfigSchema = trainConfigSchema.pick({ method: true, sae: true, train: true });
+export type ModelConfig = Pick<TrainConfig, 'method' | 'sae' | 'train'>;
+
 /**
  * Default lambda of each pair loss. iso and group: the reference's CC3M values. iso-inner (the paper's raw
  * inner product, which the reference never trains): derived, not copied. The masked cosine of 'iso' and the
@@ -115,7 +119,7 @@ export type TrainConfigInput = z.input<typeof trainConfigSchema>;
 export const PAIR_LOSS_WEIGHT_DEFAULTS = { iso: 1e-4, 'iso-inner': 2e-4, group: 0.05 } as const;
 
 /** The lambda of a run: train.pairLossWeight, else the default of its pair loss (0 for methods without one). */
-export function pairLossWeight(cfg: TrainConfig): number {
+export function pairLossWeight(cfg: ModelConfig): number {
   if (cfg.train.pairLossWeight !== undefined) return cfg.train.pairLossWeight;
   if (cfg.method === 'shared+iso') return PAIR_LOSS_WEIGHT_DEFAULTS[cfg.train.isoVariant];
   return cfg.method === 'shared+group' ? PAIR_LOSS_WEIGHT_DEFAULTS.group : 0;
@@ -131,7 +135,7 @@ export function latentsPerSae(cfg: Pick<TrainConfig, 'method' | 'sae'>): number 
  * Combinations of valid fields that cannot be trained as asked (each message says what to change). Checked
  * here, before anything runs, instead of being adjusted silently or failing after the data scan.
  */
-function impossibleCombinations(cfg: TrainConfig): string[] {
+function impossibleCombinations(cfg: ModelConfig & { data?: TrainConfig['data'] }): string[] {
   const out: string[] = [];
   const { sae, data, train: t, method } = cfg;
   const per = latentsPerSae(cfg);
@@ -144,7 +148,7 @@ function impossibleCombinations(cfg: TrainConfig): string[] {
           `lower sae.k to at most ${per}, raise sae.m to at least ${2 * sae.k}, or set sae.latentsPerModality to 'full' (m latents per modality)`,
       );
   }
-  if ((data.valImage === undefined) !== (data.valText === undefined))
+  if (data && (data.valImage === undefined) !== (data.valText === undefined))
     out.push(`data.${data.valImage ? 'valText' : 'valImage'}: data.${data.valImage ? 'valImage' : 'valText'} is given without it: give both validation files (rows paired like the training files) or neither (then data.valFraction of the training rows validate)`);
   if (t.device === 'cuda' && (sae.activation !== 'topk' || sae.auxCoef > 0))
     out.push(`train.device: the CUDA backend runs sae.activation 'topk' without AuxK (sae.auxCoef 0), got activation '${sae.activation}', auxCoef ${sae.auxCoef}: set train.device to 'cpu' or 'auto', or use those settings`);
@@ -153,8 +157,17 @@ function impossibleCombinations(cfg: TrainConfig): string[] {
 
 /** Validates a configuration (defaults filled in); problems become one ERR_ARG listing every field. */
 export function parseConfig(input: unknown): TrainConfig {
-  const r = trainConfigSchema.safeParse(input);
+  return parseWith(trainConfigSchema, input);
+}
+
+/** parseConfig for the model part alone (method, sae, train): models trained on data that is not in files (lib/synth). */
+export function parseModelConfig(input: unknown): ModelConfig {
+  return parseWith(modelConfigSchema, input);
+}
+
+function parseWith<S extends typeof trainConfigSchema | typeof modelConfigSchema>(schema: S, input: unknown): z.output<S> {
+  const r = schema.safeParse(input);
   const lines = r.success ? impossibleCombinations(r.data) : r.error.issues.map((i) => `${i.path.join('.') || '(config)'}: ${i.message}`);
   if (!r.success || lines.length) throw new SaeError('ERR_ARG', `invalid training configuration:\n  ${lines.join('\n  ')}`);
-  return r.data;
+  return r.data as z.output<S>;
 }

@@ -10,7 +10,7 @@ import { DeviceRows } from '../sae/device-rows.js';
 import type { TopKSAEOptions } from '../sae/options.js';
 import { TopKSAE, type StepResult } from '../sae/topk-sae.js';
 import type { Matrix } from '../types.js';
-import { latentsPerSae, pairLossWeight, type TrainConfig } from './config.js';
+import { latentsPerSae, pairLossWeight, type ModelConfig } from './config.js';
 
 /** Per-step models of a method: one shared SAE, or one per modality. */
 export type MethodModels = { kind: 'shared'; sae: TopKSAE } | { kind: 'separate'; image: TopKSAE; text: TopKSAE };
@@ -34,7 +34,7 @@ export function disposeModels(models: MethodModels | null): void {
   if (models) for (const [, sae] of namedModels(models)) sae.dispose();
 }
 
-function saeOptions(cfg: TrainConfig, d: number, m: number, seed: number, extra: Partial<TopKSAEOptions> = {}): TopKSAEOptions {
+function saeOptions(cfg: ModelConfig, d: number, m: number, seed: number, extra: Partial<TopKSAEOptions> = {}): TopKSAEOptions {
   const { sae, train: t } = cfg;
   return {
     d,
@@ -61,7 +61,7 @@ function saeOptions(cfg: TrainConfig, d: number, m: number, seed: number, extra:
 }
 
 /** The SAEs of a method: one shared SAE (with its pair loss), or one per modality (seeds seed, seed + 1). */
-export function createMethodModels(cfg: TrainConfig, dImage: number, dText: number): MethodModels {
+export function createMethodModels(cfg: ModelConfig, dImage: number, dText: number): MethodModels {
   const seed = cfg.train.seed;
   if (cfg.method.startsWith('shared')) {
     if (dImage !== dText) throw new SaeError('ERR_SHAPE', `method '${cfg.method}' runs both modalities through one SAE, but image rows have ${dImage} values and text rows ${dText}`);

@@ -15,9 +15,9 @@ import path from 'node:path';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 
 import { AlignedPair } from '../align/aligned-pair.js';
-import { CorrelationAccumulator } from '../align/correlation.js';
+import { encodeAndCorrelate, fileBatches } from '../align/encode-correlate.js';
 import { ReconstructionAccumulator } from '../eval/reconstruction.js';
-import { Normalizer, PairedEmbeddings, epochOrder, readBatch, scanRowsAsync, splitRows, type Modality } from '../data/paired.js';
+import { Normalizer, PairedEmbeddings, readBatch, scanRowsAsync, splitRows, type Modality } from '../data/paired.js';
 import { SaeError, isSaeError } from '../errors.js';
 import { writeDirectoryAtomic, writeFileAtomic, recoverDirectory } from '../io/atomic.js';
 import { checkpointFiles, saveSae } from '../io/checkpoint.js';
@@ -29,11 +29,9 @@ import { TopKSAE } from '../sae/topk-sae.js';
 import { VERSION } from '../version.js';
 import { parseConfig, type TrainConfig, type TrainConfigInput } from './config.js';
 import { checkModelsFinite, createMethodModels, disposeModels, methodStep, methodStepResident, namedModels, type MethodModels, type StepProgress } from './methods.js';
+import { epochPlan, runEpochs } from './epochs.js';
 import { claimRunDirectory } from './run-claim.js';
-import { lrFactor } from './schedule.js';
 import { readRunConfig, readRunNormalizer, runPaths, trainingRows } from '../run/layout.js';
-
-export { createMethodModels, methodStep, methodStepResident, type MethodModels } from './methods.js';
 
 export interface TrainProgress extends StepProgress {
   step: number;
@@ -195,46 +193,44 @@ export class Trainer extends EventEmitter {
         saved = s.step;
         await this.#appendMetrics(lines);
       };
-      try {
-        for (let epoch = state.epoch; epoch < t.epochs; epoch++) {
-          const order = epochOrder(split.train, t.seed, epoch);
-          for (let b = epoch === state.epoch ? state.batch : 0; b < steps; b++) {
-            if (opts.signal?.aborted) {
-              await checkpoint({ format_version: 1, step: state.step, epoch, batch: b, elapsed_ms: Date.now() - started });
-              throw new SaeError('ERR_ABORTED', `training stopped at step ${state.step}; resume with the same run directory`);
-            }
-            const rows = order.subarray(b * B, Math.min(order.length, (b + 1) * B));
-            const lr = t.lr * lrFactor(t.schedule, state.step, totalSteps, t.warmupRatio);
-            at = state.step + 1;
-            let s: StepProgress;
-            if (resident) {
-              const idx = Int32Array.from(rows, (r) => resident!.position[r]);
-              s = methodStepResident(models, resident.image, resident.text, idx, lr, this.config.train);
-            } else {
-              const x = readBatch(data, 'image', rows, norm, bufImage);
-              const y = readBatch(data, 'text', rows, norm, bufText);
-              s = methodStep(models, x, y, lr, this.config.train);
-            }
-            state.step++;
-            const elapsed = (Date.now() - runStart) / 1000;
-            const rate = (state.step * B - samplesAtStart) / Math.max(1e-3, elapsed);
-            last = { step: state.step, totalSteps, epoch, lr, ...s, samplesPerSec: rate, etaSec: ((totalSteps - state.step) * B) / Math.max(1e-9, rate) };
-            this.emit('progress', last);
-            if (state.step % this.#logEvery === 0 || state.step === totalSteps) lines.push(metricLine({ type: 'train', time: new Date().toISOString(), ...last }));
-            if (t.checkpointEvery > 0 && state.step % t.checkpointEvery === 0 && state.step < totalSteps)
-              await checkpoint({ format_version: 1, step: state.step, epoch: b + 1 === steps ? epoch + 1 : epoch, batch: b + 1 === steps ? 0 : b + 1, elapsed_ms: Date.now() - started });
-            await yieldToEventLoop();
-          }
-          const v = await this.#validate(models, val ?? data, val ? null : split.val, norm, epoch, state.step);
-          if (v) {
-            // A validation FVU that is not finite comes from diverged parameters, or from validation rows without variance.
-            if (!Number.isFinite(v.fvuImage) || !Number.isFinite(v.fvuText)) checkModelsFinite(models);
-            validation.push(v);
-            lines.push(metricLine({ type: 'val', ...v }));
-            this.emit('validation', v);
-          }
-          await this.#appendMetrics(lines);
+      const m = models;
+      const stepBatch = (rows: Int32Array, lr: number): StepProgress => {
+        if (resident) {
+          const idx = Int32Array.from(rows, (r) => resident!.position[r]);
+          return methodStepResident(m, resident.image, resident.text, idx, lr, t);
         }
+        return methodStep(m, readBatch(data, 'image', rows, norm, bufImage), readBatch(data, 'text', rows, norm, bufText), lr, t);
+      };
+      try {
+        const end = await runEpochs(epochPlan(t, split.train, steps), stepBatch, state, {
+          beforeStep: async (pos) => {
+            if (opts.signal?.aborted) {
+              await checkpoint({ format_version: 1, ...pos, elapsed_ms: Date.now() - started });
+              throw new SaeError('ERR_ABORTED', `training stopped at step ${pos.step}; resume with the same run directory`);
+            }
+            at = pos.step + 1;
+          },
+          afterStep: async (s, { epoch, lr, next }) => {
+            const elapsed = (Date.now() - runStart) / 1000;
+            const rate = (next.step * B - samplesAtStart) / Math.max(1e-3, elapsed);
+            last = { step: next.step, totalSteps, epoch, lr, ...s, samplesPerSec: rate, etaSec: ((totalSteps - next.step) * B) / Math.max(1e-9, rate) };
+            this.emit('progress', last);
+            if (next.step % this.#logEvery === 0 || next.step === totalSteps) lines.push(metricLine({ type: 'train', time: new Date().toISOString(), ...last }));
+            if (t.checkpointEvery > 0 && next.step % t.checkpointEvery === 0 && next.step < totalSteps) await checkpoint({ format_version: 1, ...next, elapsed_ms: Date.now() - started });
+          },
+          afterEpoch: async (epoch, step) => {
+            const v = await this.#validate(m, val ?? data, val ? null : split.val, norm, epoch, step);
+            if (v) {
+              // A validation FVU that is not finite comes from diverged parameters, or from validation rows without variance.
+              if (!Number.isFinite(v.fvuImage) || !Number.isFinite(v.fvuText)) checkModelsFinite(m);
+              validation.push(v);
+              lines.push(metricLine({ type: 'val', ...v }));
+              this.emit('validation', v);
+            }
+            await this.#appendMetrics(lines);
+          },
+        });
+        state.step = end.step;
         await checkpoint({ format_version: 1, step: state.step, epoch: t.epochs, batch: 0, elapsed_ms: Date.now() - started });
       } catch (e) {
         if (isSaeError(e, 'ERR_DIVERGED')) throw await this.#diverged(e, at, totalSteps, saved, lines);
@@ -434,14 +430,7 @@ export async function alignModels(
   onProgress?: (done: number) => void,
 ): Promise<AlignedPair> {
   const use = opts.samples > 0 ? rows.subarray(0, Math.min(rows.length, opts.samples)) : rows;
-  using acc = new CorrelationAccumulator(image.m, text.m);
-  for (let q = 0; q < use.length; q += 4096) {
-    const idx = use.subarray(q, Math.min(use.length, q + 4096));
-    const [ci, ct] = await Promise.all([image.encodeAsync(readBatch(data, 'image', idx, norm)), text.encodeAsync(readBatch(data, 'text', idx, norm))]);
-    await acc.addAsync(ci, ct);
-    onProgress?.(q + idx.length);
-  }
-  const r = acc.result({ minFires: opts.minFires });
+  const r = await encodeAndCorrelate(image, text, fileBatches(data, use, norm), { minFires: opts.minFires, onProgress });
   return AlignedPair.fromCorrelation(image, text, r, { signed: opts.signed, normalizer: norm });
 }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "../eval/histogram.h"
+#include "../eval/monosemanticity.h"
 #include "../eval/ranking.h"
 #include "../eval/retrieval.h"
 #include "args.h"
@@ -24,6 +25,32 @@ long long int_arg(const Napi::CallbackInfo& info, int i, const char* name, long 
 }
 
 constexpr long long kMaxRows = 0x7fffffffLL;
+
+// A kernel's two entry points from its three parts (Parse: JS values to a plan on the JS thread, pinning the
+// arrays it views; Run: the kernel; Convert: the result to JS values): Sync runs it under guarded(), Async on a
+// PromiseWorker.
+template <class Plan, class Result, Plan (*Parse)(const Napi::CallbackInfo&, std::vector<Napi::Value>&),
+          void (*Run)(const Plan&, Result&), Napi::Value (*Convert)(Napi::Env, const Result&)>
+struct Entry {
+  static Napi::Value Sync(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::vector<Napi::Value> pins;
+    const Plan p = Parse(info, pins);
+    Result r;
+    guarded(env, [&] { Run(p, r); });
+    return Convert(env, r);
+  }
+  static Napi::Value Async(const Napi::CallbackInfo& info) {
+    std::vector<Napi::Value> pins;
+    auto plan = std::make_shared<Plan>(Parse(info, pins));
+    auto result = std::make_shared<Result>();
+    auto* w = new PromiseWorker(
+        info.Env(), [plan, result] { Run(*plan, *result); }, [result](Napi::Env e) -> Napi::Value { return Convert(e, *result); },
+        nullptr, pins);
+    w->Queue();
+    return w->promise();
+  }
+};
 
 // ---- retrieval ------------------------------------------------------------------------------------
 
@@ -69,27 +96,6 @@ Napi::Value retrieval_object(Napi::Env env, const RetrievalResult& r) {
   o.Set("ties", copy_out<int32_t, Napi::Int32Array>(env, r.ties));
   o.Set("m", static_cast<double>(r.m));
   return o;
-}
-
-Napi::Value retrieval_ranks_js(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  std::vector<Napi::Value> pins;
-  const RetrievalPlan p = parse_retrieval(info, pins);
-  RetrievalResult r;
-  guarded(env, [&] { run_retrieval(p, r); });
-  return retrieval_object(env, r);
-}
-
-Napi::Value retrieval_ranks_async(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  std::vector<Napi::Value> pins;
-  auto plan = std::make_shared<RetrievalPlan>(parse_retrieval(info, pins));
-  auto result = std::make_shared<RetrievalResult>();
-  auto* w = new PromiseWorker(
-      env, [plan, result] { run_retrieval(*plan, *result); },
-      [result](Napi::Env e) -> Napi::Value { return retrieval_object(e, *result); }, nullptr, pins);
-  w->Queue();
-  return w->promise();
 }
 
 // ---- ranking --------------------------------------------------------------------------------------
@@ -151,27 +157,6 @@ Napi::Value ranking_object(Napi::Env env, const RankingResult& r) {
   return o;
 }
 
-Napi::Value ranking_metrics_js(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  std::vector<Napi::Value> pins;
-  const RankingPlan p = parse_ranking(info, pins);
-  RankingResult r;
-  guarded(env, [&] { run_ranking(p, r); });
-  return ranking_object(env, r);
-}
-
-Napi::Value ranking_metrics_async(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  std::vector<Napi::Value> pins;
-  auto plan = std::make_shared<RankingPlan>(parse_ranking(info, pins));
-  auto result = std::make_shared<RankingResult>();
-  auto* w = new PromiseWorker(
-      env, [plan, result] { run_ranking(*plan, *result); },
-      [result](Napi::Env e) -> Napi::Value { return ranking_object(e, *result); }, nullptr, pins);
-  w->Queue();
-  return w->promise();
-}
-
 // ---- decoder-distance histogram -------------------------------------------------------------------
 
 // decoderDistanceHistogram(imageDec, mImage, textDec, mText, d, corr, aliveImage, aliveText, corrEdges, distBins)
@@ -205,14 +190,61 @@ Napi::Value distance_histogram_js(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// ---- monosemanticity -------------------------------------------------------------------------------
+
+struct MonosemanticityPlan {
+  CodeRows codes{};
+  const float* external = nullptr;
+  int d = 0;
+  long m = 0, min_fires = 0;
+};
+struct MonosemanticityResult {
+  std::vector<double> scores, fires;
+};
+
+// monosemanticityScores(idx, val, rows, k, external, d, m, minFires)
+MonosemanticityPlan parse_monosemanticity(const Napi::CallbackInfo& info, std::vector<Napi::Value>& pins) {
+  Napi::Env env = info.Env();
+  MonosemanticityPlan p;
+  const long long rows = int_arg(info, 2, "codes.rows", 0, kMaxRows), k = int_arg(info, 3, "codes.k", 1, 1 << 20);
+  p.d = static_cast<int>(int_arg(info, 5, "external.cols", 0, 1 << 20));
+  p.m = static_cast<long>(int_arg(info, 6, "m", 1, 1LL << 30));
+  p.min_fires = static_cast<long>(int_arg(info, 7, "minFires", 1, kMaxRows));
+  Napi::Int32Array idx = int32_arg(env, info[0], "codes.indices", static_cast<size_t>(rows * k));
+  Napi::Float32Array val = float32_arg(env, info[1], "codes.values", static_cast<size_t>(rows * k));
+  Napi::Float32Array ext = float32_arg(env, info[4], "external.data", static_cast<size_t>(rows) * p.d);
+  p.codes = {idx.Data(), val.Data(), static_cast<long>(rows), static_cast<int>(k)};
+  p.external = ext.Data();
+  pins = {idx, val, ext};
+  return p;
+}
+
+void run_monosemanticity(const MonosemanticityPlan& p, MonosemanticityResult& r) {
+  r.scores.resize(static_cast<size_t>(p.m));
+  r.fires.resize(static_cast<size_t>(p.m));
+  monosemanticity_scores(p.codes, p.external, p.d, p.m, p.min_fires, r.scores.data(), r.fires.data());
+}
+
+Napi::Value monosemanticity_object(Napi::Env env, const MonosemanticityResult& r) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("scores", copy_out<double, Napi::Float64Array>(env, r.scores));
+  o.Set("fires", copy_out<double, Napi::Float64Array>(env, r.fires));
+  return o;
+}
+
 }  // namespace
 
 void register_eval_functions(Napi::Env env, Napi::Object exports) {
-  exports.Set("retrievalRanks", Napi::Function::New(env, retrieval_ranks_js));
-  exports.Set("retrievalRanksAsync", Napi::Function::New(env, retrieval_ranks_async));
-  exports.Set("rankingMetrics", Napi::Function::New(env, ranking_metrics_js));
-  exports.Set("rankingMetricsAsync", Napi::Function::New(env, ranking_metrics_async));
+  using Retrieval = Entry<RetrievalPlan, RetrievalResult, parse_retrieval, run_retrieval, retrieval_object>;
+  using Ranking = Entry<RankingPlan, RankingResult, parse_ranking, run_ranking, ranking_object>;
+  using Monosemanticity = Entry<MonosemanticityPlan, MonosemanticityResult, parse_monosemanticity, run_monosemanticity, monosemanticity_object>;
+  exports.Set("retrievalRanks", Napi::Function::New(env, Retrieval::Sync));
+  exports.Set("retrievalRanksAsync", Napi::Function::New(env, Retrieval::Async));
+  exports.Set("rankingMetrics", Napi::Function::New(env, Ranking::Sync));
+  exports.Set("rankingMetricsAsync", Napi::Function::New(env, Ranking::Async));
   exports.Set("decoderDistanceHistogram", Napi::Function::New(env, distance_histogram_js));
+  exports.Set("monosemanticityScores", Napi::Function::New(env, Monosemanticity::Sync));
+  exports.Set("monosemanticityScoresAsync", Napi::Function::New(env, Monosemanticity::Async));
 }
 
 }  // namespace cmsae::binding

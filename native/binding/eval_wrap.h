@@ -1,4 +1,5 @@
-// Evaluation kernels of the addon: retrievalRanks(Async), rankingMetrics(Async), decoderDistanceHistogram.
+// Evaluation kernels of the addon: retrievalRanks(Async), rankingMetrics(Async), decoderDistanceHistogram,
+// monosemanticityScores(Async).
 #pragma once
 #include <napi.h>
 

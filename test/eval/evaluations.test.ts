@@ -9,12 +9,13 @@ import { heterogeneity } from '../../lib/eval/heterogeneity.js';
 import { smoothDensity } from '../../lib/fit/report.js';
 import { checkLabels, imageConcepts, loadEvalLabels, textConcepts } from '../../lib/eval/labels.js';
 import { EvalModel, loadEvalModel } from '../../lib/eval/model.js';
-import { monosemanticityReference, monosemanticityScores } from '../../lib/eval/monosemanticity.js';
+import { monosemanticityScores } from '../../lib/eval/monosemanticity.js';
 import { evaluateReconstruction } from '../../lib/eval/reconstruction.js';
 import { evaluateRetrieval, retrievalFromCodes } from '../../lib/eval/retrieval.js';
 import { conceptLatent, evaluateSteering, steeringCsv } from '../../lib/eval/steering.js';
 import { evaluateZeroShot } from '../../lib/eval/zeroshot.js';
 import type { Matrix, SparseCodes } from '../../lib/types.js';
+import { monosemanticityReference } from '../helpers/eval-references.js';
 import { expectSaeError, expectSaeRejection } from '../helpers/expect-error.js';
 import { tempDir } from '../helpers/tmp.js';
 

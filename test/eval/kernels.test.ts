@@ -2,19 +2,17 @@ import { expect } from 'chai';
 
 import {
   decoderDistanceHistogram,
-  decoderDistanceHistogramReference,
   rankingMetrics,
   rankingMetricsAsync,
-  rankingMetricsReference,
   retrievalRanks,
   retrievalRanksAsync,
-  retrievalRanksReference,
   type DistanceHistogram,
   type GroundTruth,
   type RankingMetrics,
 } from '../../lib/eval/kernels.js';
 import { getThreads, info, setSimdLevel, setThreads, type Matrix, type SparseCodes } from '../../lib/index.js';
 import { native } from '../../lib/native/load.js';
+import { decoderDistanceHistogramReference, rankingMetricsReference, retrievalRanksReference } from '../helpers/eval-references.js';
 import { expectSaeError, expectSaeRejection } from '../helpers/expect-error.js';
 import { Rng } from '../helpers/random.js';
 

@@ -3,7 +3,8 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 
-import { EmbeddingFile, Normalizer, PairedEmbeddings, npyBytes, readBatch, scanRows, serializeSafetensors, splitRows } from '../../lib/index.js';
+import { EmbeddingFile, Normalizer, PairedEmbeddings, npyBytes, serializeSafetensors } from '../../lib/index.js';
+import { readBatch, scanRows, splitRows } from '../../lib/data/paired.js';
 import { packageRoot } from '../../lib/native/load.js';
 import { expectSaeError } from '../helpers/expect-error.js';
 import { Rng } from '../helpers/random.js';

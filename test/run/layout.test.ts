@@ -9,7 +9,8 @@ import { expect } from 'chai';
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
-import { AlignedPair, CorrelationAccumulator, PairedEmbeddings, TopKSAE, Trainer, alignLatents, readBatch, splitRows, type TrainConfigInput } from '../../lib/index.js';
+import { AlignedPair, CorrelationAccumulator, PairedEmbeddings, TopKSAE, Trainer, alignLatents, type TrainConfigInput } from '../../lib/index.js';
+import { readBatch, splitRows } from '../../lib/data/paired.js';
 import { main } from '../../lib/cli/main.js';
 import { alignmentRows, readRunConfig, readRunNormalizer, runOfModelDir, runPaths, trainingRows } from '../../lib/run/layout.js';
 import { expectSaeRejection } from '../helpers/expect-error.js';

@@ -2,7 +2,8 @@ import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 
-import { AlignedPair, PairedEmbeddings, Trainer, lrFactor, parseConfig, readBatch, type TrainConfigInput, type TrainProgress } from '../../lib/index.js';
+import { AlignedPair, PairedEmbeddings, Trainer, lrFactor, parseConfig, type TrainConfigInput, type TrainProgress } from '../../lib/index.js';
+import { readBatch } from '../../lib/data/paired.js';
 import { expectSaeError, expectSaeRejection } from '../helpers/expect-error.js';
 import { conceptByActivation } from '../helpers/paired-data.js';
 import { plantedSuite } from '../helpers/planted-suite.js';

@@ -10,7 +10,7 @@
 
 import type { Normalization } from '../../data/paired.js';
 import { SaeError } from '../../errors.js';
-import { MOMENT_NAMES, type TrainingState } from '../../sae/topk-sae.js';
+import { MOMENT_NAMES, type TrainingState } from '../../sae/types.js';
 import { resolveOptions, type ResolvedOptions, type TopKSAEOptions } from '../../sae/options.js';
 import { parseSafetensors, type TensorToWrite } from '../safetensors.js';
 import { isObject, type Json } from './common.js';

@@ -7,7 +7,7 @@
  * d*m values, next to a file read of the same size.
  */
 import { SaeError } from '../../errors.js';
-import type { SaeWeights } from '../../sae/topk-sae.js';
+import type { SaeWeights } from '../../sae/types.js';
 import { halfToFloat, type SafetensorsFile, type Tensor, type TensorToWrite } from '../safetensors.js';
 
 export type Json = Record<string, unknown>;

@@ -12,7 +12,7 @@
 import path from 'node:path';
 
 import { SaeError } from '../../errors.js';
-import type { SaeWeights } from '../../sae/topk-sae.js';
+import type { SaeWeights } from '../../sae/types.js';
 import { VERSION } from '../../version.js';
 import { readRegularFile, readTextFile, statOrNull } from '../files.js';
 import { parseSafetensors, type SafetensorsFile } from '../safetensors.js';

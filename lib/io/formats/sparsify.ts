@@ -10,7 +10,7 @@
 import path from 'node:path';
 
 import { SaeError } from '../../errors.js';
-import type { SaeWeights } from '../../sae/topk-sae.js';
+import type { SaeWeights } from '../../sae/types.js';
 import { readRegularFile } from '../files.js';
 import { parseSafetensors, serializeSafetensors, type TensorToWrite } from '../safetensors.js';
 import { boolField, extraTensors, floatTensor, positiveInt, precisionOfDtype, tensorIn, type ForeignModel, type Json, type Precision } from './common.js';

@@ -1,0 +1,58 @@
+/**
+ * encodeAndCorrelate: the co-activation correlation of two SAEs over paired rows, batch by batch (encode both
+ * sides, feed the exact streaming accumulator). The post-hoc alignment (lib/train/trainer.ts), Figure 2's
+ * heterogeneity (lib/eval/heterogeneity.ts) and the synthetic sweep (lib/synth/sweep.ts) all go through it.
+ */
+import { readBatch, type Normalizer, type PairedEmbeddings } from '../data/paired.js';
+import type { TopKSAE } from '../sae/topk-sae.js';
+import type { Matrix } from '../types.js';
+import { CorrelationAccumulator, type CorrelationResult } from './correlation.js';
+
+/** Paired rows read a batch at a time, as the SAEs take them (normalized). */
+export interface PairedBatches {
+  /** Paired rows in all. */
+  rows: number;
+  /** Rows per batch (the last one may hold fewer). */
+  batchRows: number;
+  /** Rows [start, end) of both sides. */
+  read(start: number, end: number): { image: Matrix; text: Matrix };
+}
+
+/** The rows `rows` (file row numbers) of a pair of embedding files, normalized by `norm`. */
+export function fileBatches(data: PairedEmbeddings, rows: Int32Array, norm: Normalizer, batchRows = 4096): PairedBatches {
+  return {
+    rows: rows.length,
+    batchRows,
+    read: (start, end) => {
+      const idx = rows.subarray(start, end);
+      return { image: readBatch(data, 'image', idx, norm), text: readBatch(data, 'text', idx, norm) };
+    },
+  };
+}
+
+/** Row-aligned matrices held in memory (views, no copies). */
+export function matrixBatches(image: Matrix, text: Matrix, batchRows: number): PairedBatches {
+  const view = (x: Matrix, start: number, end: number): Matrix => ({ rows: end - start, cols: x.cols, data: x.data.subarray(start * x.cols, end * x.cols) });
+  return { rows: image.rows, batchRows, read: (start, end) => ({ image: view(image, start, end), text: view(text, start, end) }) };
+}
+
+/**
+ * Encodes every batch with both SAEs (image rows with `image`, text rows with `text`) and returns the exact
+ * correlation of their codes (CorrelationAccumulator.result with minFires). onProgress gets the rows done.
+ */
+export async function encodeAndCorrelate(
+  image: TopKSAE,
+  text: TopKSAE,
+  batches: PairedBatches,
+  opts: { minFires?: number; onProgress?: (done: number) => void } = {},
+): Promise<CorrelationResult> {
+  using acc = new CorrelationAccumulator(image.m, text.m);
+  for (let start = 0; start < batches.rows; start += batches.batchRows) {
+    const end = Math.min(batches.rows, start + batches.batchRows);
+    const b = batches.read(start, end);
+    const [ci, ct] = await Promise.all([image.encodeAsync(b.image), text.encodeAsync(b.text)]);
+    await acc.addAsync(ci, ct);
+    opts.onProgress?.(end);
+  }
+  return acc.result({ minFires: opts.minFires });
+}
