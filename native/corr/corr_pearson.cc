@@ -10,6 +10,20 @@
 #include "corr_accumulator.h"
 
 namespace cmsae {
+namespace {
+
+// The k largest keys, best first, into idx/val [k] (index -1 and value 0 past the last key).
+void write_top_keys(std::vector<uint64_t>& keys, int k, int32_t* idx, float* val) {
+  const int keep = std::min<int>(k, static_cast<int>(keys.size()));
+  std::partial_sort(keys.begin(), keys.begin() + keep, keys.end(), std::greater<uint64_t>());
+  for (int s = 0; s < k; ++s) {
+    const Candidate c = s < keep ? key_candidate(keys[s]) : Candidate{0.f, -1};
+    idx[s] = c.index;
+    val[s] = c.value;
+  }
+}
+
+}  // namespace
 
 void CorrAccumulator::side_stats(bool side_b, double min_fires, CorrResult& out) {
   flush();
@@ -97,13 +111,7 @@ void CorrAccumulator::top_correlations(const CorrResult& a, const CorrResult& b,
           key_heap_offer(ck.data() + static_cast<size_t>(j) * k, cc[j], k, candidate_key(c, static_cast<int32_t>(i)));
         }
       }
-      const int keep = std::min<int>(k, static_cast<int>(keys.size()));
-      std::partial_sort(keys.begin(), keys.begin() + keep, keys.end(), std::greater<uint64_t>());
-      for (int s = 0; s < k; ++s) {
-        const Candidate c = s < keep ? key_candidate(keys[s]) : Candidate{0.f, -1};
-        row_idx[i * k + s] = c.index;
-        row_val[i * k + s] = c.value;
-      }
+      write_top_keys(keys, k, row_idx + i * k, row_val + i * k);
     }
   });
   const int TC = std::max(1, std::min(num_threads(), mB_));
@@ -112,13 +120,7 @@ void CorrAccumulator::top_correlations(const CorrResult& a, const CorrResult& b,
     for (long j = split_begin(mB_, TC, t); j < split_begin(mB_, TC, t + 1); ++j) {
       keys.clear();
       for (int u = 0; u < T; ++u) keys.insert(keys.end(), col_keys[u].begin() + j * k, col_keys[u].begin() + j * k + col_cnt[u][j]);
-      const int keep = std::min<int>(k, static_cast<int>(keys.size()));
-      std::partial_sort(keys.begin(), keys.begin() + keep, keys.end(), std::greater<uint64_t>());
-      for (int s = 0; s < k; ++s) {
-        const Candidate c = s < keep ? key_candidate(keys[s]) : Candidate{0.f, -1};
-        col_idx[j * k + s] = c.index;
-        col_val[j * k + s] = c.value;
-      }
+      write_top_keys(keys, k, col_idx + j * k, col_val + j * k);
     }
   });
 }
