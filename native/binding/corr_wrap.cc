@@ -256,7 +256,7 @@ Napi::Value solve_assignment(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   SolveCall c = parse_solve(info);
   SparseStats st;
-  AssignmentResult r = guarded(env, [&] { return solve_assignment(c.in, c.options, &st); });
+  AssignmentResult r = guarded(env, [&] { return cmsae::solve_assignment(c.in, c.options, &st); });
   return result_object(env, r, st);
 }
 
@@ -266,7 +266,7 @@ Napi::Value solve_assignment_async(const Napi::CallbackInfo& info) {
   auto result = std::make_shared<std::pair<AssignmentResult, SparseStats>>();
   auto call = std::make_shared<SolveArgs>(static_cast<const SolveArgs&>(c));
   auto* w = new PromiseWorker(
-      env, [call, result] { result->first = solve_assignment(call->in, call->options, &result->second); },
+      env, [call, result] { result->first = cmsae::solve_assignment(call->in, call->options, &result->second); },
       [result](Napi::Env e) -> Napi::Value { return result_object(e, result->first, result->second); }, nullptr, {c.data});
   w->Queue();
   return w->promise();
