@@ -17,8 +17,8 @@
 namespace cmsae::cuda {
 namespace {
 
-constexpr int kMaxRowK = 64;
-constexpr int kMaxColK = 16;
+constexpr int kMaxRowK = kDeviceLapMaxRowCandidates;  // native/lap/device_lap.h
+constexpr int kMaxColK = kDeviceLapMaxColCandidates;
 
 // candidate_key (native/common/candidate_keys.h): order-preserving value bits, then ~index.
 __device__ __forceinline__ unsigned long long cand_key(float v, int j) {

@@ -3,9 +3,10 @@
 #include <cstring>
 #include <string>
 
-#include "../common/validate.h"
 #include "../lap/align.h"
 #include "../lap/assignment.h"
+#include "../lap/certify.h"
+#include "../lap/solver_policy.h"
 #include "addon_data.h"
 #include "args.h"
 #include "async.h"
@@ -34,6 +35,13 @@ AddCall parse_add(const Napi::CallbackInfo& info) {
   return c;
 }
 
+// The device argument of a binding call: 'cpu' | 'cuda' (false | true), else ERR_ARG.
+bool cuda_arg(const Napi::Env& env, const Napi::Value& v) {
+  const std::string dev = v.As<Napi::String>().Utf8Value();
+  if (dev != "cpu" && dev != "cuda") throw_js(env, "ERR_ARG", "device must be 'cpu' or 'cuda' (resolve 'auto' first)");
+  return dev == "cuda";
+}
+
 }  // namespace
 
 Napi::Function NativeCorr::define(Napi::Env env) {
@@ -54,17 +62,10 @@ NativeCorr::NativeCorr(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Native
       Napi::Uint8Array u = t.As<Napi::Uint8Array>();
       acc_ = std::make_unique<CorrAccumulator>(CorrAccumulator::deserialize(u.Data(), u.ElementLength()));
     } else {
-      const long long mA = count_arg(env, info[0], "mA", 1), mB = count_arg(env, info[1], "mB", 1);
-      if (mA > (1 << 28) || mB > (1 << 28) || mA * mB > (1LL << 32))
-        throw_js(env, "ERR_ARG", "mA x mB = " + std::to_string(mA * mB) +
-                                     " co-moments (8 bytes each) is more than this accumulator supports (2^32)");
-      acc_ = std::make_unique<CorrAccumulator>(static_cast<int>(mA), static_cast<int>(mB));
       // new NativeCorr(mA, mB, 'cuda' | 'cpu')
-      if (info.Length() > 2 && info[2].IsString()) {
-        const std::string dev = info[2].As<Napi::String>().Utf8Value();
-        if (dev != "cpu" && dev != "cuda") throw_js(env, "ERR_ARG", "device must be 'cpu' or 'cuda' (resolve 'auto' first)");
-        acc_->use_device(dev == "cuda");
-      }
+      const long long mA = count_arg(env, info[0], "mA", 1), mB = count_arg(env, info[1], "mB", 1);
+      const bool cuda = info.Length() > 2 && info[2].IsString() && cuda_arg(env, info[2]);
+      acc_ = CorrAccumulator::create(mA, mB, cuda);
     }
   });
   accounted_bytes_ = static_cast<int64_t>(acc_->mA()) * acc_->mB() * 8;
@@ -129,21 +130,17 @@ Napi::Value NativeCorr::stats(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CorrAccumulator& a = acc(env);
   const double min_fires = number_arg(env, info[0], "minFires");
-  CorrResult ra, rb;
-  guarded(env, [&] {
-    a.side_stats(false, min_fires, ra);
-    a.side_stats(true, min_fires, rb);
-  });
+  const CorrStats st = guarded(env, [&] { return a.stats(min_fires); });
   Napi::Object o = Napi::Object::New(env);
   o.Set("n", static_cast<double>(a.n()));
   o.Set("firesA", copy_out<double, Napi::Float64Array>(env, a.side(false).fires));
   o.Set("firesB", copy_out<double, Napi::Float64Array>(env, a.side(true).fires));
-  o.Set("aliveA", copy_out<uint8_t, Napi::Uint8Array>(env, ra.alive));
-  o.Set("aliveB", copy_out<uint8_t, Napi::Uint8Array>(env, rb.alive));
-  o.Set("meanA", copy_out<double, Napi::Float64Array>(env, ra.mean));
-  o.Set("meanB", copy_out<double, Napi::Float64Array>(env, rb.mean));
-  o.Set("stdA", copy_out<double, Napi::Float64Array>(env, ra.std));
-  o.Set("stdB", copy_out<double, Napi::Float64Array>(env, rb.std));
+  o.Set("aliveA", copy_out<uint8_t, Napi::Uint8Array>(env, st.a.alive));
+  o.Set("aliveB", copy_out<uint8_t, Napi::Uint8Array>(env, st.b.alive));
+  o.Set("meanA", copy_out<double, Napi::Float64Array>(env, st.a.mean));
+  o.Set("meanB", copy_out<double, Napi::Float64Array>(env, st.b.mean));
+  o.Set("stdA", copy_out<double, Napi::Float64Array>(env, st.a.std));
+  o.Set("stdB", copy_out<double, Napi::Float64Array>(env, st.b.std));
   return o;
 }
 
@@ -157,11 +154,8 @@ Napi::Value NativeCorr::correlation(const Napi::CallbackInfo& info) {
   Napi::Float64Array o64 = f64 ? float64_arg(env, info[1], "out", n) : Napi::Float64Array();
   Napi::Float32Array o32 = f64 ? Napi::Float32Array() : float32_arg(env, info[1], "out", n);
   guarded(env, [&] {
-    CorrResult ra, rb;
-    a.side_stats(false, min_fires, ra);
-    a.side_stats(true, min_fires, rb);
-    if (f64) a.correlation(ra, rb, o64.Data());
-    else a.correlation(ra, rb, o32.Data());
+    if (f64) a.correlation(min_fires, o64.Data());
+    else a.correlation(min_fires, o32.Data());
   });
   return env.Undefined();
 }
@@ -177,12 +171,7 @@ Napi::Value NativeCorr::top(const Napi::CallbackInfo& info) {
   Napi::Float32Array rv = Napi::Float32Array::New(env, static_cast<size_t>(a.mA()) * k);
   Napi::Int32Array ci = Napi::Int32Array::New(env, static_cast<size_t>(a.mB()) * k);
   Napi::Float32Array cv = Napi::Float32Array::New(env, static_cast<size_t>(a.mB()) * k);
-  guarded(env, [&] {
-    CorrResult ra, rb;
-    a.side_stats(false, min_fires, ra);
-    a.side_stats(true, min_fires, rb);
-    a.top_correlations(ra, rb, k, ri.Data(), rv.Data(), ci.Data(), cv.Data());
-  });
+  guarded(env, [&] { a.top_correlations(min_fires, k, ri.Data(), rv.Data(), ci.Data(), cv.Data()); });
   Napi::Object o = Napi::Object::New(env);
   o.Set("rowIndices", ri);
   o.Set("rowValues", rv);
@@ -203,23 +192,22 @@ Napi::Value NativeCorr::dispose(const Napi::CallbackInfo& info) {
 
 namespace {
 
-// What a solve needs (plain data: safe to use on a worker thread).
-struct SolvePlan {
+// What a solve needs (plain data: safe to use on a worker thread); the policy is solve_assignment's.
+struct SolveArgs {
   AssignmentInput in;
-  std::string algorithm = "auto";
-  int k = 16;
-  bool device = false;  // candidate and pricing passes on the CUDA device
+  LapOptions options;
 };
 
-struct SolveCall : SolvePlan {
+struct SolveCall : SolveArgs {
   Napi::TypedArray data;  // pinned while an async solve runs
 };
 
-// 'auto' takes the certified sparse path from 512 rows/cols up, the dense solver below.
-AssignmentResult run_solve(const SolvePlan& c, SparseStats* stats) {
-  const bool sparse = c.algorithm == "sparse" || (c.algorithm == "auto" && std::min(c.in.rows, c.in.cols) >= 512);
-  if (!sparse) return solve_assignment_dense(c.in);
-  return solve_assignment_sparse(c.in, static_cast<int>(std::min<long>(c.k, std::max(c.in.rows, c.in.cols))), 12, stats, c.device);
+LapAlgorithm algorithm_arg(const Napi::Env& env, const Napi::Value& v) {
+  const std::string a = v.As<Napi::String>().Utf8Value();
+  if (a == "auto") return LapAlgorithm::Auto;
+  if (a == "dense") return LapAlgorithm::Dense;
+  if (a == "sparse") return LapAlgorithm::Sparse;
+  throw_js(env, "ERR_ARG", "algorithm must be 'auto', 'dense' or 'sparse'");
 }
 
 SolveCall parse_solve(const Napi::CallbackInfo& info) {
@@ -234,21 +222,13 @@ SolveCall parse_solve(const Napi::CallbackInfo& info) {
   if (c.data.TypedArrayType() == napi_float32_array) c.in.f32 = float32_arg(env, info[0], "cost", n).Data();
   else if (c.data.TypedArrayType() == napi_float64_array) c.in.f64 = float64_arg(env, info[0], "cost", n).Data();
   else throw_js(env, "ERR_DTYPE", "cost data must be a Float32Array or Float64Array");
-  if (info.Length() > 4 && info[4].IsString()) {
-    c.algorithm = info[4].As<Napi::String>().Utf8Value();
-    if (c.algorithm != "auto" && c.algorithm != "dense" && c.algorithm != "sparse")
-      throw_js(env, "ERR_ARG", "algorithm must be 'auto', 'dense' or 'sparse'");
-  }
+  if (info.Length() > 4 && info[4].IsString()) c.options.algorithm = algorithm_arg(env, info[4]);
   if (info.Length() > 5 && info[5].IsNumber()) {
     const long long k = count_arg(env, info[5], "candidates", 1);
     if (k > kMaxCandidates) throw_js(env, "ERR_ARG", "candidates must be an integer in [1, " + std::to_string(kMaxCandidates) + "], got " + std::to_string(k));
-    c.k = static_cast<int>(k);
+    c.options.candidates = static_cast<int>(k);
   }
-  if (info.Length() > 6 && info[6].IsString()) {
-    const std::string dev = info[6].As<Napi::String>().Utf8Value();
-    if (dev != "cpu" && dev != "cuda") throw_js(env, "ERR_ARG", "device must be 'cpu' or 'cuda' (resolve 'auto' first)");
-    c.device = dev == "cuda";
-  }
+  if (info.Length() > 6 && info[6].IsString()) c.options.device = cuda_arg(env, info[6]);
   return c;
 }
 
@@ -276,7 +256,7 @@ Napi::Value solve_assignment(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   SolveCall c = parse_solve(info);
   SparseStats st;
-  AssignmentResult r = guarded(env, [&] { return run_solve(c, &st); });
+  AssignmentResult r = guarded(env, [&] { return cmsae::solve_assignment(c.in, c.options, &st); });
   return result_object(env, r, st);
 }
 
@@ -284,9 +264,9 @@ Napi::Value solve_assignment_async(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   SolveCall c = parse_solve(info);
   auto result = std::make_shared<std::pair<AssignmentResult, SparseStats>>();
-  auto call = std::make_shared<SolvePlan>(static_cast<const SolvePlan&>(c));
+  auto call = std::make_shared<SolveArgs>(static_cast<const SolveArgs&>(c));
   auto* w = new PromiseWorker(
-      env, [call, result] { result->first = run_solve(*call, &result->second); },
+      env, [call, result] { result->first = cmsae::solve_assignment(call->in, call->options, &result->second); },
       [result](Napi::Env e) -> Napi::Value { return result_object(e, result->first, result->second); }, nullptr, {c.data});
   w->Queue();
   return w->promise();
@@ -296,23 +276,13 @@ Napi::Value solve_assignment_async(const Napi::CallbackInfo& info) {
 Napi::Value certify(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   SolveCall c = parse_solve(info);
-  AssignmentResult r;
   Napi::Int32Array rc = int32_arg(env, info[4], "rowToCol", c.in.rows);
   Napi::Int32Array cr = int32_arg(env, info[5], "colToRow", c.in.cols);
   Napi::Float64Array u = float64_arg(env, info[6], "u", c.in.rows);
   Napi::Float64Array v = float64_arg(env, info[7], "v", c.in.cols);
-  r.row_to_col.assign(rc.Data(), rc.Data() + c.in.rows);
-  r.col_to_row.assign(cr.Data(), cr.Data() + c.in.cols);
-  r.u.assign(u.Data(), u.Data() + c.in.rows);
-  r.v.assign(v.Data(), v.Data() + c.in.cols);
   double obj = 0;
-  for (long i = 0; i < c.in.rows; ++i) {
-    const int32_t j = r.row_to_col[i];
-    if (j < -1 || j >= c.in.cols) throw_js(env, "ERR_RANGE", "rowToCol has an index outside [-1, cols)");
-    if (j >= 0) obj += c.in.f32 ? c.in.f32[i * c.in.cols + j] : c.in.f64[i * c.in.cols + j];
-  }
-  r.objective = obj;
-  Certificate cert = certify_assignment(c.in, r);
+  const Certificate cert =
+      guarded(env, [&] { return certify_given_assignment(c.in, {rc.Data(), cr.Data(), u.Data(), v.Data()}, obj); });
   Napi::Object o = Napi::Object::New(env);
   o.Set("maxViolation", cert.max_violation);
   o.Set("gap", cert.gap);
@@ -327,11 +297,10 @@ Napi::Value align(const Napi::CallbackInfo& info) {
   Napi::Float32Array corr = float32_arg(env, info[0], "correlation", static_cast<size_t>(m) * m);
   Napi::Uint8Array aa = typed_arg<Napi::Uint8Array>(env, info[2], "aliveA", m);
   Napi::Uint8Array ab = typed_arg<Napi::Uint8Array>(env, info[3], "aliveB", m);
-  std::vector<int32_t> perm = guarded(env, [&] {
-    check_finite(corr.Data(), m, static_cast<int>(m), "correlation");
-    const bool device = info.Length() > 5 && info[5].IsString() && info[5].As<Napi::String>().Utf8Value() == "cuda";
-    return align_latents(corr.Data(), static_cast<int>(m), aa.Data(), ab.Data(), info[4].ToBoolean().Value(), device);
-  });
+  const bool device = info.Length() > 5 && info[5].IsString() && info[5].As<Napi::String>().Utf8Value() == "cuda";
+  const bool use_signed = info[4].ToBoolean().Value();
+  std::vector<int32_t> perm =
+      guarded(env, [&] { return align_latents(corr.Data(), static_cast<int>(m), aa.Data(), ab.Data(), use_signed, device); });
   return copy_out<int32_t, Napi::Int32Array>(env, perm);
 }
 

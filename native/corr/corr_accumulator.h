@@ -22,9 +22,17 @@ struct CorrResult {
   std::vector<uint8_t> alive;        // fires >= min_fires and not constant
 };
 
+// Both sides' statistics for one min_fires.
+struct CorrStats {
+  CorrResult a, b;
+};
+
 class CorrAccumulator {
  public:
   CorrAccumulator(int mA, int mB);
+  // A new accumulator of mA x mB co-moments (ERR_ARG beyond 2^28 latents a side or 2^32 pairs), accumulating on
+  // the CUDA device when `cuda` (ERR_CUDA_UNAVAILABLE without one).
+  static std::unique_ptr<CorrAccumulator> create(long long mA, long long mB, bool cuda);
 
   int mA() const { return mA_; }
   int mB() const { return mB_; }
@@ -41,13 +49,18 @@ class CorrAccumulator {
 
   // Per-side statistics; alive = fires >= min_fires and the latent is not constant.
   void side_stats(bool side_b, double min_fires, CorrResult& out);
-  // Pearson correlation [mA, mB] in float32; 0 wherever either latent is not alive.
+  CorrStats stats(double min_fires);
+  // Pearson correlation [mA, mB] in float32 or float64; 0 wherever either latent is not alive.
   void correlation(const CorrResult& a, const CorrResult& b, float* out);
   void correlation(const CorrResult& a, const CorrResult& b, double* out);
+  // The same with the statistics of min_fires.
+  void correlation(double min_fires, float* out);
+  void correlation(double min_fires, double* out);
   // The k largest correlations of each row (over alive columns) and of each column (over alive rows),
   // best first, without materializing the dense matrix. Missing entries have index -1.
   void top_correlations(const CorrResult& a, const CorrResult& b, int k, int32_t* row_idx, float* row_val,
                         int32_t* col_idx, float* col_val);
+  void top_correlations(double min_fires, int k, int32_t* row_idx, float* row_val, int32_t* col_idx, float* col_val);
 
   const CorrSide& side(bool b) const { return b ? B_ : A_; }
   // Versioned binary state with a trailing checksum64 (format 2); deserialize also reads format 1 and refuses
@@ -56,7 +69,15 @@ class CorrAccumulator {
   static CorrAccumulator deserialize(const uint8_t* data, size_t size);
 
  private:
+  // Applies the buffered rows to S_ (corr_flush.cc): A nonzeros grouped by latent (group_by_latent), then each
+  // thread updates its band of S's rows (apply_grouped).
   void flush();
+  struct LatentGroups {
+    std::vector<int64_t> start;  // [mA + 1]: latent i's entries are ent_[start[i], start[i+1])
+    std::vector<double> work;    // [mA + 1]: prefix sums of the B nonzeros each latent's entries update
+  };
+  LatentGroups group_by_latent(long rows);
+  void apply_grouped(const LatentGroups& groups);
   void check_state() const;  // the range checks of deserialize
   void clear_buffers();  // drops the rows buffered for flush()
   template <class T>

@@ -9,12 +9,15 @@
 
 #include "../common/errors.h"
 #include "../common/thread_pool.h"
+#include "../common/validate.h"
 #include "assignment.h"
+#include "solver_policy.h"
 
 namespace cmsae {
 
 std::vector<int32_t> align_latents(const float* corr, int m, const uint8_t* alive_a, const uint8_t* alive_b,
                                    bool use_signed, bool device) {
+  check_finite(corr, m, m, "correlation");
   const size_t total = static_cast<size_t>(m) * m;
   const float lim = 1.f + kCorrelationSlack;
   long long out_of_range = 0;
@@ -52,8 +55,9 @@ std::vector<int32_t> align_latents(const float* corr, int m, const uint8_t* aliv
     in.rows = na;
     in.cols = nb;
     in.maximize = true;
-    const AssignmentResult res =
-        std::min(na, nb) >= 512 ? solve_assignment_sparse(in, 16, 12, nullptr, device) : solve_assignment_dense(in);
+    LapOptions opt;  // 'auto' with the default candidates
+    opt.device = device;
+    const AssignmentResult res = solve_assignment(in, opt);
     for (long r = 0; r < na; ++r)
       if (res.row_to_col[r] >= 0) {
         perm[ra[r]] = rb[res.row_to_col[r]];

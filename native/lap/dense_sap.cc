@@ -150,30 +150,6 @@ AssignmentResult solve_typed(const T* data, long rows, long cols, bool maximize)
   return out;
 }
 
-template <class T>
-Certificate certify_typed(const T* c, long rows, long cols, bool maximize, const AssignmentResult& r) {
-  Certificate cert;
-  const double s = maximize ? -1.0 : 1.0;  // min form: s*c_ij - s*u_i - s*v_j >= 0
-  double dual = 0;
-  for (long i = 0; i < rows; ++i) dual += r.u[i];
-  for (long j = 0; j < cols; ++j) dual += r.v[j];
-  for (long i = 0; i < rows; ++i)
-    for (long j = 0; j < cols; ++j) {
-      const double cij = static_cast<double>(c[i * cols + j]);
-      if (std::isinf(cij)) continue;  // forbidden
-      const double red = s * (cij - r.u[i] - r.v[j]);
-      cert.max_violation = std::max(cert.max_violation, -red);
-    }
-  // Rectangular: the larger side's constraints are "at most one", so its duals are sign-constrained
-  // (min form: <= 0).
-  if (rows != cols) {
-    const std::vector<double>& big = rows > cols ? r.u : r.v;
-    for (double x : big) cert.max_violation = std::max(cert.max_violation, s * x);
-  }
-  cert.gap = std::fabs(r.objective - dual);
-  return cert;
-}
-
 }  // namespace
 
 void validate_assignment_input(const AssignmentInput& in) {
@@ -192,12 +168,6 @@ AssignmentResult solve_assignment_dense(const AssignmentInput& in) {
     return r;
   }
   return in.f32 ? solve_typed(in.f32, in.rows, in.cols, in.maximize) : solve_typed(in.f64, in.rows, in.cols, in.maximize);
-}
-
-Certificate certify_assignment(const AssignmentInput& in, const AssignmentResult& r) {
-  if (in.rows == 0 || in.cols == 0) return {};
-  return in.f32 ? certify_typed(in.f32, in.rows, in.cols, in.maximize, r)
-                : certify_typed(in.f64, in.rows, in.cols, in.maximize, r);
 }
 
 }  // namespace cmsae

@@ -9,6 +9,11 @@
 
 namespace cmsae {
 
+// The device kernels' candidate limits (per row, per column): the policy (solver_policy.h) keeps the passes on
+// the CPU beyond them, and cuda/lap_device.cu sizes its buffers by them.
+constexpr int kDeviceLapMaxRowCandidates = 64;
+constexpr int kDeviceLapMaxColCandidates = 16;
+
 struct LapViolation {
   int32_t row, col;
   double reduced;

@@ -31,6 +31,17 @@ struct ScanKernels {
   }
 };
 
+// Lowest set bit of a non-zero mask (the masks the filters return).
+inline int lowest_bit(uint64_t mask) {
+#if defined(__GNUC__)
+  return __builtin_ctzll(mask);
+#else
+  int q = 0;
+  while (!((mask >> q) & 1)) ++q;
+  return q;
+#endif
+}
+
 const ScanKernels& scan_kernels_for(SimdLevel level);
 inline const ScanKernels& scan_kernels() { return scan_kernels_for(active_simd_level()); }
 
