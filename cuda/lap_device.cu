@@ -12,6 +12,7 @@
 #include "../native/common/candidate_keys.h"
 #include "cuda_check.h"
 #include "device_info.h"
+#include "block_reduce.cuh"
 #include "lap_device.h"
 
 namespace cmsae::cuda {
@@ -20,19 +21,6 @@ namespace {
 constexpr int kMaxRowK = kDeviceLapMaxRowCandidates;  // native/lap/device_lap.h
 constexpr int kMaxColK = kDeviceLapMaxColCandidates;
 
-// candidate_key (native/common/candidate_keys.h): order-preserving value bits, then ~index.
-__device__ __forceinline__ unsigned long long cand_key(float v, int j) {
-  unsigned u = __float_as_uint(v + 0.f);
-  u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
-  return (static_cast<unsigned long long>(u) << 32) | (0xFFFFFFFFu - static_cast<unsigned>(j));
-}
-__device__ __forceinline__ unsigned long long warp_max(unsigned long long x) {
-  for (int off = 16; off > 0; off >>= 1) {
-    const unsigned long long y = __shfl_xor_sync(0xFFFFFFFFu, x, off);
-    x = y > x ? y : x;
-  }
-  return x;
-}
 __device__ __forceinline__ unsigned long long warp_min(unsigned long long x) {
   for (int off = 16; off > 0; off >>= 1) {
     const unsigned long long y = __shfl_xor_sync(0xFFFFFFFFu, x, off);
@@ -56,7 +44,7 @@ __device__ __forceinline__ unsigned long long warp_list_min(const unsigned long 
   return low;
 }
 
-// keys_out[i] = the k largest cand_key(-sign x_ij, scramble(j, salt_of(i))) of row i (sign x_ij = +inf excluded), smallest
+// keys_out[i] = the k largest candidate_key(-sign x_ij, scramble(j, salt_of(i))) of row i (sign x_ij = +inf excluded), smallest
 // first; *nonfinite = 1 when a row holds NaN or +-Inf.
 // One warp per row: a kept list of up to k keys in shared memory (unsorted) and its smallest key as the
 // threshold; every 32 entries, lanes holding a better key insert them one at a time (best first).
@@ -78,7 +66,7 @@ __global__ void row_candidates(const float* __restrict__ X, long rows, long cols
       const float x = X[i * cols + j];
       if (!(x - x == 0.f)) bad = true;  // NaN or +-Inf
       const float c = sign * x;
-      if (c != __int_as_float(0x7f800000)) key = cand_key(-c, scramble(j, salt));  // +inf = forbidden: never a candidate
+      if (c != __int_as_float(0x7f800000)) key = candidate_key(-c, scramble(j, salt));  // +inf = forbidden: never a candidate
     }
     for (;;) {
       const unsigned long long offer = (key != 0ull && (count < k || key > thr)) ? key : 0ull;
@@ -129,7 +117,7 @@ __device__ __forceinline__ void offer_key(unsigned long long* h, int& count, int
   }
 }
 
-// part_keys[chunk, j] = the kc largest cand_key(-sign x_ij, scramble(i, salt_of(j))) over the chunk's finite x_ij.
+// part_keys[chunk, j] = the kc largest candidate_key(-sign x_ij, scramble(i, salt_of(j))) over the chunk's finite x_ij.
 // Column j over the row chunk blockIdx.y: its kc largest keys (one thread per column; reads coalesced across
 // the columns; grid.y chunks keep the device busy).
 __global__ void col_candidates(const float* __restrict__ X, long rows, long cols, float sign, int kc, long chunk_rows,
@@ -143,7 +131,7 @@ __global__ void col_candidates(const float* __restrict__ X, long rows, long cols
   for (long i = i0; i < i1; ++i) {
     const float c = sign * X[i * cols + j];
     if (!(c - c == 0.f)) continue;  // NaN / infinities are screened by the row pass
-    offer_key(h, count, low_at, kc, cand_key(-c, scramble(i, salt)));
+    offer_key(h, count, low_at, kc, candidate_key(-c, scramble(i, salt)));
   }
   const long slot = static_cast<long>(blockIdx.y) * cols + j;
   for (int q = 0; q < count; ++q) part_keys[slot * kc + q] = h[q];

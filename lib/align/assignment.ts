@@ -60,15 +60,14 @@ function checkCost(cost: CostMatrix, opts: AssignmentOptions): void {
   checkOptionKeys(opts, ASSIGNMENT_OPTIONS, 'solveAssignment', true);
   const alg = opts.algorithm ?? 'auto';
   if (!['auto', 'dense', 'sparse'].includes(alg)) throw new SaeError('ERR_ARG', `option algorithm must be 'auto', 'dense' or 'sparse', got ${String(alg)}`);
-  const k = opts.candidates ?? 16;
-  if (!Number.isInteger(k) || k < 1 || k > MAX_CANDIDATES)
-    throw new SaeError('ERR_ARG', `option candidates must be an integer in [1, ${MAX_CANDIDATES}], got ${String(k)}`);
+  const k = opts.candidates ?? native().assignmentPolicy().defaultCandidates;
+  const max = native().assignmentPolicy().maxCandidates;
+  if (!Number.isInteger(k) || k < 1 || k > max)
+    throw new SaeError('ERR_ARG', `option candidates must be an integer in [1, ${max}], got ${String(k)}`);
   for (const key of ['maximize', 'returnDuals'] as const)
     if (opts[key] !== undefined && typeof opts[key] !== 'boolean') throw new SaeError('ERR_ARG', `option ${key} must be a boolean, got ${String(opts[key])}`);
 }
 
-/** Most candidates per row and column of the sparse path (native kMaxCandidates). */
-export const MAX_CANDIDATES = 65536;
 const ASSIGNMENT_OPTIONS = ['maximize', 'algorithm', 'candidates', 'returnDuals', 'device'];
 
 /** opts must be undefined or a plain object whose keys are all known (a typo is an error, not a silent default). */
@@ -92,7 +91,7 @@ function toAssignment(r: NativeAssignment, opts: AssignmentOptions): Assignment 
 export function solveAssignment(cost: CostMatrix, opts: AssignmentOptions = {}): Assignment {
   checkCost(cost, opts);
   const device = assignmentDevice(opts.device, cost.data instanceof Float32Array);
-  const solve = (dev: 'cpu' | 'cuda') => native().solveAssignment(cost.data, cost.rows, cost.cols, !!opts.maximize, opts.algorithm ?? 'auto', opts.candidates ?? 16, dev);
+  const solve = (dev: 'cpu' | 'cuda') => native().solveAssignment(cost.data, cost.rows, cost.cols, !!opts.maximize, opts.algorithm ?? 'auto', opts.candidates ?? native().assignmentPolicy().defaultCandidates, dev);
   try {
     return toAssignment(solve(device), opts);
   } catch (e) {
@@ -110,7 +109,7 @@ function deviceFailure(e: unknown, device: 'cpu' | 'cuda', requested: Device | u
 export async function solveAssignmentAsync(cost: CostMatrix, opts: AssignmentOptions = {}): Promise<Assignment> {
   checkCost(cost, opts);
   const device = assignmentDevice(opts.device, cost.data instanceof Float32Array);
-  const solve = (dev: 'cpu' | 'cuda') => native().solveAssignmentAsync(cost.data, cost.rows, cost.cols, !!opts.maximize, opts.algorithm ?? 'auto', opts.candidates ?? 16, dev);
+  const solve = (dev: 'cpu' | 'cuda') => native().solveAssignmentAsync(cost.data, cost.rows, cost.cols, !!opts.maximize, opts.algorithm ?? 'auto', opts.candidates ?? native().assignmentPolicy().defaultCandidates, dev);
   try {
     return toAssignment(await solve(device), opts);
   } catch (e) {

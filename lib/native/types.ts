@@ -133,6 +133,8 @@ export interface NativeBinding {
   NativeSae: new (options: Record<string, unknown>) => NativeSaeHandle;
   NativeDeviceRows: new (rows: number, d: number) => NativeDeviceRowsHandle;
   NativeCorr: { new (mA: number, mB: number, device?: 'cpu' | 'cuda'): NativeCorrHandle; new (bytes: Uint8Array): NativeCorrHandle };
+  /** The assignment solver policy's constants (native/lap/solver_policy.h). */
+  assignmentPolicy(): { maxCandidates: number; defaultCandidates: number; sparseMinSide: number };
   solveAssignment(data: Float32Array | Float64Array, rows: number, cols: number, maximize: boolean, algorithm: string, k: number, device?: 'cpu' | 'cuda'): NativeAssignment;
   solveAssignmentAsync(data: Float32Array | Float64Array, rows: number, cols: number, maximize: boolean, algorithm: string, k: number, device?: 'cpu' | 'cuda'): Promise<NativeAssignment>;
   certifyAssignment(

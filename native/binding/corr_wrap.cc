@@ -306,7 +306,18 @@ Napi::Value align(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+// assignmentPolicy() -> { maxCandidates, defaultCandidates, sparseMinSide }: the solver policy's constants
+// (native/lap/solver_policy.h), so that the TypeScript checks and defaults are not a second copy of them.
+Napi::Value assignment_policy(const Napi::CallbackInfo& info) {
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("maxCandidates", kMaxCandidates);
+  o.Set("defaultCandidates", kDefaultCandidates);
+  o.Set("sparseMinSide", static_cast<double>(kSparseMinSide));
+  return o;
+}
+
 void register_lap_functions(Napi::Env env, Napi::Object exports) {
+  exports.Set("assignmentPolicy", Napi::Function::New(env, assignment_policy));
   exports.Set("solveAssignment", Napi::Function::New(env, solve_assignment));
   exports.Set("solveAssignmentAsync", Napi::Function::New(env, solve_assignment_async));
   exports.Set("certifyAssignment", Napi::Function::New(env, certify));
