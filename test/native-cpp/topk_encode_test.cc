@@ -227,6 +227,20 @@ void many_rows_with_aux() {
   });
 }
 
+// One row and few latent blocks: fewer work items than threads, repeated so that concurrent items meet.
+void more_threads_than_items() {
+  Rng rng(5);
+  const Problem p = grid_problem(rng, 1, 64, 1000, 32, 1);
+  const Codes want = reference(p, 0.f);
+  cmsae_test::for_each_simd_level([&](const char* level) {
+    for (int threads : {3, 4, 7}) {
+      cmsae::set_num_threads(threads);
+      for (int rep = 0; rep < 1000; ++rep) expect_exact(p, encode(p, 0.f, rep % 2 == 1), want, cmsae_test::join("1x64x1000 k 32 (", level, ", ", threads, " threads, rep ", rep, ")"));
+    }
+  });
+  cmsae::set_num_threads(2);
+}
+
 }  // namespace
 
 int main() {
@@ -235,5 +249,6 @@ int main() {
                                                   {"ties, all-zero rows (fill) and a floor above 0: exact codes", ties_and_fill},
                                                   {"normal data: values within the float32 rounding bound", normal_data_within_rounding},
                                                   {"8200 rows (two passes) with AuxK among dead latents: exact", many_rows_with_aux},
+                                                  {"one row, more threads than work items, repeated: exact", more_threads_than_items},
                                               });
 }
