@@ -13,7 +13,7 @@ interface Case extends LsaJob {
 
 /** Duals must certify optimality: dual feasible everywhere (forbidden pairs excepted) and no duality gap. */
 function certify(c: CostMatrix, maximize: boolean, algorithm: 'dense' | 'sparse' | 'auto' = 'auto', candidates?: number): Assignment {
-  const r = solveAssignment(c, { maximize, returnDuals: true, algorithm, candidates });
+  const r = solveAssignment(c, { maximize, returnDuals: true, algorithm, candidates, device: 'cpu' });
   const cert = native().certifyAssignment(c.data, c.rows, c.cols, maximize, r.rowToCol, r.colToRow, r.duals!.u, r.duals!.v);
   let scale = 1;
   for (const x of c.data) if (Number.isFinite(x)) scale = Math.max(scale, Math.abs(x));
@@ -121,7 +121,7 @@ describe('solveAssignment (exact, certified)', () => {
     ];
     let maxRounds = 0, weakRows = 0, fellBack = 0, warmRounds = 0;
     for (const [name, c] of cases) {
-      const dense = solveAssignment(c, { maximize: true, algorithm: 'dense' });
+      const dense = solveAssignment(c, { maximize: true, algorithm: 'dense', device: 'cpu' });
       for (const k of [4, 16]) {
         const r = certify(c, true, 'sparse', k);
         expect(r.objective, `${name} (k=${k})`).to.be.closeTo(dense.objective, 1e-9 * Math.max(1, Math.abs(dense.objective)));
@@ -189,7 +189,7 @@ describe('solveAssignment (exact, certified)', () => {
           for (const algorithm of ['dense', 'sparse'] as const) {
             const M = transpose ? rowsData[0].map((_, j) => rowsData.map((r) => r[j])) : rowsData;
             const c = { rows: M.length, cols: M[0].length, data: Float64Array.from(M.flat().map((x) => sign * x)) };
-            const r = solveAssignment(c, { maximize: sign === -1, algorithm, candidates: 1 });
+            const r = solveAssignment(c, { maximize: sign === -1, algorithm, candidates: 1, device: 'cpu' });
             const chosen: number[] = [];
             r.rowToCol.forEach((j, i) => j >= 0 && chosen.push(c.data[i * c.cols + j]));
             const want = expected.map((x) => sign * x);
@@ -275,7 +275,7 @@ describe('alignLatents', () => {
     const m = 64;
     for (const [deadA, deadB] of [[[], []], [[1, 5, 9], []], [[], [0, 2]], [[3, 4], [10, 11, 12]]] as number[][][]) {
       const { pi, a, b } = planted(rng, m, 4000, 4, deadA, deadB);
-      using acc = new CorrelationAccumulator(m, m);
+      using acc = new CorrelationAccumulator(m, m, { device: 'cpu' });
       acc.add(a, b);
       const r = acc.result();
       const perm = alignLatents(r);

@@ -65,7 +65,7 @@ describe('CorrelationAccumulator', () => {
     const { dir, cleanup } = tempDir();
     try {
       const want = numpyCorrelation(dir, data.denseA, data.denseB, n, mA, mB);
-      using acc = new CorrelationAccumulator(mA, mB);
+      using acc = new CorrelationAccumulator(mA, mB, { device: 'cpu' });
       acc.add(slice(data.a, 0, 1234), slice(data.b, 0, 1234));
       acc.add(slice(data.a, 1234, n), slice(data.b, 1234, n));
       const r = acc.result({ float64: true });
@@ -85,7 +85,7 @@ describe('CorrelationAccumulator', () => {
   });
 
   it('reports fires, means, population stds and alive masks; dead and constant latents have correlation 0', () => {
-    using acc = new CorrelationAccumulator(mA, mB);
+    using acc = new CorrelationAccumulator(mA, mB, { device: 'cpu' });
     acc.add(data.a, data.b);
     const r = acc.result();
     for (let j = 0; j < mA; j++) {
@@ -117,8 +117,8 @@ describe('CorrelationAccumulator', () => {
   it('a B side wider than 65536 latents (32-bit B index records) gives the same correlations', () => {
     const stride = 2333, wide = (mB - 1) * stride + 1 + 65536; // > 65536 columns
     const b = { ...data.b, indices: data.b.indices.map((j) => j * stride) };
-    using narrow = new CorrelationAccumulator(mA, mB);
-    using wideAcc = new CorrelationAccumulator(mA, wide);
+    using narrow = new CorrelationAccumulator(mA, mB, { device: 'cpu' });
+    using wideAcc = new CorrelationAccumulator(mA, wide, { device: 'cpu' });
     narrow.add(data.a, data.b);
     wideAcc.add(data.a, b);
     const r = narrow.result({ float64: true });
@@ -134,11 +134,11 @@ describe('CorrelationAccumulator', () => {
   });
 
   it('merge of 3 shards equals one pass; serialize/deserialize round-trips', () => {
-    using whole = new CorrelationAccumulator(mA, mB);
+    using whole = new CorrelationAccumulator(mA, mB, { device: 'cpu' });
     whole.add(data.a, data.b);
     const shards = [0, 700, 2100, n];
     const parts = shards.slice(0, -1).map((r0, i) => {
-      const acc = new CorrelationAccumulator(mA, mB);
+      const acc = new CorrelationAccumulator(mA, mB, { device: 'cpu' });
       acc.add(slice(data.a, r0, shards[i + 1]), slice(data.b, r0, shards[i + 1]));
       return acc;
     });
@@ -160,7 +160,7 @@ describe('CorrelationAccumulator', () => {
   });
 
   it('topCorrelations equals the dense matrix top-k per row and per column', () => {
-    using acc = new CorrelationAccumulator(mA, mB);
+    using acc = new CorrelationAccumulator(mA, mB, { device: 'cpu' });
     acc.add(data.a, data.b);
     const r = acc.result();
     const k = 4;
@@ -180,15 +180,15 @@ describe('CorrelationAccumulator', () => {
   });
 
   it('addAsync gives the same result as add', async () => {
-    using a = new CorrelationAccumulator(mA, mB);
-    using b = new CorrelationAccumulator(mA, mB);
+    using a = new CorrelationAccumulator(mA, mB, { device: 'cpu' });
+    using b = new CorrelationAccumulator(mA, mB, { device: 'cpu' });
     a.add(data.a, data.b);
     await Promise.all([b.addAsync(slice(data.a, 0, 1500), slice(data.b, 0, 1500)), b.addAsync(slice(data.a, 1500, n), slice(data.b, 1500, n))]);
     expect(Array.from(b.result().correlation.data)).to.deep.equal(Array.from(a.result().correlation.data));
   });
 
   it('rejects mismatched rows, bad indices, NaN values, wrong m and duplicates, leaving the state unchanged', async () => {
-    using acc = new CorrelationAccumulator(mA, mB);
+    using acc = new CorrelationAccumulator(mA, mB, { device: 'cpu' });
     acc.add(slice(data.a, 0, 10), slice(data.b, 0, 10));
     expectSaeError(() => acc.add(slice(data.a, 0, 10), slice(data.b, 0, 9)), 'ERR_SHAPE', /paired/);
     const badIdx = slice(data.a, 0, 10);

@@ -28,7 +28,7 @@ describe('numpy benchmark anchor', () => {
       };
       const sae = TopKSAE.fromWeights(
         { W_enc: { rows: d, cols: m, data: f32('W_enc') }, b_enc: f32('b_enc'), W_dec: { rows: m, cols: d, data: f32('W_dec') }, b_dec: f32('b_dec') },
-        { k, weightDecay: 1e-5, decayGroups: 'all' },
+        { k, weightDecay: 1e-5, decayGroups: 'all', device: 'cpu' },
       );
       const x = { rows: B, cols: d, data: f32('X') };
       const got = Array.from({ length: steps }, () => sae.step(x, { lr }).loss);

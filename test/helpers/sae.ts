@@ -22,8 +22,9 @@ export function fromWeights(w: SaeWeights): RefParams {
   };
 }
 
-export function saeFromRef(p: RefParams, options: Omit<TopKSAEOptions, 'd' | 'm'>): TopKSAE {
-  return TopKSAE.fromWeights(toWeights(p), options);
+/** A native SAE holding the reference parameters, always on the CPU engine: the reference comparisons test the CPU kernels. */
+export function saeFromRef(p: RefParams, options: Omit<TopKSAEOptions, 'd' | 'm' | 'device'>): TopKSAE {
+  return TopKSAE.fromWeights(toWeights(p), { ...options, device: 'cpu' });
 }
 
 /** Largest |a - b| / (atol + rtol |b|) over the arrays (<= 1 means within tolerance). */

@@ -34,7 +34,7 @@ describe('BatchTopK', () => {
   it('learns a threshold from training batches and uses it at inference, one row independently of the batch', () => {
     const d = 16, m = 64, k = 4, B = 64;
     const rng = new Rng(12);
-    const sae = TopKSAE.create({ d, m, k, activation: 'batchtopk', seed: 2, thresholdMomentum: 0.5 });
+    const sae = TopKSAE.create({ d, m, k, activation: 'batchtopk', seed: 2, thresholdMomentum: 0.5, device: 'cpu' });
     expect(sae.status().threshold).to.equal(null);
     const batches = Array.from({ length: 5 }, () => ({ rows: B, cols: d, data: rng.normals(B * d) }));
     const mins: number[] = [];
@@ -69,7 +69,7 @@ describe('BatchTopK', () => {
   it('trains: loss goes down and the mean L0 equals k', () => {
     const d = 16, m = 64, k = 4, B = 128;
     const rng = new Rng(1);
-    const sae = TopKSAE.create({ d, m, k, activation: 'batchtopk', seed: 4 });
+    const sae = TopKSAE.create({ d, m, k, activation: 'batchtopk', seed: 4, device: 'cpu' });
     const x = { rows: B, cols: d, data: rng.normals(B * d) };
     const first = sae.step(x, { lr: 1e-2 });
     let last = first;

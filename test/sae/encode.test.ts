@@ -149,9 +149,9 @@ describe('fused Top-K encode', () => {
   });
 
   it('is deterministic for a given seed', () => {
-    const a = TopKSAE.create({ d: 20, m: 50, k: 4, seed: 42 });
-    const b = TopKSAE.create({ d: 20, m: 50, k: 4, seed: 42 });
-    const c = TopKSAE.create({ d: 20, m: 50, k: 4, seed: 43 });
+    const a = TopKSAE.create({ d: 20, m: 50, k: 4, seed: 42, device: 'cpu' });
+    const b = TopKSAE.create({ d: 20, m: 50, k: 4, seed: 42, device: 'cpu' });
+    const c = TopKSAE.create({ d: 20, m: 50, k: 4, seed: 43, device: 'cpu' });
     expect(Array.from(a.getWeights().W_enc.data)).to.deep.equal(Array.from(b.getWeights().W_enc.data));
     expect(Array.from(a.getWeights().W_enc.data)).to.not.deep.equal(Array.from(c.getWeights().W_enc.data));
     const w = a.getWeights();

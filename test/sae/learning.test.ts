@@ -33,7 +33,7 @@ describe('learning', () => {
     const d = 32, atoms = 48, active = 3, N = 8192, B = 256;
     const rng = new Rng(2024);
     const { D, X } = sparseDictionaryData(rng, d, atoms, active, N);
-    const sae = TopKSAE.create({ d, m: 96, k: active, seed: 1, bDecInit: 'mean' });
+    const sae = TopKSAE.create({ d, m: 96, k: active, seed: 1, bDecInit: 'mean', device: 'cpu' });
     const batch: Matrix = { rows: B, cols: d, data: new Float32Array(B * d) };
     let last = Infinity;
     for (let epoch = 0; epoch < 40; epoch++) {

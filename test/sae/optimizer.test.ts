@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 
-import type { TopKSAEOptions } from '../../lib/index.js';
+import { info, setSimdLevel, type TopKSAEOptions } from '../../lib/index.js';
 import { Rng } from '../helpers/random.js';
 import { cloneParams, newAdamState, projectDecoderGrad, randomParams, refOptimizerStep, roundToF32, type RefOptimOptions, type RefParams } from '../helpers/reference.js';
 import { fromWeights, saeFromRef, worstRatio } from '../helpers/sae.js';
@@ -10,8 +10,8 @@ import { fromWeights, saeFromRef, worstRatio } from '../helpers/sae.js';
  * (gradients themselves are checked in gradients.test.ts): clipping, AdamW with per-parameter decay,
  * and decoder renormalization must track the reference.
  */
-function run(options: Omit<TopKSAEOptions, 'd' | 'm'>, ref: Omit<RefOptimOptions, 'lr'>, lr: number): void {
-  const d = 10, m = 24, B = 16;
+function run(options: Omit<TopKSAEOptions, 'd' | 'm'>, ref: Omit<RefOptimOptions, 'lr'>, lr: number, shape = { d: 10, m: 24, B: 16 }): void {
+  const { d, m, B } = shape;
   const rng = new Rng(31);
   let p: RefParams = roundToF32(randomParams(d, m, () => rng.next()));
   const sae = saeFromRef(p, options);
@@ -89,4 +89,20 @@ describe('AdamW + clipping + decoder renormalization vs a TypeScript reference (
     }
     sae.dispose();
   });
+});
+
+describe('AdamW + clipping + decoder renormalization at every SIMD level vs the TypeScript reference (20 steps)', () => {
+  const simd = info().simdDetected as 'scalar' | 'avx2' | 'avx512';
+  after(() => setSimdLevel(simd));
+  // No parameter count a multiple of a vector width (W 11 x 37 = 407, b_enc 37, b_dec 11): every level's tail runs.
+  const shape = { d: 11, m: 37, B: 16 };
+  for (const level of ['scalar', 'avx2', 'avx512'] as const)
+    it(`matches the reference at SIMD level ${level} (default options; clipping with every parameter decayed); skipped where the CPU lacks ${level}`, function () {
+      if (setSimdLevel(level) !== level) {
+        console.log(`      (skipped: this CPU has no ${level}; best is ${simd})`);
+        this.skip();
+      }
+      run({ k: 4, weightDecay: 1e-2 }, base, 1e-2, shape);
+      run({ k: 4, weightDecay: 0.05, maxGradNorm: 0.05, decayGroups: 'all' }, { ...base, weightDecay: 0.05, maxGradNorm: 0.05, decay: { W_enc: true, b_enc: true, W_dec: true, b_dec: true } }, 5e-3, shape);
+    });
 });

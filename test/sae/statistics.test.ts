@@ -7,7 +7,7 @@ describe('latent statistics and b_dec initialization', () => {
   it('tracks fire counts and samples since each latent last fired', () => {
     const d = 8, m = 40, k = 3, B = 32;
     const rng = new Rng(17);
-    const sae = TopKSAE.create({ d, m, k, seed: 3, deadWindow: 64 });
+    const sae = TopKSAE.create({ d, m, k, seed: 3, deadWindow: 64, device: 'cpu' });
     const fired = new Float64Array(m);
     const lastBatch: number[] = Array(m).fill(-1);
     for (let step = 0; step < 4; step++) {
@@ -37,7 +37,7 @@ describe('latent statistics and b_dec initialization', () => {
   it("bDecInit 'mean' sets b_dec to the mean of the first training batch", () => {
     const d = 6, B = 20;
     const rng = new Rng(2);
-    const sae = TopKSAE.create({ d, m: 12, k: 2, bDecInit: 'mean' });
+    const sae = TopKSAE.create({ d, m: 12, k: 2, bDecInit: 'mean', device: 'cpu' });
     expect(Array.from(sae.getWeights().b_dec)).to.deep.equal(Array(d).fill(0));
     const x = { rows: B, cols: d, data: rng.normals(B * d, 3) };
     sae.step(x, { lr: 0 });
