@@ -170,7 +170,9 @@ void encode_pass(const EncoderView& enc, const float* x, long rows, int k, float
   const long n_chunks = (row_panels + chunk_panels - 1) / chunk_panels;
   const long n_items = n_chunks * n_blocks;
   const bool prepacked = enc.packed_W != nullptr && enc.packed_bias != nullptr && enc.packed_nr == nr;
-  const int workers = static_cast<int>(std::min<long>(T, n_items));
+  // One state per pool worker: every worker may take items, whatever their count (with fewer items than threads,
+  // worker ids are still any of [0, T); sharing a state between two of them would race).
+  const int workers = T;
 
   // Per-row thresholds published by the threads: each is just below some thread's k-th best value, so a
   // value below it cannot be in the final top k (exact); races only make the filter less tight.
@@ -189,7 +191,7 @@ void encode_pass(const EncoderView& enc, const float* x, long rows, int k, float
   }
 
   parallel_for_workers(static_cast<int>(std::min<long>(n_items, 1L << 30)), [&](int item, int worker) {
-    WorkerState& ws = state[worker % workers];
+    WorkerState& ws = state[worker];
     const long chunk = item / n_blocks, block = item % n_blocks;
     const long rp0 = chunk * chunk_panels, rp1 = std::min(row_panels, rp0 + chunk_panels);
     const long bp0 = block * block_panels, bp1 = std::min(lat_panels, bp0 + block_panels);
