@@ -85,6 +85,14 @@ describe('training step pin (CPU engine, bit for bit)', () => {
       if (setSimdLevel(want) !== want) this.skip(); // the CPU lacks this level: nothing of it can be checked here
       const got = CASES.map(runCase);
       if (process.env.CMSAE_PRINT_PINS) console.log(`${want}: ${JSON.stringify(got)}`);
+      if (process.env.CMSAE_NATIVE_BINDING) {
+        // Another build of the addon (npm run test:asan's -O2 sanitizer build): other compiler flags give other
+        // float bits, so the pins (of the Release build npm install makes) do not apply; the run must still be
+        // deterministic.
+        console.log(`      (pins are for the Release build; ${process.env.CMSAE_NATIVE_BINDING} is checked for determinism)`);
+        expect(CASES.map(runCase)).to.deep.equal(got);
+        return;
+      }
       expect(got).to.deep.equal(PINNED[want]);
     });
   }
