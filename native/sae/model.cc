@@ -222,9 +222,6 @@ StepStats SaeModel::forward_pass(const SaeBatch& b, const float* extra_dval) {
   require(b.rows > 0, "ERR_SHAPE", "empty batch: give at least one row");
   require(extra_dval == nullptr || cfg_.activation == Activation::TopK, "ERR_ARG",
           "code-level gradients need fixed-k codes (activation 'topk')");
-  if (on_device())
-    require(cfg_.activation == Activation::TopK && !(cfg_.aux_coef > 0.f), "ERR_ARG",
-            "the CUDA backend runs activation 'topk' without AuxK: use device 'cpu' for these options");
   pending_.rows = 0;
   pending_.b_dec_mean_applied = false;
   pending_.theta = theta_;
