@@ -6,6 +6,7 @@ export { DEFAULTS as SAE_DEFAULTS, resolveOptions, type TopKSAEOptions, type Res
 export { info, setThreads, getThreads, setSimdLevel, type Info } from './info.js';
 export { parseSafetensors, serializeSafetensors } from './io/safetensors.js';
 export { CorrelationAccumulator, type CorrelationResult, type TopCorrelations } from './align/correlation.js';
+export { CoactivationCodes, type AlignCodesOptions, type AlignmentPlan, type CodesAlignment } from './align/codes.js';
 export { solveAssignment, solveAssignmentAsync, alignLatents, type Assignment, type AssignmentOptions, type CostMatrix } from './align/assignment.js';
 export { VERSION } from './version.js';
 export { type PairLossKind } from './sae/options.js';

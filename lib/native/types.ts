@@ -109,6 +109,49 @@ export interface NativeCorrHandle {
   dispose(): void;
 }
 
+export interface NativeCodesInfo {
+  mA: number;
+  mB: number;
+  rows: number;
+  nnzA: number;
+  nnzB: number;
+  bytes: number;
+  segments: number;
+  tag: string;
+}
+
+export interface NativeCodesPlan {
+  path: 'dense' | 'large';
+  budget: number;
+  codes: number;
+  layout: number;
+  scratch: number;
+  dense: number;
+  large: number;
+  cache: number;
+}
+
+export interface NativeCodesAlignment extends NativeCorrStats {
+  rowToCol: Int32Array;
+  perm?: Int32Array;
+  matchedCorrelation: Float32Array;
+  objective: number;
+  plan: NativeCodesPlan;
+  largeStats: { rounds: number; warmRounds: number; violations: number; edges: number; rowsScanned: number; cofirePairs: number; rowPasses: number; cached: boolean };
+  seconds: { stats: number; layout: number; solve: number };
+}
+
+export interface NativeCodesHandle {
+  add(aIdx: Int32Array, aVal: Float32Array, kA: number, bIdx: Int32Array, bVal: Float32Array, kB: number, rows: number): void;
+  addAsync(aIdx: Int32Array, aVal: Float32Array, kA: number, bIdx: Int32Array, bVal: Float32Array, kB: number, rows: number): Promise<void>;
+  merge(other: NativeCodesHandle): void;
+  serialize(): Uint8Array;
+  describe(): NativeCodesInfo;
+  align(opts: object): NativeCodesAlignment;
+  alignAsync(opts: object): Promise<NativeCodesAlignment>;
+  dispose(): void;
+}
+
 export interface NativeAssignmentStats {
   /** The candidate and pricing passes ran on the CUDA device. */
   device?: boolean;
@@ -133,6 +176,7 @@ export interface NativeBinding {
   NativeSae: new (options: Record<string, unknown>) => NativeSaeHandle;
   NativeDeviceRows: new (rows: number, d: number) => NativeDeviceRowsHandle;
   NativeCorr: { new (mA: number, mB: number, device?: 'cpu' | 'cuda'): NativeCorrHandle; new (bytes: Uint8Array): NativeCorrHandle };
+  NativeCodes: { new (mA: number, mB: number, rowStart: number, tag: string): NativeCodesHandle; new (bytes: Uint8Array): NativeCodesHandle };
   /** The assignment solver policy's constants (native/lap/solver_policy.h). */
   assignmentPolicy(): { maxCandidates: number; defaultCandidates: number; sparseMinSide: number };
   solveAssignment(data: Float32Array | Float64Array, rows: number, cols: number, maximize: boolean, algorithm: string, k: number, device?: 'cpu' | 'cuda'): NativeAssignment;

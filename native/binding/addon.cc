@@ -12,6 +12,7 @@
 #include "args.h"
 #include "js_errors.h"
 #include "concepts_wrap.h"
+#include "codes_wrap.h"
 #include "corr_wrap.h"
 #include "eval_wrap.h"
 #include "rows_wrap.h"
@@ -145,6 +146,9 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   Napi::Function corr = NativeCorr::define(env);
   data->corr_ctor = Napi::Persistent(corr);
   exports.Set("NativeCorr", corr);
+  Napi::Function codes = NativeCodes::define(env);
+  data->codes_ctor = Napi::Persistent(codes);
+  exports.Set("NativeCodes", codes);
   register_lap_functions(env, exports);
   register_sae_functions(env, exports);
   register_synth_functions(env, exports);

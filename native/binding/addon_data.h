@@ -8,6 +8,7 @@ struct AddonData {
   Napi::FunctionReference error_ctor;
   Napi::FunctionReference sae_ctor;
   Napi::FunctionReference corr_ctor;
+  Napi::FunctionReference codes_ctor;
   Napi::FunctionReference rows_ctor;
 };
 

@@ -22,6 +22,9 @@ struct CorrResult {
   std::vector<uint8_t> alive;        // fires >= min_fires and not constant
 };
 
+// Mean, population std and alive mask (fires >= min_fires and not constant) of one side's moments over `rows` rows.
+void latent_stats(const CorrSide& s, long long rows, double min_fires, CorrResult& out);
+
 // Both sides' statistics for one min_fires.
 struct CorrStats {
   CorrResult a, b;

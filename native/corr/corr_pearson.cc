@@ -25,15 +25,13 @@ void write_top_keys(std::vector<uint64_t>& keys, int k, int32_t* idx, float* val
 
 }  // namespace
 
-void CorrAccumulator::side_stats(bool side_b, double min_fires, CorrResult& out) {
-  flush();
-  const CorrSide& s = side_b ? B_ : A_;
-  const int m = side_b ? mB_ : mA_;
+void latent_stats(const CorrSide& s, long long rows, double min_fires, CorrResult& out) {
+  const int m = static_cast<int>(s.sum.size());
   out.mean.assign(m, 0.0);
   out.std.assign(m, 0.0);
   out.alive.assign(m, 0);
-  if (n_ == 0) return;
-  const double n = static_cast<double>(n_);
+  if (rows == 0) return;
+  const double n = static_cast<double>(rows);
   for (int j = 0; j < m; ++j) {
     out.mean[j] = s.sum[j] / n;
     // Constant latents (never active, or always active with one value) have exactly zero variance.
@@ -42,6 +40,11 @@ void CorrAccumulator::side_stats(bool side_b, double min_fires, CorrResult& out)
     out.std[j] = std::sqrt(var);
     out.alive[j] = !constant && var > 0 && s.fires[j] >= min_fires;
   }
+}
+
+void CorrAccumulator::side_stats(bool side_b, double min_fires, CorrResult& out) {
+  flush();
+  latent_stats(side_b ? B_ : A_, n_, min_fires, out);
 }
 
 CorrStats CorrAccumulator::stats(double min_fires) {

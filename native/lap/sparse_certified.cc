@@ -5,10 +5,8 @@
 // sparse problem is solved again (warm from the previous matching and duals when few entries violated). Falls back
 // to the dense solver when the sparse graph has no complete matching or the rounds do not converge.
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
 #include <memory>
 #include <vector>
 
@@ -19,144 +17,18 @@
 #include "pricing_pass.h"
 #include "solver_policy.h"
 #include "sparse_graph.h"
-#include "sparse_solve.h"
+#include "sparse_rounds.h"
 
 namespace cmsae {
 namespace lap {
 namespace {
 
-// CMSAE_PROFILE=1: phase times on stderr.
-class PhaseClock {
- public:
-  bool on() const { return on_; }
-  void operator()(const char* what) {
-    if (!on_) return;
-    const auto now = std::chrono::steady_clock::now();
-    std::fprintf(stderr, "%s %.1fms  ", what, std::chrono::duration<double, std::milli>(now - clock_).count());
-    clock_ = now;
-  }
-
- private:
-  bool on_ = std::getenv("CMSAE_PROFILE") != nullptr;
-  std::chrono::steady_clock::time_point clock_ = std::chrono::steady_clock::now();
-};
-
-// The oriented problem: nr graph rows (the smaller side) x nc columns. A nearly square problem gets nc - nr dummy
-// rows of zero cost to every column: the square machinery (column reduction, warm starts between rounds) then
-// applies, and the duals shift back to the rectangular form at the end. Strongly rectangular problems are solved
-// as such (cold start every round).
-struct Orientation {
-  long rows, cols, nr, nc, pad;
-  bool transposed, square;
-};
-Orientation orient(long rows, long cols) {
-  Orientation o;
-  o.rows = rows;
-  o.cols = cols;
-  o.transposed = rows > cols;
-  o.nr = o.transposed ? cols : rows;
-  o.nc = o.transposed ? rows : cols;
-  o.pad = o.nr < o.nc && o.nc - o.nr <= std::max<long>(8, o.nc / 64) ? o.nc - o.nr : 0;
-  o.square = o.nr == o.nc;
-  return o;
-}
-
-// Matching and duals of the graph's rows and columns, kept between rounds.
-struct SparseState {
-  std::vector<int32_t> col4row, row4col;
-  std::vector<double> u, v;
-  bool dummies_on = false;  // dummy rows joined the solve (after the first cold round)
-};
-
-// Dual feasibility tolerance: 1e-12 * max(1, max |c| over the graph) * max(nr, nc).
-double pricing_tolerance(const Graph& g, const Orientation& o) {
-  double scale = 0;
-  for (long r = 0; r < o.nr; ++r)
-    for (const Edge& e : g.row(r)) scale = std::max(scale, std::fabs(e.cost));
-  return 1e-12 * std::max(1.0, scale) * static_cast<double>(std::max(o.nr, o.nc));
-}
-
-// A cold solve: JV initialization (column reduction when square, row reduction otherwise), augmenting row
-// reduction, then shortest augmenting paths. False: no complete matching in the graph.
-bool cold_solve(const Graph& g, const Orientation& o, SparseState& st, PhaseClock& lap) {
-  st.dummies_on = false;
-  const bool ok = o.square ? init_column_reduction(g, st.col4row, st.row4col, st.u, st.v)
-                           : init_sparse(g, o.nr, st.col4row, st.row4col, st.u, st.v);
-  lap("init");
-  if (ok) augmenting_row_reduction(g, st.col4row, st.row4col, st.u, st.v);
-  lap("arr");
-  if (lap.on()) {
-    long free_rows = 0;
-    for (int32_t c : st.col4row) free_rows += c < 0;
-    std::fprintf(stderr, "[%ld free rows after ARR] ", free_rows);
-  }
-  return ok && augment_free_rows(g, st.col4row, st.row4col, st.u, st.v);
-}
-
-// The rectangular optimum (v <= 0, v = 0 on the pad unmatched columns) is a square one once each unmatched column
-// is held by a dummy row with u = 0: dummy edges cost 0 >= 0 + v_j, tight where v_j = 0.
-void bring_in_dummy_rows(Graph& g, const Orientation& o, SparseState& st) {
-  if (g.row(o.nr).empty()) g.fill_trailing_rows_with_zeros(o.nr);  // pending is empty here (built above)
-  st.col4row.resize(o.nr + o.pad, -1);
-  st.u.resize(o.nr + o.pad, 0.0);
-  long d = o.nr;
-  for (long j = 0; j < o.nc; ++j)
-    if (st.row4col[j] < 0) {
-      st.row4col[j] = static_cast<int32_t>(d);
-      st.col4row[d] = static_cast<int32_t>(j);
-      st.u[d++] = 0.0;
-    }
-  st.dummies_on = true;
-}
-
-// A warm re-solve (square and padded problems after a round with few violations): rows that received violating
-// entries get u_i = min_j (c_ij - v_j), lose their column when its edge is no longer tight, and are re-augmented
-// (a padded problem brings in its dummy rows first).
-bool warm_solve(Graph& g, const Orientation& o, const std::vector<int32_t>& touched_rows, double tol, SparseState& st) {
-  if (o.pad > 0 && !st.dummies_on) bring_in_dummy_rows(g, o, st);
-  for (int32_t r : touched_rows) {
-    double best = kInf;
-    for (const Edge& e : g.row(r)) best = std::min(best, e.cost - st.v[e.col]);
-    st.u[r] = best;
-    const int32_t j = st.col4row[r];
-    if (j >= 0) {
-      double cj = kInf;
-      for (const Edge& e : g.row(r))
-        if (e.col == j) cj = e.cost;
-      if (cj - st.u[r] - st.v[j] > tol) {
-        st.col4row[r] = -1;
-        st.row4col[j] = -1;
-      }
-    }
-  }
-  return augment_free_rows(g, st.col4row, st.row4col, st.u, st.v);
-}
-
-// The certified optimum in the problem's own orientation and sense. Padded: every dummy row holds a column of the
-// largest v (its edges are all tight or slack at 0), so shifting u up and v down by that v gives the rectangular
-// duals (v <= 0, 0 on unmatched columns).
+// The certified optimum in the problem's own orientation and sense, with its objective from the dense matrix.
 template <class Cost>
 AssignmentResult certified_result(const MinCost<Cost>& D, const Graph& g, const Orientation& o, SparseState& st,
                                   SparseStats* stats) {
   AssignmentResult out;
-  const double sign = D.maximize ? -1.0 : 1.0;
-  out.u.resize(o.rows);
-  out.v.resize(o.cols);
-  double shift = 0;
-  if (o.pad > 0) {
-    shift = -kInf;
-    for (long j = 0; j < o.nc; ++j) shift = std::max(shift, st.v[j]);
-    st.col4row.resize(o.nr);
-    for (int32_t& r : st.row4col)
-      if (r >= o.nr) r = -1;
-  }
-  const std::vector<double>& ur = o.transposed ? st.v : st.u;  // dual of each original row
-  const std::vector<double>& vc = o.transposed ? st.u : st.v;  // dual of each original column
-  const double shift_r = o.transposed ? -shift : shift;        // added to the original rows' duals
-  for (long i = 0; i < o.rows; ++i) out.u[i] = sign * (ur[i] + shift_r);
-  for (long j = 0; j < o.cols; ++j) out.v[j] = sign * (vc[j] - shift_r);
-  out.row_to_col = o.transposed ? st.row4col : st.col4row;
-  out.col_to_row = o.transposed ? st.col4row : st.row4col;
+  oriented_result(o, st, D.maximize, out);
   double obj = 0;
   for (long i = 0; i < o.rows; ++i)
     if (out.row_to_col[i] >= 0) obj += static_cast<double>(D.data[i * o.cols + out.row_to_col[i]]);
@@ -203,7 +75,7 @@ AssignmentResult solve_typed(const MinCost<Cost>& D, const AssignmentInput& inpu
   std::vector<int32_t> touched_rows;
   long last_violations = 0;
   for (int round = 0; round < max_rounds; ++round) {
-    const bool warm = (o.square || o.pad > 0) && round > 0 && last_violations <= o.nr / 8;
+    const bool warm = warm_round(o, round, last_violations);
     const bool ok = warm ? warm_solve(g, o, touched_rows, tol, st) : cold_solve(g, o, st, lap);
     lap(warm ? "warm-solve" : "solve");
     if (stats && warm) ++stats->warm_rounds;
