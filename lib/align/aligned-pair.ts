@@ -19,6 +19,7 @@ import { TopKSAE, type SaeWeights } from '../sae/topk-sae.js';
 import type { Matrix, SparseCodes } from '../types.js';
 import { checkMatrix, describe } from '../validate.js';
 import type { CorrelationResult } from './correlation.js';
+import type { CodesAlignment } from './codes.js';
 import { alignLatents } from './assignment.js';
 
 export interface AlignmentStats {
@@ -86,6 +87,21 @@ export class AlignedPair implements Disposable {
     const permuted = TopKSAE.fromWeights(permuteLatents(text.getWeights(), perm), { ...text.options, d: undefined, m: undefined });
     const img = TopKSAE.fromWeights(image.getWeights(), { ...image.options, d: undefined, m: undefined });
     return new AlignedPair(img, permuted, perm, { n: r.n, aliveImage: Uint8Array.from(r.aliveA), aliveText: Uint8Array.from(r.aliveB), matchedCorrelation: matched }, opts.normalizer ?? new Normalizer('none'));
+  }
+
+  /**
+   * Aligns two trained SAEs from a code store's alignment (CoactivationCodes.align: any width whose codes fit).
+   * The text SAE is copied with permuted latents; the originals are left untouched.
+   */
+  static fromCodesAlignment(image: TopKSAE, text: TopKSAE, r: CodesAlignment, opts: { normalizer?: NormalizerType } = {}): AlignedPair {
+    if (!(image instanceof TopKSAE) || !(text instanceof TopKSAE)) throw new SaeError('ERR_ARG', 'fromCodesAlignment needs the image and the text TopKSAE');
+    if (opts.normalizer !== undefined && !(opts.normalizer instanceof Normalizer)) throw new SaeError('ERR_ARG', 'option normalizer must be a Normalizer');
+    if (image.m !== text.m || !r?.perm || r.perm.length !== image.m)
+      throw new SaeError('ERR_SHAPE', `post-hoc alignment needs SAEs of equal width and an alignment of that width (image m = ${image.m}, text m = ${text.m})`);
+    const permuted = TopKSAE.fromWeights(permuteLatents(text.getWeights(), r.perm), { ...text.options, d: undefined, m: undefined });
+    const img = TopKSAE.fromWeights(image.getWeights(), { ...image.options, d: undefined, m: undefined });
+    const stats = { n: r.n, aliveImage: Uint8Array.from(r.aliveA), aliveText: Uint8Array.from(r.aliveB), matchedCorrelation: Float32Array.from(r.matchedCorrelation) };
+    return new AlignedPair(img, permuted, Int32Array.from(r.perm), stats, opts.normalizer ?? new Normalizer('none'));
   }
 
   /** Codes of one modality in the shared latent index space (x normalized by the pair's normalizer first). */

@@ -3,9 +3,12 @@
  * sides, feed the exact streaming accumulator). The post-hoc alignment (lib/train/trainer.ts), Figure 2's
  * heterogeneity (lib/eval/heterogeneity.ts) and the synthetic sweep (lib/synth/sweep.ts) all go through it.
  */
+import os from 'node:os';
+
 import { readBatch, type Normalizer, type PairedEmbeddings } from '../data/paired.js';
 import type { TopKSAE } from '../sae/topk-sae.js';
 import type { Matrix } from '../types.js';
+import { CoactivationCodes } from './codes.js';
 import { CorrelationAccumulator, type CorrelationResult } from './correlation.js';
 
 /** Paired rows read a batch at a time, as the SAEs take them (normalized). */
@@ -55,4 +58,40 @@ export async function encodeAndCorrelate(
     opts.onProgress?.(end);
   }
   return acc.result({ minFires: opts.minFires });
+}
+
+/**
+ * Encodes every batch with both SAEs into a code store (the input of the large-m alignment and of shards):
+ * rowStart numbers the first row (a shard's place in the whole job), tag names what encoded it.
+ */
+export async function encodeToCodes(
+  image: TopKSAE,
+  text: TopKSAE,
+  batches: PairedBatches,
+  opts: { rowStart?: number; tag?: string; onProgress?: (done: number) => void } = {},
+): Promise<CoactivationCodes> {
+  const store = new CoactivationCodes(image.m, text.m, { rowStart: opts.rowStart ?? 0, tag: opts.tag ?? '' });
+  try {
+    for (let start = 0; start < batches.rows; start += batches.batchRows) {
+      const end = Math.min(batches.rows, start + batches.batchRows);
+      const b = batches.read(start, end);
+      const [ci, ct] = await Promise.all([image.encodeAsync(b.image), text.encodeAsync(b.text)]);
+      await store.addAsync(ci, ct);
+      opts.onProgress?.(end);
+    }
+  } catch (e) {
+    store.dispose();
+    throw e;
+  }
+  return store;
+}
+
+/**
+ * Whether the dense streaming accumulator (8 bytes per latent pair, plus the float32 correlation) fits the
+ * memory budget (bytes; default half of physical memory): the post-hoc alignment takes the code store's
+ * large-m path otherwise.
+ */
+export function denseCorrelationFits(mA: number, mB: number, memoryBudget = 0): boolean {
+  const budget = memoryBudget > 0 ? memoryBudget : os.totalmem() / 2;
+  return 12 * mA * mB + 2 ** 28 <= budget;
 }

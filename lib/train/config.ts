@@ -92,6 +92,10 @@ export const trainConfigSchema = z
         minFires: z.number().int().min(1).default(1),
         /** Maximize the signed correlation (the reference's real-data path) or its absolute value (synthetic path). */
         signed: z.boolean().default(true),
+        /** 'auto': the dense accumulator when its mA x mB co-moments fit memoryBudget, else the large-m path from the codes. */
+        path: z.enum(['auto', 'dense', 'large']).optional(),
+        /** Bytes the alignment may plan for (default: half of physical memory). */
+        memoryBudget: z.number().min(0).optional(),
       })
       .strict()
       .prefault({}),

@@ -15,7 +15,7 @@ import path from 'node:path';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 
 import { AlignedPair } from '../align/aligned-pair.js';
-import { encodeAndCorrelate, fileBatches } from '../align/encode-correlate.js';
+import { denseCorrelationFits, encodeAndCorrelate, encodeToCodes, fileBatches } from '../align/encode-correlate.js';
 import { ReconstructionAccumulator } from '../eval/reconstruction.js';
 import { Normalizer, PairedEmbeddings, readBatch, scanRowsAsync, splitRows, type Modality } from '../data/paired.js';
 import { SaeError, isSaeError } from '../errors.js';
@@ -417,8 +417,9 @@ export { trainingRows };
 
 /**
  * The post-hoc alignment: encode the training pairs (the first `samples` in file order, 0 = all) with both
- * SAEs, correlate every image latent with every text latent (exact, streaming), solve the assignment and
- * permute the text SAE.
+ * SAEs, correlate every image latent with every text latent (exact), solve the assignment and permute the text
+ * SAE. path 'auto' (default) streams into the dense accumulator when its mA x mB co-moments fit memoryBudget
+ * and keeps the codes for the large-m path otherwise; 'dense' / 'large' force one (same optimum either way).
  */
 export async function alignModels(
   image: TopKSAE,
@@ -426,12 +427,18 @@ export async function alignModels(
   data: PairedEmbeddings,
   rows: Int32Array,
   norm: Normalizer,
-  opts: { samples: number; minFires: number; signed: boolean },
+  opts: { samples: number; minFires: number; signed: boolean; path?: 'auto' | 'dense' | 'large'; memoryBudget?: number },
   onProgress?: (done: number) => void,
 ): Promise<AlignedPair> {
   const use = opts.samples > 0 ? rows.subarray(0, Math.min(rows.length, opts.samples)) : rows;
-  const r = await encodeAndCorrelate(image, text, fileBatches(data, use, norm), { minFires: opts.minFires, onProgress });
-  return AlignedPair.fromCorrelation(image, text, r, { signed: opts.signed, normalizer: norm });
+  const path = opts.path ?? 'auto';
+  if (path === 'dense' || (path === 'auto' && denseCorrelationFits(image.m, text.m, opts.memoryBudget))) {
+    const r = await encodeAndCorrelate(image, text, fileBatches(data, use, norm), { minFires: opts.minFires, onProgress });
+    return AlignedPair.fromCorrelation(image, text, r, { signed: opts.signed, normalizer: norm });
+  }
+  using store = await encodeToCodes(image, text, fileBatches(data, use, norm), { onProgress });
+  const r = await store.alignAsync({ signed: opts.signed, minFires: opts.minFires, path: 'large', memoryBudget: opts.memoryBudget });
+  return AlignedPair.fromCodesAlignment(image, text, r, { normalizer: norm });
 }
 
 interface ResidentSplit {

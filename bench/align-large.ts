@@ -1,0 +1,63 @@
+/**
+ * The exact alignment at large m from paired codes (CoactivationCodes.align), end to end: generating the
+ * planted codes is reported apart; the timed part is every add() plus align(). Prints time, peak RSS and the
+ * large-m path's counters; --compare also runs the dense path on the same store and checks that both give the
+ * same objective and permutation.
+ *   npx tsx bench/align-large.ts [--m 65536] [--rows 1000000] [--k 32] [--path auto|dense|large] [--compare]
+ */
+import { CoactivationCodes } from '../lib/index.js';
+import { PlantedCodes } from './planted-codes.js';
+
+const arg = (name: string, dflt: string) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : dflt;
+};
+const m = Number(arg('m', '65536')), N = Number(arg('rows', '1000000')), k = Number(arg('k', '32'));
+const path = arg('path', 'auto') as 'auto' | 'dense' | 'large';
+const compare = process.argv.includes('--compare');
+const chunk = 100_000;
+const gib = (b: number) => (b / 2 ** 30).toFixed(2);
+
+const gen = new PlantedCodes({ m, k, seed: 12345 });
+let genMs = 0, addMs = 0;
+using store = new CoactivationCodes(m, m);
+for (let r = 0; r < N; r += chunk) {
+  const t0 = performance.now();
+  const { a, b } = gen.next(Math.min(chunk, N - r));
+  const t1 = performance.now();
+  await store.addAsync(a, b);
+  genMs += t1 - t0;
+  addMs += performance.now() - t1;
+}
+const t0 = performance.now();
+const res = await store.alignAsync({ path });
+const alignMs = performance.now() - t0;
+const planted = gen.perm;
+let recovered = 0, partnered = 0;
+for (let i = 0; i < m; i++)
+  if (planted[i] >= 0 && res.aliveA[i]) {
+    partnered++;
+    recovered += +(res.rowToCol[i] === planted[i]);
+  }
+console.log(JSON.stringify({
+  m, rows: N, k, path: res.plan.path,
+  generate_s: +(genMs / 1000).toFixed(2),
+  add_s: +(addMs / 1000).toFixed(2),
+  align_s: +(alignMs / 1000).toFixed(2),
+  end_to_end_s: +((addMs + alignMs) / 1000).toFixed(2),
+  phases_s: res.seconds,
+  peak_rss_gib: +gib(process.resourceUsage().maxRSS * 1024),
+  plan_gib: { budget: gib(res.plan.budget), codes: gib(res.plan.codes), layout: gib(res.plan.layout), dense: gib(res.plan.dense), large: gib(res.plan.large) },
+  alive: { a: res.aliveA.reduce((s, x) => s + x, 0), b: res.aliveB.reduce((s, x) => s + x, 0) },
+  objective: res.objective,
+  planted_recovered: `${recovered} / ${partnered}`,
+  large: res.largeStats,
+}));
+if (compare) {
+  const t1 = performance.now();
+  const other = await store.alignAsync({ path: res.plan.path === 'large' ? 'dense' : 'large' });
+  const otherMs = performance.now() - t1;
+  let same = 0;
+  for (let i = 0; i < m; i++) same += +(other.rowToCol[i] === res.rowToCol[i]);
+  console.log(JSON.stringify({ other_path: other.plan.path, other_align_s: +(otherMs / 1000).toFixed(2), other_phases_s: other.seconds, same_objective: other.objective === res.objective, objective_diff: other.objective - res.objective, same_rowToCol: `${same} / ${m}`, ratio_large_over_dense: res.plan.path === 'large' ? alignMs / otherMs : otherMs / alignMs, peak_rss_gib: +gib(process.resourceUsage().maxRSS * 1024) }));
+}
