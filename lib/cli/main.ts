@@ -5,6 +5,7 @@ import { SaeError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { registerAlign } from './commands/align.js';
 import { registerConcepts } from './commands/concepts.js';
+import { registerCorrelate } from './commands/correlate.js';
 import { registerEncode } from './commands/encode.js';
 import { registerEval } from './commands/eval.js';
 import { registerExport } from './commands/export.js';
@@ -38,6 +39,7 @@ export async function main(argv: string[]): Promise<number> {
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   registerTrain(program);
   registerAlign(program);
+  registerCorrelate(program);
   registerEncode(program);
   registerExport(program);
   registerFit(program);

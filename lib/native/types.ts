@@ -137,7 +137,7 @@ export interface NativeCodesAlignment extends NativeCorrStats {
   matchedCorrelation: Float32Array;
   objective: number;
   plan: NativeCodesPlan;
-  largeStats: { rounds: number; warmRounds: number; violations: number; edges: number; rowsScanned: number; cofirePairs: number; rowPasses: number; cached: boolean };
+  largeStats: { rounds: number; warmRounds: number; violations: number; edges: number; rowsScanned: number; cofirePairs: number; rowPasses: number; weakRows: number; cached: boolean };
   seconds: { stats: number; layout: number; solve: number };
 }
 

@@ -65,6 +65,7 @@ Napi::Object result_object(Napi::Env env, const AlignCodesResult& r) {
   s.Set("rowsScanned", static_cast<double>(r.large.rows_scanned));
   s.Set("cofirePairs", r.large.cofire_pairs);
   s.Set("rowPasses", r.large.row_passes);
+  s.Set("weakRows", static_cast<double>(r.large.weak_rows));
   s.Set("cached", r.large.cached);
   o.Set("largeStats", s);
   Napi::Object t = Napi::Object::New(env);

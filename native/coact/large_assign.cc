@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <memory>
 
 #include "../common/errors.h"
 #include "../common/thread_pool.h"
@@ -35,21 +36,28 @@ struct Problem {
   std::vector<int32_t> apos, bpos;  // latent -> row / column (-1: not alive)
   std::vector<double> P, Q;         // rank-one factors: C = float(-P_r Q_c) where the pair never co-fires
   double qmax = 0;                  // max |Q_c|
-  float corr(long r, long c, double s) const { return pearson(s, t.f[ra[r]], t.g[ra[r]], t.inv[rb[c]], t.h[rb[c]]); }
+  std::vector<double> fr, invc;     // the Pearson terms by row and by column
+  float corr(long r, long c, double s) const { return pearson(s, fr[r], P[r], invc[c], Q[c]); }
   double cost_of(float C) const { return sgn ? -static_cast<double>(C) : -static_cast<double>(std::fabs(C)); }
   double cost(long r, long c, double s) const { return cost_of(corr(r, c, s)); }
 };
 
 Problem make_problem(const CofireLayout& L, const PearsonTerms& t, const std::vector<int32_t>& ra,
                      const std::vector<int32_t>& rb, bool sgn) {
-  Problem p{L, t, ra, rb, sgn, static_cast<long>(ra.size()), static_cast<long>(rb.size()), {}, {}, {}, {}};
+  Problem p{L, t, ra, rb, sgn, static_cast<long>(ra.size()), static_cast<long>(rb.size()), {}, {}, {}, {}, 0.0, {}, {}};
   p.apos.assign(L.mA, -1);
   p.bpos.assign(L.mB, -1);
   for (long r = 0; r < p.na; ++r) p.apos[ra[r]] = static_cast<int32_t>(r);
   for (long c = 0; c < p.nb; ++c) p.bpos[rb[c]] = static_cast<int32_t>(c);
   p.P.resize(p.na);
   p.Q.resize(p.nb);
-  for (long r = 0; r < p.na; ++r) p.P[r] = t.g[ra[r]];
+  p.fr.resize(p.na);
+  p.invc.resize(p.nb);
+  for (long r = 0; r < p.na; ++r) {
+    p.P[r] = t.g[ra[r]];
+    p.fr[r] = t.f[ra[r]];
+  }
+  for (long c = 0; c < p.nb; ++c) p.invc[c] = t.inv[rb[c]];
   for (long c = 0; c < p.nb; ++c) {
     p.Q[c] = t.h[rb[c]];
     p.qmax = std::max(p.qmax, std::fabs(p.Q[c]));
@@ -74,17 +82,58 @@ void for_cofiring(const Problem& p, const CofireRow& row, Fn&& fn) {
   }
 }
 
-// Co-firing entries (column, C) of every row, kept between rounds when they fit (per-worker arrays).
+// Co-firing entries (column, C) of every row, kept between rounds when they fit: each worker appends rows to
+// blocks of kBlockEntries (a row never straddles two blocks; blocks are never moved or copied).
 struct CacheEnt {
   int32_t c;
   float C;
 };
+struct CacheBlocks {
+  static constexpr size_t kBlockEntries = size_t(1) << 21;  // 16 MiB
+  std::vector<std::unique_ptr<CacheEnt[]>> blocks;
+  size_t used = kBlockEntries;  // entries used in the last block
+  // Room for n more entries of one row (n <= kBlockEntries or a block of its own).
+  CacheEnt* reserve(size_t n) {
+    if (used + n > kBlockEntries) {
+      blocks.emplace_back(new CacheEnt[std::max(n, kBlockEntries)]);
+      used = 0;
+    }
+    return blocks.back().get() + used;
+  }
+  size_t bytes() const { return blocks.size() * kBlockEntries * sizeof(CacheEnt); }
+};
 struct CofireCache {
   bool on = false;
-  std::vector<std::vector<CacheEnt>> per_worker;
-  std::vector<int32_t> worker;  // [na]
-  std::vector<int64_t> off;     // [na]
-  std::vector<int32_t> len;     // [na]
+  std::vector<CacheBlocks> per_worker;
+  std::vector<const CacheEnt*> row;  // [na]: the row's entries
+  std::vector<int32_t> len;          // [na]
+};
+
+// A row's correlations (co-firing entries, whether a column co-fires, C anywhere): from the entries kept in memory (d: the row's kept C spread over the
+// columns, NaN elsewhere) or from the re-formed row.
+struct CachedRowAccess {
+  const Problem& p;
+  long r;
+  const CacheEnt* e;
+  int n;
+  const std::vector<float>& d;
+  template <class Fn>
+  void cofiring(Fn&& fn) const {
+    for (int q = 0; q < n; ++q) fn(e[q].c, e[q].C);
+  }
+  bool cofires(long c) const { return !std::isnan(d[c]); }
+  float value(long c) const { return std::isnan(d[c]) ? p.corr(r, c, 0.0) : d[c]; }
+};
+struct PassRowAccess {
+  const Problem& p;
+  long r;
+  const CofireRow& row;
+  template <class Fn>
+  void cofiring(Fn&& fn) const {
+    for_cofiring(p, row, [&](long c, double s) { fn(c, p.corr(r, c, s)); });
+  }
+  bool cofires(long c) const { return row.s[p.rb[c]] != 0.0; }
+  float value(long c) const { return p.corr(r, c, row.s[p.rb[c]]); }
 };
 
 // The kc cheapest (cost, row) offers of each column (a max-heap per column).
@@ -135,7 +184,109 @@ struct CandidateSet {
   std::vector<int> row_n;    // [na]
   std::vector<double> diag;  // [min(na, nb)]
   std::vector<std::vector<CostCol>> col;  // [nb]: (cost, row), best first
+  int weak_k = 0;                          // candidates of the weak rows (0: none)
+  std::vector<std::vector<CostCol>> weak;  // [na] when weak_k > 0: the weak rows' weak_k candidates
 };
+
+// The kk cheapest (cost, column) entries of a row (a max-heap; sorted ascending by finish()).
+struct RowTop {
+  int k = 0;
+  std::vector<CostCol> h;
+  double thr() const { return static_cast<int>(h.size()) < k ? kInf : h.front().first; }
+  void offer(double cost, int32_t c) {
+    const CostCol x{cost, c};
+    if (static_cast<int>(h.size()) < k) {
+      h.push_back(x);
+      std::push_heap(h.begin(), h.end());
+    } else if (x < h.front()) {
+      std::pop_heap(h.begin(), h.end());
+      h.back() = x;
+      std::push_heap(h.begin(), h.end());
+    }
+  }
+  void finish() { std::sort_heap(h.begin(), h.end()); }
+};
+
+// Row r's top.k cheapest entries: its co-firing ones (each also given to on_entry(c, C, cost)) and the cheapest
+// rank-one ones, walked in the order of their rank-one cost.
+template <class Access, class OnEntry>
+void row_candidates(const Problem& p, long r, const Access& acc, const RankOneOrders& orders, RowTop& top, OnEntry&& on_entry) {
+  top.h.clear();
+  acc.cofiring([&](long c, float C) {
+    const double cost = p.cost_of(C);
+    on_entry(c, C, cost);
+    if (cost <= top.thr()) top.offer(cost, static_cast<int32_t>(c));
+  });
+  int got = 0;
+  for (int32_t c : orders.for_row(p, r)) {
+    if (got >= top.k) break;
+    if (acc.cofires(c)) continue;
+    top.offer(p.cost_of(acc.value(c)), c);
+    ++got;
+  }
+  top.finish();
+}
+
+// Calls fn(worker, r, access) for the rows `rows` (graph rows of the problem), from the kept co-firing entries
+// when the cache is on, else through a pass over the codes.
+template <class Fn>
+void for_rows(const Problem& p, const CofireCache& cache, const std::vector<int32_t>& rows, LargeAlignStats& st, Fn&& fn) {
+  const int T = num_threads();
+  if (cache.on) {
+    std::vector<std::vector<float>> dense(T);
+    const long n = static_cast<long>(rows.size());
+    const int tasks = static_cast<int>(std::max<long>(1, std::min<long>(n, 64L * T)));
+    parallel_for_workers(tasks, [&](int task, int w) {
+      std::vector<float>& d = dense[w];
+      if (d.empty()) d.assign(p.nb, std::numeric_limits<float>::quiet_NaN());
+      for (long q = split_begin(n, tasks, task); q < split_begin(n, tasks, task + 1); ++q) {
+        const long r = rows[q];
+        const CacheEnt* e = cache.row[r];
+        const int len = cache.len[r];
+        for (int t = 0; t < len; ++t) d[e[t].c] = e[t].C;
+        fn(w, r, CachedRowAccess{p, r, e, len, d});
+        for (int t = 0; t < len; ++t) d[e[t].c] = std::numeric_limits<float>::quiet_NaN();
+      }
+    });
+    return;
+  }
+  std::vector<int32_t> latents(rows.size());
+  for (size_t q = 0; q < rows.size(); ++q) latents[q] = p.ra[rows[q]];
+  for_each_cofire_row(p.L, latents, [&](int w, const CofireRow& row) {
+    const long r = p.apos[row.latent];
+    fn(w, r, PassRowAccess{p, r, row});
+  });
+  st.row_passes += 1;
+}
+
+// "Weak" rows (as in the dense sparse path): their cheapest column has a much better row (the row loses more
+// to that column's best than a quarter of its own k candidates' span), so they will be matched among
+// near-equal options the plain top-k misses. They get kw = clamp(na k / #weak, 2k, 8k) candidates.
+void add_weak_row_candidates(const Problem& p, const CofireCache& cache, const RankOneOrders& orders, CandidateSet& cs,
+                             LargeAlignStats& st) {
+  const int k = cs.k;
+  std::vector<int32_t> weak;
+  for (long r = 0; r < p.na; ++r) {
+    if (cs.row_n[r] < k) continue;
+    const CostCol& best = cs.row[r * k];
+    const double kth = cs.row[r * k + k - 1].first;
+    const double colbest = cs.col[best.second].empty() ? kInf : cs.col[best.second][0].first;
+    if (best.first - colbest > 0.25 * (kth - best.first)) weak.push_back(static_cast<int32_t>(r));
+  }
+  st.weak_rows = static_cast<long>(weak.size());
+  if (weak.empty()) return;
+  const long budget = p.na * static_cast<long>(k) / static_cast<long>(weak.size());
+  const int kw = static_cast<int>(std::min<long>(std::clamp<long>(budget, 2L * k, 8L * k), p.nb));
+  if (kw <= k) return;
+  cs.weak_k = kw;
+  cs.weak.assign(p.na, {});
+  std::vector<RowTop> tops(num_threads());
+  for (RowTop& t : tops) t.k = kw;
+  for_rows(p, cache, weak, st, [&](int w, long r, const auto& acc) {
+    row_candidates(p, r, acc, orders, tops[w], [](long, float, double) {});
+    cs.weak[r] = tops[w].h;
+  });
+}
 
 CandidateSet candidate_pass(const Problem& p, int k, CofireCache& cache, double cache_bytes, LargeAlignStats& st) {
   const int T = num_threads();
@@ -161,11 +312,12 @@ CandidateSet candidate_pass(const Problem& p, int k, CofireCache& cache, double 
   std::vector<ColumnHeaps> heaps;
   heaps.reserve(T);
   for (int w = 0; w < T; ++w) heaps.emplace_back(p.nb, kc);
-  std::vector<std::vector<CostCol>> buf(T);
+  std::vector<RowTop> tops(T);
+  for (RowTop& t : tops) t.k = k;
   cache.on = cache_bytes > 0;
-  cache.per_worker.assign(T, {});
-  cache.worker.assign(p.na, -1);
-  cache.off.assign(p.na, 0);
+  cache.per_worker.clear();
+  cache.per_worker.resize(T);
+  cache.row.assign(p.na, nullptr);
   cache.len.assign(p.na, 0);
   std::atomic<int64_t> cached_bytes{0};
   std::atomic<bool> cache_full{false};
@@ -173,40 +325,33 @@ CandidateSet candidate_pass(const Problem& p, int k, CofireCache& cache, double 
   std::vector<int32_t> latents(p.ra);
   for_each_cofire_row(p.L, latents, [&](int w, const CofireRow& row) {
     const long r = p.apos[row.latent];
-    std::vector<CostCol>& b = buf[w];
-    b.clear();
-    const bool keep = cache.on && !cache_full.load(std::memory_order_relaxed);
-    std::vector<CacheEnt>& cw = cache.per_worker[w];
-    const size_t c0 = cw.size();
-    for_cofiring(p, row, [&](long c, double s) {
-      const float C = p.corr(r, c, s);
-      const double cost = p.cost_of(C);
-      b.push_back({cost, static_cast<int32_t>(c)});
-      heaps[w].offer(c, cost, static_cast<int32_t>(r));
-      if (keep) cw.push_back({static_cast<int32_t>(c), C});
+    // The row's co-firing entries number at most its listed columns (all nb for a dense row).
+    const size_t most = row.dense() ? static_cast<size_t>(p.nb) : static_cast<size_t>(row.n_cols);
+    bool keep = cache.on && !cache_full.load(std::memory_order_relaxed);
+    if (keep && cached_bytes.fetch_add(static_cast<int64_t>(most) * 8) + static_cast<int64_t>(most) * 8 > cache_bytes) {
+      cache_full = true;
+      keep = false;
+    }
+    CacheEnt* out = keep ? cache.per_worker[w].reserve(most) : nullptr;
+    ColumnHeaps& ch = heaps[w];
+    long n = 0;
+    row_candidates(p, r, PassRowAccess{p, r, row}, orders, tops[w], [&](long c, float C, double cost) {
+      ch.offer(c, cost, static_cast<int32_t>(r));
+      if (keep) out[n] = {static_cast<int32_t>(c), C};
+      ++n;
     });
-    pairs[w] += static_cast<double>(b.size());
+    pairs[w] += static_cast<double>(n);
     if (keep) {
-      const int64_t n = static_cast<int64_t>(cw.size() - c0);
-      if (cached_bytes.fetch_add(n * 8) + n * 8 > cache_bytes) cache_full = true;
-      cache.worker[r] = w;
-      cache.off[r] = static_cast<int64_t>(c0);
+      cache.per_worker[w].used += static_cast<size_t>(n);
+      cached_bytes.fetch_sub(static_cast<int64_t>(most - n) * 8);
+      cache.row[r] = out;
       cache.len[r] = static_cast<int32_t>(n);
     }
-    int got = 0;
-    for (int32_t c : orders.for_row(p, r)) {
-      if (got >= k) break;
-      if (row.s[p.rb[c]] != 0.0) continue;
-      b.push_back({p.cost(r, c, 0.0), c});
-      ++got;
-    }
-    const size_t keepn = std::min<size_t>(k, b.size());
-    std::partial_sort(b.begin(), b.begin() + keepn, b.end());
-    std::copy(b.begin(), b.begin() + keepn, cs.row.begin() + r * k);
-    cs.row_n[r] = static_cast<int>(keepn);
+    std::copy(tops[w].h.begin(), tops[w].h.end(), cs.row.begin() + r * k);
+    cs.row_n[r] = static_cast<int>(tops[w].h.size());
     if (r < nmin) cs.diag[r] = p.cost(r, r, row.s[p.rb[r]]);
     if (special[r])
-      for (long c = 0; c < p.nb; ++c) heaps[w].offer(c, p.cost(r, c, row.s[p.rb[c]]), static_cast<int32_t>(r));
+      for (long c = 0; c < p.nb; ++c) ch.offer(c, p.cost(r, c, row.s[p.rb[c]]), static_cast<int32_t>(r));
   });
   st.row_passes += 1;
   for (double x : pairs) st.cofire_pairs += x;
@@ -228,12 +373,16 @@ CandidateSet candidate_pass(const Problem& p, int k, CofireCache& cache, double 
       cs.col[c] = all;
     }
   });
+  add_weak_row_candidates(p, cache, orders, cs, st);
   return cs;
 }
 
 void add_candidates(const Problem& p, const CandidateSet& cs, Graph& g) {
   for (long r = 0; r < p.na; ++r) {
-    for (int q = 0; q < cs.row_n[r]; ++q) g.add_original(r, cs.row[r * cs.k + q].second, cs.row[r * cs.k + q].first);
+    if (cs.weak_k > 0 && !cs.weak[r].empty())
+      for (const CostCol& e : cs.weak[r]) g.add_original(r, e.second, e.first);
+    else
+      for (int q = 0; q < cs.row_n[r]; ++q) g.add_original(r, cs.row[r * cs.k + q].second, cs.row[r * cs.k + q].first);
     if (r < static_cast<long>(cs.diag.size())) g.add_original(r, r, cs.diag[r]);
   }
   for (long c = 0; c < p.nb; ++c)
@@ -280,31 +429,6 @@ void price_row(const Problem& p, long r, const Access& acc, double ur, const std
   std::sort(e.begin(), e.end(), [](const Edge& a, const Edge& b) { return a.col < b.col; });
 }
 
-// A row's correlations during pricing: from the entries kept in memory (d: the row's kept C spread over the
-// columns, NaN elsewhere) or from the re-formed row.
-struct CachedRowAccess {
-  const Problem& p;
-  long r;
-  const CacheEnt* e;
-  int n;
-  const std::vector<float>& d;
-  template <class Fn>
-  void cofiring(Fn&& fn) const {
-    for (int q = 0; q < n; ++q) fn(e[q].c, e[q].C);
-  }
-  float value(long c) const { return std::isnan(d[c]) ? p.corr(r, c, 0.0) : d[c]; }
-};
-struct PassRowAccess {
-  const Problem& p;
-  long r;
-  const CofireRow& row;
-  template <class Fn>
-  void cofiring(Fn&& fn) const {
-    for_cofiring(p, row, [&](long c, double s) { fn(c, p.corr(r, c, s)); });
-  }
-  float value(long c) const { return p.corr(r, c, row.s[p.rb[c]]); }
-};
-
 Pricing pricing_pass(const Problem& p, const CofireCache& cache, const std::vector<double>& ur, const std::vector<double>& vc,
                      const std::vector<int32_t>& match, double tol, int k, std::vector<float>& matched_c, LargeAlignStats& st) {
   std::vector<std::pair<double, double>> lines(p.nb);
@@ -316,29 +440,11 @@ Pricing pricing_pass(const Problem& p, const CofireCache& cache, const std::vect
   std::vector<long> nviol(T, 0), nscan(T, 0);
   std::vector<lap::TopK> tops(T);
   for (lap::TopK& t : tops) t.k = 4 * k;
-  if (cache.on) {
-    // Rows from the kept entries: a dense per-thread row of C (NaN where the pair does not co-fire) for scans.
-    std::vector<std::vector<float>> dense(T, std::vector<float>(p.nb, std::numeric_limits<float>::quiet_NaN()));
-    const int tasks = static_cast<int>(std::min<long>(p.na, 64L * T));
-    parallel_for_workers(tasks, [&](int task, int w) {
-      std::vector<float>& d = dense[w];
-      for (long r = split_begin(p.na, tasks, task); r < split_begin(p.na, tasks, task + 1); ++r) {
-        const CacheEnt* e = cache.worker[r] >= 0 ? cache.per_worker[cache.worker[r]].data() + cache.off[r] : nullptr;
-        const int n = cache.len[r];
-        for (int q = 0; q < n; ++q) d[e[q].c] = e[q].C;
-        const CachedRowAccess acc{p, r, e, n, d};
-        price_row(p, r, acc, ur[r], vc, tol, env, match[r], tops[w], out, matched_c, nviol[w], nscan[w]);
-        for (int q = 0; q < n; ++q) d[e[q].c] = std::numeric_limits<float>::quiet_NaN();
-      }
-    });
-  } else {
-    for_each_cofire_row(p.L, p.ra, [&](int w, const CofireRow& row) {
-      const long r = p.apos[row.latent];
-      const PassRowAccess acc{p, r, row};
-      price_row(p, r, acc, ur[r], vc, tol, env, match[r], tops[w], out, matched_c, nviol[w], nscan[w]);
-    });
-    st.row_passes += 1;
-  }
+  std::vector<int32_t> rows(p.na);
+  for (long r = 0; r < p.na; ++r) rows[r] = static_cast<int32_t>(r);
+  for_rows(p, cache, rows, st, [&](int w, long r, const auto& acc) {
+    price_row(p, r, acc, ur[r], vc, tol, env, match[r], tops[w], out, matched_c, nviol[w], nscan[w]);
+  });
   for (int w = 0; w < T; ++w) {
     out.total += nviol[w];
     out.scanned += nscan[w];

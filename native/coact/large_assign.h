@@ -26,6 +26,7 @@ struct LargeAlignStats {
   int rounds = 0, warm_rounds = 0;
   long violations = 0;     // entries the pricing passes added
   long edges = 0;          // edges of the final sparse graph
+  long weak_rows = 0;      // rows given extra candidates in the first graph
   long rows_scanned = 0;   // rows read whole because their envelope bound did not certify them (all rounds)
   double cofire_pairs = 0; // alive pairs that co-fire
   int row_passes = 0;      // passes over the codes (N K^2 updates each)
