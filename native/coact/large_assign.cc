@@ -16,6 +16,7 @@
 #include "../lap/sparse_graph.h"
 #include "../lap/sparse_rounds.h"
 #include "lower_envelope.h"
+#include "rank_one_buckets.h"
 
 namespace cmsae::coact {
 namespace {
@@ -136,24 +137,35 @@ struct PassRowAccess {
   float value(long c) const { return p.corr(r, c, row.s[p.rb[c]]); }
 };
 
-// The kc cheapest (cost, row) offers of each column (a max-heap per column).
+// The kc cheapest (cost, row) offers of each column (a max-heap per column), behind a float threshold per column
+// (its heap's worst cost rounded up; +inf until full) that rejects most offers without touching the heaps.
+// A worker's threshold never rejects an offer that belongs to the overall kc best, so the merged result does not
+// depend on how rows were spread over the workers.
 struct ColumnHeaps {
   int kc = 0;
   std::vector<CostCol> h;
   std::vector<int> n;
-  ColumnHeaps(long nb, int kc_) : kc(kc_), h(static_cast<size_t>(nb) * kc_), n(nb, 0) {}
+  std::vector<float> thr;
+  ColumnHeaps(long nb, int kc_)
+      : kc(kc_), h(static_cast<size_t>(nb) * kc_), n(nb, 0), thr(nb, std::numeric_limits<float>::infinity()) {}
   void offer(long c, double cost, int32_t r) {
+    if (!(static_cast<float>(cost) <= thr[c])) return;
     CostCol* b = h.data() + c * kc;
     int& m = n[c];
     const CostCol x{cost, r};
     if (m < kc) {
       b[m++] = x;
       std::push_heap(b, b + m);
+      if (m < kc) return;
     } else if (x < b[0]) {
       std::pop_heap(b, b + kc);
       b[kc - 1] = x;
       std::push_heap(b, b + kc);
+    } else {
+      return;
     }
+    const float t = static_cast<float>(b[0].first);
+    thr[c] = static_cast<double>(t) >= b[0].first ? t : std::nextafter(t, std::numeric_limits<float>::infinity());
   }
 };
 
@@ -401,10 +413,11 @@ struct Pricing {
 // and acc.value(c) (C at any column).
 template <class Access>
 void price_row(const Problem& p, long r, const Access& acc, double ur, const std::vector<double>& vc, double tol,
-               const LowerEnvelope& env, int32_t match, lap::TopK& top, Pricing& out, std::vector<float>& matched_c,
-               long& nviol, long& nscanned) {
+               const LowerEnvelope& env, const RankOneBuckets& buckets, int32_t match, lap::TopK& top, Pricing& out,
+               std::vector<float>& matched_c, long& nviol, long& nscanned) {
   const double x = p.sgn ? p.P[r] : std::fabs(p.P[r]);
-  const double bound = env.lower_bound(x) - std::fabs(p.P[r]) * p.qmax * 0x1p-23;
+  const double slack = std::fabs(p.P[r]) * p.qmax * 0x1p-23;  // float32 rounding of the rank-one values
+  const double bound = env.lower_bound(x) - slack;
   top.h.clear();
   long v = 0;
   auto check = [&](long c, float C) {
@@ -414,11 +427,12 @@ void price_row(const Problem& p, long r, const Access& acc, double ur, const std
       top.offer(red, static_cast<int32_t>(c));
     }
   };
-  if (bound - ur >= -tol) {
-    acc.cofiring(check);
-  } else {
+  acc.cofiring(check);
+  if (bound - ur < -tol) {  // some rank-one entry may violate: walk the columns that can
     ++nscanned;
-    for (long c = 0; c < p.nb; ++c) check(c, acc.value(c));
+    buckets.for_candidates(p.sgn ? p.P[r] : -std::fabs(p.P[r]), -slack - ur + tol - 1e-12 * (1 + std::fabs(ur)), [&](int32_t c) {
+      if (!acc.cofires(c)) check(c, acc.value(c));
+    });
   }
   matched_c[r] = match >= 0 ? acc.value(match) : 0.f;
   if (v == 0) return;
@@ -434,6 +448,9 @@ Pricing pricing_pass(const Problem& p, const CofireCache& cache, const std::vect
   std::vector<std::pair<double, double>> lines(p.nb);
   for (long c = 0; c < p.nb; ++c) lines[c] = {p.sgn ? p.Q[c] : -std::fabs(p.Q[c]), -vc[c]};
   const LowerEnvelope env(std::move(lines));
+  std::vector<double> key(p.nb);
+  for (long c = 0; c < p.nb; ++c) key[c] = p.sgn ? p.Q[c] : std::fabs(p.Q[c]);
+  const RankOneBuckets buckets(key, vc);
   const int T = num_threads();
   Pricing out;
   out.edges.assign(p.na, {});
@@ -443,7 +460,7 @@ Pricing pricing_pass(const Problem& p, const CofireCache& cache, const std::vect
   std::vector<int32_t> rows(p.na);
   for (long r = 0; r < p.na; ++r) rows[r] = static_cast<int32_t>(r);
   for_rows(p, cache, rows, st, [&](int w, long r, const auto& acc) {
-    price_row(p, r, acc, ur[r], vc, tol, env, match[r], tops[w], out, matched_c, nviol[w], nscan[w]);
+    price_row(p, r, acc, ur[r], vc, tol, env, buckets, match[r], tops[w], out, matched_c, nviol[w], nscan[w]);
   });
   for (int w = 0; w < T; ++w) {
     out.total += nviol[w];
