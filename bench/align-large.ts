@@ -3,10 +3,13 @@
  * planted codes is reported apart; the timed part is every add() plus align(). Prints time, peak RSS and the
  * large-m path's counters; --compare also runs the dense path on the same store and checks that both give the
  * same objective and permutation.
+ * --accumulator also times today's streaming path on the same codes (CorrelationAccumulator add + result +
+ * alignLatents) and compares its objective and permutation.
  *   npx tsx bench/align-large.ts [--m 65536] [--rows 1000000] [--k 32] [--path auto|dense|large] [--compare]
+ *     [--accumulator] [--min-fires 1]
  */
-import { CoactivationCodes } from '../lib/index.js';
-import { PlantedCodes } from './planted-codes.js';
+import { CoactivationCodes, CorrelationAccumulator, alignLatents, type SparseCodes } from '../lib/index.js';
+import { PlantedCodes } from '../lib/synth/planted-codes.js';
 
 const arg = (name: string, dflt: string) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -15,6 +18,8 @@ const arg = (name: string, dflt: string) => {
 const m = Number(arg('m', '65536')), N = Number(arg('rows', '1000000')), k = Number(arg('k', '32'));
 const path = arg('path', 'auto') as 'auto' | 'dense' | 'large';
 const compare = process.argv.includes('--compare');
+const accumulator = process.argv.includes('--accumulator');
+const kept: { a: SparseCodes; b: SparseCodes }[] = [];
 const chunk = 100_000;
 const gib = (b: number) => (b / 2 ** 30).toFixed(2);
 
@@ -26,11 +31,13 @@ for (let r = 0; r < N; r += chunk) {
   const { a, b } = gen.next(Math.min(chunk, N - r));
   const t1 = performance.now();
   await store.addAsync(a, b);
+  if (accumulator) kept.push({ a, b });
   genMs += t1 - t0;
   addMs += performance.now() - t1;
 }
 const t0 = performance.now();
-const res = await store.alignAsync({ path });
+const minFires = Number(arg('min-fires', '1'));
+const res = await store.alignAsync({ path, minFires });
 const alignMs = performance.now() - t0;
 const planted = gen.perm;
 let recovered = 0, partnered = 0;
@@ -55,9 +62,23 @@ console.log(JSON.stringify({
 }));
 if (compare) {
   const t1 = performance.now();
-  const other = await store.alignAsync({ path: res.plan.path === 'large' ? 'dense' : 'large' });
+  const other = await store.alignAsync({ path: res.plan.path === 'large' ? 'dense' : 'large', minFires });
   const otherMs = performance.now() - t1;
   let same = 0;
   for (let i = 0; i < m; i++) same += +(other.rowToCol[i] === res.rowToCol[i]);
   console.log(JSON.stringify({ other_path: other.plan.path, other_align_s: +(otherMs / 1000).toFixed(2), other_phases_s: other.seconds, same_objective: other.objective === res.objective, objective_diff: other.objective - res.objective, same_rowToCol: `${same} / ${m}`, ratio_large_over_dense: res.plan.path === 'large' ? alignMs / otherMs : otherMs / alignMs, peak_rss_gib: +gib(process.resourceUsage().maxRSS * 1024) }));
+}
+if (accumulator) {
+  const t1 = performance.now();
+  using acc = new CorrelationAccumulator(m, m, { device: 'cpu' });
+  for (const { a, b } of kept) await acc.addAsync(a, b);
+  const r = acc.result({ minFires });
+  const perm = alignLatents(r, { device: 'cpu' });
+  const accMs = performance.now() - t1;
+  let same = 0, obj = 0;
+  for (let i = 0; i < m; i++) {
+    same += +(perm[i] === res.perm![i]);
+    if (r.aliveA[i] && r.aliveB[perm[i]]) obj += r.correlation.data[i * m + perm[i]];
+  }
+  console.log(JSON.stringify({ accumulator_s: +(accMs / 1000).toFixed(2), ours_s: +((addMs + alignMs) / 1000).toFixed(2), ratio_ours_over_accumulator: (addMs + alignMs) / accMs, objective_rel_diff: (obj - res.objective) / res.objective, same_perm: `${same} / ${m}`, peak_rss_gib: +gib(process.resourceUsage().maxRSS * 1024) }));
 }

@@ -6,6 +6,7 @@ import type { Matrix } from '../types.js';
 import { checkOptionKeys, describe } from '../validate.js';
 import { requestedDevice, resolveDevice, type Device } from '../device.js';
 import type { CorrelationResult } from './correlation.js';
+import { CoactivationCodes, type AlignCodesOptions } from './codes.js';
 
 export interface CostMatrix {
   rows: number;
@@ -123,8 +124,20 @@ export async function solveAssignmentAsync(cost: CostMatrix, opts: AssignmentOpt
  * pairs come from the assignment maximizing the total correlation (signed by default, |C| with
  * signed: false); the remaining latents of both sides are then paired in ascending index order.
  * Correlations must be finite (ERR_NONFINITE) and within [-1, 1] up to 1e-4 of rounding (ERR_RANGE).
+ *
+ * Given a CoactivationCodes store instead of a correlation result, the same alignment is computed from the codes
+ * at any width whose codes fit (CoactivationCodes.align: the dense path when the correlation fits opts.memoryBudget,
+ * the large-m path otherwise; opts.path forces one).
  */
-export function alignLatents(r: Pick<CorrelationResult, 'correlation' | 'aliveA' | 'aliveB'>, opts: { signed?: boolean; device?: Device } = {}): Int32Array {
+export function alignLatents(
+  r: Pick<CorrelationResult, 'correlation' | 'aliveA' | 'aliveB'> | CoactivationCodes,
+  opts: { signed?: boolean; device?: Device } & Omit<AlignCodesOptions, 'signed'> = {},
+): Int32Array {
+  if (r instanceof CoactivationCodes) {
+    const { device: _device, ...rest } = opts;
+    if (r.mA !== r.mB) throw new SaeError('ERR_SHAPE', `a bijection needs as many A latents as B latents, got ${r.mA} x ${r.mB}: use CoactivationCodes.align() for rowToCol`);
+    return r.align(rest).perm!;
+  }
   checkOptionKeys(opts, ['signed', 'device'], 'alignLatents', true);
   if (opts.signed !== undefined && typeof opts.signed !== 'boolean') throw new SaeError('ERR_ARG', `option signed must be a boolean, got ${String(opts.signed)}`);
   const c: Matrix = r?.correlation;

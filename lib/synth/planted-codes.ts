@@ -4,7 +4,7 @@
  * has a B partner that fires with it in `carry` of its rows (value ~ the A value times U(0.5, 1.5)); the other
  * B slots are drawn from B's own frequencies. Deterministic in the seed.
  */
-import type { SparseCodes } from '../lib/index.js';
+import type { SparseCodes } from '../types.js';
 
 export interface PlantedSpec {
   m: number;
