@@ -300,6 +300,39 @@ void add_weak_row_candidates(const Problem& p, const CofireCache& cache, const R
   });
 }
 
+// Rows of extreme P (the kc smallest, and for the signed objective the kc largest): their rank-one entries are
+// every column's cheapest, so they offer every column.
+std::vector<uint8_t> extreme_rows(const Problem& p, int kc) {
+  std::vector<uint8_t> special(p.na, 0);
+  std::vector<int32_t> byp(p.na);
+  for (long r = 0; r < p.na; ++r) byp[r] = static_cast<int32_t>(r);
+  auto key = [&](int32_t r) { return p.sgn ? p.P[r] : -std::fabs(p.P[r]); };
+  std::stable_sort(byp.begin(), byp.end(), [&](int32_t x, int32_t y) { return key(x) < key(y); });
+  for (long q = 0; q < std::min<long>(kc, p.na); ++q) special[byp[q]] = 1;
+  if (p.sgn)
+    for (long q = 0; q < std::min<long>(kc, p.na); ++q) special[byp[p.na - 1 - q]] = 1;
+  return special;
+}
+
+// Each column's kc cheapest offers over the workers' heaps, best first (ties by row: thread-count independent).
+std::vector<std::vector<CostCol>> merge_column_heaps(long nb, const std::vector<ColumnHeaps>& heaps) {
+  const int T = num_threads();
+  const int kc = heaps.front().kc;
+  std::vector<std::vector<CostCol>> col(nb);
+  parallel_for(T, [&](int t) {
+    std::vector<CostCol> all;
+    for (long c = split_begin(nb, T, t); c < split_begin(nb, T, t + 1); ++c) {
+      all.clear();
+      for (const ColumnHeaps& h : heaps) all.insert(all.end(), h.h.begin() + c * kc, h.h.begin() + c * kc + h.n[c]);
+      std::sort(all.begin(), all.end());
+      all.erase(std::unique(all.begin(), all.end()), all.end());
+      if (static_cast<int>(all.size()) > kc) all.resize(kc);
+      col[c] = all;
+    }
+  });
+  return col;
+}
+
 CandidateSet candidate_pass(const Problem& p, int k, CofireCache& cache, double cache_bytes, LargeAlignStats& st) {
   const int T = num_threads();
   const int kc = cmsae::column_candidates(k);
@@ -310,17 +343,7 @@ CandidateSet candidate_pass(const Problem& p, int k, CofireCache& cache, double 
   const long nmin = std::min(p.na, p.nb);
   cs.diag.assign(nmin, 0.0);
   const RankOneOrders orders(p);
-  // Rows of extreme P give every column its cheapest rank-one offers.
-  std::vector<uint8_t> special(p.na, 0);
-  {
-    std::vector<int32_t> byp(p.na);
-    for (long r = 0; r < p.na; ++r) byp[r] = static_cast<int32_t>(r);
-    auto key = [&](int32_t r) { return p.sgn ? p.P[r] : -std::fabs(p.P[r]); };
-    std::stable_sort(byp.begin(), byp.end(), [&](int32_t x, int32_t y) { return key(x) < key(y); });
-    for (long q = 0; q < std::min<long>(kc, p.na); ++q) special[byp[q]] = 1;
-    if (p.sgn)
-      for (long q = 0; q < std::min<long>(kc, p.na); ++q) special[byp[p.na - 1 - q]] = 1;
-  }
+  const std::vector<uint8_t> special = extreme_rows(p, kc);
   std::vector<ColumnHeaps> heaps;
   heaps.reserve(T);
   for (int w = 0; w < T; ++w) heaps.emplace_back(p.nb, kc);
@@ -373,18 +396,7 @@ CandidateSet candidate_pass(const Problem& p, int k, CofireCache& cache, double 
     cache.per_worker.shrink_to_fit();
   }
   st.cached = cache.on;
-  cs.col.assign(p.nb, {});
-  parallel_for(T, [&](int t) {
-    std::vector<CostCol> all;
-    for (long c = split_begin(p.nb, T, t); c < split_begin(p.nb, T, t + 1); ++c) {
-      all.clear();
-      for (int w = 0; w < T; ++w) all.insert(all.end(), heaps[w].h.begin() + c * kc, heaps[w].h.begin() + c * kc + heaps[w].n[c]);
-      std::sort(all.begin(), all.end());
-      all.erase(std::unique(all.begin(), all.end()), all.end());
-      if (static_cast<int>(all.size()) > kc) all.resize(kc);
-      cs.col[c] = all;
-    }
-  });
+  cs.col = merge_column_heaps(p.nb, heaps);
   add_weak_row_candidates(p, cache, orders, cs, st);
   return cs;
 }
