@@ -93,5 +93,10 @@ export async function encodeToCodes(
  */
 export function denseCorrelationFits(mA: number, mB: number, memoryBudget = 0): boolean {
   const budget = memoryBudget > 0 ? memoryBudget : os.totalmem() / 2;
-  return 12 * mA * mB + 2 ** 28 <= budget;
+  return denseCorrelationBytes(mA, mB) <= budget;
+}
+
+/** Bytes the dense streaming accumulator plans: 8 per latent pair, 4 for the float32 correlation, 256 MiB of chunks. */
+export function denseCorrelationBytes(mA: number, mB: number): number {
+  return 12 * mA * mB + 2 ** 28;
 }

@@ -15,7 +15,7 @@ import path from 'node:path';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 
 import { AlignedPair } from '../align/aligned-pair.js';
-import { denseCorrelationFits, encodeAndCorrelate, encodeToCodes, fileBatches } from '../align/encode-correlate.js';
+import { denseCorrelationBytes, denseCorrelationFits, encodeAndCorrelate, encodeToCodes, fileBatches } from '../align/encode-correlate.js';
 import { ReconstructionAccumulator } from '../eval/reconstruction.js';
 import { Normalizer, PairedEmbeddings, readBatch, scanRowsAsync, splitRows, type Modality } from '../data/paired.js';
 import { SaeError, isSaeError } from '../errors.js';
@@ -430,15 +430,38 @@ export async function alignModels(
   opts: { samples: number; minFires: number; signed: boolean; path?: 'auto' | 'dense' | 'large'; memoryBudget?: number },
   onProgress?: (done: number) => void,
 ): Promise<AlignedPair> {
+  return (await alignModelsPlanned(image, text, data, rows, norm, opts, onProgress)).pair;
+}
+
+/** What alignModels planned: the path and the bytes it planned within the budget. */
+export interface AlignModelsPlan {
+  path: 'dense' | 'large';
+  planned: number;
+  budget: number;
+}
+
+/** alignModels, also reporting the path taken and its memory plan. */
+export async function alignModelsPlanned(
+  image: TopKSAE,
+  text: TopKSAE,
+  data: PairedEmbeddings,
+  rows: Int32Array,
+  norm: Normalizer,
+  opts: { samples: number; minFires: number; signed: boolean; path?: 'auto' | 'dense' | 'large'; memoryBudget?: number },
+  onProgress?: (done: number) => void,
+): Promise<{ pair: AlignedPair; plan: AlignModelsPlan }> {
   const use = opts.samples > 0 ? rows.subarray(0, Math.min(rows.length, opts.samples)) : rows;
   const path = opts.path ?? 'auto';
+  const budget = opts.memoryBudget ? opts.memoryBudget : os.totalmem() / 2;
   if (path === 'dense' || (path === 'auto' && denseCorrelationFits(image.m, text.m, opts.memoryBudget))) {
     const r = await encodeAndCorrelate(image, text, fileBatches(data, use, norm), { minFires: opts.minFires, onProgress });
-    return AlignedPair.fromCorrelation(image, text, r, { signed: opts.signed, normalizer: norm });
+    const pair = AlignedPair.fromCorrelation(image, text, r, { signed: opts.signed, normalizer: norm });
+    return { pair, plan: { path: 'dense', planned: denseCorrelationBytes(image.m, text.m), budget } };
   }
   using store = await encodeToCodes(image, text, fileBatches(data, use, norm), { onProgress });
   const r = await store.alignAsync({ signed: opts.signed, minFires: opts.minFires, path: 'large', memoryBudget: opts.memoryBudget });
-  return AlignedPair.fromCodesAlignment(image, text, r, { normalizer: norm });
+  const pair = AlignedPair.fromCodesAlignment(image, text, r, { normalizer: norm });
+  return { pair, plan: { path: 'large', planned: r.plan.large, budget: r.plan.budget } };
 }
 
 interface ResidentSplit {

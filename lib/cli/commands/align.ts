@@ -2,19 +2,17 @@
  * `cmsae align`: post-hoc alignment of a run's two modality SAEs (correlation over the training pairs +
  * assignment), in one pass over the rows or from code shards written by `cmsae correlate`.
  */
-import os from 'node:os';
 import path from 'node:path';
 
 import { Option, type Command } from 'commander';
 import { AlignedPair } from '../../align/aligned-pair.js';
 import { CoactivationCodes, type AlignmentPlan } from '../../align/codes.js';
-import { denseCorrelationFits, encodeToCodes, fileBatches } from '../../align/encode-correlate.js';
 import { PairedEmbeddings } from '../../data/paired.js';
 import { SaeError } from '../../errors.js';
 import { checkReplaceable } from '../../io/atomic.js';
 import { ensureDirectory } from '../../io/files.js';
 import type { TopKSAE } from '../../sae/topk-sae.js';
-import { alignModels } from '../../train/trainer.js';
+import { alignModelsPlanned } from '../../train/trainer.js';
 import { alignmentRows, readRunConfig, readRunNormalizer, runPaths, trainingRows } from '../../run/layout.js';
 import { nonNegativeInt, positive, positiveInt } from '../parse.js';
 import { checkSeparateRun, codesTag, loadRunSaes } from './correlate.js';
@@ -126,16 +124,10 @@ export function registerAlign(program: Command): void {
           const r = await store.alignAsync({ signed, minFires, path: alignPath, memoryBudget });
           pair = AlignedPair.fromCodesAlignment(image, text, r, { normalizer: norm });
           plan = describePlan(r.plan);
-        } else if (alignPath === 'dense' || (alignPath === 'auto' && denseCorrelationFits(image.m, text.m, memoryBudget))) {
-          // The dense streaming accumulator: 8 bytes per latent pair and the float32 correlation (denseCorrelationFits).
-          pair = await alignModels(image, text, data, train, norm, { samples, minFires, signed, path: 'dense', memoryBudget });
-          plan = `plan dense, ${gib(12 * image.m * text.m + 2 ** 28)} planned of a ${gib(memoryBudget ? memoryBudget : os.totalmem() / 2)} budget`;
         } else {
-          // alignModels' large-m branch, run here so that the summary can report the store's memory plan.
-          using store = await encodeToCodes(image, text, fileBatches(data, alignmentRows(cfg, data.rows, samples), norm));
-          const r = await store.alignAsync({ signed, minFires, path: 'large', memoryBudget });
-          pair = AlignedPair.fromCodesAlignment(image, text, r, { normalizer: norm });
-          plan = describePlan(r.plan);
+          const done = await alignModelsPlanned(image, text, data, train, norm, { samples, minFires, signed, path: alignPath, memoryBudget });
+          pair = done.pair;
+          plan = `plan ${done.plan.path}, ${gib(done.plan.planned)} planned of a ${gib(done.plan.budget)} budget`;
         }
         using _pair = pair;
         await pair.save(out);
