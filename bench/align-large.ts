@@ -3,11 +3,18 @@
  * planted codes is reported apart; the timed part is every add() plus align(). Prints time, peak RSS and the
  * large-m path's counters; --compare also runs the dense path on the same store and checks that both give the
  * same objective and permutation.
+ * --scipy (with --accumulator) also solves the accumulator's alive correlation submatrix with scipy's
+ * linear_sum_assignment in the same run (the anchor; it needs the dense matrix, so only at small m).
  * --accumulator also times today's streaming path on the same codes (CorrelationAccumulator add + result +
  * alignLatents) and compares its objective and permutation.
  *   npx tsx bench/align-large.ts [--m 65536] [--rows 1000000] [--k 32] [--path auto|dense|large] [--compare]
  *     [--accumulator] [--min-fires 1]
  */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import nodePath from 'node:path';
+
 import { CoactivationCodes, CorrelationAccumulator, alignLatents, type SparseCodes } from '../lib/index.js';
 import { PlantedCodes } from '../lib/synth/planted-codes.js';
 
@@ -79,6 +86,26 @@ if (accumulator) {
   for (let i = 0; i < m; i++) {
     same += +(perm[i] === res.perm![i]);
     if (r.aliveA[i] && r.aliveB[perm[i]]) obj += r.correlation.data[i * m + perm[i]];
+  }
+  if (process.argv.includes('--scipy')) {
+    const ra: number[] = [], rb: number[] = [];
+    for (let i = 0; i < m; i++) {
+      if (r.aliveA[i]) ra.push(i);
+      if (r.aliveB[i]) rb.push(i);
+    }
+    const sub = new Float32Array(ra.length * rb.length);
+    ra.forEach((i, x) => rb.forEach((j, y) => (sub[x * rb.length + y] = r.correlation.data[i * m + j])));
+    const dir = fs.mkdtempSync(nodePath.join(os.tmpdir(), 'cmsae-lsa-'));
+    const file = nodePath.join(dir, 'c.f32');
+    fs.writeFileSync(file, sub);
+    const py = `import numpy as np, time, sys
+from scipy.optimize import linear_sum_assignment
+c = np.fromfile(sys.argv[1], dtype=np.float32).reshape(${ra.length}, ${rb.length})
+t = time.perf_counter(); r, k = linear_sum_assignment(c, maximize=True); dt = time.perf_counter() - t
+print(dt, float(c[r, k].astype(np.float64).sum()))`;
+    const [dt, sobj] = execFileSync('python3', ['-c', py, file], { encoding: 'utf8' }).trim().split(' ').map(Number);
+    fs.rmSync(dir, { recursive: true, force: true });
+    console.log(JSON.stringify({ scipy_lsa_s: +dt.toFixed(2), ours_align_s: +(alignMs / 1000).toFixed(2), speedup_vs_scipy_solve_alone: dt / (alignMs / 1000), objective_rel_diff_vs_scipy: (res.objective - sobj) / sobj }));
   }
   console.log(JSON.stringify({ accumulator_s: +(accMs / 1000).toFixed(2), ours_s: +((addMs + alignMs) / 1000).toFixed(2), ratio_ours_over_accumulator: (addMs + alignMs) / accMs, objective_rel_diff: (obj - res.objective) / res.objective, same_perm: `${same} / ${m}`, peak_rss_gib: +gib(process.resourceUsage().maxRSS * 1024) }));
 }

@@ -18,6 +18,7 @@ constexpr uint32_t kFormatVersion = 1;
 
 template <class T>
 void put(std::vector<uint8_t>& out, const T* p, size_t n) {
+  if (n == 0) return;
   const uint8_t* b = reinterpret_cast<const uint8_t*>(p);
   out.insert(out.end(), b, b + n * sizeof(T));
 }
@@ -27,6 +28,7 @@ struct Reader {
   const uint8_t* end;
   template <class T>
   void get(T* dst, size_t n) {
+    if (n == 0) return;  // an empty vector's data() may be null, which memcpy must not see
     if (n > static_cast<size_t>(end - p) / sizeof(T)) fail("ERR_FORMAT", "code store shard is truncated");
     std::memcpy(dst, p, n * sizeof(T));
     p += n * sizeof(T);
