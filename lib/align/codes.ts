@@ -8,7 +8,7 @@ import { readRegularFile } from '../io/files.js';
 import { native } from '../native/load.js';
 import { QueuedHandle } from '../native/queued-handle.js';
 import type { NativeCodesAlignment, NativeCodesHandle, NativeCodesInfo, NativeCodesPlan } from '../native/types.js';
-import type { SparseCodes } from '../types.js';
+import type { Matrix, SparseCodes } from '../types.js';
 import { checkCodes, checkOptionKeys } from '../validate.js';
 
 export interface AlignCodesOptions {
@@ -40,7 +40,8 @@ export type AlignmentPlan = NativeCodesPlan;
  * The alignment of a code store: the statistics (as CorrelationAccumulator.result() has them, without the dense
  * matrix), rowToCol (B latent matched to each A latent, -1 unmatched), perm (when mA == mB: a bijection, leftover
  * latents paired in ascending order, as alignLatents does), matchedCorrelation (C of each A latent with its
- * partner, 0 when either is not alive), objective (sum of C, or |C|, over the matched alive pairs), the plan,
+ * partner, 0 when either is not alive), objective (sum of C, or |C|, over the matched alive pairs), the duals
+ * that certify it (by latent, maximize sense), the plan,
  * the large-m path's counters and the time of each phase.
  */
 export type CodesAlignment = NativeCodesAlignment;
@@ -153,6 +154,21 @@ export class CoactivationCodes implements Disposable {
       if (e instanceof SaeError && e.code === 'ERR_FORMAT') throw new SaeError('ERR_FORMAT', `${file}: ${e.message}`);
       throw e;
     }
+  }
+
+  /**
+   * The dense mA x mB float32 correlation of the codes: the bits both alignment paths read (0 wherever either
+   * latent is not alive at minFires, default 1). Only where it fits in memory (ERR_NOMEM otherwise).
+   */
+  correlation(opts: { minFires?: number } = {}): Matrix {
+    checkOptionKeys(opts, ['minFires'], 'CoactivationCodes.correlation', true);
+    const mf = opts.minFires ?? 1;
+    if (typeof mf !== 'number' || !Number.isFinite(mf) || mf < 0) throw new SaeError('ERR_ARG', `option minFires must be a number >= 0, got ${String(opts.minFires)}`);
+    const h = this.#handle.sync();
+    if (this.mA * this.mB > 2 ** 32) throw new SaeError('ERR_NOMEM', `a dense ${this.mA} x ${this.mB} correlation does not fit in one Float32Array: use align()`);
+    const data = new Float32Array(this.mA * this.mB);
+    h.correlation(mf, data);
+    return { rows: this.mA, cols: this.mB, data };
   }
 
   /** The exact alignment of everything added (see AlignCodesOptions for the path and memory choices). */

@@ -136,6 +136,8 @@ export interface NativeCodesAlignment extends NativeCorrStats {
   perm?: Int32Array;
   matchedCorrelation: Float32Array;
   objective: number;
+  /** Duals of the alive problem by latent (maximize sense: u_i + v_j >= C_ij on alive pairs; 0 where not alive). */
+  duals: { u: Float64Array; v: Float64Array };
   plan: NativeCodesPlan;
   largeStats: { rounds: number; warmRounds: number; violations: number; edges: number; rowsScanned: number; cofirePairs: number; rowPasses: number; weakRows: number; cached: boolean };
   seconds: { stats: number; layout: number; solve: number };
@@ -149,6 +151,7 @@ export interface NativeCodesHandle {
   describe(): NativeCodesInfo;
   align(opts: object): NativeCodesAlignment;
   alignAsync(opts: object): Promise<NativeCodesAlignment>;
+  correlation(minFires: number, out: Float32Array): void;
   dispose(): void;
 }
 

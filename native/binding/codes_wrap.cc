@@ -56,6 +56,10 @@ Napi::Object result_object(Napi::Env env, const AlignCodesResult& r) {
   if (!r.perm.empty()) o.Set("perm", copy_out<int32_t, Napi::Int32Array>(env, r.perm));
   o.Set("matchedCorrelation", copy_out<float, Napi::Float32Array>(env, r.matched));
   o.Set("objective", r.objective);
+  Napi::Object d = Napi::Object::New(env);
+  d.Set("u", copy_out<double, Napi::Float64Array>(env, r.dual_a));
+  d.Set("v", copy_out<double, Napi::Float64Array>(env, r.dual_b));
+  o.Set("duals", d);
   o.Set("plan", plan_object(env, r.plan));
   Napi::Object s = Napi::Object::New(env);
   s.Set("rounds", r.large.rounds);
@@ -103,7 +107,8 @@ Napi::Function NativeCodes::define(Napi::Env env) {
                      {InstanceMethod("add", &NativeCodes::add), InstanceMethod("addAsync", &NativeCodes::add_async),
                       InstanceMethod("merge", &NativeCodes::merge), InstanceMethod("serialize", &NativeCodes::serialize),
                       InstanceMethod("describe", &NativeCodes::describe), InstanceMethod("align", &NativeCodes::align),
-                      InstanceMethod("alignAsync", &NativeCodes::align_async), InstanceMethod("dispose", &NativeCodes::dispose)});
+                      InstanceMethod("alignAsync", &NativeCodes::align_async), InstanceMethod("correlation", &NativeCodes::correlation),
+                      InstanceMethod("dispose", &NativeCodes::dispose)});
 }
 
 // new NativeCodes(mA, mB, rowStart, tag) or new NativeCodes(serializedBytes: Uint8Array)
@@ -206,6 +211,16 @@ Napi::Value NativeCodes::align_async(const Napi::CallbackInfo& info) {
       [this] { busy_ = false; }, {Value()});
   w->Queue();
   return w->promise();
+}
+
+// correlation(minFires, out Float32Array [mA*mB])
+Napi::Value NativeCodes::correlation(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  CodeStore& s = store(env);
+  const double min_fires = number_arg(env, info[0], "minFires");
+  Napi::Float32Array out = float32_arg(env, info[1], "out", static_cast<size_t>(s.mA()) * s.mB());
+  guarded(env, [&] { codes_correlation(s, min_fires, out.Data()); });
+  return env.Undefined();
 }
 
 Napi::Value NativeCodes::dispose(const Napi::CallbackInfo& info) {

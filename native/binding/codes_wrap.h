@@ -22,6 +22,7 @@ class NativeCodes : public Napi::ObjectWrap<NativeCodes> {
   Napi::Value describe(const Napi::CallbackInfo& info);
   Napi::Value align(const Napi::CallbackInfo& info);
   Napi::Value align_async(const Napi::CallbackInfo& info);
+  Napi::Value correlation(const Napi::CallbackInfo& info);
   Napi::Value dispose(const Napi::CallbackInfo& info);
 
   std::unique_ptr<CodeStore> store_;

@@ -107,6 +107,8 @@ AlignCodesResult align_codes(const CodeStore& store, const AlignCodesOptions& op
   require(std::isfinite(opt.min_fires) && opt.min_fires >= 0, "ERR_ARG", "minFires must be a number >= 0");
   require(!(opt.memory_budget < 0) && std::isfinite(opt.memory_budget), "ERR_ARG", "memoryBudget must be a number of bytes >= 0");
   AlignCodesResult out;
+  out.dual_a.assign(store.mA(), 0.0);
+  out.dual_b.assign(store.mB(), 0.0);
   auto t0 = std::chrono::steady_clock::now();
   out.n = store.rows();
   store.moments(out.side_a, out.side_b);
@@ -138,6 +140,10 @@ AlignCodesResult align_codes(const CodeStore& store, const AlignCodesOptions& op
     } else {
       res = solve_dense(L, terms, ra, rb, opt.use_signed, matched);
     }
+    out.dual_a.assign(store.mA(), 0.0);
+    out.dual_b.assign(store.mB(), 0.0);
+    for (size_t r = 0; r < ra.size(); ++r) out.dual_a[ra[r]] = res.u[r];
+    for (size_t c = 0; c < rb.size(); ++c) out.dual_b[rb[c]] = res.v[c];
     for (size_t r = 0; r < ra.size(); ++r)
       if (res.row_to_col[r] >= 0) {
         out.row_to_col[ra[r]] = rb[res.row_to_col[r]];
@@ -160,6 +166,31 @@ AlignCodesResult align_codes(const CodeStore& store, const AlignCodesOptions& op
     }
   }
   return out;
+}
+
+void codes_correlation(const CodeStore& store, double min_fires, float* out) {
+  require(std::isfinite(min_fires) && min_fires >= 0, "ERR_ARG", "minFires must be a number >= 0");
+  const long long mA = store.mA(), mB = store.mB();
+  require_memory(4.0 * mA * mB + static_cast<double>(store.bytes()) * 2, "the dense correlation of the code store");
+  std::fill(out, out + static_cast<size_t>(mA) * mB, 0.f);
+  CorrSide side_a, side_b;
+  store.moments(side_a, side_b);
+  CorrStats st;
+  latent_stats(side_a, store.rows(), min_fires, st.a);
+  latent_stats(side_b, store.rows(), min_fires, st.b);
+  std::vector<int32_t> ra, rb;
+  for (int i = 0; i < mA; ++i)
+    if (st.a.alive[i]) ra.push_back(i);
+  for (int j = 0; j < mB; ++j)
+    if (st.b.alive[j]) rb.push_back(j);
+  if (ra.empty() || rb.empty()) return;
+  const coact::CofireLayout L = coact::build_cofire_layout(store);
+  const coact::PearsonTerms t = coact::pearson_terms(st, store.rows());
+  coact::for_each_cofire_row(L, ra, [&](int, const coact::CofireRow& row) {
+    const int32_t i = row.latent;
+    float* o = out + static_cast<size_t>(i) * mB;
+    for (int32_t j : rb) o[j] = coact::pearson(row.s[j], t.f[i], t.g[i], t.inv[j], t.h[j]);
+  });
 }
 
 }  // namespace cmsae

@@ -44,6 +44,9 @@ struct AlignCodesResult {
   std::vector<int32_t> perm;        // [mA] when mA == mB: a bijection (leftovers paired in ascending order)
   std::vector<float> matched;       // [mA]: correlation of i with its partner (0 when either is not alive)
   double objective = 0;             // sum of C' over the matched alive pairs
+  // Duals of the alive problem in the maximize sense (u_i + v_j >= C'_ij over alive pairs, equality on matched
+  // ones), by latent; 0 for latents that are not alive.
+  std::vector<double> dual_a, dual_b;
   AlignMemoryPlan plan;
   coact::LargeAlignStats large;
   double seconds_stats = 0, seconds_layout = 0, seconds_solve = 0;
@@ -54,5 +57,9 @@ struct AlignCodesResult {
 AlignMemoryPlan plan_alignment(const CodeStore& store, long long na, long long nb, const AlignCodesOptions& opt);
 
 AlignCodesResult align_codes(const CodeStore& store, const AlignCodesOptions& opt);
+
+// The dense mA x mB float32 correlation of the store's codes (the bits both paths use; 0 wherever either latent
+// is not alive at min_fires). ERR_NOMEM when it cannot fit.
+void codes_correlation(const CodeStore& store, double min_fires, float* out);
 
 }  // namespace cmsae
