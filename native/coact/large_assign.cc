@@ -38,6 +38,11 @@ struct Problem {
   std::vector<double> P, Q;         // rank-one factors: C = float(-P_r Q_c) where the pair never co-fires
   double qmax = 0;                  // max |Q_c|
   std::vector<double> fr, invc;     // the Pearson terms by row and by column
+  struct BTerms {
+    double inv, h;
+    int32_t c;  // column of the B latent, -1 when not alive
+  };
+  std::vector<BTerms> bterms;       // [mB]: a B latent's terms and column together
   float corr(long r, long c, double s) const { return pearson(s, fr[r], P[r], invc[c], Q[c]); }
   double cost_of(float C) const { return sgn ? -static_cast<double>(C) : -static_cast<double>(std::fabs(C)); }
   double cost(long r, long c, double s) const { return cost_of(corr(r, c, s)); }
@@ -45,7 +50,7 @@ struct Problem {
 
 Problem make_problem(const CofireLayout& L, const PearsonTerms& t, const std::vector<int32_t>& ra,
                      const std::vector<int32_t>& rb, bool sgn) {
-  Problem p{L, t, ra, rb, sgn, static_cast<long>(ra.size()), static_cast<long>(rb.size()), {}, {}, {}, {}, 0.0, {}, {}};
+  Problem p{L, t, ra, rb, sgn, static_cast<long>(ra.size()), static_cast<long>(rb.size()), {}, {}, {}, {}, 0.0, {}, {}, {}};
   p.apos.assign(L.mA, -1);
   p.bpos.assign(L.mB, -1);
   for (long r = 0; r < p.na; ++r) p.apos[ra[r]] = static_cast<int32_t>(r);
@@ -59,28 +64,13 @@ Problem make_problem(const CofireLayout& L, const PearsonTerms& t, const std::ve
     p.fr[r] = t.f[ra[r]];
   }
   for (long c = 0; c < p.nb; ++c) p.invc[c] = t.inv[rb[c]];
+  p.bterms.assign(L.mB, Problem::BTerms{0.0, 0.0, -1});
+  for (long c = 0; c < p.nb; ++c) p.bterms[rb[c]] = {t.inv[rb[c]], t.h[rb[c]], static_cast<int32_t>(c)};
   for (long c = 0; c < p.nb; ++c) {
     p.Q[c] = t.h[rb[c]];
     p.qmax = std::max(p.qmax, std::fabs(p.Q[c]));
   }
   return p;
-}
-
-// Calls fn(c, s) for every alive column that co-fires with the row (S != 0).
-template <class Fn>
-void for_cofiring(const Problem& p, const CofireRow& row, Fn&& fn) {
-  if (row.dense()) {
-    for (long c = 0; c < p.nb; ++c) {
-      const double s = row.s[p.rb[c]];
-      if (s != 0.0) fn(c, s);
-    }
-    return;
-  }
-  for (int q = 0; q < row.n_cols; ++q) {
-    const int32_t j = row.cols[q];
-    const int32_t c = p.bpos[j];
-    if (c >= 0 && row.s[j] != 0.0) fn(c, row.s[j]);
-  }
 }
 
 // Co-firing entries (column, C) of every row, kept between rounds when they fit: each worker appends rows to
@@ -129,9 +119,24 @@ struct PassRowAccess {
   const Problem& p;
   long r;
   const CofireRow& row;
+  // fn(c, C) for every alive column that co-fires with the row (S != 0): a dense row walks the columns in order,
+  // a sparse one its listed B latents (one cache line of column terms each).
   template <class Fn>
   void cofiring(Fn&& fn) const {
-    for_cofiring(p, row, [&](long c, double s) { fn(c, p.corr(r, c, s)); });
+    const double fr = p.fr[r], pr = p.P[r];
+    if (row.dense()) {
+      for (long c = 0; c < p.nb; ++c) {
+        const double s = row.s[p.rb[c]];
+        if (s != 0.0) fn(c, pearson(s, fr, pr, p.invc[c], p.Q[c]));
+      }
+      return;
+    }
+    for (int q = 0; q < row.n_cols; ++q) {
+      const int32_t j = row.cols[q];
+      const Problem::BTerms& b = p.bterms[j];
+      const double s = row.s[j];
+      if (b.c >= 0 && s != 0.0) fn(b.c, pearson(s, fr, pr, b.inv, b.h));
+    }
   }
   bool cofires(long c) const { return row.s[p.rb[c]] != 0.0; }
   float value(long c) const { return p.corr(r, c, row.s[p.rb[c]]); }
