@@ -390,8 +390,9 @@ CandidateSet candidate_pass(const Problem& p, int k, CofireCache& cache, double 
     std::copy(tops[w].h.begin(), tops[w].h.end(), cs.row.begin() + r * k);
     cs.row_n[r] = static_cast<int>(tops[w].h.size());
     if (r < nmin) cs.diag[r] = p.cost(r, r, row.s[p.rb[r]]);
-    if (special[r])
-      for (long c = 0; c < p.nb; ++c) ch.offer(c, p.cost(r, c, row.s[p.rb[c]]), static_cast<int32_t>(r));
+    if (special[r])  // its rank-one entries (the co-firing ones were offered above: no offer twice)
+      for (long c = 0; c < p.nb; ++c)
+        if (row.s[p.rb[c]] == 0.0) ch.offer(c, p.cost(r, c, 0.0), static_cast<int32_t>(r));
   });
   st.row_passes += 1;
   for (double x : pairs) st.cofire_pairs += x;

@@ -50,3 +50,30 @@ describe('large-m alignment at m = 16384', function () {
     expect(Array.from(perm)).to.deep.equal(Array.from(store.align({ path: 'large', minFires: 2 }).perm!));
   });
 });
+
+describe('large-m alignment is independent of the thread count', function () {
+  this.timeout(120_000);
+  it('same permutation, objective and sparse graph with 1, 2 and 3 threads', async () => {
+    const { getThreads, setThreads } = await import('../../lib/index.js');
+    const before = getThreads();
+    const m = 3000;
+    const gen = new PlantedCodes({ m, k: 16, seed: 11 });
+    using store = new CoactivationCodes(m, m);
+    const { a, b } = gen.next(30_000);
+    store.add(a, b);
+    try {
+      const runs = [1, 2, 3].map((t) => {
+        setThreads(t);
+        return store.align({ path: 'large' });
+      });
+      for (const r of runs.slice(1)) {
+        expect(r.objective).to.equal(runs[0].objective);
+        expect(Array.from(r.perm!)).to.deep.equal(Array.from(runs[0].perm!));
+        expect(r.largeStats.edges, 'the same sparse graph').to.equal(runs[0].largeStats.edges);
+        expect(r.largeStats.violations).to.equal(runs[0].largeStats.violations);
+      }
+    } finally {
+      setThreads(before);
+    }
+  });
+});
