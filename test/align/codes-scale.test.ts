@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai';
 
-import { CoactivationCodes, alignLatents } from '../../lib/index.js';
+import { CoactivationCodes, alignLatents, getThreads, setThreads } from '../../lib/index.js';
 import { PlantedCodes } from '../../lib/synth/planted-codes.js';
 
 describe('large-m alignment at m = 16384', function () {
@@ -53,8 +53,7 @@ describe('large-m alignment at m = 16384', function () {
 
 describe('large-m alignment is independent of the thread count', function () {
   this.timeout(120_000);
-  it('same permutation, objective and sparse graph with 1, 2 and 3 threads', async () => {
-    const { getThreads, setThreads } = await import('../../lib/index.js');
+  it('same permutation, objective and sparse graph with 1, 2 and 3 threads', () => {
     const before = getThreads();
     const m = 3000;
     const gen = new PlantedCodes({ m, k: 16, seed: 11 });
