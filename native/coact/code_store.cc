@@ -13,23 +13,28 @@
 namespace cmsae {
 namespace {
 
-// Appends the nonzeros of rows [0, rows) ([rows, k] slots, counts[r] nonzeros each) to off/idx/val.
+// Appends the nonzeros of rows [0, rows) ([rows, k] slots, counts[r] nonzeros each) to off/idx/val: the offsets
+// first, then each thread copies its range of rows into place.
 void append_side(const int32_t* idx, const float* val, int k, long rows, const int32_t* counts, std::vector<int64_t>& off,
                  std::vector<int32_t>& out_idx, std::vector<float>& out_val) {
-  int64_t total = off.back();
-  for (long r = 0; r < rows; ++r) total += counts[r];
-  out_idx.reserve(total);
-  out_val.reserve(total);
-  off.reserve(off.size() + rows);
-  for (long r = 0; r < rows; ++r) {
-    for (int s = 0; s < k; ++s) {
-      const float v = val[r * k + s];
-      if (v == 0.f) continue;
-      out_idx.push_back(idx[r * k + s]);
-      out_val.push_back(v);
+  const size_t off0 = off.size() - 1;
+  off.resize(off0 + rows + 1);
+  for (long r = 0; r < rows; ++r) off[off0 + r + 1] = off[off0 + r] + counts[r];
+  out_idx.resize(static_cast<size_t>(off.back()));
+  out_val.resize(static_cast<size_t>(off.back()));
+  const int T = static_cast<int>(std::max<long>(1, std::min<long>(num_threads(), rows / 4096 + 1)));
+  parallel_for(T, [&](int t) {
+    for (long r = split_begin(rows, T, t); r < split_begin(rows, T, t + 1); ++r) {
+      int64_t q = off[off0 + r];
+      for (int s = 0; s < k; ++s) {
+        const float v = val[r * k + s];
+        if (v == 0.f) continue;
+        out_idx[q] = idx[r * k + s];
+        out_val[q] = v;
+        ++q;
+      }
     }
-    off.push_back(static_cast<int64_t>(out_idx.size()));
-  }
+  });
 }
 
 std::string range_text(const CodeSegment& s) {

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <numeric>
 
 #include "../common/memory.h"
 #include "../common/thread_pool.h"
@@ -23,36 +22,62 @@ CofireLayout build_cofire_layout(const CodeStore& store) {
   L.rows = store.rows();
   require_memory(cofire_layout_bytes(L.mA, L.rows, store.nnz(false), store.nnz(true)) + static_cast<double>(store.bytes()),
                  "the co-firing layout of the code store");
-  L.brec.resize(static_cast<size_t>(store.nnz(true)));
+  // The rows in global order as (segment, row) chunks of about equal size, each thread taking a contiguous run.
+  struct Chunk {
+    size_t seg;
+    int64_t r0, r1;
+  };
   std::vector<int64_t> seg_b0(segs.size());  // first B record of each segment
+  std::vector<Chunk> chunks;
   int64_t b0 = 0;
   for (size_t q = 0; q < segs.size(); ++q) {
     seg_b0[q] = b0;
-    const CodeSegment& s = *segs[q];
-    for (size_t e = 0; e < s.b_idx.size(); ++e) L.brec[b0 + e] = BRec{s.b_idx[e], s.b_val[e]};
-    b0 += static_cast<int64_t>(s.b_idx.size());
+    b0 += static_cast<int64_t>(segs[q]->b_idx.size());
+    for (int64_t r = 0; r < segs[q]->rows; r += 16384) chunks.push_back({q, r, std::min<int64_t>(segs[q]->rows, r + 16384)});
   }
-  // Counting sort of the A nonzeros by latent, stable in global row order.
-  std::vector<int64_t> count(L.mA + 1, 0);
-  L.work.assign(L.mA, 0.0);
-  for (const CodeSegment* s : segs)
-    for (int64_t r = 0; r < s->rows; ++r)
-      for (int64_t p = s->a_off[r]; p < s->a_off[r + 1]; ++p) {
-        ++count[s->a_idx[p] + 1];
-        L.work[s->a_idx[p]] += static_cast<double>(s->b_off[r + 1] - s->b_off[r]);
-      }
-  L.start.assign(L.mA + 1, 0);
-  std::partial_sum(count.begin(), count.end(), L.start.begin());
-  std::vector<int64_t> cur(L.start.begin(), L.start.end() - 1);
-  L.ent.resize(static_cast<size_t>(L.start.back()));
-  for (size_t q = 0; q < segs.size(); ++q) {
-    const CodeSegment& s = *segs[q];
-    for (int64_t r = 0; r < s.rows; ++r) {
-      const int64_t boff = seg_b0[q] + s.b_off[r];
-      const int32_t blen = static_cast<int32_t>(s.b_off[r + 1] - s.b_off[r]);
-      for (int64_t p = s.a_off[r]; p < s.a_off[r + 1]; ++p) L.ent[cur[s.a_idx[p]]++] = AEntry{boff, blen, s.a_val[p]};
+  const int T = static_cast<int>(std::max<size_t>(1, std::min<size_t>(num_threads(), chunks.size())));
+  const long nch = static_cast<long>(chunks.size());
+  L.brec.resize(static_cast<size_t>(b0));
+  // Pass 1: B records into place; per-thread counts and work of each A latent.
+  std::vector<std::vector<int64_t>> count(T, std::vector<int64_t>(L.mA, 0));
+  std::vector<std::vector<double>> work(T, std::vector<double>(L.mA, 0.0));
+  parallel_for(T, [&](int t) {
+    for (long ch = split_begin(nch, T, t); ch < split_begin(nch, T, t + 1); ++ch) {
+      const CodeSegment& s = *segs[chunks[ch].seg];
+      const int64_t base = seg_b0[chunks[ch].seg];
+      for (int64_t e = s.b_off[chunks[ch].r0]; e < s.b_off[chunks[ch].r1]; ++e) L.brec[base + e] = BRec{s.b_idx[e], s.b_val[e]};
+      for (int64_t r = chunks[ch].r0; r < chunks[ch].r1; ++r)
+        for (int64_t p = s.a_off[r]; p < s.a_off[r + 1]; ++p) {
+          ++count[t][s.a_idx[p]];
+          work[t][s.a_idx[p]] += static_cast<double>(s.b_off[r + 1] - s.b_off[r]);
+        }
     }
+  });
+  // Latent starts, and each thread's write cursor per latent (threads in row order: stable in global row order).
+  L.start.assign(L.mA + 1, 0);
+  L.work.assign(L.mA, 0.0);
+  for (int i = 0; i < L.mA; ++i) {
+    int64_t c = L.start[i];
+    for (int t = 0; t < T; ++t) {
+      const int64_t n = count[t][i];
+      count[t][i] = c;
+      c += n;
+      L.work[i] += work[t][i];
+    }
+    L.start[i + 1] = c;
   }
+  L.ent.resize(static_cast<size_t>(L.start.back()));
+  parallel_for(T, [&](int t) {
+    std::vector<int64_t>& cur = count[t];
+    for (long ch = split_begin(nch, T, t); ch < split_begin(nch, T, t + 1); ++ch) {
+      const CodeSegment& s = *segs[chunks[ch].seg];
+      const int64_t base = seg_b0[chunks[ch].seg];
+      for (int64_t r = chunks[ch].r0; r < chunks[ch].r1; ++r) {
+        const int32_t blen = static_cast<int32_t>(s.b_off[r + 1] - s.b_off[r]);
+        for (int64_t p = s.a_off[r]; p < s.a_off[r + 1]; ++p) L.ent[cur[s.a_idx[p]]++] = AEntry{base + s.b_off[r], blen, s.a_val[p]};
+      }
+    }
+  });
   return L;
 }
 

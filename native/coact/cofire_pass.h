@@ -6,6 +6,7 @@
 #include <functional>
 #include <vector>
 
+#include "../common/aligned.h"
 #include "code_store.h"
 
 namespace cmsae::coact {
@@ -26,8 +27,8 @@ struct CofireLayout {
   int mA = 0, mB = 0;
   int64_t rows = 0;
   std::vector<int64_t> start;  // [mA + 1]: latent i's entries are ent[start[i], start[i + 1])
-  std::vector<AEntry> ent;
-  std::vector<BRec> brec;
+  RawVector<AEntry> ent;  // not zeroed: every entry is written
+  RawVector<BRec> brec;
   std::vector<double> work;  // [mA]: B nonzeros latent i's pass reads (its updates)
 };
 CofireLayout build_cofire_layout(const CodeStore& store);
