@@ -44,6 +44,13 @@ export function checkCodes(c: unknown, name: string, m: number): asserts c is Sp
   if (s.k > m) throw new SaeError('ERR_SHAPE', `${name}.k = ${s.k} exceeds the number of latents m = ${m}`);
 }
 
+/** Codes of two paired sets (a for mA latents, b for mB), row r of a and of b describing the same sample. */
+export function checkPairedCodes(a: SparseCodes, b: SparseCodes, mA: number, mB: number): void {
+  checkCodes(a, 'a', mA);
+  checkCodes(b, 'b', mB);
+  if (a.rows !== b.rows) throw new SaeError('ERR_SHAPE', `a has ${a.rows} rows but b has ${b.rows}: the two code sets must be paired row by row`);
+}
+
 export function checkFloatArray(a: unknown, name: string, length: number): asserts a is Float32Array {
   if (!(a instanceof Float32Array)) throw new SaeError('ERR_DTYPE', `${name} must be a Float32Array, got ${describe(a)}`);
   if (a.length !== length) throw new SaeError('ERR_SHAPE', `${name} must have ${length} elements, got ${a.length}`);

@@ -9,7 +9,7 @@ import { native } from '../native/load.js';
 import { QueuedHandle } from '../native/queued-handle.js';
 import type { NativeCodesAlignment, NativeCodesHandle, NativeCodesInfo, NativeCodesPlan } from '../native/types.js';
 import type { Matrix, SparseCodes } from '../types.js';
-import { checkCodes, checkOptionKeys } from '../validate.js';
+import { checkOptionKeys, checkPairedCodes } from '../validate.js';
 
 export interface AlignCodesOptions {
   /** Maximize the signed correlation (default true) or its absolute value. */
@@ -56,8 +56,9 @@ function checkAlignOptions(opts: AlignCodesOptions): AlignCodesOptions {
   if (typeof mf !== 'number' || !Number.isFinite(mf) || mf < 0) throw new SaeError('ERR_ARG', `option minFires must be a number >= 0, got ${String(opts.minFires)}`);
   const mb = opts.memoryBudget ?? 0;
   if (typeof mb !== 'number' || !Number.isFinite(mb) || mb < 0) throw new SaeError('ERR_ARG', `option memoryBudget must be a number of bytes >= 0, got ${String(opts.memoryBudget)}`);
-  const k = opts.candidates ?? 16;
-  const max = native().assignmentPolicy().maxCandidates;
+  const policy = native().assignmentPolicy();
+  const k = opts.candidates ?? policy.defaultCandidates;
+  const max = policy.maxCandidates;
   if (!Number.isInteger(k) || k < 1 || k > max) throw new SaeError('ERR_ARG', `option candidates must be an integer in [1, ${max}], got ${String(opts.candidates)}`);
   if (opts.keepCofiring !== undefined && typeof opts.keepCofiring !== 'boolean') throw new SaeError('ERR_ARG', `option keepCofiring must be a boolean, got ${String(opts.keepCofiring)}`);
   return { signed: opts.signed ?? true, minFires: mf, path: opts.path ?? 'auto', memoryBudget: mb, candidates: k, keepCofiring: opts.keepCofiring ?? true };
@@ -92,9 +93,7 @@ export class CoactivationCodes implements Disposable {
   }
 
   #check(a: SparseCodes, b: SparseCodes): void {
-    checkCodes(a, 'a', this.mA);
-    checkCodes(b, 'b', this.mB);
-    if (a.rows !== b.rows) throw new SaeError('ERR_SHAPE', `a has ${a.rows} rows but b has ${b.rows}: the two code sets must be paired row by row`);
+    checkPairedCodes(a, b, this.mA, this.mB);
   }
 
   /** Appends paired rows (row r of a and row r of b describe the same sample), validated first. */

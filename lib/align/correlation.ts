@@ -4,7 +4,7 @@ import { native } from '../native/load.js';
 import { QueuedHandle } from '../native/queued-handle.js';
 import type { NativeCorrHandle, NativeCorrStats } from '../native/types.js';
 import type { Matrix, SparseCodes } from '../types.js';
-import { checkCodes } from '../validate.js';
+import { checkPairedCodes } from '../validate.js';
 import { resolveDevice, type Device } from '../device.js';
 
 /**
@@ -54,9 +54,7 @@ export class CorrelationAccumulator implements Disposable {
   }
 
   #check(a: SparseCodes, b: SparseCodes): void {
-    checkCodes(a, 'a', this.mA);
-    checkCodes(b, 'b', this.mB);
-    if (a.rows !== b.rows) throw new SaeError('ERR_SHAPE', `a has ${a.rows} rows but b has ${b.rows}: the two code sets must be paired row by row`);
+    checkPairedCodes(a, b, this.mA, this.mB);
   }
 
   /** Adds paired rows (row r of a and row r of b describe the same sample). */

@@ -7,7 +7,7 @@ import os from 'node:os';
 
 import { readBatch, type Normalizer, type PairedEmbeddings } from '../data/paired.js';
 import type { TopKSAE } from '../sae/topk-sae.js';
-import type { Matrix } from '../types.js';
+import type { Matrix, SparseCodes } from '../types.js';
 import { CoactivationCodes } from './codes.js';
 import { CorrelationAccumulator, type CorrelationResult } from './correlation.js';
 
@@ -50,14 +50,25 @@ export async function encodeAndCorrelate(
   opts: { minFires?: number; onProgress?: (done: number) => void } = {},
 ): Promise<CorrelationResult> {
   using acc = new CorrelationAccumulator(image.m, text.m);
+  await encodeInto(acc, image, text, batches, opts.onProgress);
+  return acc.result({ minFires: opts.minFires });
+}
+
+/** Encodes every batch with both SAEs and adds the paired codes to `sink`; onProgress gets the rows done. */
+async function encodeInto(
+  sink: { addAsync(a: SparseCodes, b: SparseCodes): Promise<void> },
+  image: TopKSAE,
+  text: TopKSAE,
+  batches: PairedBatches,
+  onProgress?: (done: number) => void,
+): Promise<void> {
   for (let start = 0; start < batches.rows; start += batches.batchRows) {
     const end = Math.min(batches.rows, start + batches.batchRows);
     const b = batches.read(start, end);
     const [ci, ct] = await Promise.all([image.encodeAsync(b.image), text.encodeAsync(b.text)]);
-    await acc.addAsync(ci, ct);
-    opts.onProgress?.(end);
+    await sink.addAsync(ci, ct);
+    onProgress?.(end);
   }
-  return acc.result({ minFires: opts.minFires });
 }
 
 /**
@@ -72,13 +83,7 @@ export async function encodeToCodes(
 ): Promise<CoactivationCodes> {
   const store = new CoactivationCodes(image.m, text.m, { rowStart: opts.rowStart ?? 0, tag: opts.tag ?? '' });
   try {
-    for (let start = 0; start < batches.rows; start += batches.batchRows) {
-      const end = Math.min(batches.rows, start + batches.batchRows);
-      const b = batches.read(start, end);
-      const [ci, ct] = await Promise.all([image.encodeAsync(b.image), text.encodeAsync(b.text)]);
-      await store.addAsync(ci, ct);
-      opts.onProgress?.(end);
-    }
+    await encodeInto(store, image, text, batches, opts.onProgress);
   } catch (e) {
     store.dispose();
     throw e;
@@ -92,8 +97,12 @@ export async function encodeToCodes(
  * large-m path otherwise.
  */
 export function denseCorrelationFits(mA: number, mB: number, memoryBudget = 0): boolean {
-  const budget = memoryBudget > 0 ? memoryBudget : os.totalmem() / 2;
-  return denseCorrelationBytes(mA, mB) <= budget;
+  return denseCorrelationBytes(mA, mB) <= alignmentBudget(memoryBudget);
+}
+
+/** The alignment's memory budget in bytes: the one given, or (0 / absent) half of physical memory, as natively. */
+export function alignmentBudget(memoryBudget = 0): number {
+  return memoryBudget > 0 ? memoryBudget : os.totalmem() / 2;
 }
 
 /** Bytes the dense streaming accumulator plans: 8 per latent pair, 4 for the float32 correlation, 256 MiB of chunks. */

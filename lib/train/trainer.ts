@@ -15,7 +15,7 @@ import path from 'node:path';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 
 import { AlignedPair } from '../align/aligned-pair.js';
-import { denseCorrelationBytes, denseCorrelationFits, encodeAndCorrelate, encodeToCodes, fileBatches } from '../align/encode-correlate.js';
+import { alignmentBudget, denseCorrelationBytes, denseCorrelationFits, encodeAndCorrelate, encodeToCodes, fileBatches } from '../align/encode-correlate.js';
 import { ReconstructionAccumulator } from '../eval/reconstruction.js';
 import { Normalizer, PairedEmbeddings, readBatch, scanRowsAsync, splitRows, type Modality } from '../data/paired.js';
 import { SaeError, isSaeError } from '../errors.js';
@@ -414,6 +414,14 @@ export class Trainer extends EventEmitter {
 
 export { trainingRows };
 
+/** The post-hoc alignment's options (TrainConfig.align: samples, minFires, signed, path, memoryBudget). */
+export interface AlignModelsOptions {
+  samples: number;
+  minFires: number;
+  signed: boolean;
+  path?: 'auto' | 'dense' | 'large';
+  memoryBudget?: number;
+}
 
 /**
  * The post-hoc alignment: encode the training pairs (the first `samples` in file order, 0 = all) with both
@@ -427,7 +435,7 @@ export async function alignModels(
   data: PairedEmbeddings,
   rows: Int32Array,
   norm: Normalizer,
-  opts: { samples: number; minFires: number; signed: boolean; path?: 'auto' | 'dense' | 'large'; memoryBudget?: number },
+  opts: AlignModelsOptions,
   onProgress?: (done: number) => void,
 ): Promise<AlignedPair> {
   return (await alignModelsPlanned(image, text, data, rows, norm, opts, onProgress)).pair;
@@ -447,16 +455,15 @@ export async function alignModelsPlanned(
   data: PairedEmbeddings,
   rows: Int32Array,
   norm: Normalizer,
-  opts: { samples: number; minFires: number; signed: boolean; path?: 'auto' | 'dense' | 'large'; memoryBudget?: number },
+  opts: AlignModelsOptions,
   onProgress?: (done: number) => void,
 ): Promise<{ pair: AlignedPair; plan: AlignModelsPlan }> {
   const use = opts.samples > 0 ? rows.subarray(0, Math.min(rows.length, opts.samples)) : rows;
   const path = opts.path ?? 'auto';
-  const budget = opts.memoryBudget ? opts.memoryBudget : os.totalmem() / 2;
   if (path === 'dense' || (path === 'auto' && denseCorrelationFits(image.m, text.m, opts.memoryBudget))) {
     const r = await encodeAndCorrelate(image, text, fileBatches(data, use, norm), { minFires: opts.minFires, onProgress });
     const pair = AlignedPair.fromCorrelation(image, text, r, { signed: opts.signed, normalizer: norm });
-    return { pair, plan: { path: 'dense', planned: denseCorrelationBytes(image.m, text.m), budget } };
+    return { pair, plan: { path: 'dense', planned: denseCorrelationBytes(image.m, text.m), budget: alignmentBudget(opts.memoryBudget) } };
   }
   using store = await encodeToCodes(image, text, fileBatches(data, use, norm), { onProgress });
   const r = await store.alignAsync({ signed: opts.signed, minFires: opts.minFires, path: 'large', memoryBudget: opts.memoryBudget });

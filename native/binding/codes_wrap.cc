@@ -6,6 +6,7 @@
 #include "addon_data.h"
 #include "args.h"
 #include "async.h"
+#include "paired_codes_call.h"
 
 namespace cmsae::binding {
 namespace {
@@ -17,7 +18,7 @@ AlignCodesOptions parse_align(const Napi::Env& env, const Napi::Value& v) {
   o.use_signed = opt_bool(obj, "signed", true);
   o.min_fires = opt_number(obj, "minFires", 1);
   o.memory_budget = opt_number(obj, "memoryBudget", 0);
-  o.candidates = static_cast<int>(opt_number(obj, "candidates", 16));
+  o.candidates = static_cast<int>(opt_number(obj, "candidates", kDefaultCandidates));
   o.keep_cofiring = opt_bool(obj, "keepCofiring", true);
   const Napi::Value path = obj.Get("path");
   const std::string p = path.IsString() ? path.As<Napi::String>().Utf8Value() : "auto";
@@ -80,26 +81,6 @@ Napi::Object result_object(Napi::Env env, const AlignCodesResult& r) {
   return o;
 }
 
-struct AddCall {
-  Napi::Int32Array ai, bi;
-  Napi::Float32Array av, bv;
-  int kA, kB;
-  long long rows;
-};
-
-AddCall parse_add(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  AddCall c;
-  c.rows = count_arg(env, info[6], "rows", 0);
-  c.kA = static_cast<int>(count_arg(env, info[2], "kA", 1));
-  c.kB = static_cast<int>(count_arg(env, info[5], "kB", 1));
-  c.ai = int32_arg(env, info[0], "a.indices", c.rows * c.kA);
-  c.av = float32_arg(env, info[1], "a.values", c.rows * c.kA);
-  c.bi = int32_arg(env, info[3], "b.indices", c.rows * c.kB);
-  c.bv = float32_arg(env, info[4], "b.values", c.rows * c.kB);
-  return c;
-}
-
 }  // namespace
 
 Napi::Function NativeCodes::define(Napi::Env env) {
@@ -138,25 +119,14 @@ CodeStore& NativeCodes::store(const Napi::Env& env) {
 Napi::Value NativeCodes::add(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CodeStore& s = store(env);
-  AddCall c = parse_add(info);
-  guarded(env, [&] { s.add(c.ai.Data(), c.av.Data(), c.kA, c.bi.Data(), c.bv.Data(), c.kB, c.rows); });
+  add_paired_codes(env, s, parse_paired_codes(info));
   return env.Undefined();
 }
 
 Napi::Value NativeCodes::add_async(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CodeStore* s = &store(env);
-  AddCall c = parse_add(info);
-  const int32_t *ai = c.ai.Data(), *bi = c.bi.Data();
-  const float *av = c.av.Data(), *bv = c.bv.Data();
-  const int kA = c.kA, kB = c.kB;
-  const long long rows = c.rows;
-  busy_ = true;
-  auto* w = new PromiseWorker(
-      env, [s, ai, av, kA, bi, bv, kB, rows] { s->add(ai, av, kA, bi, bv, kB, rows); }, nullptr, [this] { busy_ = false; },
-      {c.ai, c.av, c.bi, c.bv, Value()});
-  w->Queue();
-  return w->promise();
+  return queue_paired_codes(env, s, parse_paired_codes(info), busy_, Value());
 }
 
 Napi::Value NativeCodes::merge(const Napi::CallbackInfo& info) {

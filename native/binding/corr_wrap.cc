@@ -10,30 +10,11 @@
 #include "addon_data.h"
 #include "args.h"
 #include "async.h"
+#include "paired_codes_call.h"
 
 namespace cmsae::binding {
 namespace {
 
-// add(aIdx, aVal, kA, bIdx, bVal, kB, rows) arguments.
-struct AddCall {
-  Napi::Int32Array ai, bi;
-  Napi::Float32Array av, bv;
-  int kA, kB;
-  long long rows;
-};
-
-AddCall parse_add(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  AddCall c;
-  c.rows = count_arg(env, info[6], "rows", 0);
-  c.kA = static_cast<int>(count_arg(env, info[2], "kA", 1));
-  c.kB = static_cast<int>(count_arg(env, info[5], "kB", 1));
-  c.ai = int32_arg(env, info[0], "a.indices", c.rows * c.kA);
-  c.av = float32_arg(env, info[1], "a.values", c.rows * c.kA);
-  c.bi = int32_arg(env, info[3], "b.indices", c.rows * c.kB);
-  c.bv = float32_arg(env, info[4], "b.values", c.rows * c.kB);
-  return c;
-}
 
 // The device argument of a binding call: 'cpu' | 'cuda' (false | true), else ERR_ARG.
 bool cuda_arg(const Napi::Env& env, const Napi::Value& v) {
@@ -86,25 +67,14 @@ CorrAccumulator& NativeCorr::acc(const Napi::Env& env) {
 Napi::Value NativeCorr::add(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CorrAccumulator& a = acc(env);
-  AddCall c = parse_add(info);
-  guarded(env, [&] { a.add(c.ai.Data(), c.av.Data(), c.kA, c.bi.Data(), c.bv.Data(), c.kB, c.rows); });
+  add_paired_codes(env, a, parse_paired_codes(info));
   return env.Undefined();
 }
 
 Napi::Value NativeCorr::add_async(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   CorrAccumulator* a = &acc(env);
-  AddCall c = parse_add(info);
-  const int32_t *ai = c.ai.Data(), *bi = c.bi.Data();
-  const float *av = c.av.Data(), *bv = c.bv.Data();
-  const int kA = c.kA, kB = c.kB;
-  const long long rows = c.rows;
-  busy_ = true;
-  auto* w = new PromiseWorker(
-      env, [a, ai, av, kA, bi, bv, kB, rows] { a->add(ai, av, kA, bi, bv, kB, rows); }, nullptr,
-      [this] { busy_ = false; }, {c.ai, c.av, c.bi, c.bv, Value()});
-  w->Queue();
-  return w->promise();
+  return queue_paired_codes(env, a, parse_paired_codes(info), busy_, Value());
 }
 
 Napi::Value NativeCorr::merge(const Napi::CallbackInfo& info) {

@@ -9,6 +9,7 @@
 #include "../common/errors.h"
 #include "../common/memory.h"
 #include "../common/thread_pool.h"
+#include "../lap/align.h"
 #include "../lap/assignment.h"
 #include "../lap/solver_policy.h"
 #include "cofire_pass.h"
@@ -66,6 +67,27 @@ AssignmentResult solve_dense(const coact::CofireLayout& L, const coact::PearsonT
   return res;
 }
 
+// What the alignment and the dense correlation both start from: the moments over every row, mean / std / alive
+// at min_fires, and each side's alive latents (ascending).
+struct AliveLatents {
+  CorrSide side_a, side_b;
+  CorrStats stats;
+  std::vector<int32_t> ra, rb;
+};
+
+AliveLatents alive_latents(const CodeStore& store, double min_fires) {
+  require(std::isfinite(min_fires) && min_fires >= 0, "ERR_ARG", "minFires must be a number >= 0");
+  AliveLatents a;
+  store.moments(a.side_a, a.side_b);
+  latent_stats(a.side_a, store.rows(), min_fires, a.stats.a);
+  latent_stats(a.side_b, store.rows(), min_fires, a.stats.b);
+  for (int i = 0; i < store.mA(); ++i)
+    if (a.stats.a.alive[i]) a.ra.push_back(i);
+  for (int j = 0; j < store.mB(); ++j)
+    if (a.stats.b.alive[j]) a.rb.push_back(j);
+  return a;
+}
+
 }  // namespace
 
 AlignMemoryPlan plan_alignment(const CodeStore& store, long long na, long long nb, const AlignCodesOptions& opt) {
@@ -104,26 +126,23 @@ AlignMemoryPlan plan_alignment(const CodeStore& store, long long na, long long n
 
 AlignCodesResult align_codes(const CodeStore& store, const AlignCodesOptions& opt) {
   require(opt.candidates >= 1 && opt.candidates <= kMaxCandidates, "ERR_ARG", "candidates must be in [1, " + std::to_string(kMaxCandidates) + "]");
-  require(std::isfinite(opt.min_fires) && opt.min_fires >= 0, "ERR_ARG", "minFires must be a number >= 0");
   require(!(opt.memory_budget < 0) && std::isfinite(opt.memory_budget), "ERR_ARG", "memoryBudget must be a number of bytes >= 0");
   AlignCodesResult out;
-  out.dual_a.assign(store.mA(), 0.0);
-  out.dual_b.assign(store.mB(), 0.0);
   auto t0 = std::chrono::steady_clock::now();
   out.n = store.rows();
-  store.moments(out.side_a, out.side_b);
-  latent_stats(out.side_a, out.n, opt.min_fires, out.stats.a);
-  latent_stats(out.side_b, out.n, opt.min_fires, out.stats.b);
-  std::vector<int32_t> ra, rb;
-  for (int i = 0; i < store.mA(); ++i)
-    if (out.stats.a.alive[i]) ra.push_back(i);
-  for (int j = 0; j < store.mB(); ++j)
-    if (out.stats.b.alive[j]) rb.push_back(j);
+  AliveLatents alive = alive_latents(store, opt.min_fires);
+  out.side_a = std::move(alive.side_a);
+  out.side_b = std::move(alive.side_b);
+  out.stats = std::move(alive.stats);
+  const std::vector<int32_t>& ra = alive.ra;
+  const std::vector<int32_t>& rb = alive.rb;
   out.plan = plan_alignment(store, static_cast<long long>(ra.size()), static_cast<long long>(rb.size()), opt);
   out.seconds_stats = seconds_since(t0);
   t0 = std::chrono::steady_clock::now();
   out.row_to_col.assign(store.mA(), -1);
   out.matched.assign(store.mA(), 0.f);
+  out.dual_a.assign(store.mA(), 0.0);
+  out.dual_b.assign(store.mB(), 0.0);
   AssignmentResult res;
   std::vector<float> matched;
   if (!ra.empty() && !rb.empty()) {
@@ -140,8 +159,6 @@ AlignCodesResult align_codes(const CodeStore& store, const AlignCodesOptions& op
     } else {
       res = solve_dense(L, terms, ra, rb, opt.use_signed, matched);
     }
-    out.dual_a.assign(store.mA(), 0.0);
-    out.dual_b.assign(store.mB(), 0.0);
     for (size_t r = 0; r < ra.size(); ++r) out.dual_a[ra[r]] = res.u[r];
     for (size_t c = 0; c < rb.size(); ++c) out.dual_b[rb[c]] = res.v[c];
     for (size_t r = 0; r < ra.size(); ++r)
@@ -154,42 +171,23 @@ AlignCodesResult align_codes(const CodeStore& store, const AlignCodesOptions& op
   out.seconds_solve = seconds_since(t0);
   if (store.mA() == store.mB()) {
     out.perm = out.row_to_col;
-    std::vector<uint8_t> used_b(store.mB(), 0);
-    for (int32_t j : out.perm)
-      if (j >= 0) used_b[j] = 1;
-    int next_b = 0;
-    for (int i = 0; i < store.mA(); ++i) {
-      if (out.perm[i] >= 0) continue;
-      while (used_b[next_b]) ++next_b;
-      out.perm[i] = next_b;
-      used_b[next_b] = 1;
-    }
+    pair_leftovers(out.perm);
   }
   return out;
 }
 
 void codes_correlation(const CodeStore& store, double min_fires, float* out) {
-  require(std::isfinite(min_fires) && min_fires >= 0, "ERR_ARG", "minFires must be a number >= 0");
   const long long mA = store.mA(), mB = store.mB();
   require_memory(4.0 * mA * mB + static_cast<double>(store.bytes()) * 2, "the dense correlation of the code store");
+  const AliveLatents alive = alive_latents(store, min_fires);
   std::fill(out, out + static_cast<size_t>(mA) * mB, 0.f);
-  CorrSide side_a, side_b;
-  store.moments(side_a, side_b);
-  CorrStats st;
-  latent_stats(side_a, store.rows(), min_fires, st.a);
-  latent_stats(side_b, store.rows(), min_fires, st.b);
-  std::vector<int32_t> ra, rb;
-  for (int i = 0; i < mA; ++i)
-    if (st.a.alive[i]) ra.push_back(i);
-  for (int j = 0; j < mB; ++j)
-    if (st.b.alive[j]) rb.push_back(j);
-  if (ra.empty() || rb.empty()) return;
+  if (alive.ra.empty() || alive.rb.empty()) return;
   const coact::CofireLayout L = coact::build_cofire_layout(store);
-  const coact::PearsonTerms t = coact::pearson_terms(st, store.rows());
-  coact::for_each_cofire_row(L, ra, [&](int, const coact::CofireRow& row) {
+  const coact::PearsonTerms t = coact::pearson_terms(alive.stats, store.rows());
+  coact::for_each_cofire_row(L, alive.ra, [&](int, const coact::CofireRow& row) {
     const int32_t i = row.latent;
     float* o = out + static_cast<size_t>(i) * mB;
-    for (int32_t j : rb) o[j] = coact::pearson(row.s[j], t.f[i], t.g[i], t.inv[j], t.h[j]);
+    for (int32_t j : alive.rb) o[j] = coact::pearson(row.s[j], t.f[i], t.g[i], t.inv[j], t.h[j]);
   });
 }
 

@@ -18,7 +18,7 @@ struct AlignCodesOptions {
   double min_fires = 1;
   AlignPath path = AlignPath::Auto;
   double memory_budget = 0;  // bytes; 0: half of physical memory
-  int candidates = 16;       // large-m path: row candidates
+  int candidates = kDefaultCandidates;  // large-m path: row candidates
   bool keep_cofiring = true; // large-m path: keep co-firing entries between rounds when they fit the budget
 };
 

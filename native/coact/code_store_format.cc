@@ -6,6 +6,7 @@
 #include <cstring>
 #include <string>
 
+#include "../common/byte_io.h"
 #include "../common/checksum.h"
 #include "../common/errors.h"
 #include "code_store.h"
@@ -15,31 +16,6 @@ namespace {
 
 constexpr char kMagic[8] = {'C', 'M', 'S', 'A', 'E', 'C', 'S', '1'};
 constexpr uint32_t kFormatVersion = 1;
-
-template <class T>
-void put(std::vector<uint8_t>& out, const T* p, size_t n) {
-  if (n == 0) return;
-  const uint8_t* b = reinterpret_cast<const uint8_t*>(p);
-  out.insert(out.end(), b, b + n * sizeof(T));
-}
-
-struct Reader {
-  const uint8_t* p;
-  const uint8_t* end;
-  template <class T>
-  void get(T* dst, size_t n) {
-    if (n == 0) return;  // an empty vector's data() may be null, which memcpy must not see
-    if (n > static_cast<size_t>(end - p) / sizeof(T)) fail("ERR_FORMAT", "code store shard is truncated");
-    std::memcpy(dst, p, n * sizeof(T));
-    p += n * sizeof(T);
-  }
-  template <class T>
-  T one() {
-    T x;
-    get(&x, 1);
-    return x;
-  }
-};
 
 // One side of a segment read back: offsets from 0 to nnz, indices in [0, m), finite nonzero values, no latent
 // twice in a row.
@@ -65,7 +41,7 @@ void check_side(const std::vector<int64_t>& off, const std::vector<int32_t>& idx
 std::vector<uint8_t> CodeStore::serialize() const {
   std::vector<uint8_t> out;
   out.reserve(64 + tag_.size() + bytes() + segs_.size() * 32);
-  put(out, kMagic, 8);
+  append_bytes(out, kMagic, 8);
   // Empty segments are left out (an empty store keeps its own, so that its rowStart survives).
   std::vector<const CodeSegment*> keep;
   for (const CodeSegment& s : segs_)
@@ -73,21 +49,21 @@ std::vector<uint8_t> CodeStore::serialize() const {
   if (keep.empty()) keep.push_back(&segs_[own_]);
   const uint32_t header[5] = {kFormatVersion, static_cast<uint32_t>(mA_), static_cast<uint32_t>(mB_),
                               static_cast<uint32_t>(keep.size()), static_cast<uint32_t>(tag_.size())};
-  put(out, header, 5);
-  put(out, tag_.data(), tag_.size());
+  append_bytes(out, header, 5);
+  append_bytes(out, tag_.data(), tag_.size());
   for (const CodeSegment* sp : keep) {
     const CodeSegment& s = *sp;
     const int64_t h[4] = {s.row_start, s.rows, static_cast<int64_t>(s.a_idx.size()), static_cast<int64_t>(s.b_idx.size())};
-    put(out, h, 4);
-    put(out, s.a_off.data(), s.a_off.size());
-    put(out, s.a_idx.data(), s.a_idx.size());
-    put(out, s.a_val.data(), s.a_val.size());
-    put(out, s.b_off.data(), s.b_off.size());
-    put(out, s.b_idx.data(), s.b_idx.size());
-    put(out, s.b_val.data(), s.b_val.size());
+    append_bytes(out, h, 4);
+    append_bytes(out, s.a_off.data(), s.a_off.size());
+    append_bytes(out, s.a_idx.data(), s.a_idx.size());
+    append_bytes(out, s.a_val.data(), s.a_val.size());
+    append_bytes(out, s.b_off.data(), s.b_off.size());
+    append_bytes(out, s.b_idx.data(), s.b_idx.size());
+    append_bytes(out, s.b_val.data(), s.b_val.size());
   }
   const uint64_t sum = checksum64(out.data(), out.size());
-  put(out, &sum, 1);
+  append_bytes(out, &sum, 1);
   return out;
 }
 
@@ -97,7 +73,7 @@ CodeStore CodeStore::deserialize(const uint8_t* data, size_t size) {
   if (size < 8 + 20 + 8) fail("ERR_FORMAT", "code store shard is truncated");
   uint64_t stored;
   std::memcpy(&stored, data + size - 8, 8);
-  Reader rd{data + 8, data + size - 8};
+  ByteReader rd{data + 8, data + size - 8, "code store shard"};
   const uint32_t version = rd.one<uint32_t>();
   if (version != kFormatVersion)
     fail("ERR_FORMAT", "code store shard format version " + std::to_string(version) + " is not supported (this build reads version " +

@@ -34,7 +34,7 @@ struct Problem {
   const std::vector<int32_t>& rb;
   bool sgn;
   long na, nb;
-  std::vector<int32_t> apos, bpos;  // latent -> row / column (-1: not alive)
+  std::vector<int32_t> apos;        // A latent -> row (-1: not alive)
   std::vector<double> P, Q;         // rank-one factors: C = float(-P_r Q_c) where the pair never co-fires
   double qmax = 0;                  // max |Q_c|
   std::vector<double> fr, invc;     // the Pearson terms by row and by column
@@ -50,11 +50,9 @@ struct Problem {
 
 Problem make_problem(const CofireLayout& L, const PearsonTerms& t, const std::vector<int32_t>& ra,
                      const std::vector<int32_t>& rb, bool sgn) {
-  Problem p{L, t, ra, rb, sgn, static_cast<long>(ra.size()), static_cast<long>(rb.size()), {}, {}, {}, {}, 0.0, {}, {}, {}};
+  Problem p{L, t, ra, rb, sgn, static_cast<long>(ra.size()), static_cast<long>(rb.size()), {}, {}, {}, 0.0, {}, {}, {}};
   p.apos.assign(L.mA, -1);
-  p.bpos.assign(L.mB, -1);
   for (long r = 0; r < p.na; ++r) p.apos[ra[r]] = static_cast<int32_t>(r);
-  for (long c = 0; c < p.nb; ++c) p.bpos[rb[c]] = static_cast<int32_t>(c);
   p.P.resize(p.na);
   p.Q.resize(p.nb);
   p.fr.resize(p.na);
@@ -63,12 +61,12 @@ Problem make_problem(const CofireLayout& L, const PearsonTerms& t, const std::ve
     p.P[r] = t.g[ra[r]];
     p.fr[r] = t.f[ra[r]];
   }
-  for (long c = 0; c < p.nb; ++c) p.invc[c] = t.inv[rb[c]];
   p.bterms.assign(L.mB, Problem::BTerms{0.0, 0.0, -1});
-  for (long c = 0; c < p.nb; ++c) p.bterms[rb[c]] = {t.inv[rb[c]], t.h[rb[c]], static_cast<int32_t>(c)};
   for (long c = 0; c < p.nb; ++c) {
+    p.invc[c] = t.inv[rb[c]];
     p.Q[c] = t.h[rb[c]];
     p.qmax = std::max(p.qmax, std::fabs(p.Q[c]));
+    p.bterms[rb[c]] = {p.invc[c], p.Q[c], static_cast<int32_t>(c)};
   }
   return p;
 }
@@ -362,8 +360,7 @@ CandidateSet candidate_pass(const Problem& p, int k, CofireCache& cache, double 
   std::atomic<int64_t> cached_bytes{0};
   std::atomic<bool> cache_full{false};
   std::vector<double> pairs(T, 0.0);
-  std::vector<int32_t> latents(p.ra);
-  for_each_cofire_row(p.L, latents, [&](int w, const CofireRow& row) {
+  for_each_cofire_row(p.L, p.ra, [&](int w, const CofireRow& row) {
     const long r = p.apos[row.latent];
     // The row's co-firing entries number at most its listed columns (all nb for a dense row).
     const size_t most = row.dense() ? static_cast<size_t>(p.nb) : static_cast<size_t>(row.n_cols);

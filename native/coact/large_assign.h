@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "../lap/assignment.h"
+#include "../lap/solver_policy.h"
 #include "cofire_pass.h"
 #include "pearson_terms.h"
 
@@ -17,7 +18,7 @@ namespace cmsae::coact {
 
 struct LargeAlignOptions {
   bool use_signed = true;
-  int candidates = 16;       // row candidates (each column keeps max(2, k/8) more)
+  int candidates = kDefaultCandidates;  // row candidates (each column keeps max(2, k/8) more)
   double cache_bytes = 0;    // co-firing entries are kept between rounds when they fit in this (8 bytes each)
   int max_rounds = 1000;
 };

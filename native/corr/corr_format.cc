@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/byte_io.h"
 #include "../common/checksum.h"
 #include "../common/errors.h"
 #include "../common/thread_pool.h"
@@ -20,51 +21,37 @@ constexpr char kMagic[8] = {'C', 'M', 'S', 'A', 'E', 'C', 'R', '1'};
 // range checks.
 constexpr uint32_t kFormatVersion = 2;
 
-template <class T>
-void put(std::vector<uint8_t>& out, const T* p, size_t n) {
-  const uint8_t* b = reinterpret_cast<const uint8_t*>(p);
-  out.insert(out.end(), b, b + n * sizeof(T));
-}
-
-template <class T>
-void get(const uint8_t*& p, const uint8_t* end, T* dst, size_t n) {
-  if (static_cast<size_t>(end - p) < n * sizeof(T)) fail("ERR_FORMAT", "correlation state is truncated");
-  std::memcpy(dst, p, n * sizeof(T));
-  p += n * sizeof(T);
-}
-
 }  // namespace
 
 std::vector<uint8_t> CorrAccumulator::serialize() {
   flush();
   std::vector<uint8_t> out;
   out.reserve(64 + S_.size() * 8 + (mA_ + mB_) * 32);
-  put(out, kMagic, 8);
+  append_bytes(out, kMagic, 8);
   const uint32_t header[4] = {kFormatVersion, static_cast<uint32_t>(mA_), static_cast<uint32_t>(mB_), 0};
-  put(out, header, 4);
+  append_bytes(out, header, 4);
   const int64_t n = n_;
-  put(out, &n, 1);
+  append_bytes(out, &n, 1);
   for (const CorrSide* s : {&A_, &B_}) {
-    put(out, s->sum.data(), s->sum.size());
-    put(out, s->sumsq.data(), s->sumsq.size());
-    put(out, s->fires.data(), s->fires.size());
-    put(out, s->min_nz.data(), s->min_nz.size());
-    put(out, s->max_nz.data(), s->max_nz.size());
+    append_bytes(out, s->sum.data(), s->sum.size());
+    append_bytes(out, s->sumsq.data(), s->sumsq.size());
+    append_bytes(out, s->fires.data(), s->fires.size());
+    append_bytes(out, s->min_nz.data(), s->min_nz.size());
+    append_bytes(out, s->max_nz.data(), s->max_nz.size());
   }
-  put(out, S_.data(), S_.size());
+  append_bytes(out, S_.data(), S_.size());
   const uint64_t sum = checksum64(out.data(), out.size());
-  put(out, &sum, 1);
+  append_bytes(out, &sum, 1);
   return out;
 }
 
 CorrAccumulator CorrAccumulator::deserialize(const uint8_t* data, size_t size) {
-  const uint8_t* p = data;
-  const uint8_t* end = data + size;
+  ByteReader rd{data, data + size, "correlation state"};
   char magic[8];
-  get(p, end, magic, 8);
+  rd.get(magic, 8);
   if (std::memcmp(magic, kMagic, 8) != 0) fail("ERR_FORMAT", "not a serialized CorrelationAccumulator (bad magic)");
   uint32_t header[4];
-  get(p, end, header, 4);
+  rd.get(header, 4);
   if (header[0] != 1 && header[0] != kFormatVersion)
     fail("ERR_FORMAT", "CorrelationAccumulator format version " + std::to_string(header[0]) +
                            " is not supported (this version reads 1 and 2; a newer crossmodal-sae wrote it?)");
@@ -85,17 +72,17 @@ CorrAccumulator CorrAccumulator::deserialize(const uint8_t* data, size_t size) {
   }
   CorrAccumulator acc(static_cast<int>(mA), static_cast<int>(mB));
   int64_t n;
-  get(p, end, &n, 1);
+  rd.get(&n, 1);
   if (n < 0) fail("ERR_FORMAT", "serialized CorrelationAccumulator has a negative row count");
   acc.n_ = n;
   for (CorrSide* s : {&acc.A_, &acc.B_}) {
-    get(p, end, s->sum.data(), s->sum.size());
-    get(p, end, s->sumsq.data(), s->sumsq.size());
-    get(p, end, s->fires.data(), s->fires.size());
-    get(p, end, s->min_nz.data(), s->min_nz.size());
-    get(p, end, s->max_nz.data(), s->max_nz.size());
+    rd.get(s->sum.data(), s->sum.size());
+    rd.get(s->sumsq.data(), s->sumsq.size());
+    rd.get(s->fires.data(), s->fires.size());
+    rd.get(s->min_nz.data(), s->min_nz.size());
+    rd.get(s->max_nz.data(), s->max_nz.size());
   }
-  get(p, end, acc.S_.data(), acc.S_.size());
+  rd.get(acc.S_.data(), acc.S_.size());
   acc.check_state();
   return acc;
 }

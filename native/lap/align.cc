@@ -39,7 +39,6 @@ std::vector<int32_t> align_latents(const float* corr, int m, const uint8_t* aliv
   }
   const long na = static_cast<long>(ra.size()), nb = static_cast<long>(rb.size());
   std::vector<int32_t> perm(m, -1);
-  std::vector<uint8_t> used_b(m, 0);
   if (na > 0 && nb > 0) {
     std::vector<float> sub(static_cast<size_t>(na) * nb);
     const int T = static_cast<int>(std::max<long>(1, std::min<long>(num_threads(), na)));
@@ -59,12 +58,18 @@ std::vector<int32_t> align_latents(const float* corr, int m, const uint8_t* aliv
     opt.device = device;
     const AssignmentResult res = solve_assignment(in, opt);
     for (long r = 0; r < na; ++r)
-      if (res.row_to_col[r] >= 0) {
-        perm[ra[r]] = rb[res.row_to_col[r]];
-        used_b[rb[res.row_to_col[r]]] = 1;
-      }
+      if (res.row_to_col[r] >= 0) perm[ra[r]] = rb[res.row_to_col[r]];
   }
   // Leftovers (dead latents, and alive ones the rectangular optimum left out): ascending on both sides.
+  pair_leftovers(perm);
+  return perm;
+}
+
+void pair_leftovers(std::vector<int32_t>& perm) {
+  const int m = static_cast<int>(perm.size());
+  std::vector<uint8_t> used_b(m, 0);
+  for (int32_t j : perm)
+    if (j >= 0) used_b[j] = 1;
   int next_b = 0;
   for (int i = 0; i < m; ++i) {
     if (perm[i] >= 0) continue;
@@ -72,7 +77,6 @@ std::vector<int32_t> align_latents(const float* corr, int m, const uint8_t* aliv
     perm[i] = next_b;
     used_b[next_b] = 1;
   }
-  return perm;
 }
 
 }  // namespace cmsae

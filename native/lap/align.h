@@ -14,4 +14,8 @@ constexpr float kCorrelationSlack = 1e-4f;
 std::vector<int32_t> align_latents(const float* corr, int m, const uint8_t* alive_a, const uint8_t* alive_b,
                                    bool use_signed, bool device = false);
 
+// Completes a partial matching perm (B latent or -1 for each of the m A latents, no B latent twice) into a
+// bijection: the unmatched latents of both sides paired in ascending index order.
+void pair_leftovers(std::vector<int32_t>& perm);
+
 }  // namespace cmsae
