@@ -13,6 +13,8 @@
         "native/sae/kernels_scalar.cc",
         "native/sae/topk_select.cc",
         "native/sae/topk_encode.cc",
+        "native/sae/certified_mode.cc",
+        "native/sae/bf16_encoder.cc",
         "native/sae/decode.cc",
         "native/sae/backward.cc",
         "native/sae/batch_stats.cc",
@@ -60,7 +62,7 @@
         "native/binding/concepts_wrap.cc"
       ],
       "include_dirs": ["<!@(node -p \"require('node-addon-api').include\")", "native"],
-      "dependencies": ["cmsae_avx2", "cmsae_avx512", "cmsae_eval"],
+      "dependencies": ["cmsae_avx2", "cmsae_avx512", "cmsae_bf16", "cmsae_eval"],
       "defines": [
         "NAPI_VERSION=9",
         "NODE_ADDON_API_CPP_EXCEPTIONS",
@@ -95,6 +97,15 @@
       "include_dirs": ["native"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc": ["-std=c++17", "-O3", "-fPIC", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma", "-mavx2", "-fopenmp-simd", "-fno-math-errno"]
+    },
+    {
+      "target_name": "cmsae_bf16",
+      "type": "static_library",
+      "sources": ["native/sae/certified_encode.cc", "native/sae/bf16_gemm.cc"],
+      "include_dirs": ["native"],
+      "defines": ["CMSAE_HAVE_X86_SIMD=1"],
+      "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
+      "cflags_cc": ["-std=c++17", "-O3", "-fPIC", "-fexceptions", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512bf16", "-mamx-tile", "-mamx-bf16", "-mfma", "-mavx2", "-fopenmp-simd", "-fno-math-errno"]
     }
   ]
 }

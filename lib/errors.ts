@@ -16,6 +16,8 @@ export type SaeErrorCode =
   | 'ERR_NOMEM'
   | 'ERR_INFEASIBLE'
   | 'ERR_CUDA_UNAVAILABLE'
+  /** A requested instruction-set path (for example the AMX-BF16 encode) that this CPU or SIMD level lacks. */
+  | 'ERR_UNSUPPORTED'
   | 'ERR_ABORTED'
   /** A training step would have produced non-finite parameters; the model is left as it was before the step. */
   | 'ERR_DIVERGED'

@@ -65,6 +65,9 @@ export interface NativeBuildInfo {
   simdDetected: string;
   simd: string;
   kernels: string;
+  encodeMode: string;
+  encodePath: string;
+  encodePaths: string[];
   threads: number;
   cudaCompiled: boolean;
   compiler: string;
@@ -228,6 +231,8 @@ export interface NativeBinding {
   cudaInfo(): NativeCudaInfo;
   setThreads(n: number): number;
   setSimdLevel(level: string): string;
+  setEncodePath(mode: string): string;
+  encodeStats(): { certifiedRows: number; fallbackRows: number; candidates: number; auxCandidates: number };
   setErrorClass(ctor: new (code: string, message: string) => Error): void;
   /** Bytes V8 counts as external memory: native memory reported by live SAEs and accumulators (and others). */
   reportedExternalMemory(): number;

@@ -7,6 +7,7 @@
 #include "../common/cpu_features.h"
 #include "../devices/emulated_devices.h"
 #include "../common/thread_pool.h"
+#include "../sae/certified_encode.h"
 #include "../sae/kernels.h"
 #include "addon_data.h"
 #include "args.h"
@@ -45,6 +46,13 @@ Napi::Value build_info(const Napi::CallbackInfo& info) {
   o.Set("simdDetected", simd_level_name(detect_simd_level()));
   o.Set("simd", simd_level_name(active_simd_level()));
   o.Set("kernels", kernels().name);
+  o.Set("encodeMode", encode_mode());
+  o.Set("encodePath", encode_path_name(active_encode_path()));
+  Napi::Array paths = Napi::Array::New(env);
+  uint32_t n_paths = 0;
+  for (EncodePath p : {EncodePath::AmxBf16, EncodePath::Avx512Bf16, EncodePath::Fp32})
+    if (encode_path_available(p)) paths.Set(n_paths++, encode_path_name(p));
+  o.Set("encodePaths", paths);
   o.Set("threads", num_threads());
 #if defined(CMSAE_WITH_CUDA)
   o.Set("cudaCompiled", true);
@@ -114,6 +122,30 @@ Napi::Value set_simd(const Napi::CallbackInfo& info) {
   return Napi::String::New(env, simd_level_name(set_simd_level(level)));
 }
 
+Napi::Value set_encode_path(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* what = "encode path must be 'auto', 'fp32', 'avx512-bf16' or 'amx-bf16'";
+  if (!info[0].IsString()) throw_js(env, "ERR_ARG", what);
+  const std::string mode = info[0].As<Napi::String>().Utf8Value();
+  if (mode != "auto" && mode != "fp32" && mode != "avx512-bf16" && mode != "amx-bf16") throw_js(env, "ERR_ARG", what);
+  if (!set_encode_mode(mode))
+    throw_js(env, "ERR_UNSUPPORTED",
+             "encode path '" + mode + "' needs " + (mode == "amx-bf16" ? "AMX-BF16 tiles" : "AVX-512-BF16") +
+                 " and the avx512 SIMD level, which this process does not have; use 'auto' or 'fp32'");
+  return Napi::String::New(env, encode_mode());
+}
+
+Napi::Value encode_stats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const EncodeCounters c = encode_counters();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("certifiedRows", static_cast<double>(c.certified_rows));
+  o.Set("fallbackRows", static_cast<double>(c.fallback_rows));
+  o.Set("candidates", static_cast<double>(c.candidates));
+  o.Set("auxCandidates", static_cast<double>(c.aux_candidates));
+  return o;
+}
+
 // The native bytes V8 currently counts as external memory (what SAEs and accumulators reported on create,
 // minus what they reported on free).
 Napi::Value reported_external_memory(const Napi::CallbackInfo& info) {
@@ -158,6 +190,8 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaInfo", Napi::Function::New(env, cuda_info));
   exports.Set("setThreads", Napi::Function::New(env, set_threads));
   exports.Set("setSimdLevel", Napi::Function::New(env, set_simd));
+  exports.Set("setEncodePath", Napi::Function::New(env, set_encode_path));
+  exports.Set("encodeStats", Napi::Function::New(env, encode_stats));
   exports.Set("setErrorClass", Napi::Function::New(env, set_error_class));
   exports.Set("reportedExternalMemory", Napi::Function::New(env, reported_external_memory));
   return exports;

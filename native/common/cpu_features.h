@@ -15,4 +15,11 @@ SimdLevel set_simd_level(SimdLevel level);
 const char* simd_level_name(SimdLevel level);
 bool parse_simd_level(const std::string& name, SimdLevel* out);
 
+// BF16 dot-product instruction sets of the certified encode (certified_encode.h).
+// AVX-512-BF16 (vdpbf16ps) on top of AVX-512F/BW/VL/DQ.
+bool cpu_has_avx512_bf16();
+// AMX-BF16 tiles (tdpbf16ps): the CPU flags and, on Linux, the kernel's permission for the tile data state
+// (arch_prctl ARCH_REQ_XCOMP_PERM, requested once per process). False when either is missing.
+bool amx_bf16_usable();
+
 }  // namespace cmsae

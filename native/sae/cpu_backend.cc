@@ -8,6 +8,7 @@
 
 #include "../common/errors.h"
 #include "../common/thread_pool.h"
+#include "certified_encode.h"
 #include "decode.h"
 #include "kernels.h"
 
@@ -74,14 +75,36 @@ void CpuBackend::host_arrays_changed(unsigned parts) {
   if (parts & kEncoder) {
     std::lock_guard<std::mutex> lock(pack_mutex_);
     packed_valid_ = false;
+    bf16_valid_ = false;
   }
 }
+
+bool CpuBackend::certified_in_use() const { return encode_path_for(k_, m_) != EncodePath::Fp32; }
 
 EncoderView CpuBackend::encoder_view() {
   EncoderView enc{a_->W_enc.data(), a_->b_enc.data(), a_->b_dec.data(), d_, m_};
   const int nr = kernels().nr;
   const long panels = (m_ + nr - 1) / nr;
   std::lock_guard<std::mutex> lock(pack_mutex_);
+  if (certified_in_use()) {
+    if (!bf16_valid_) {
+      bf16_.resize(d_, m_);
+      const long bp = bf16_.panels;
+      const int T = static_cast<int>(std::max<long>(1, std::min<long>(num_threads(), bp / 8 + 1)));
+      parallel_for(T, [&](int t) {
+        pack_bf16_panels(enc.W_rows, enc.b_enc, split_begin(bp, T, t), split_begin(bp, T, t + 1), bf16_);
+      });
+      finish_bf16_encoder(bf16_);
+      bf16_valid_ = true;
+    }
+    enc.bf16 = &bf16_;
+    if (packed_valid_ && packed_nr_ == nr) {  // the float32 fallback may use them when they are current
+      enc.packed_W = packed_W_.data();
+      enc.packed_bias = packed_bias_.data();
+      enc.packed_nr = packed_nr_;
+    }
+    return enc;
+  }
   if (!packed_valid_ || packed_nr_ != nr) {
     packed_W_.reset(static_cast<size_t>(panels) * nr * d_);
     packed_bias_.reset(static_cast<size_t>(panels) * nr);
@@ -148,10 +171,15 @@ void CpuBackend::apply_update(const AdamWArgs args[4], bool normalize, float dec
   SaeArrays& a = *a_;
   K.adamw(a.b_enc.data(), a.moments[1][0].data(), a.moments[1][1].data(), grads_.g_benc.data(), m, args[1]);
   K.adamw(a.b_dec.data(), a.moments[3][0].data(), a.moments[3][1].data(), grads_.g_bdec.data(), d, args[3]);
-  const int nr = K.nr;
-  const long panels = (m + nr - 1) / nr;
   std::lock_guard<std::mutex> lock(pack_mutex_);
-  if (packed_nr_ != nr || packed_W_.size() != static_cast<size_t>(panels) * nr * d) {
+  // Repack what the encode uses next: the BF16 copy (in groups of two of its panels) or the float32 panels.
+  const bool bf16 = certified_in_use();
+  const int nr = bf16 ? 2 * kBf16PanelLatents : K.nr;
+  const long panels = (m + nr - 1) / nr;
+  if (bf16) {
+    if (bf16_.d != d || bf16_.m != m || bf16_.Wp.size() == 0) bf16_.resize(d, m);
+    packed_valid_ = false;
+  } else if (packed_nr_ != nr || packed_W_.size() != static_cast<size_t>(panels) * nr * d) {
     packed_W_.reset(static_cast<size_t>(panels) * nr * d);
     packed_bias_.reset(static_cast<size_t>(panels) * nr);
     packed_nr_ = nr;
@@ -169,10 +197,19 @@ void CpuBackend::apply_update(const AdamWArgs args[4], bool normalize, float dec
         K.adamw(wd, a.moments[2][0].data() + j * d, a.moments[2][1].data() + j * d, gd, d, args[2]);
         if (normalize) unit_row(K, wd, d, decoder_eps);
       }
-      pack_encoder_panels(raw, p, p + 1, nr, packed_W_.data() + p * nr * d, packed_bias_.data() + p * nr);
+      if (bf16)
+        pack_bf16_panels(raw.W_rows, raw.b_enc, 2 * p, 2 * p + 2, bf16_);
+      else
+        pack_encoder_panels(raw, p, p + 1, nr, packed_W_.data() + p * nr * d, packed_bias_.data() + p * nr);
     }
   });
-  packed_valid_ = true;
+  if (bf16) {
+    finish_bf16_encoder(bf16_);
+    bf16_valid_ = true;
+  } else {
+    packed_valid_ = true;
+    bf16_valid_ = false;
+  }
 }
 
 void renormalize_rows(float* W_dec, int d, int m, float eps) {

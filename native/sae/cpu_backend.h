@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "backend.h"
+#include "bf16_encoder.h"
 #include "topk_encode.h"
 
 namespace cmsae {
@@ -38,8 +39,10 @@ class CpuBackend final : public SaeBackend {
   void adopt_step(const SparseGrads& grads, const CodesBuffer& codes);
 
  private:
-  // The encoder with an up-to-date packed copy of W_enc/b_enc in the active kernels' panel layout.
+  // The encoder with an up-to-date packed copy of W_enc/b_enc: the BF16 copy when the certified encode is in use for
+  // this SAE's k (certified_encode.h), else the active kernels' float32 panels.
   EncoderView encoder_view();
+  bool certified_in_use() const;
   // The batch as one host block X = [x; y] (a pointer into x when it is unpaired and on the host).
   const float* gather(const SaeBatch& batch);
   // The AuxK selection of the forward: dead latents, k_aux, scale; false when AuxK is off or nothing is dead.
@@ -56,6 +59,8 @@ class CpuBackend final : public SaeBackend {
   AlignedBuffer<float> packed_W_, packed_bias_;
   int packed_nr_ = 0;
   bool packed_valid_ = false;
+  Bf16Encoder bf16_;
+  bool bf16_valid_ = false;
   std::mutex pack_mutex_;
   // The last forward pass (what backward and commit_latent_stats use).
   const float* X_ = nullptr;  // [R, d], valid until the step's backward

@@ -19,6 +19,7 @@
 
 #include "../common/aligned.h"
 #include "../common/thread_pool.h"
+#include "certified_encode.h"
 #include "kernels.h"
 #include "topk_select.h"
 
@@ -266,6 +267,18 @@ void encode_pass(const EncoderView& enc, const float* x, long rows, int k, float
 
 void topk_encode(const EncoderView& enc, const float* x, long rows, int k, float floor, int32_t* idx,
                  float* val, const AuxSelect* aux) {
+  if (enc.bf16 && rows > 0) {
+    const EncodePath path = encode_path_for(k, enc.m);
+    if (path != EncodePath::Fp32) {
+      certified_topk_encode(path, enc, x, rows, k, floor, idx, val, aux);
+      return;
+    }
+  }
+  topk_encode_fp32(enc, x, rows, k, floor, idx, val, aux);
+}
+
+void topk_encode_fp32(const EncoderView& enc, const float* x, long rows, int k, float floor, int32_t* idx,
+                      float* val, const AuxSelect* aux) {
   for (long r0 = 0; r0 < rows; r0 += kMaxRowsPerPass) {
     const long n = std::min(kMaxRowsPerPass, rows - r0);
     encode_pass(enc, x + r0 * enc.d, n, k, floor, idx + r0 * k, val + r0 * k, aux, r0);

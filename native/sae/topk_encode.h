@@ -4,6 +4,8 @@
 
 namespace cmsae {
 
+struct Bf16Encoder;
+
 struct EncoderView {
   const float* W_rows;  // [m, d] encoder rows (latent-major)
   const float* b_enc;   // [m]
@@ -15,6 +17,9 @@ struct EncoderView {
   const float* packed_W = nullptr;
   const float* packed_bias = nullptr;
   int packed_nr = 0;
+  // Optional BF16 copy of W_rows/b_enc (bf16_encoder.h): with it, topk_encode may take a certified path
+  // (certified_encode.h), whose result is identical.
+  const Bf16Encoder* bf16 = nullptr;
 };
 
 // Bp[q][k][nr] = W_rows[(p0+q)*nr + c][k] and bias_p[q][c] = b_enc[...] (-inf past m) for latent panels
@@ -33,7 +38,11 @@ struct AuxSelect {
 // > floor (floor >= 0 makes this ReLU then Top-K), ties to the smaller index. Rows are written to
 // idx/val ([rows, k]) best first; slots left over (fewer than k pass) get value 0 and the smallest
 // unused latent indices. The rows x m pre-activations are never materialized.
+// Takes the certified BF16 path when enc.bf16 is set and encode_path_for(k, m) names one, else the float32 path.
 void topk_encode(const EncoderView& enc, const float* x, long rows, int k, float floor, int32_t* idx,
                  float* val, const AuxSelect* aux = nullptr);
+// The float32 path alone (register-tiled GEMM with the selection in its epilogue).
+void topk_encode_fp32(const EncoderView& enc, const float* x, long rows, int k, float floor, int32_t* idx,
+                      float* val, const AuxSelect* aux = nullptr);
 
 }  // namespace cmsae

@@ -1,0 +1,88 @@
+// C[r][c] = sum_k bf16 Xh[r][k] * Wh[c][k] in float32 (any summation order; the certificate's bound covers it), for
+// 32 rows x 32 latents: by AMX tiles (4 accumulator tiles, 2 of rows, 2 of latents) or by vdpbf16ps register tiles.
+#include "bf16_gemm.h"
+
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "bf16_encoder.h"
+
+namespace cmsae {
+
+namespace {
+// Palette 1, tiles 0-7 all 16 rows x 64 bytes: 0-3 accumulators (16 x 16 floats), 4-5 rows of Xh (16 x 32 bf16),
+// 6-7 VNNI panels (16 depth pairs x 16 latents x 2).
+struct alignas(64) TileConfig {
+  uint8_t palette_id;
+  uint8_t start_row;
+  uint8_t reserved[14];
+  uint16_t colsb[16];
+  uint8_t rows[16];
+};
+}  // namespace
+
+// A constant in memory: GCC 12 does not see that ldtilecfg reads its operand and drops stores to a local config.
+alignas(64) const TileConfig kTileConfig = {
+    1, 0, {0}, {64, 64, 64, 64, 64, 64, 64, 64, 0, 0, 0, 0, 0, 0, 0, 0}, {16, 16, 16, 16, 16, 16, 16, 16, 0, 0, 0, 0, 0, 0, 0, 0}};
+
+void amx_tiles_begin() { _tile_loadconfig(&kTileConfig); }
+
+void amx_tiles_end() { _tile_release(); }
+
+void amx_bf16_block(const uint16_t* Xh, int dpad, const uint16_t* Wp, float* C, long ldc) {
+  const long panel = static_cast<long>(dpad) * kBf16PanelLatents;  // bf16 per VNNI panel
+  const long xstride = static_cast<long>(dpad) * 2;                  // bytes per row of Xh
+  const uint16_t* W0 = Wp;
+  const uint16_t* W1 = Wp + panel;
+  const uint16_t* X1 = Xh + 16L * dpad;
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  for (int k = 0; k < dpad; k += 32) {
+    // A depth step of 32 = 16 VNNI pairs = 16 rows of 64 bytes in a panel, 1 KiB apart per step.
+    _tile_loadd(4, Xh + k, xstride);
+    _tile_loadd(6, W0 + static_cast<long>(k) * kBf16PanelLatents, 64);
+    _tile_loadd(7, W1 + static_cast<long>(k) * kBf16PanelLatents, 64);
+    _tile_loadd(5, X1 + k, xstride);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+  const long ldb = ldc * 4;
+  _tile_stored(0, C, ldb);
+  _tile_stored(1, C + 16, ldb);
+  _tile_stored(2, C + 16 * ldc, ldb);
+  _tile_stored(3, C + 16 * ldc + 16, ldb);
+}
+
+// 8 rows x 32 latents per register tile (16 accumulators), four tiles per block.
+void avx512_bf16_block(const uint16_t* Xh, int dpad, const uint16_t* Wp, float* C, long ldc) {
+  constexpr int R = 8;
+  const long panel = static_cast<long>(dpad) * kBf16PanelLatents;
+  for (int r0 = 0; r0 < kBf16BlockRows; r0 += R) {
+    __m512 acc[R][2];
+    for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    const uint16_t* X = Xh + static_cast<long>(r0) * dpad;
+    for (int q = 0; q < dpad / 2; ++q) {
+      const __m512bh b0 = (__m512bh)_mm512_load_si512(Wp + static_cast<long>(q) * 32);
+      const __m512bh b1 = (__m512bh)_mm512_load_si512(Wp + panel + static_cast<long>(q) * 32);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        int32_t pair;
+        std::memcpy(&pair, X + static_cast<long>(r) * dpad + 2 * q, 4);
+        const __m512bh a = (__m512bh)_mm512_set1_epi32(pair);
+        acc[r][0] = _mm512_dpbf16_ps(acc[r][0], a, b0);
+        acc[r][1] = _mm512_dpbf16_ps(acc[r][1], a, b1);
+      }
+    }
+    for (int r = 0; r < R; ++r) {
+      _mm512_storeu_ps(C + (r0 + r) * ldc, acc[r][0]);
+      _mm512_storeu_ps(C + (r0 + r) * ldc + 16, acc[r][1]);
+    }
+  }
+}
+
+}  // namespace cmsae

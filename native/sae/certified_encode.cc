@@ -1,0 +1,517 @@
+// Certified mixed-precision Top-K encode (certified_encode.h): p16 = Xh . Wh + b by BF16 GEMM blocks (bf16_gemm.h),
+// E = A_r P_j + B_r Q_j + C_j + D_r (bf16_encoder.h); a latent is a candidate of its row when p16 + E >= L (the k-th
+// largest p16 - E seen) and p16 + E > floor; candidates get their exact float32 value p32 = fma-chain(Xc, W_j) + b_j.
+// Compiled with AVX-512F/BW/VL/DQ + BF16 flags: runs only where certified paths are available.
+#include "certified_encode.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "../common/aligned.h"
+#include "../common/cpu_features.h"
+#include "../common/thread_pool.h"
+#include "bf16_encoder.h"
+#include "bf16_gemm.h"
+#include "topk_select.h"
+
+namespace cmsae {
+
+// ---- per-row selection state ----------------------------------------------------------------------------------------
+
+namespace {
+
+constexpr float kInf = std::numeric_limits<float>::infinity();
+constexpr long kStateBytesPerThread = 8L << 20;  // bounds the rows of one pass
+constexpr long kMaxPassRows = 4096;
+
+// A float L with at least k of lo[0..n) >= L, as large as `iterations` bisection steps over the order-preserving
+// integer images of the floats get (32 give the exact k-th largest); -inf when n < k. Vectorized counting: cheaper
+// than a selection algorithm for the few hundred entries of a row.
+float kth_largest_bound(const float* lo, int n, int k, int iterations) {
+  if (k <= 0 || n < k) return -kInf;
+  auto key = [](float f) {
+    int32_t i;
+    std::memcpy(&i, &f, 4);
+    return i >= 0 ? static_cast<int64_t>(i) : static_cast<int64_t>(i ^ 0x7FFFFFFF);
+  };
+  auto value = [](int64_t kk) {
+    int32_t i = static_cast<int32_t>(kk);
+    if (i < 0) i ^= 0x7FFFFFFF;
+    float f;
+    std::memcpy(&f, &i, 4);
+    return f;
+  };
+  float mn = lo[0], mx = lo[0];
+  for (int i = 1; i < n; ++i) {
+    mn = std::min(mn, lo[i]);
+    mx = std::max(mx, lo[i]);
+  }
+  int64_t a = key(mn), b = key(mx) + 1;  // count(>= value(a)) = n >= k, count(>= value(b)) = 0 < k
+  for (int it = 0; it < iterations && b - a > 1; ++it) {
+    const int64_t mid = a + (b - a) / 2;
+    const __m512 t = _mm512_set1_ps(value(mid));
+    int c = 0, i = 0;
+    for (; i + 16 <= n; i += 16) c += __builtin_popcount(_mm512_cmp_ps_mask(_mm512_loadu_ps(lo + i), t, _CMP_GE_OQ));
+    if (i < n) {
+      const __mmask16 tail = static_cast<__mmask16>((1u << (n - i)) - 1u);
+      c += __builtin_popcount(_mm512_mask_cmp_ps_mask(tail, _mm512_maskz_loadu_ps(tail, lo + i), t, _CMP_GE_OQ));
+    }
+    if (c >= k) a = mid; else b = mid;
+  }
+  return value(a);
+}
+
+// One thread's state of one selection (the main Top-K or AuxK) for the rows of a pass. Per row, an append-only list
+// of offered latents (upper end, lower end, index) that is compacted when full: L = the k-th largest lower end kept
+// is a lower bound of the row's k-th float32 value, so entries whose upper end is below max(L, floor+) can go, and
+// so can later offers below it (thr). A row whose compaction frees too little overflows (the float32 path takes it).
+struct Selection {
+  int k = 0, cap = 0;
+  float floor_up = 0;  // smallest float above the floor
+  AlignedBuffer<float> up, lo;
+  AlignedBuffer<int32_t> js;
+  std::vector<int32_t> n;  // entries per row; < 0: the row overflowed
+  std::vector<float> thr;  // admission threshold per row (+inf: closed)
+  long long offers = 0, compactions = 0;
+
+  void reset(long rows, int k_, int cap_, float floor) {
+    k = k_;
+    cap = cap_;
+    floor_up = std::nextafter(floor, kInf);
+    const size_t need = static_cast<size_t>(std::max<long>(1, rows * cap));
+    if (up.size() < need) {
+      up.reset(need);
+      lo.reset(need);
+      js.reset(need);
+    }
+    n.assign(rows, 0);
+    thr.assign(rows, k > 0 ? floor_up : kInf);
+    offers = compactions = 0;
+  }
+  void close_row(long r) { thr[r] = kInf; }
+
+  // The k-th largest lower end among row r's entries (-inf when fewer than k).
+  float kth_lower(long r) { return kth_largest_bound(lo.data() + r * cap, n[r], k, 20); }
+  // Makes room for 16 more entries in row r; false when the row overflowed.
+  bool make_room(long r, float shared) {
+    if (n[r] + 16 <= cap) return true;
+    ++compactions;
+    const float t = std::max({kth_lower(r), thr[r], shared});
+    float* u = up.data() + r * cap;
+    float* l = lo.data() + r * cap;
+    int32_t* j = js.data() + r * cap;
+    int w = 0;
+    for (int i = 0; i < n[r]; ++i)
+      if (u[i] >= t) {
+        u[w] = u[i];
+        l[w] = l[i];
+        j[w] = j[i];
+        ++w;
+      }
+    n[r] = w;
+    thr[r] = t;
+    if (w + 32 > cap) {
+      n[r] = -1;
+      thr[r] = kInf;
+      return false;
+    }
+    return true;
+  }
+  // Appends the lanes of `mask` (latents j0 + lane) with their ends.
+  void append(long r, __mmask16 mask, __m512 u, __m512 l, int32_t j0) {
+    const int at = n[r];
+    // Compressed in registers and stored whole (room for 16 is guaranteed): compress-to-memory is slow on Intel cores.
+    _mm512_storeu_ps(up.data() + r * cap + at, _mm512_maskz_compress_ps(mask, u));
+    _mm512_storeu_ps(lo.data() + r * cap + at, _mm512_maskz_compress_ps(mask, l));
+    const __m512i lanes = _mm512_add_epi32(_mm512_set1_epi32(j0), _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
+                                                                                     11, 12, 13, 14, 15));
+    _mm512_storeu_si512(js.data() + r * cap + at, _mm512_maskz_compress_epi32(mask, lanes));
+    const int c = __builtin_popcount(mask);
+    n[r] = at + c;
+    offers += c;
+  }
+};
+
+// Entries per row of a selection: room for the k best, the bound's window and 16 appended at once.
+int selection_cap(int k, long m) { return static_cast<int>(std::min<long>(m, 4L * k) + 64); }
+
+struct WorkerState {
+  Selection main, aux;
+  AlignedBuffer<float> C;  // [32 rows][latents of a block]
+};
+
+// Per-row inputs of a pass: Xc = x - b_dec (float32, for the exact recompute), Xh = bf16(Xc) padded, and the bound's
+// row terms A = ||Xh||, B = ||Xl|| + G ||Xc||, D = 2^-126 (sqrt(d) ||Xh|| + 3d + 4); ok = 0 where the bound is void.
+struct RowInputs {
+  AlignedBuffer<float> Xc;
+  AlignedBuffer<uint16_t> Xh;
+  std::vector<float> A, B, D;
+  std::vector<uint8_t> ok;
+};
+
+void prepare_rows(const EncoderView& enc, const Bf16Encoder& e, const float* x, long rows, long rows_pad,
+                  RowInputs& in) {
+  const int d = enc.d, dpad = e.dpad;
+  if (in.Xc.size() < static_cast<size_t>(rows) * d) in.Xc.reset(static_cast<size_t>(rows) * d);
+  if (in.Xh.size() < static_cast<size_t>(rows_pad) * dpad) in.Xh.reset(static_cast<size_t>(rows_pad) * dpad);
+  in.A.resize(rows);
+  in.B.resize(rows);
+  in.D.resize(rows);
+  in.ok.resize(rows);
+  const double G = bf16_bound_gamma(d), sqrt_d = std::sqrt(static_cast<double>(d)), inflate = 1.0 + 0x1p-20;
+  const double maxQ = e.max_Q;
+  const int T = std::max(1, std::min<int>(num_threads(), static_cast<int>(rows_pad / 32)));
+  parallel_for(T, [&](int t) {
+    for (long r = split_begin(rows_pad, T, t); r < split_begin(rows_pad, T, t + 1); ++r) {
+      uint16_t* h = in.Xh.data() + r * dpad;
+      if (r >= rows) {
+        std::memset(h, 0, sizeof(uint16_t) * dpad);
+        continue;
+      }
+      const float* src = x + r * d;
+      float* xc = in.Xc.data() + r * d;
+      double sc = 0, sh = 0, sl = 0;
+      for (int k = 0; k < d; ++k) {
+        const float v = enc.b_dec ? src[k] - enc.b_dec[k] : src[k];
+        xc[k] = v;
+        const uint16_t b = bf16_round(v);
+        const float hf = bf16_to_float(b), lo = v - hf;
+        h[k] = b;
+        sc += static_cast<double>(v) * v;
+        sh += static_cast<double>(hf) * hf;
+        sl += static_cast<double>(lo) * lo;
+      }
+      for (int k = d; k < dpad; ++k) h[k] = 0;
+      const double nc = std::sqrt(sc), nh = std::sqrt(sh), nl = std::sqrt(sl);
+      in.A[r] = static_cast<float>(nh * inflate);
+      in.B[r] = static_cast<float>((nl + G * nc) * inflate);
+      in.D[r] = static_cast<float>(0x1p-126 * (sqrt_d * nh + 3.0 * d + 4.0) * inflate);
+      // Products and sums must stay far from float32 overflow for the bound (and p16) to mean anything.
+      in.ok[r] = std::isfinite(in.A[r]) && std::isfinite(in.B[r]) && std::isfinite(in.D[r]) && nc * maxQ < 0x1p120;
+    }
+  });
+}
+
+// p32 of latents js[0..n) for one row: the FMA chain of encode_tile (acc = 0; acc = fma(xc[k], W[j][k], acc) for k
+// ascending; acc + b_j), 16 latents per vector by gathers.
+void exact_preacts(const float* xc, const float* W, const float* b, int d, long m, const int32_t* js, int n,
+                   float* out) {
+  if (m * static_cast<long>(d) >= (1L << 31)) {  // gather offsets are 32-bit: plain chains
+    for (int i = 0; i < n; ++i) {
+      const float* w = W + static_cast<long>(js[i]) * d;
+      float acc = 0.f;
+      for (int k = 0; k < d; ++k) acc = std::fma(xc[k], w[k], acc);
+      out[i] = acc + b[js[i]];
+    }
+    return;
+  }
+  const __m512i vd = _mm512_set1_epi32(d);
+  for (int g = 0; g < n; g += 16) {
+    const int cnt = std::min(16, n - g);
+    const __mmask16 mk = static_cast<__mmask16>((1u << cnt) - 1u);
+    const __m512i jv = _mm512_maskz_loadu_epi32(mk, js + g);
+    const __m512i off = _mm512_mullo_epi32(jv, vd);
+    __m512 acc = _mm512_setzero_ps();
+    for (int k = 0; k < d; ++k) {
+      const __m512 w = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mk, off, W + k, 4);
+      acc = _mm512_fmadd_ps(_mm512_set1_ps(xc[k]), w, acc);
+    }
+    acc = _mm512_add_ps(acc, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mk, jv, b, 4));
+    _mm512_mask_storeu_ps(out + g, mk, acc);
+  }
+}
+
+// Thresholds published by the threads per row: each is a valid lower bound of the row's k-th value (races only make
+// the filter less tight).
+struct SharedThresholds {
+  std::unique_ptr<std::atomic<float>[]> main, aux;
+  void reset(long rows, bool with_aux) {
+    main.reset(new std::atomic<float>[rows]);
+    for (long r = 0; r < rows; ++r) main[r].store(-kInf, std::memory_order_relaxed);
+    if (with_aux) {
+      aux.reset(new std::atomic<float>[rows]);
+      for (long r = 0; r < rows; ++r) aux[r].store(-kInf, std::memory_order_relaxed);
+    }
+  }
+};
+
+inline void publish(std::atomic<float>& slot, float v) {
+  if (v != kInf && v > slot.load(std::memory_order_relaxed)) slot.store(v, std::memory_order_relaxed);
+}
+
+// fl(v + E) >= t with E <= Emax implies v >= prefilter(t, Emax): the margins exceed every rounding involved.
+inline float prefilter(float t, float Emax) {
+  if (t == kInf) return kInf;
+  return t - Emax * (1.f + 0x1p-18f) - std::fabs(t) * 0x1p-20f;
+}
+
+// Per latent block: the largest bound terms of its latents, for the per-row pre-filter.
+struct BlockTerms {
+  float P, Q, C;
+};
+
+// The candidates' bounds for 32 rows (row0..) x the n latents of a block (j0..); C holds Xh . Wh without the bias,
+// row stride n. Per row, a pre-filter with the block's largest E (one scalar); lanes that pass it get their own E.
+void block_epilogue(const float* C, long n, long row0, long rows, long j0, const BlockTerms& bt, const Bf16Encoder& e,
+                    const RowInputs& in, const uint16_t* dead16, SharedThresholds& shared, WorkerState& ws) {
+  const bool has_aux = dead16 != nullptr;
+  for (int r = 0; r < kBf16BlockRows; ++r) {
+    const long row = row0 + r;
+    if (row >= rows) break;
+    float& tm = ws.main.thr[row];
+    if (tm != kInf) tm = std::max(tm, shared.main[row].load(std::memory_order_relaxed));
+    float dummy = kInf;
+    float& ta = has_aux ? ws.aux.thr[row] : dummy;
+    if (has_aux && ta != kInf) ta = std::max(ta, shared.aux[row].load(std::memory_order_relaxed));
+    if (tm == kInf && ta == kInf) continue;
+    const float Ar = in.A[row], Br = in.B[row], Dr = in.D[row];
+    // E_max >= every E of the block (all terms >= 0; the float rounding is inside the terms' margins).
+    const float Emax = std::fma(Ar, bt.P, std::fma(Br, bt.Q, bt.C + Dr)) * (1.f + 0x1p-20f);
+    const __m512 pre_m = _mm512_set1_ps(prefilter(tm, Emax)), pre_a = _mm512_set1_ps(prefilter(ta, Emax));
+    const __m512 Av = _mm512_set1_ps(Ar), Bv = _mm512_set1_ps(Br), Dv = _mm512_set1_ps(Dr);
+    const float* Crow = C + r * n;
+    for (long c0 = 0; c0 < n; c0 += 16) {
+      const long j = j0 + c0;
+      const __m512 v = _mm512_add_ps(_mm512_load_ps(Crow + c0), _mm512_load_ps(e.bias.data() + j));
+      __mmask16 hit = _mm512_cmp_ps_mask(v, pre_m, _CMP_GE_OQ);
+      const __mmask16 dead = has_aux ? dead16[j / 16] : 0;
+      if (dead) hit |= _mm512_mask_cmp_ps_mask(dead, v, pre_a, _CMP_GE_OQ);
+      if (!hit) continue;
+      const __m512 E = _mm512_fmadd_ps(
+          Av, _mm512_load_ps(e.P.data() + j),
+          _mm512_fmadd_ps(Bv, _mm512_load_ps(e.Q.data() + j), _mm512_add_ps(_mm512_load_ps(e.C.data() + j), Dv)));
+      const __m512 up = _mm512_add_ps(v, E);
+      const __mmask16 mk = _mm512_cmp_ps_mask(up, _mm512_set1_ps(tm), _CMP_GE_OQ);
+      const __mmask16 ma = dead ? _mm512_mask_cmp_ps_mask(dead, up, _mm512_set1_ps(ta), _CMP_GE_OQ) : 0;
+      if (!(mk | ma)) continue;
+      const __m512 lo = _mm512_sub_ps(v, E);
+      if (mk) {
+        if (ws.main.make_room(row, shared.main[row].load(std::memory_order_relaxed)))
+          ws.main.append(row, mk, up, lo, static_cast<int32_t>(j));
+        publish(shared.main[row], tm);
+      }
+      if (ma) {
+        if (ws.aux.make_room(row, shared.aux[row].load(std::memory_order_relaxed)))
+          ws.aux.append(row, ma, up, lo, static_cast<int32_t>(j));
+        publish(shared.aux[row], ta);
+      }
+    }
+  }
+}
+
+// Final selection of one row from every thread's state: keys of the exact values of the surviving candidates.
+// Returns the number of candidates recomputed.
+long finish_selection(Selection WorkerState::*which, std::vector<WorkerState>& states, long row, int k, float floor,
+                      const EncoderView& enc, const float* xc, std::vector<float>& lows, std::vector<int32_t>& js,
+                      std::vector<float>& vals, std::vector<uint64_t>& keys, int32_t* idx, float* val) {
+  lows.clear();
+  for (WorkerState& ws : states) {
+    const Selection& s = ws.*which;
+    if (s.n[row] > 0) lows.insert(lows.end(), s.lo.data() + row * s.cap, s.lo.data() + row * s.cap + s.n[row]);
+  }
+  const float L = kth_largest_bound(lows.data(), static_cast<int>(lows.size()), k, 32);
+  const float thr = std::max(L, std::nextafter(floor, kInf));
+  js.clear();
+  for (WorkerState& ws : states) {
+    const Selection& s = ws.*which;
+    const float* u = s.up.data() + row * s.cap;
+    const int32_t* j = s.js.data() + row * s.cap;
+    for (int i = 0; i < s.n[row]; ++i)
+      if (u[i] >= thr) js.push_back(j[i]);
+  }
+  vals.resize(js.size());
+  exact_preacts(xc, enc.W_rows, enc.b_enc, enc.d, enc.m, js.data(), static_cast<int>(js.size()), vals.data());
+  keys.clear();
+  for (size_t i = 0; i < js.size(); ++i)
+    if (vals[i] > floor) keys.push_back(candidate_key(vals[i], js[i]));
+  finalize_keys(keys, k, enc.m, idx, val);
+  return static_cast<long>(js.size());
+}
+
+void certified_pass(EncodePath path, const EncoderView& enc, const float* x, long rows, int k, float floor,
+                    int32_t* idx, float* val, const AuxSelect* aux, long aux_row0) {
+  const Bf16Encoder& e = *enc.bf16;
+  const int T = num_threads();
+  const int k_aux = aux ? aux->k : 0;
+  const long rows_pad = (rows + kBf16BlockRows - 1) / kBf16BlockRows * kBf16BlockRows;
+  const auto t0 = std::chrono::steady_clock::now();
+
+  // Per calling thread, reused across calls (no page faults per call). Named through plain references: a lambda run
+  // on a pool thread would otherwise see that thread's own thread_local objects.
+  thread_local RowInputs in_cache;
+  thread_local std::vector<WorkerState> states_cache;
+  RowInputs& in = in_cache;
+  prepare_rows(enc, e, x, rows, rows_pad, in);
+  std::vector<WorkerState>& states = states_cache;
+  if (states.size() < static_cast<size_t>(T)) states = std::vector<WorkerState>(T);
+  const int cap_main = selection_cap(k, enc.m), cap_aux = selection_cap(k_aux, enc.m);
+  for (int t = 0; t < T; ++t) {
+    states[t].main.reset(rows, k, cap_main, floor);
+    if (aux) states[t].aux.reset(rows, k_aux, cap_aux, 0.f);
+    for (long r = 0; r < rows; ++r)
+      if (!in.ok[r]) {
+        states[t].main.close_row(r);
+        if (aux) states[t].aux.close_row(r);
+      }
+  }
+  std::vector<uint16_t> dead16;
+  if (aux) {
+    dead16.assign(e.panels, 0);
+    for (long j = 0; j < enc.m; ++j)
+      if (aux->dead[j]) dead16[j / 16] |= static_cast<uint16_t>(1u << (j % 16));
+  }
+  const auto t1 = std::chrono::steady_clock::now();
+
+  // Work items: (row chunk, latent block); a latent block (~256 KiB of VNNI panels) stays in L2 while the chunk's
+  // 32-row blocks stream past, each 32-row block of Xh staying in L1 across the block's latent pairs.
+  const long row_blocks = rows_pad / kBf16BlockRows;
+  const long pairs = e.panels / 2;
+  const long panel_elems = static_cast<long>(e.dpad) * kBf16PanelLatents;
+  const long block_pairs = std::max<long>(1, (256L << 10) / (panel_elems * 2 * 2));
+  const long n_blocks = (pairs + block_pairs - 1) / block_pairs;
+  long chunk_blocks = 8;
+  if (n_blocks * ((row_blocks + chunk_blocks - 1) / chunk_blocks) < 8L * T)
+    chunk_blocks = std::max<long>(1, row_blocks * n_blocks / (8L * T));
+  const long n_chunks = (row_blocks + chunk_blocks - 1) / chunk_blocks;
+  const bool amx = path == EncodePath::AmxBf16;
+  const uint16_t* dead_ptr = aux ? dead16.data() : nullptr;
+  SharedThresholds shared;
+  shared.reset(rows, aux != nullptr);
+  std::vector<BlockTerms> terms(n_blocks, BlockTerms{0.f, 0.f, 0.f});
+  for (long b = 0; b < n_blocks; ++b)
+    for (long j = b * block_pairs * kBf16BlockLatents; j < std::min(pairs, (b + 1) * block_pairs) * kBf16BlockLatents; ++j) {
+      terms[b].P = std::max(terms[b].P, e.P.data()[j]);
+      terms[b].Q = std::max(terms[b].Q, e.Q.data()[j]);
+      terms[b].C = std::max(terms[b].C, e.C.data()[j]);
+    }
+  for (int t = 0; t < T; ++t)
+    if (states[t].C.size() < static_cast<size_t>(kBf16BlockRows * block_pairs * kBf16BlockLatents))
+      states[t].C.reset(static_cast<size_t>(kBf16BlockRows * block_pairs * kBf16BlockLatents));
+  parallel_for_workers(static_cast<int>(n_chunks * n_blocks), [&](int item, int worker) {
+    WorkerState& ws = states[worker];
+    const long chunk = item / n_blocks, block = item % n_blocks;
+    const long rb0 = chunk * chunk_blocks, rb1 = std::min(row_blocks, rb0 + chunk_blocks);
+    const long q0 = block * block_pairs, q1 = std::min(pairs, q0 + block_pairs);
+    const long n = (q1 - q0) * kBf16BlockLatents;
+    if (amx) amx_tiles_begin();
+    for (long rb = rb0; rb < rb1; ++rb) {
+      const uint16_t* Xh = in.Xh.data() + rb * kBf16BlockRows * e.dpad;
+      for (long q = q0; q < q1; ++q) {
+        const uint16_t* Wp = e.Wp.data() + 2 * q * panel_elems;
+        float* C = ws.C.data() + (q - q0) * kBf16BlockLatents;
+        if (amx)
+          amx_bf16_block(Xh, e.dpad, Wp, C, n);
+        else
+          avx512_bf16_block(Xh, e.dpad, Wp, C, n);
+      }
+      block_epilogue(ws.C.data(), n, rb * kBf16BlockRows, rows, q0 * kBf16BlockLatents, terms[block], e, in, dead_ptr,
+                     shared, ws);
+    }
+    if (amx) amx_tiles_end();
+  });
+  const auto t2 = std::chrono::steady_clock::now();
+
+  // Per row: exact values of the surviving candidates, or the whole row to the float32 path.
+  std::vector<long> fallback;
+  std::mutex fallback_mutex;
+  std::atomic<long long> n_cand{0}, n_aux_cand{0};
+  const int TM = std::max(1, std::min<int>(T, static_cast<int>(rows)));
+  parallel_for(TM, [&](int t) {
+    std::vector<float> lows, vals;
+    std::vector<int32_t> js;
+    std::vector<uint64_t> keys;
+    std::vector<long> mine;
+    long long nc = 0, na = 0;
+    for (long row = split_begin(rows, TM, t); row < split_begin(rows, TM, t + 1); ++row) {
+      bool over = !in.ok[row];
+      for (int w = 0; w < T && !over; ++w)
+        over = states[w].main.n[row] < 0 || (aux && states[w].aux.n[row] < 0);
+      if (over) {
+        mine.push_back(row);
+        continue;
+      }
+      const float* xc = in.Xc.data() + row * enc.d;
+      nc += finish_selection(&WorkerState::main, states, row, k, floor, enc, xc, lows, js, vals, keys, idx + row * k,
+                             val + row * k);
+      if (aux) {
+        const long out_row = aux_row0 + row;
+        na += finish_selection(&WorkerState::aux, states, row, k_aux, 0.f, enc, xc, lows, js, vals, keys,
+                               aux->idx + out_row * k_aux, aux->val + out_row * k_aux);
+      }
+    }
+    n_cand += nc;
+    n_aux_cand += na;
+    std::lock_guard<std::mutex> lock(fallback_mutex);
+    fallback.insert(fallback.end(), mine.begin(), mine.end());
+  });
+  const auto t3 = std::chrono::steady_clock::now();
+
+  if (!fallback.empty()) {
+    std::sort(fallback.begin(), fallback.end());
+    const long nf = static_cast<long>(fallback.size());
+    std::vector<float> xs(static_cast<size_t>(nf) * enc.d);
+    for (long i = 0; i < nf; ++i) std::memcpy(xs.data() + i * enc.d, x + fallback[i] * enc.d, sizeof(float) * enc.d);
+    std::vector<int32_t> fi(static_cast<size_t>(nf) * k), ai(static_cast<size_t>(nf) * k_aux);
+    std::vector<float> fv(static_cast<size_t>(nf) * k), av(static_cast<size_t>(nf) * k_aux);
+    AuxSelect sub{};
+    if (aux) sub = AuxSelect{aux->dead, k_aux, ai.data(), av.data()};
+    topk_encode_fp32(enc, xs.data(), nf, k, floor, fi.data(), fv.data(), aux ? &sub : nullptr);
+    for (long i = 0; i < nf; ++i) {
+      const long row = fallback[i];
+      std::memcpy(idx + row * k, fi.data() + i * k, sizeof(int32_t) * k);
+      std::memcpy(val + row * k, fv.data() + i * k, sizeof(float) * k);
+      if (aux) {
+        std::memcpy(aux->idx + (aux_row0 + row) * k_aux, ai.data() + i * k_aux, sizeof(int32_t) * k_aux);
+        std::memcpy(aux->val + (aux_row0 + row) * k_aux, av.data() + i * k_aux, sizeof(float) * k_aux);
+      }
+    }
+  }
+  count_encode_rows(rows - static_cast<long>(fallback.size()), static_cast<long>(fallback.size()), n_cand.load(),
+                    n_aux_cand.load());
+
+  static const bool profile = std::getenv("CMSAE_PROFILE") != nullptr;
+  if (profile) {
+    const auto t4 = std::chrono::steady_clock::now();
+    auto ms = [](auto a, auto b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
+    std::fprintf(stderr,
+                 "[certified %s %ld rows] prepare %.2fms gemm+bounds %.2fms exact %.2fms (%.1f cand/row) fallback "
+                 "%.2fms (%zu rows)\n",
+                 encode_path_name(path), rows, ms(t0, t1), ms(t1, t2), ms(t2, t3),
+                 rows ? static_cast<double>(n_cand.load()) / rows : 0.0, ms(t3, t4), fallback.size());
+    long long off = 0, comp = 0;
+    for (int t = 0; t < T; ++t) off += states[t].main.offers, comp += states[t].main.compactions;
+    std::fprintf(stderr, "  offers/row %.1f compactions/row %.2f\n", static_cast<double>(off) / rows, static_cast<double>(comp) / rows);
+  }
+}
+
+}  // namespace
+
+void certified_topk_encode(EncodePath path, const EncoderView& enc, const float* x, long rows, int k, float floor,
+                           int32_t* idx, float* val, const AuxSelect* aux) {
+  if (!enc.bf16->all_finite()) {  // a non-finite bound term: no certificate for any row
+    topk_encode_fp32(enc, x, rows, k, floor, idx, val, aux);
+    count_encode_rows(0, rows, 0, 0);
+    return;
+  }
+  const int k_aux = aux ? aux->k : 0;
+  const long per_row = 12L * selection_cap(k, enc.m) + 8 + (aux ? 12L * selection_cap(k_aux, enc.m) + 8 : 0);
+  long pass = std::min(kMaxPassRows, std::max<long>(kBf16BlockRows, kStateBytesPerThread / per_row));
+  pass = pass / kBf16BlockRows * kBf16BlockRows;
+  for (long r0 = 0; r0 < rows; r0 += pass) {
+    const long n = std::min(pass, rows - r0);
+    certified_pass(path, enc, x + r0 * enc.d, n, k, floor, idx + r0 * k, val + r0 * k, aux, r0);
+  }
+}
+
+}  // namespace cmsae
