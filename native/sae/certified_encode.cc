@@ -312,19 +312,19 @@ void block_epilogue(const float* C, long n, long row0, long rows, long j0, const
 
 // Final selection of one row from every thread's state: keys of the exact values of the surviving candidates.
 // Returns the number of candidates recomputed.
-long finish_selection(Selection WorkerState::*which, std::vector<WorkerState>& states, long row, int k, float floor,
+long finish_selection(Selection WorkerState::*which, const WorkerState* states, int T, long row, int k, float floor,
                       const EncoderView& enc, const float* xc, std::vector<float>& lows, std::vector<int32_t>& js,
                       std::vector<float>& vals, std::vector<uint64_t>& keys, int32_t* idx, float* val) {
   lows.clear();
-  for (WorkerState& ws : states) {
-    const Selection& s = ws.*which;
+  for (int t = 0; t < T; ++t) {
+    const Selection& s = states[t].*which;
     if (s.n[row] > 0) lows.insert(lows.end(), s.lo.data() + row * s.cap, s.lo.data() + row * s.cap + s.n[row]);
   }
   const float L = kth_largest_bound(lows.data(), static_cast<int>(lows.size()), k, 32);
   const float thr = std::max(L, std::nextafter(floor, kInf));
   js.clear();
-  for (WorkerState& ws : states) {
-    const Selection& s = ws.*which;
+  for (int t = 0; t < T; ++t) {
+    const Selection& s = states[t].*which;
     const float* u = s.up.data() + row * s.cap;
     const int32_t* j = s.js.data() + row * s.cap;
     for (int i = 0; i < s.n[row]; ++i)
@@ -442,11 +442,11 @@ void certified_pass(EncodePath path, const EncoderView& enc, const float* x, lon
         continue;
       }
       const float* xc = in.Xc.data() + row * enc.d;
-      nc += finish_selection(&WorkerState::main, states, row, k, floor, enc, xc, lows, js, vals, keys, idx + row * k,
+      nc += finish_selection(&WorkerState::main, states.data(), T, row, k, floor, enc, xc, lows, js, vals, keys, idx + row * k,
                              val + row * k);
       if (aux) {
         const long out_row = aux_row0 + row;
-        na += finish_selection(&WorkerState::aux, states, row, k_aux, 0.f, enc, xc, lows, js, vals, keys,
+        na += finish_selection(&WorkerState::aux, states.data(), T, row, k_aux, 0.f, enc, xc, lows, js, vals, keys,
                                aux->idx + out_row * k_aux, aux->val + out_row * k_aux);
       }
     }

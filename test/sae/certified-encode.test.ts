@@ -1,0 +1,199 @@
+// The certified mixed-precision Top-K encode (native/sae/certified_encode.h) returns the float32 encode's codes bit
+// for bit: same indices, values and tie order, on random, awkward and adversarial inputs, through the fallback, and
+// through 20 training steps (AuxK and the BF16 repacking of the fused update included). Every certified path this
+// CPU has is run; a machine without AVX-512-BF16 skips with the reason.
+import { expect } from 'chai';
+
+import { encodeStats, info, setEncodePath, setThreads, getThreads, TopKSAE, SaeError, type EncodeMode, type Matrix, type SparseCodes, type TopKSAEOptions } from '../../lib/index.js';
+import { Rng } from '../helpers/random.js';
+
+const certifiedPaths = () => info().encodePaths.filter((p) => p !== 'fp32') as EncodeMode[];
+
+function encodeWith(path: EncodeMode, sae: TopKSAE, x: Matrix): { codes: SparseCodes; certified: number; fallback: number } {
+  setEncodePath(path);
+  const s0 = encodeStats();
+  const codes = sae.encode(x);
+  const s1 = encodeStats();
+  return { codes, certified: s1.certifiedRows - s0.certifiedRows, fallback: s1.fallbackRows - s0.fallbackRows };
+}
+
+function expectSameCodes(a: SparseCodes, b: SparseCodes, what: string): void {
+  expect(b.indices.length, what).to.equal(a.indices.length);
+  for (let i = 0; i < a.indices.length; i++) {
+    if (a.indices[i] !== b.indices[i] || !Object.is(a.values[i], b.values[i]))
+      throw new Error(`${what}: slot ${i} (row ${Math.floor(i / a.k)}) is ${b.indices[i]}=${b.values[i]}, float32 gave ${a.indices[i]}=${a.values[i]}`);
+  }
+}
+
+/** Compares every certified path with fp32 on (sae, x); returns the rows each path certified and handed back. */
+function compareAll(sae: TopKSAE, x: Matrix, what: string): Record<string, { certified: number; fallback: number }> {
+  const ref = encodeWith('fp32', sae, x);
+  expect(ref.certified + ref.fallback, 'fp32 takes no certified path').to.equal(0);
+  const out: Record<string, { certified: number; fallback: number }> = {};
+  for (const p of certifiedPaths()) {
+    const got = encodeWith(p, sae, x);
+    expectSameCodes(ref.codes, got.codes, `${what} [${p}]`);
+    expect(got.certified + got.fallback, `${what} [${p}]: every row went through the certified path`).to.equal(x.rows);
+    out[p] = { certified: got.certified, fallback: got.fallback };
+  }
+  return out;
+}
+
+function matrix(rows: number, cols: number, data: Float32Array): Matrix {
+  return { rows, cols, data };
+}
+
+describe('certified BF16 Top-K encode equals the float32 encode', function () {
+  let threads = 0;
+  let mode: EncodeMode = 'auto';
+  before(function () {
+    if (certifiedPaths().length === 0) {
+      console.log(`      (skipped: this CPU or SIMD level has no certified encode path: ${JSON.stringify(info().encodePaths)}, simd ${info().simd})`);
+      this.skip();
+    }
+    threads = getThreads();
+    mode = info().encodeMode;
+  });
+  after(() => {
+    if (threads) setThreads(threads);
+    setEncodePath(mode);
+  });
+
+  it('reports the paths it runs and refuses unknown ones', () => {
+    const paths = info().encodePaths;
+    expect(paths).to.include('fp32');
+    expect(info().encodePath).to.equal(paths[0]);
+    expect(() => setEncodePath('int8' as EncodeMode)).to.throw(SaeError).with.property('code', 'ERR_ARG');
+    if (!paths.includes('amx-bf16')) expect(() => setEncodePath('amx-bf16')).to.throw(SaeError).with.property('code', 'ERR_UNSUPPORTED');
+    setEncodePath('fp32');
+    expect(info().encodePath).to.equal('fp32');
+    setEncodePath('auto');
+    expect(info().encodePath).to.equal(paths[0]);
+  });
+
+  it('random inputs at several shapes and thread counts', () => {
+    const rng = new Rng(11);
+    for (const [B, d, m, k, t] of [
+      [300, 64, 1024, 16, 2],
+      [97, 100, 640, 8, 1],
+      [1, 48, 512, 32, 2],
+      [70, 512, 2048, 32, 2],
+    ]) {
+      setThreads(t);
+      const sae = TopKSAE.create({ d, m, k, seed: B + d, device: 'cpu' });
+      const x = matrix(B, d, rng.normals(B * d));
+      const res = compareAll(sae, x, `B=${B} d=${d} m=${m} k=${k} threads=${t}`);
+      for (const r of Object.values(res)) expect(r.certified, 'rows certified (not all handed back)').to.be.greaterThan(B / 2);
+      sae.dispose();
+    }
+  });
+
+  it('awkward shapes: d = 7, m = 33, k = 5; k = m; B = 1', () => {
+    const rng = new Rng(12);
+    for (const [B, d, m, k] of [
+      [13, 7, 33, 5],
+      [9, 7, 33, 33],
+      [1, 7, 33, 5],
+      [5, 31, 17, 17],
+      [40, 33, 65, 1],
+    ]) {
+      const sae = TopKSAE.create({ d, m, k, seed: 3, device: 'cpu' });
+      compareAll(sae, matrix(B, d, rng.normals(B * d)), `B=${B} d=${d} m=${m} k=${k}`);
+      sae.dispose();
+    }
+  });
+
+  it('adversarial near-ties: many pre-activations within one BF16 ulp of the k-th value, and exact ties', () => {
+    const rng = new Rng(13);
+    const d = 64, m = 512, k = 16, B = 40;
+    const sae = TopKSAE.create({ d, m, k, seed: 5, device: 'cpu' });
+    const w = sae.getWeights();
+    const base = rng.normals(d, 0.1);
+    for (let j = 0; j < m; j++) {
+      // Latents 0..255: one direction plus perturbations far below a BF16 ulp (2^-8 relative); 256..383: exact
+      // copies of latent 256 (ties broken by index); the rest random.
+      for (let c = 0; c < d; c++) {
+        let v: number;
+        if (j < 256) v = base[c] * (1 + (rng.next() - 0.5) * 2 ** -12);
+        else if (j < 384) v = base[(c + 1) % d];
+        else v = rng.normal() * 0.1;
+        w.W_enc.data[j * d + c] = v;
+      }
+      w.b_enc[j] = j < 384 ? 0 : -0.5;
+    }
+    sae.setWeights(w);
+    const x = new Float32Array(B * d);
+    for (let r = 0; r < B; r++) {
+      const mix = r % 2 === 0 ? 1 : 0;  // even rows along the near-tied direction, odd rows along the tied copies
+      for (let c = 0; c < d; c++) x[r * d + c] = mix * base[c] * 3 + (1 - mix) * base[(c + 1) % d] * 3 + rng.normal() * 1e-3;
+    }
+    const res = compareAll(sae, matrix(B, d, x), 'near-ties and exact ties');
+    for (const p of Object.keys(res)) expect(res[p].certified + res[p].fallback).to.equal(B);
+    sae.dispose();
+  });
+
+  it('huge and tiny row norms (including rows the bound cannot certify: the float32 fallback)', () => {
+    const rng = new Rng(14);
+    const d = 32, m = 768, k = 8, B = 48;
+    const sae = TopKSAE.create({ d, m, k, seed: 9, device: 'cpu' });
+    const x = rng.normals(B * d);
+    const scales = [1e30, 1e20, 1, 1e-20, 1e-33, 1e-38, 0];
+    for (let r = 0; r < B; r++) for (let c = 0; c < d; c++) x[r * d + c] *= scales[r % scales.length];
+    const res = compareAll(sae, matrix(B, d, x), 'huge and tiny rows');
+    for (const p of Object.keys(res)) {
+      expect(res[p].fallback, `${p}: the denormal-scale rows cannot be certified and go to float32`).to.be.greaterThan(0);
+      expect(res[p].certified, `${p}: the ordinary and huge rows are certified`).to.be.greaterThan(0);
+    }
+    sae.dispose();
+  });
+
+  it('falls back when the bound admits too many candidates (a tiny-norm batch)', () => {
+    const rng = new Rng(15);
+    const d = 16, m = 1024, k = 4, B = 20;
+    const sae = TopKSAE.create({ d, m, k, seed: 2, device: 'cpu' });
+    const x = rng.normals(B * d, 1e-36);
+    const res = compareAll(sae, matrix(B, d, x), 'tiny batch');
+    for (const p of Object.keys(res)) expect(res[p].fallback, `${p} fallback rows`).to.equal(B);
+    sae.dispose();
+  });
+
+  it('20 training steps (AuxK, BatchTopK, b_dec mean) end with bit-identical weights, moments and codes', () => {
+    const cases: Omit<TopKSAEOptions, 'd' | 'm' | 'k'>[] = [
+      { bDecInit: 'mean', weightDecay: 1e-3 },
+      { auxCoef: 1 / 32, kAux: 16, deadWindow: 64 },
+      { activation: 'batchtopk', batchCapacity: 12 },
+    ];
+    const d = 40, m = 320, k = 6, B = 64;
+    for (const opts of cases) {
+      const run = (path: EncodeMode) => {
+        setEncodePath(path);
+        const rng = new Rng(21);
+        const sae = TopKSAE.create({ d, m, k, seed: 4, device: 'cpu', ...opts });
+        const s0 = encodeStats();
+        const losses: number[] = [];
+        for (let s = 0; s < 20; s++) losses.push(sae.step(matrix(B, d, rng.normals(B * d)), { lr: 5e-3 }).loss);
+        const certified = encodeStats().certifiedRows - s0.certifiedRows;
+        const w = sae.getWeights();
+        const st = sae.getTrainingState();
+        const codes = sae.encode(matrix(B, d, rng.normals(B * d)));
+        sae.dispose();
+        return { losses, w, st, codes, certified };
+      };
+      const ref = run('fp32');
+      expect(ref.certified).to.equal(0);
+      for (const p of certifiedPaths()) {
+        const got = run(p);
+        const what = `${JSON.stringify(opts)} [${p}]`;
+        expect(got.certified, `${what}: the steps used the certified encode`).to.be.greaterThan(20 * B - 1);
+        expect(got.losses, `${what}: losses`).to.deep.equal(ref.losses);
+        for (const key of ['W_enc', 'W_dec'] as const) expect(Buffer.from(got.w[key].data.buffer).equals(Buffer.from(ref.w[key].data.buffer)), `${what}: ${key}`).to.equal(true);
+        expect(Buffer.from(got.w.b_enc.buffer).equals(Buffer.from(ref.w.b_enc.buffer)), `${what}: b_enc`).to.equal(true);
+        for (const name of Object.keys(ref.st.arrays)) {
+          const a = ref.st.arrays[name], b = got.st.arrays[name];
+          expect(Buffer.from(b.buffer, b.byteOffset, b.byteLength).equals(Buffer.from(a.buffer, a.byteOffset, a.byteLength)), `${what}: ${name}`).to.equal(true);
+        }
+        expectSameCodes(ref.codes, got.codes, `${what}: codes after training`);
+      }
+    }
+  });
+});
