@@ -1,6 +1,7 @@
 /**
  * Side-by-side benchmark: our fused encode and training step vs numpy (OpenBLAS sgemm, argpartition, the best
  * numpy step), in one run, alternating rounds so machine noise hits both. Prints ratios; writes JSON to bench/out/.
+ * Our side runs once per encode path this CPU has (fp32 and the certified BF16 paths, info().encodePaths).
  *   npx tsx bench/compare/run.ts [--only encode|step] [--rounds N] [--reps N]
  */
 import { spawnSync } from 'node:child_process';
@@ -9,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { TopKSAE, info, type Matrix } from '../../lib/index.js';
+import { TopKSAE, info, setEncodePath, type EncodeMode, type Matrix } from '../../lib/index.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
@@ -58,9 +59,12 @@ function randomMatrix(rows: number, cols: number, seed: number): Matrix {
 const results: Record<string, unknown>[] = [];
 const fmt = (x: number, digits = 1) => x.toFixed(digits);
 
+const paths = info().encodePaths as EncodeMode[];
+const modeBefore = info().encodeMode;
+
 if (only === 'all' || only === 'encode') {
   console.log('\nFused Top-K encode vs numpy X @ W (and + argpartition top-k); GFLOP/s = 2*B*d*m / time');
-  console.log('B     d    m      k  | ours ms  GFLOP/s | np sgemm ms GFLOP/s | np+argpart ms | ours/sgemm  ours vs sgemm+argpart');
+  console.log('B     d    m      k  path         | ours ms  GFLOP/s | np sgemm ms GFLOP/s | np+argpart ms | ours/sgemm  ours vs sgemm+argpart');
   for (const [B, d, m, k] of [
     [1024, 512, 8192, 32],
     [1024, 768, 12288, 32],
@@ -68,9 +72,13 @@ if (only === 'all' || only === 'encode') {
   ]) {
     const sae = TopKSAE.create({ d, m, k, seed: 1 });
     const x = randomMatrix(B, d, 7);
-    let ours = Infinity, sg = Infinity, sgt = Infinity;
+    const ours: Record<string, number> = Object.fromEntries(paths.map((p) => [p, Infinity]));
+    let sg = Infinity, sgt = Infinity;
     for (let r = 0; r < rounds; r++) {
-      ours = Math.min(ours, bestOf(() => sae.encode(x), reps));
+      for (const p of paths) {
+        setEncodePath(p);
+        ours[p] = Math.min(ours[p], bestOf(() => sae.encode(x), reps));
+      }
       const np = numpy({ kind: 'encode', B, d, m, k });
       if (np) {
         sg = Math.min(sg, np.sgemm);
@@ -79,33 +87,44 @@ if (only === 'all' || only === 'encode') {
     }
     sae.dispose();
     const flop = 2 * B * d * m;
-    const row = { kind: 'encode', B, d, m, k, ours_ms: ours, ours_gflops: flop / ours / 1e6, numpy_sgemm_ms: sg, numpy_sgemm_gflops: flop / sg / 1e6, numpy_sgemm_argpartition_ms: sgt, ratio_gflops_vs_sgemm: sg / ours, speedup_vs_sgemm_argpartition: sgt / ours };
-    results.push(row);
-    console.log(
-      `${String(B).padEnd(5)} ${String(d).padEnd(4)} ${String(m).padEnd(6)} ${String(k).padEnd(2)} | ${fmt(ours).padStart(7)} ${fmt(row.ours_gflops).padStart(8)} | ${fmt(sg).padStart(11)} ${fmt(row.numpy_sgemm_gflops).padStart(7)} | ${fmt(sgt).padStart(13)} | ${fmt(row.ratio_gflops_vs_sgemm, 2).padStart(10)}x ${fmt(row.speedup_vs_sgemm_argpartition, 2).padStart(10)}x`,
-    );
+    for (const p of paths) {
+      const t = ours[p];
+      const row = { kind: 'encode', path: p, B, d, m, k, ours_ms: t, ours_gflops: flop / t / 1e6, numpy_sgemm_ms: sg, numpy_sgemm_gflops: flop / sg / 1e6, numpy_sgemm_argpartition_ms: sgt, ratio_gflops_vs_sgemm: sg / t, speedup_vs_sgemm_argpartition: sgt / t };
+      results.push(row);
+      console.log(
+        `${String(B).padEnd(5)} ${String(d).padEnd(4)} ${String(m).padEnd(6)} ${String(k).padEnd(2)} ${p.padEnd(12)} | ${fmt(t).padStart(7)} ${fmt(row.ours_gflops).padStart(8)} | ${fmt(sg).padStart(11)} ${fmt(row.numpy_sgemm_gflops).padStart(7)} | ${fmt(sgt).padStart(13)} | ${fmt(row.ratio_gflops_vs_sgemm, 2).padStart(10)}x ${fmt(row.speedup_vs_sgemm_argpartition, 2).padStart(10)}x`,
+      );
+    }
   }
 }
 
 if (only === 'all' || only === 'step') {
   console.log('\nFull training step (encode, decode, FVU, sparse backward, projection, clipping, AdamW, renorm)');
   const [B, d, m, k] = [1024, 512, 8192, 32];
-  const sae = TopKSAE.create({ d, m, k, seed: 1 });
   const x = randomMatrix(B, d, 9);
-  let ours = Infinity, np = Infinity;
+  const stepPaths = paths;
+  const saes = Object.fromEntries(stepPaths.map((p) => [p, TopKSAE.create({ d, m, k, seed: 1 })]));
+  const ours: Record<string, number> = Object.fromEntries(stepPaths.map((p) => [p, Infinity]));
+  let np = Infinity;
   for (let r = 0; r < rounds; r++) {
-    ours = Math.min(ours, bestOf(() => sae.step(x, { lr: 5e-4 }), reps));
+    for (const p of stepPaths) {
+      setEncodePath(p);
+      ours[p] = Math.min(ours[p], bestOf(() => saes[p].step(x, { lr: 5e-4 }), reps));
+    }
     const n = numpy({ kind: 'step', B, d, m, k });
     if (n) np = Math.min(np, n.step);
   }
-  sae.dispose();
-  const row = { kind: 'step', B, d, m, k, ours_ms: ours, numpy_step_ms: np, speedup: np / ours, ours_samples_per_s: (B / ours) * 1e3 };
-  results.push(row);
-  console.log(`(B,d,m,k)=(${B},${d},${m},${k}): ours ${fmt(ours)} ms (${fmt(row.ours_samples_per_s / 1e3)}k samples/s), numpy ${fmt(np)} ms, speedup ${fmt(row.speedup, 2)}x`);
+  for (const p of stepPaths) {
+    saes[p].dispose();
+    const row = { kind: 'step', path: p, B, d, m, k, ours_ms: ours[p], numpy_step_ms: np, speedup: np / ours[p], ours_samples_per_s: (B / ours[p]) * 1e3 };
+    results.push(row);
+    console.log(`(B,d,m,k)=(${B},${d},${m},${k}) encode ${p.padEnd(12)}: ours ${fmt(ours[p])} ms (${fmt(row.ours_samples_per_s / 1e3)}k samples/s), numpy ${fmt(np)} ms, speedup ${fmt(row.speedup, 2)}x`);
+  }
 }
+setEncodePath(modeBefore);
 
 const i = info();
-const report = { date: new Date().toISOString(), machine: { cpu: os.cpus()[0]?.model, cores: os.cpus().length, simd: i.simd, threads: i.threads }, rounds, reps, results };
+const report = { date: new Date().toISOString(), machine: { cpu: os.cpus()[0]?.model, cores: os.cpus().length, simd: i.simd, encodePaths: i.encodePaths, threads: i.threads }, rounds, reps, results };
 mkdirSync(path.join(here, '..', 'out'), { recursive: true });
 const file = path.join(here, '..', 'out', `compare-${Date.now()}.json`);
 writeFileSync(file, JSON.stringify(report, null, 2));

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "../common/errors.h"
@@ -13,6 +15,29 @@
 #include "kernels.h"
 
 namespace cmsae {
+
+void StepPhases::start() {
+  static const bool profile = std::getenv("CMSAE_PROFILE") != nullptr;
+  on = profile;
+  if (on) {
+    for (double& v : ms) v = 0;
+    last = std::chrono::steady_clock::now();
+  }
+}
+
+void StepPhases::mark(int phase) {
+  if (!on) return;
+  const auto now = std::chrono::steady_clock::now();
+  ms[phase] += std::chrono::duration<double, std::milli>(now - last).count();
+  last = now;
+}
+
+void StepPhases::report() {
+  if (!on) return;
+  std::fprintf(stderr, "[step] stats %.2f encode %.2f decode+loss %.2f counts %.2f backward %.2f update %.2f ms\n",
+               ms[kStats], ms[kEncode], ms[kDecodeLoss], ms[kCounts], ms[kBackward], ms[kUpdate]);
+  on = false;
+}
 
 void SaeArrays::allocate(int d, int m) {
   const size_t md = static_cast<size_t>(m) * d;
@@ -166,6 +191,7 @@ void CpuBackend::adopt_step(const SparseGrads& grads, const CodesBuffer& codes) 
 // AdamW on every parameter (b_enc first: the W_enc pass repacks each encoder panel, weights and bias, right after
 // updating it), each decoder row renormalized right after its update.
 void CpuBackend::apply_update(const AdamWArgs args[4], bool normalize, float decoder_eps) {
+  phases_.mark(StepPhases::kBackward);  // everything since the forward: backward, projection, clipping
   const SaeKernels& K = kernels();
   const int d = d_, m = m_;
   SaeArrays& a = *a_;
@@ -210,6 +236,8 @@ void CpuBackend::apply_update(const AdamWArgs args[4], bool normalize, float dec
     packed_valid_ = true;
     bf16_valid_ = false;
   }
+  phases_.mark(StepPhases::kUpdate);
+  phases_.report();
 }
 
 void renormalize_rows(float* W_dec, int d, int m, float eps) {

@@ -3,6 +3,7 @@
 // device-shaped upload/download contract: the CPU emulation of the CUDA backend (CMSAE_EMULATE_CUDA=1) is exactly
 // this engine, so the emulation holds no second copy of any formula.
 #pragma once
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -13,6 +14,17 @@
 #include "topk_encode.h"
 
 namespace cmsae {
+
+// Wall time of a training step's phases, printed per step to stderr when CMSAE_PROFILE is set.
+struct StepPhases {
+  enum { kStats, kEncode, kDecodeLoss, kCounts, kBackward, kUpdate, kCount };
+  bool on = false;
+  std::chrono::steady_clock::time_point last;
+  double ms[kCount] = {};
+  void start();
+  void mark(int phase);
+  void report();  // after the update: one line, then reset
+};
 
 class CpuBackend final : public SaeBackend {
  public:
@@ -72,6 +84,7 @@ class CpuBackend final : public SaeBackend {
   std::vector<float> Xbuf_, G_, G_aux_, xhat_, aux_hat_, dval_;
   std::vector<int32_t> count_;  // active entries per latent in the batch
   SparseGrads grads_;
+  StepPhases phases_;
 };
 
 // W_dec[j] /= ||W_dec[j]|| + eps for every row (threads over rows; the active kernels' float64 norm).

@@ -97,6 +97,7 @@ void CpuBackend::count_batch(const ForwardArgs& a, long R, ForwardResult& f) {
 }
 
 ForwardResult CpuBackend::forward(const SaeBatch& b, const ForwardArgs& a) {
+  phases_.start();
   ForwardResult f;
   const int n_seg = b.paired() ? 2 : 1;
   const long R = b.total_rows();
@@ -111,9 +112,13 @@ ForwardResult CpuBackend::forward(const SaeBatch& b, const ForwardArgs& a) {
   X_ = X;
   R_ = R;
   rows_ = b.rows;
+  phases_.mark(StepPhases::kStats);
   encode_batch(a, X, R, f);
+  phases_.mark(StepPhases::kEncode);
   decode_and_loss(a, X, b.rows, n_seg, f.total_variance, f);
+  phases_.mark(StepPhases::kDecodeLoss);
   count_batch(a, R, f);
+  phases_.mark(StepPhases::kCounts);
   return f;
 }
 

@@ -23,6 +23,7 @@ export function registerInfo(program: Command): void {
           `crossmodal-sae ${i.version}`,
           `backend   ${i.backend} (build: ${i.build})`,
           `simd      ${i.simd} (cpu supports ${i.simdDetected})`,
+          `encode    ${i.encodePath} (setting ${i.encodeMode}; this cpu runs ${i.encodePaths.join(', ')})`,
           `threads   ${i.threads}`,
           `cuda      ${cuda}`,
           `addon     ${i.addonPath}`,
