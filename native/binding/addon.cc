@@ -127,8 +127,9 @@ Napi::Value set_encode_path(const Napi::CallbackInfo& info) {
   const char* what = "encode path must be 'auto', 'fp32', 'avx512-bf16' or 'amx-bf16'";
   if (!info[0].IsString()) throw_js(env, "ERR_ARG", what);
   const std::string mode = info[0].As<Napi::String>().Utf8Value();
-  if (mode != "auto" && mode != "fp32" && mode != "avx512-bf16" && mode != "amx-bf16") throw_js(env, "ERR_ARG", what);
-  if (!set_encode_mode(mode))
+  const SetEncodeMode r = set_encode_mode(mode);
+  if (r == SetEncodeMode::UnknownName) throw_js(env, "ERR_ARG", what);
+  if (r == SetEncodeMode::Unavailable)
     throw_js(env, "ERR_UNSUPPORTED",
              "encode path '" + mode + "' needs " + (mode == "amx-bf16" ? "AMX-BF16 tiles" : "AVX-512-BF16") +
                  " and the avx512 SIMD level, which this process does not have; use 'auto' or 'fp32'");

@@ -25,21 +25,26 @@ CMSAE_HOST_DEVICE inline bool ranks_before(const Candidate& a, const Candidate& 
   return a.value > b.value || (a.value == b.value && a.index < b.index);
 }
 
-// Candidates as 64-bit keys whose unsigned order is the ranking order (value desc, then index asc):
-// high word = order-preserving bits of the value (-0 folded into +0), low word = ~index.
-CMSAE_HOST_DEVICE inline uint64_t candidate_key(float v, int32_t j) {
+// Order-preserving image of a float's bits: unsigned order = float order (-0 just below +0, NaN-free inputs).
+CMSAE_HOST_DEVICE inline uint32_t float_order_bits(float v) {
   uint32_t u;
-  v += 0.f;
   std::memcpy(&u, &v, 4);
-  u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
-  return (static_cast<uint64_t>(u) << 32) | (0xFFFFFFFFu - static_cast<uint32_t>(j));
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
 }
-CMSAE_HOST_DEVICE inline Candidate key_candidate(uint64_t key) {
-  uint32_t u = static_cast<uint32_t>(key >> 32);
+CMSAE_HOST_DEVICE inline float float_from_order_bits(uint32_t u) {
   u = (u & 0x80000000u) ? (u & 0x7FFFFFFFu) : ~u;
   float v;
   std::memcpy(&v, &u, 4);
-  return {v, static_cast<int32_t>(0xFFFFFFFFu - static_cast<uint32_t>(key))};
+  return v;
+}
+
+// Candidates as 64-bit keys whose unsigned order is the ranking order (value desc, then index asc):
+// high word = float_order_bits of the value (-0 folded into +0), low word = ~index.
+CMSAE_HOST_DEVICE inline uint64_t candidate_key(float v, int32_t j) {
+  return (static_cast<uint64_t>(float_order_bits(v + 0.f)) << 32) | (0xFFFFFFFFu - static_cast<uint32_t>(j));
+}
+CMSAE_HOST_DEVICE inline Candidate key_candidate(uint64_t key) {
+  return {float_from_order_bits(static_cast<uint32_t>(key >> 32)), static_cast<int32_t>(0xFFFFFFFFu - static_cast<uint32_t>(key))};
 }
 
 // Min-heap of keys (root = worst kept): insert `key` into h[0..n).

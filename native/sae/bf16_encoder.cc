@@ -27,12 +27,6 @@ void Bf16Encoder::resize(int d_, int m_) {
   finite.reset(panels);
 }
 
-bool Bf16Encoder::all_finite() const {
-  for (long p = 0; p < panels; ++p)
-    if (!finite.data()[p]) return false;
-  return true;
-}
-
 namespace {
 // x rounded up to a float that is >= x (x >= 0): the margin covers the float conversion's rounding.
 inline float round_up(double x) { return static_cast<float>(x * (1.0 + 0x1p-20)); }
@@ -41,16 +35,16 @@ inline float round_up(double x) { return static_cast<float>(x * (1.0 + 0x1p-20))
 void pack_bf16_panels(const float* W_rows, const float* b_enc, long p0, long p1, Bf16Encoder& e) {
   const int d = e.d, dpad = e.dpad, L = kBf16PanelLatents;
   const double G = bf16_bound_gamma(d), sqrt_d = std::sqrt(static_cast<double>(d));
+  auto at = [L](int k, int c) { return (k >> 1) * 2 * L + c * 2 + (k & 1); };  // VNNI offset within a panel
   for (long p = p0; p < p1; ++p) {
     uint16_t* dst = e.Wp.data() + p * static_cast<long>(dpad) * L;
     bool finite = true;
     for (int c = 0; c < L; ++c) {
       const long j = p * L + c;
-      const long slot = p * L + c;
       if (j >= e.m) {
-        for (int k = 0; k < dpad; ++k) dst[(k >> 1) * 2 * L + c * 2 + (k & 1)] = 0;
-        e.bias.data()[slot] = -std::numeric_limits<float>::infinity();
-        e.P.data()[slot] = e.Q.data()[slot] = e.C.data()[slot] = 0.f;
+        for (int k = 0; k < dpad; ++k) dst[at(k, c)] = 0;
+        e.bias.data()[j] = -std::numeric_limits<float>::infinity();
+        e.P.data()[j] = e.Q.data()[j] = e.C.data()[j] = 0.f;
         continue;
       }
       const float* w = W_rows + j * d;
@@ -58,19 +52,19 @@ void pack_bf16_panels(const float* W_rows, const float* b_enc, long p0, long p1,
       for (int k = 0; k < d; ++k) {
         const uint16_t h = bf16_round(w[k]);
         const float hf = bf16_to_float(h), lo = w[k] - hf;  // exact residual
-        dst[(k >> 1) * 2 * L + c * 2 + (k & 1)] = h;
+        dst[at(k, c)] = h;
         sw += static_cast<double>(w[k]) * w[k];
         sh += static_cast<double>(hf) * hf;
         sl += static_cast<double>(lo) * lo;
       }
-      for (int k = d; k < dpad; ++k) dst[(k >> 1) * 2 * L + c * 2 + (k & 1)] = 0;
+      for (int k = d; k < dpad; ++k) dst[at(k, c)] = 0;
       const double nw = std::sqrt(sw), nh = std::sqrt(sh), nl = std::sqrt(sl), b = b_enc[j];
-      e.bias.data()[slot] = static_cast<float>(b);
-      e.P.data()[slot] = round_up(nl + G * nh);
-      e.Q.data()[slot] = round_up(nw);
-      e.C.data()[slot] = round_up(2.0 * G * std::fabs(b) + 0x1p-126 * sqrt_d * nh);
-      finite = finite && std::isfinite(e.P.data()[slot]) && std::isfinite(e.Q.data()[slot]) &&
-               std::isfinite(e.C.data()[slot]) && std::isfinite(b);
+      e.bias.data()[j] = static_cast<float>(b);
+      e.P.data()[j] = round_up(nl + G * nh);
+      e.Q.data()[j] = round_up(nw);
+      e.C.data()[j] = round_up(2.0 * G * std::fabs(b) + 0x1p-126 * sqrt_d * nh);
+      finite = finite && std::isfinite(e.P.data()[j]) && std::isfinite(e.Q.data()[j]) &&
+               std::isfinite(e.C.data()[j]) && std::isfinite(b);
     }
     e.finite.data()[p] = finite ? 1 : 0;
   }
@@ -81,6 +75,7 @@ void finish_bf16_encoder(Bf16Encoder& e) {
   const long lat = e.panels * kBf16PanelLatents;
   for (long j = 0; j < lat; ++j) mx = std::max(mx, e.Q.data()[j]);
   e.max_Q = mx;
+  e.all_finite = std::all_of(e.finite.data(), e.finite.data() + e.panels, [](uint8_t f) { return f != 0; });
 }
 
 }  // namespace cmsae

@@ -46,16 +46,17 @@ struct Bf16Encoder {
   // Per latent, padded to panels * 16: bias (-inf for padding), and the bound terms P_j, Q_j, C_j (0 for padding).
   AlignedBuffer<float> bias, P, Q, C;
   AlignedBuffer<uint8_t> finite;  // [panels]: 1 when every term of the panel is finite (else the bound is void)
-  float max_Q = 0;                // max_j ||W_j||, for the per-row overflow guard (valid after finish_bf16_encoder)
+  // Valid after finish_bf16_encoder: max_j ||W_j|| (the per-row overflow guard) and whether every panel is finite.
+  float max_Q = 0;
+  bool all_finite = false;
 
   // Sizes the buffers for an encoder of [m, d] (contents undefined until packed).
   void resize(int d, int m);
-  bool all_finite() const;
 };
 
 // Packs latent panels [p0, p1) of W_rows ([m, d]) / b_enc ([m]) into `e` (already resized to d, m).
 void pack_bf16_panels(const float* W_rows, const float* b_enc, long p0, long p1, Bf16Encoder& e);
-// Recomputes e.max_Q after the panels were packed.
+// Derives e.max_Q and e.all_finite after the panels were packed.
 void finish_bf16_encoder(Bf16Encoder& e);
 
 }  // namespace cmsae

@@ -19,7 +19,6 @@
 #include <vector>
 
 #include "../common/aligned.h"
-#include "../common/cpu_features.h"
 #include "../common/thread_pool.h"
 #include "bf16_encoder.h"
 #include "bf16_gemm.h"
@@ -40,27 +39,16 @@ constexpr long kMaxPassRows = 4096;
 // than a selection algorithm for the few hundred entries of a row.
 float kth_largest_bound(const float* lo, int n, int k, int iterations) {
   if (k <= 0 || n < k) return -kInf;
-  auto key = [](float f) {
-    int32_t i;
-    std::memcpy(&i, &f, 4);
-    return i >= 0 ? static_cast<int64_t>(i) : static_cast<int64_t>(i ^ 0x7FFFFFFF);
-  };
-  auto value = [](int64_t kk) {
-    int32_t i = static_cast<int32_t>(kk);
-    if (i < 0) i ^= 0x7FFFFFFF;
-    float f;
-    std::memcpy(&f, &i, 4);
-    return f;
-  };
   float mn = lo[0], mx = lo[0];
   for (int i = 1; i < n; ++i) {
     mn = std::min(mn, lo[i]);
     mx = std::max(mx, lo[i]);
   }
-  int64_t a = key(mn), b = key(mx) + 1;  // count(>= value(a)) = n >= k, count(>= value(b)) = 0 < k
+  // count(>= value(a)) = n >= k, count(>= value(b)) = 0 < k (b may be one past the largest key: 64-bit)
+  uint64_t a = float_order_bits(mn), b = static_cast<uint64_t>(float_order_bits(mx)) + 1;
   for (int it = 0; it < iterations && b - a > 1; ++it) {
-    const int64_t mid = a + (b - a) / 2;
-    const __m512 t = _mm512_set1_ps(value(mid));
+    const uint64_t mid = a + (b - a) / 2;
+    const __m512 t = _mm512_set1_ps(float_from_order_bits(static_cast<uint32_t>(mid)));
     int c = 0, i = 0;
     for (; i + 16 <= n; i += 16) c += __builtin_popcount(_mm512_cmp_ps_mask(_mm512_loadu_ps(lo + i), t, _CMP_GE_OQ));
     if (i < n) {
@@ -69,7 +57,7 @@ float kth_largest_bound(const float* lo, int n, int k, int iterations) {
     }
     if (c >= k) a = mid; else b = mid;
   }
-  return value(a);
+  return float_from_order_bits(static_cast<uint32_t>(a));
 }
 
 // One thread's state of one selection (the main Top-K or AuxK) for the rows of a pass. Per row, an append-only list
@@ -83,7 +71,7 @@ struct Selection {
   AlignedBuffer<int32_t> js;
   std::vector<int32_t> n;  // entries per row; < 0: the row overflowed
   std::vector<float> thr;  // admission threshold per row (+inf: closed)
-  long long offers = 0, compactions = 0;
+  long long offers = 0;  // entries appended (CMSAE_PROFILE)
 
   void reset(long rows, int k_, int cap_, float floor) {
     k = k_;
@@ -97,7 +85,7 @@ struct Selection {
     }
     n.assign(rows, 0);
     thr.assign(rows, k > 0 ? floor_up : kInf);
-    offers = compactions = 0;
+    offers = 0;
   }
   void close_row(long r) { thr[r] = kInf; }
 
@@ -106,7 +94,6 @@ struct Selection {
   // Makes room for 16 more entries in row r; false when the row overflowed.
   bool make_room(long r, float shared) {
     if (n[r] + 16 <= cap) return true;
-    ++compactions;
     const float t = std::max({kth_lower(r), thr[r], shared});
     float* u = up.data() + r * cap;
     float* l = lo.data() + r * cap;
@@ -271,9 +258,9 @@ void block_epilogue(const float* C, long n, long row0, long rows, long j0, const
     if (row >= rows) break;
     float& tm = ws.main.thr[row];
     if (tm != kInf) tm = std::max(tm, shared.main[row].load(std::memory_order_relaxed));
-    float dummy = kInf;
-    float& ta = has_aux ? ws.aux.thr[row] : dummy;
-    if (has_aux && ta != kInf) ta = std::max(ta, shared.aux[row].load(std::memory_order_relaxed));
+    if (has_aux && ws.aux.thr[row] != kInf)
+      ws.aux.thr[row] = std::max(ws.aux.thr[row], shared.aux[row].load(std::memory_order_relaxed));
+    const float& ta = has_aux ? ws.aux.thr[row] : kInf;  // current (make_room may raise it)
     if (tm == kInf && ta == kInf) continue;
     const float Ar = in.A[row], Br = in.B[row], Dr = in.D[row];
     // E_max >= every E of the block (all terms >= 0; the float rounding is inside the terms' margins).
@@ -489,9 +476,9 @@ void certified_pass(EncodePath path, const EncoderView& enc, const float* x, lon
                  "%.2fms (%zu rows)\n",
                  encode_path_name(path), rows, ms(t0, t1), ms(t1, t2), ms(t2, t3),
                  rows ? static_cast<double>(n_cand.load()) / rows : 0.0, ms(t3, t4), fallback.size());
-    long long off = 0, comp = 0;
-    for (int t = 0; t < T; ++t) off += states[t].main.offers, comp += states[t].main.compactions;
-    std::fprintf(stderr, "  offers/row %.1f compactions/row %.2f\n", static_cast<double>(off) / rows, static_cast<double>(comp) / rows);
+    long long off = 0;
+    for (int t = 0; t < T; ++t) off += states[t].main.offers;
+    std::fprintf(stderr, "  offers/row %.1f\n", static_cast<double>(off) / rows);
   }
 }
 
@@ -499,7 +486,7 @@ void certified_pass(EncodePath path, const EncoderView& enc, const float* x, lon
 
 void certified_topk_encode(EncodePath path, const EncoderView& enc, const float* x, long rows, int k, float floor,
                            int32_t* idx, float* val, const AuxSelect* aux) {
-  if (!enc.bf16->all_finite()) {  // a non-finite bound term: no certificate for any row
+  if (!enc.bf16->all_finite) {  // a non-finite bound term: no certificate for any row
     topk_encode_fp32(enc, x, rows, k, floor, idx, val, aux);
     count_encode_rows(0, rows, 0, 0);
     return;

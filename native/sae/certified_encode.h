@@ -18,8 +18,9 @@ const char* encode_path_name(EncodePath p);
 
 // The encode path setting: "auto" (the best certified path the CPU has, for calls with 8 k <= m), "fp32",
 // "avx512-bf16" or "amx-bf16" (that path for every call, whatever k). Initially from CMSAE_ENCODE, else "auto".
-// Returns false (setting unchanged) for an unknown name or a path this CPU or the active SIMD level lacks.
-bool set_encode_mode(const std::string& mode);
+// The setting is unchanged unless the result is Set.
+enum class SetEncodeMode { Set, UnknownName, Unavailable };
+SetEncodeMode set_encode_mode(const std::string& mode);
 std::string encode_mode();
 // The path a call with these sizes takes now.
 EncodePath encode_path_for(int k, int m);

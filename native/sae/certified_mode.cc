@@ -54,13 +54,13 @@ bool encode_path_available(EncodePath p) {
   return p == EncodePath::Avx512Bf16 || amx_bf16_usable();
 }
 
-bool set_encode_mode(const std::string& name) {
+SetEncodeMode set_encode_mode(const std::string& name) {
   int mode;
-  if (!parse_mode(name, &mode)) return false;
-  if (mode == kAvx512Bf16 && !encode_path_available(EncodePath::Avx512Bf16)) return false;
-  if (mode == kAmxBf16 && !encode_path_available(EncodePath::AmxBf16)) return false;
+  if (!parse_mode(name, &mode)) return SetEncodeMode::UnknownName;
+  if (mode == kAvx512Bf16 && !encode_path_available(EncodePath::Avx512Bf16)) return SetEncodeMode::Unavailable;
+  if (mode == kAmxBf16 && !encode_path_available(EncodePath::AmxBf16)) return SetEncodeMode::Unavailable;
   mode_slot().store(mode, std::memory_order_relaxed);
-  return true;
+  return SetEncodeMode::Set;
 }
 
 std::string encode_mode() { return kModeNames[mode_slot().load(std::memory_order_relaxed)]; }
