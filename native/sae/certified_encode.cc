@@ -6,6 +6,9 @@
 
 #include <immintrin.h>
 
+// GCC 12 warns falsely about the _mm512_undefined_* inside the shuffle/min/max intrinsics once they are inlined.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -33,16 +36,27 @@ namespace {
 constexpr float kInf = std::numeric_limits<float>::infinity();
 constexpr long kStateBytesPerThread = 8L << 20;  // bounds the rows of one pass
 constexpr long kMaxPassRows = 4096;
+constexpr int kTightenEvery = 32;  // entries a row gathers before its threshold is recomputed after a block
 
 // A float L with at least k of lo[0..n) >= L, as large as `iterations` bisection steps over the order-preserving
 // integer images of the floats get (32 give the exact k-th largest); -inf when n < k. Vectorized counting: cheaper
 // than a selection algorithm for the few hundred entries of a row.
 float kth_largest_bound(const float* lo, int n, int k, int iterations) {
   if (k <= 0 || n < k) return -kInf;
-  float mn = lo[0], mx = lo[0];
-  for (int i = 1; i < n; ++i) {
-    mn = std::min(mn, lo[i]);
-    mx = std::max(mx, lo[i]);
+  __m512 vmn = _mm512_set1_ps(lo[0]), vmx = vmn;
+  for (int i = 0; i < n; i += 16) {
+    const __mmask16 mk = i + 16 <= n ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (n - i)) - 1u);
+    const __m512 v = _mm512_mask_loadu_ps(vmn, mk, lo + i);  // masked-off lanes repeat lo[0]
+    vmn = _mm512_min_ps(vmn, v);
+    vmx = _mm512_max_ps(vmx, v);
+  }
+  alignas(64) float lanes_mn[16], lanes_mx[16];
+  _mm512_store_ps(lanes_mn, vmn);
+  _mm512_store_ps(lanes_mx, vmx);
+  float mn = lanes_mn[0], mx = lanes_mx[0];
+  for (int i = 1; i < 16; ++i) {
+    mn = std::min(mn, lanes_mn[i]);
+    mx = std::max(mx, lanes_mx[i]);
   }
   // count(>= value(a)) = n >= k, count(>= value(b)) = 0 < k (b may be one past the largest key: 64-bit)
   uint64_t a = float_order_bits(mn), b = static_cast<uint64_t>(float_order_bits(mx)) + 1;
@@ -71,6 +85,7 @@ struct Selection {
   AlignedBuffer<int32_t> js;
   std::vector<int32_t> n;  // entries per row; < 0: the row overflowed
   std::vector<float> thr;  // admission threshold per row (+inf: closed)
+  std::vector<int32_t> fresh;  // entries appended per row since its last compaction
   long long offers = 0;  // entries appended (CMSAE_PROFILE)
 
   void reset(long rows, int k_, int cap_, float floor) {
@@ -85,35 +100,54 @@ struct Selection {
     }
     n.assign(rows, 0);
     thr.assign(rows, k > 0 ? floor_up : kInf);
+    fresh.assign(rows, 0);
     offers = 0;
   }
   void close_row(long r) { thr[r] = kInf; }
 
   // The k-th largest lower end among row r's entries (-inf when fewer than k).
-  float kth_lower(long r) { return kth_largest_bound(lo.data() + r * cap, n[r], k, 20); }
-  // Makes room for 16 more entries in row r; false when the row overflowed.
-  bool make_room(long r, float shared) {
-    if (n[r] + 16 <= cap) return true;
-    const float t = std::max({kth_lower(r), thr[r], shared});
+  float kth_lower(long r, int iterations) { return kth_largest_bound(lo.data() + r * cap, n[r], k, iterations); }
+  // Drops row r's entries whose upper end is below t = max(k-th lower end, thresholds) and raises thr[r] to t.
+  void compact(long r, float shared, int iterations) {
+    const float t = std::max({kth_lower(r, iterations), thr[r], shared});
     float* u = up.data() + r * cap;
     float* l = lo.data() + r * cap;
     int32_t* j = js.data() + r * cap;
+    const __m512 tv = _mm512_set1_ps(t);
     int w = 0;
-    for (int i = 0; i < n[r]; ++i)
-      if (u[i] >= t) {
-        u[w] = u[i];
-        l[w] = l[i];
-        j[w] = j[i];
-        ++w;
-      }
+    for (int i = 0; i < n[r]; i += 16) {  // in place: each store lands at or below the chunk just read
+      const __mmask16 in = i + 16 <= n[r] ? static_cast<__mmask16>(0xFFFF)
+                                          : static_cast<__mmask16>((1u << (n[r] - i)) - 1u);
+      const __m512 uv = _mm512_maskz_loadu_ps(in, u + i);
+      const __mmask16 keep = _mm512_mask_cmp_ps_mask(in, uv, tv, _CMP_GE_OQ);
+      const __mmask16 out = static_cast<__mmask16>((1u << __builtin_popcount(keep)) - 1u);
+      _mm512_mask_storeu_ps(u + w, out, _mm512_maskz_compress_ps(keep, uv));
+      _mm512_mask_storeu_ps(l + w, out, _mm512_maskz_compress_ps(keep, _mm512_maskz_loadu_ps(in, l + i)));
+      _mm512_mask_storeu_epi32(j + w, out, _mm512_maskz_compress_epi32(keep, _mm512_maskz_loadu_epi32(in, j + i)));
+      w += __builtin_popcount(keep);
+    }
     n[r] = w;
     thr[r] = t;
-    if (w + 32 > cap) {
+    fresh[r] = 0;
+  }
+  // Makes room for 16 more entries in row r; false when the row overflowed.
+  bool make_room(long r, float shared) {
+    if (n[r] + 16 <= cap) return true;
+    compact(r, shared, 20);
+    if (n[r] + 32 > cap) {
       n[r] = -1;
       thr[r] = kInf;
       return false;
     }
     return true;
+  }
+  // After a block: tightens row r's threshold once enough entries arrived since the last compaction (offers then
+  // stay near k ln(m/k) instead of filling the list first). True when the threshold rose.
+  bool tighten(long r, float shared) {
+    if (n[r] < 0 || thr[r] == kInf || fresh[r] < kTightenEvery || n[r] < k) return false;
+    const float before = thr[r];
+    compact(r, shared, 14);
+    return thr[r] > before;
   }
   // Appends the lanes of `mask` (latents j0 + lane) with their ends.
   void append(long r, __mmask16 mask, __m512 u, __m512 l, int32_t j0) {
@@ -126,6 +160,7 @@ struct Selection {
     _mm512_storeu_si512(js.data() + r * cap + at, _mm512_maskz_compress_epi32(mask, lanes));
     const int c = __builtin_popcount(mask);
     n[r] = at + c;
+    fresh[r] += c;
     offers += c;
   }
 };
@@ -135,7 +170,8 @@ int selection_cap(int k, long m) { return static_cast<int>(std::min<long>(m, 4L 
 
 struct WorkerState {
   Selection main, aux;
-  AlignedBuffer<float> C;  // [32 rows][latents of a block]
+  AlignedBuffer<float> C;     // [32 rows][latents of a block]
+  AlignedBuffer<float> seed;  // [latents of a block]: lower ends for a row's seed threshold
 };
 
 // Per-row inputs of a pass: Xc = x - b_dec (float32, for the exact recompute), Xh = bf16(Xc) padded, and the bound's
@@ -190,32 +226,88 @@ void prepare_rows(const EncoderView& enc, const Bf16Encoder& e, const float* x, 
   });
 }
 
-// p32 of latents js[0..n) for one row: the FMA chain of encode_tile (acc = 0; acc = fma(xc[k], W[j][k], acc) for k
-// ascending; acc + b_j), 16 latents per vector by gathers.
-void exact_preacts(const float* xc, const float* W, const float* b, int d, long m, const int32_t* js, int n,
-                   float* out) {
-  if (m * static_cast<long>(d) >= (1L << 31)) {  // gather offsets are 32-bit: plain chains
-    for (int i = 0; i < n; ++i) {
-      const float* w = W + static_cast<long>(js[i]) * d;
-      float acc = 0.f;
-      for (int k = 0; k < d; ++k) acc = std::fma(xc[k], w[k], acc);
-      out[i] = acc + b[js[i]];
-    }
-    return;
+// r[0..16) (16 rows of 16 floats) transposed in registers: afterwards r[q] lane i = the old r[i] lane q.
+inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
   }
-  const __m512i vd = _mm512_set1_epi32(d);
-  for (int g = 0; g < n; g += 16) {
-    const int cnt = std::min(16, n - g);
-    const __mmask16 mk = static_cast<__mmask16>((1u << cnt) - 1u);
-    const __m512i jv = _mm512_maskz_loadu_epi32(mk, js + g);
-    const __m512i off = _mm512_mullo_epi32(jv, vd);
-    __m512 acc = _mm512_setzero_ps();
-    for (int k = 0; k < d; ++k) {
-      const __m512 w = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mk, off, W + k, 4);
-      acc = _mm512_fmadd_ps(_mm512_set1_ps(xc[k]), w, acc);
+  for (int i = 0; i < 16; i += 4) {
+    const __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]);
+    const __m512d c = _mm512_castps_pd(t[i + 2]), e = _mm512_castps_pd(t[i + 3]);
+    r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+    r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+    r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, e));
+    r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, e));
+  }
+  for (int i = 0; i < 4; ++i) {  // 128-bit lanes
+    t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+    t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xdd);
+    t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+    t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xdd);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+    r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
+    r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xdd);
+  }
+}
+
+// Candidates of one row's selection: js[begin, end) in a flat list, exact values to vals[begin, end).
+struct CandidateSegment {
+  long row;
+  int32_t begin, end;
+  bool aux;
+};
+
+// p32 of every segment's latents: the FMA chain of encode_tile (acc = 0; acc = fma(xc[k], W[j][k], acc) for k
+// ascending; acc + b_j). 16 latents of one row per vector: 16 encoder rows are read 16 floats at a time and
+// transposed in registers (each lane keeps its own chain, so the order of operations is the float32 kernel's), and
+// the next group's rows are prefetched meanwhile (the encoder rows come from far caches).
+void exact_preacts(const float* Xc, const float* W, const float* b, int d, const int32_t* js,
+                   const std::vector<CandidateSegment>& segs, float* vals) {
+  // The groups in order: (segment, offset); the next one's rows are prefetched.
+  struct Group {
+    const float* xc;
+    int32_t at, count;
+  };
+  std::vector<Group> groups;
+  for (const CandidateSegment& sg : segs)
+    for (int32_t g = sg.begin; g < sg.end; g += 16)
+      groups.push_back(Group{Xc + sg.row * d, g, std::min<int32_t>(16, sg.end - g)});
+  const int full = d / 16 * 16, rem = d - full;
+  const __mmask16 tail = static_cast<__mmask16>((1u << rem) - 1u);
+  for (size_t gi = 0; gi < groups.size(); ++gi) {
+    const Group& g = groups[gi];
+    const float* rows[16];
+    for (int i = 0; i < 16; ++i) rows[i] = W + static_cast<long>(js[g.at + std::min(i, g.count - 1)]) * d;
+    const float* next[16];
+    int n_next = 0;
+    if (gi + 1 < groups.size()) {
+      const Group& h = groups[gi + 1];
+      n_next = h.count;
+      for (int i = 0; i < n_next; ++i) next[i] = W + static_cast<long>(js[h.at + i]) * d;
     }
+    const float* xc = g.xc;
+    __m512 acc = _mm512_setzero_ps();
+    __m512 r[16];
+    for (int k0 = 0; k0 < full; k0 += 16) {
+      for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(rows[i] + k0);
+      for (int i = 0; i < n_next; ++i) _mm_prefetch(reinterpret_cast<const char*>(next[i] + k0), _MM_HINT_T0);
+      transpose16(r);
+      for (int q = 0; q < 16; ++q) acc = _mm512_fmadd_ps(_mm512_set1_ps(xc[k0 + q]), r[q], acc);
+    }
+    if (rem) {
+      for (int i = 0; i < 16; ++i) r[i] = _mm512_maskz_loadu_ps(tail, rows[i] + full);
+      transpose16(r);
+      for (int q = 0; q < rem; ++q) acc = _mm512_fmadd_ps(_mm512_set1_ps(xc[full + q]), r[q], acc);
+    }
+    const __mmask16 mk = static_cast<__mmask16>((1u << g.count) - 1u);
+    const __m512i jv = _mm512_maskz_loadu_epi32(mk, js + g.at);
     acc = _mm512_add_ps(acc, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mk, jv, b, 4));
-    _mm512_mask_storeu_ps(out + g, mk, acc);
+    _mm512_mask_storeu_ps(vals + g.at, mk, acc);
   }
 }
 
@@ -257,17 +349,32 @@ void block_epilogue(const float* C, long n, long row0, long rows, long j0, const
     const long row = row0 + r;
     if (row >= rows) break;
     float& tm = ws.main.thr[row];
-    if (tm != kInf) tm = std::max(tm, shared.main[row].load(std::memory_order_relaxed));
-    if (has_aux && ws.aux.thr[row] != kInf)
-      ws.aux.thr[row] = std::max(ws.aux.thr[row], shared.aux[row].load(std::memory_order_relaxed));
+    const float shm = shared.main[row].load(std::memory_order_relaxed);
+    const float sha = has_aux ? shared.aux[row].load(std::memory_order_relaxed) : -kInf;
+    if (tm != kInf) tm = std::max(tm, shm);
+    if (has_aux && ws.aux.thr[row] != kInf) ws.aux.thr[row] = std::max(ws.aux.thr[row], sha);
     const float& ta = has_aux ? ws.aux.thr[row] : kInf;  // current (make_room may raise it)
     if (tm == kInf && ta == kInf) continue;
     const float Ar = in.A[row], Br = in.B[row], Dr = in.D[row];
     // E_max >= every E of the block (all terms >= 0; the float rounding is inside the terms' margins).
     const float Emax = std::fma(Ar, bt.P, std::fma(Br, bt.Q, bt.C + Dr)) * (1.f + 0x1p-20f);
-    const __m512 pre_m = _mm512_set1_ps(prefilter(tm, Emax)), pre_a = _mm512_set1_ps(prefilter(ta, Emax));
     const __m512 Av = _mm512_set1_ps(Ar), Bv = _mm512_set1_ps(Br), Dv = _mm512_set1_ps(Dr);
     const float* Crow = C + r * n;
+    if (tm != kInf && ws.main.n[row] < ws.main.k && n >= ws.main.k) {
+      // No k-th value known yet (the row's first block here): seed the threshold with the k-th largest lower end of
+      // this block, a lower bound of the row's k-th value like any other, so the block offers ~k, not all its latents.
+      float* lows = ws.seed.data();
+      for (long c0 = 0; c0 < n; c0 += 16) {
+        const long j = j0 + c0;
+        const __m512 v = _mm512_add_ps(_mm512_load_ps(Crow + c0), _mm512_load_ps(e.bias.data() + j));
+        const __m512 E = _mm512_fmadd_ps(
+            Av, _mm512_load_ps(e.P.data() + j),
+            _mm512_fmadd_ps(Bv, _mm512_load_ps(e.Q.data() + j), _mm512_add_ps(_mm512_load_ps(e.C.data() + j), Dv)));
+        _mm512_store_ps(lows + c0, _mm512_sub_ps(v, E));
+      }
+      tm = std::max(tm, kth_largest_bound(lows, static_cast<int>(n), ws.main.k, 20));
+    }
+    const __m512 pre_m = _mm512_set1_ps(prefilter(tm, Emax)), pre_a = _mm512_set1_ps(prefilter(ta, Emax));
     for (long c0 = 0; c0 < n; c0 += 16) {
       const long j = j0 + c0;
       const __m512 v = _mm512_add_ps(_mm512_load_ps(Crow + c0), _mm512_load_ps(e.bias.data() + j));
@@ -283,25 +390,20 @@ void block_epilogue(const float* C, long n, long row0, long rows, long j0, const
       const __mmask16 ma = dead ? _mm512_mask_cmp_ps_mask(dead, up, _mm512_set1_ps(ta), _CMP_GE_OQ) : 0;
       if (!(mk | ma)) continue;
       const __m512 lo = _mm512_sub_ps(v, E);
-      if (mk) {
-        if (ws.main.make_room(row, shared.main[row].load(std::memory_order_relaxed)))
-          ws.main.append(row, mk, up, lo, static_cast<int32_t>(j));
-        publish(shared.main[row], tm);
-      }
-      if (ma) {
-        if (ws.aux.make_room(row, shared.aux[row].load(std::memory_order_relaxed)))
-          ws.aux.append(row, ma, up, lo, static_cast<int32_t>(j));
-        publish(shared.aux[row], ta);
-      }
+      if (mk && ws.main.make_room(row, shm)) ws.main.append(row, mk, up, lo, static_cast<int32_t>(j));
+      if (ma && ws.aux.make_room(row, sha)) ws.aux.append(row, ma, up, lo, static_cast<int32_t>(j));
     }
+    ws.main.tighten(row, shm);
+    if (has_aux) ws.aux.tighten(row, sha);
+    if (tm > shm) publish(shared.main[row], tm);  // tm, ta: references to the (possibly raised) thresholds
+    if (has_aux && ta > sha) publish(shared.aux[row], ta);
   }
 }
 
-// Final selection of one row from every thread's state: keys of the exact values of the surviving candidates.
-// Returns the number of candidates recomputed.
-long finish_selection(Selection WorkerState::*which, const WorkerState* states, int T, long row, int k, float floor,
-                      const EncoderView& enc, const float* xc, std::vector<float>& lows, std::vector<int32_t>& js,
-                      std::vector<float>& vals, std::vector<uint64_t>& keys, int32_t* idx, float* val) {
+// Candidates of one row from every thread's state: the entries whose upper end reaches the k-th largest lower end
+// (and the floor), appended to js.
+void collect_candidates(Selection WorkerState::*which, const WorkerState* states, int T, long row, int k, float floor,
+                        std::vector<float>& lows, std::vector<int32_t>& js) {
   lows.clear();
   for (int t = 0; t < T; ++t) {
     const Selection& s = states[t].*which;
@@ -309,7 +411,6 @@ long finish_selection(Selection WorkerState::*which, const WorkerState* states, 
   }
   const float L = kth_largest_bound(lows.data(), static_cast<int>(lows.size()), k, 32);
   const float thr = std::max(L, std::nextafter(floor, kInf));
-  js.clear();
   for (int t = 0; t < T; ++t) {
     const Selection& s = states[t].*which;
     const float* u = s.up.data() + row * s.cap;
@@ -317,13 +418,15 @@ long finish_selection(Selection WorkerState::*which, const WorkerState* states, 
     for (int i = 0; i < s.n[row]; ++i)
       if (u[i] >= thr) js.push_back(j[i]);
   }
-  vals.resize(js.size());
-  exact_preacts(xc, enc.W_rows, enc.b_enc, enc.d, enc.m, js.data(), static_cast<int>(js.size()), vals.data());
+}
+
+// The row's Top-k from the exact values of its candidates (the float32 kernel's key order).
+void finish_segment(const CandidateSegment& sg, const int32_t* js, const float* vals, int k, float floor, long m,
+                    std::vector<uint64_t>& keys, int32_t* idx, float* val) {
   keys.clear();
-  for (size_t i = 0; i < js.size(); ++i)
+  for (int32_t i = sg.begin; i < sg.end; ++i)
     if (vals[i] > floor) keys.push_back(candidate_key(vals[i], js[i]));
-  finalize_keys(keys, k, enc.m, idx, val);
-  return static_cast<long>(js.size());
+  finalize_keys(keys, k, m, idx, val);
 }
 
 void certified_pass(EncodePath path, const EncoderView& enc, const float* x, long rows, int k, float floor,
@@ -383,11 +486,15 @@ void certified_pass(EncodePath path, const EncoderView& enc, const float* x, lon
       terms[b].C = std::max(terms[b].C, e.C.data()[j]);
     }
   for (int t = 0; t < T; ++t)
-    if (states[t].C.size() < static_cast<size_t>(kBf16BlockRows * block_pairs * kBf16BlockLatents))
+    if (states[t].C.size() < static_cast<size_t>(kBf16BlockRows * block_pairs * kBf16BlockLatents)) {
       states[t].C.reset(static_cast<size_t>(kBf16BlockRows * block_pairs * kBf16BlockLatents));
+      states[t].seed.reset(static_cast<size_t>(block_pairs * kBf16BlockLatents));
+    }
   parallel_for_workers(static_cast<int>(n_chunks * n_blocks), [&](int item, int worker) {
     WorkerState& ws = states[worker];
-    const long chunk = item / n_blocks, block = item % n_blocks;
+    // Block-major: the threads spread over the chunks of one latent block first, so a chunk's later blocks start
+    // from the thresholds its earlier blocks set.
+    const long chunk = item % n_chunks, block = item / n_chunks;
     const long rb0 = chunk * chunk_blocks, rb1 = std::min(row_blocks, rb0 + chunk_blocks);
     const long q0 = block * block_pairs, q1 = std::min(pairs, q0 + block_pairs);
     const long n = (q1 - q0) * kBf16BlockLatents;
@@ -418,6 +525,7 @@ void certified_pass(EncodePath path, const EncoderView& enc, const float* x, lon
     std::vector<float> lows, vals;
     std::vector<int32_t> js;
     std::vector<uint64_t> keys;
+    std::vector<CandidateSegment> segs;
     std::vector<long> mine;
     long long nc = 0, na = 0;
     for (long row = split_begin(rows, TM, t); row < split_begin(rows, TM, t + 1); ++row) {
@@ -428,13 +536,26 @@ void certified_pass(EncodePath path, const EncoderView& enc, const float* x, lon
         mine.push_back(row);
         continue;
       }
-      const float* xc = in.Xc.data() + row * enc.d;
-      nc += finish_selection(&WorkerState::main, states.data(), T, row, k, floor, enc, xc, lows, js, vals, keys, idx + row * k,
-                             val + row * k);
+      const int32_t b0 = static_cast<int32_t>(js.size());
+      collect_candidates(&WorkerState::main, states.data(), T, row, k, floor, lows, js);
+      segs.push_back(CandidateSegment{row, b0, static_cast<int32_t>(js.size()), false});
+      nc += static_cast<long long>(js.size()) - b0;
       if (aux) {
-        const long out_row = aux_row0 + row;
-        na += finish_selection(&WorkerState::aux, states.data(), T, row, k_aux, 0.f, enc, xc, lows, js, vals, keys,
-                               aux->idx + out_row * k_aux, aux->val + out_row * k_aux);
+        const int32_t a0 = static_cast<int32_t>(js.size());
+        collect_candidates(&WorkerState::aux, states.data(), T, row, k_aux, 0.f, lows, js);
+        segs.push_back(CandidateSegment{row, a0, static_cast<int32_t>(js.size()), true});
+        na += static_cast<long long>(js.size()) - a0;
+      }
+    }
+    vals.resize(js.size());
+    exact_preacts(in.Xc.data(), enc.W_rows, enc.b_enc, enc.d, js.data(), segs, vals.data());
+    for (const CandidateSegment& sg : segs) {
+      if (sg.aux) {
+        const long out_row = aux_row0 + sg.row;
+        finish_segment(sg, js.data(), vals.data(), k_aux, 0.f, enc.m, keys, aux->idx + out_row * k_aux,
+                       aux->val + out_row * k_aux);
+      } else {
+        finish_segment(sg, js.data(), vals.data(), k, floor, enc.m, keys, idx + sg.row * k, val + sg.row * k);
       }
     }
     n_cand += nc;
