@@ -38,11 +38,24 @@ constexpr long kStateBytesPerThread = 8L << 20;  // bounds the rows of one pass
 constexpr long kMaxPassRows = 4096;
 constexpr int kTightenEvery = 32;  // entries a row gathers before its threshold is recomputed after a block
 
+// The number of lo[0..n) >= t.
+int count_at_least(const float* lo, int n, float t) {
+  const __m512 tv = _mm512_set1_ps(t);
+  int c = 0, i = 0;
+  for (; i + 16 <= n; i += 16) c += __builtin_popcount(_mm512_cmp_ps_mask(_mm512_loadu_ps(lo + i), tv, _CMP_GE_OQ));
+  if (i < n) {
+    const __mmask16 tail = static_cast<__mmask16>((1u << (n - i)) - 1u);
+    c += __builtin_popcount(_mm512_mask_cmp_ps_mask(tail, _mm512_maskz_loadu_ps(tail, lo + i), tv, _CMP_GE_OQ));
+  }
+  return c;
+}
+
 // A float L with at least k of lo[0..n) >= L, as large as `iterations` bisection steps over the order-preserving
-// integer images of the floats get (32 give the exact k-th largest); -inf when n < k. Vectorized counting: cheaper
-// than a selection algorithm for the few hundred entries of a row.
-float kth_largest_bound(const float* lo, int n, int k, int iterations) {
-  if (k <= 0 || n < k) return -kInf;
+// integer images of the floats get (32 give the exact k-th largest), and never below `above` (returned as it is when
+// fewer than k reach it, or n < k). Vectorized counting: cheaper than a selection algorithm for the few hundred
+// entries of a row.
+float kth_largest_bound(const float* lo, int n, int k, int iterations, float above = -kInf) {
+  if (k <= 0 || n < k) return above;
   __m512 vmn = _mm512_set1_ps(lo[0]), vmx = vmn;
   for (int i = 0; i < n; i += 16) {
     const __mmask16 mk = i + 16 <= n ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (n - i)) - 1u);
@@ -58,17 +71,15 @@ float kth_largest_bound(const float* lo, int n, int k, int iterations) {
     mn = std::min(mn, lanes_mn[i]);
     mx = std::max(mx, lanes_mx[i]);
   }
-  // count(>= value(a)) = n >= k, count(>= value(b)) = 0 < k (b may be one past the largest key: 64-bit)
+  if (above > mn) {  // search above a bound already known: fewer steps, or none when it is not beaten
+    if (count_at_least(lo, n, above) < k) return above;
+    mn = above;
+  }
+  // count(>= value(a)) >= k, count(>= value(b)) = 0 < k (b may be one past the largest key: 64-bit)
   uint64_t a = float_order_bits(mn), b = static_cast<uint64_t>(float_order_bits(mx)) + 1;
   for (int it = 0; it < iterations && b - a > 1; ++it) {
     const uint64_t mid = a + (b - a) / 2;
-    const __m512 t = _mm512_set1_ps(float_from_order_bits(static_cast<uint32_t>(mid)));
-    int c = 0, i = 0;
-    for (; i + 16 <= n; i += 16) c += __builtin_popcount(_mm512_cmp_ps_mask(_mm512_loadu_ps(lo + i), t, _CMP_GE_OQ));
-    if (i < n) {
-      const __mmask16 tail = static_cast<__mmask16>((1u << (n - i)) - 1u);
-      c += __builtin_popcount(_mm512_mask_cmp_ps_mask(tail, _mm512_maskz_loadu_ps(tail, lo + i), t, _CMP_GE_OQ));
-    }
+    const int c = count_at_least(lo, n, float_from_order_bits(static_cast<uint32_t>(mid)));
     if (c >= k) a = mid; else b = mid;
   }
   return float_from_order_bits(static_cast<uint32_t>(a));
@@ -106,10 +117,12 @@ struct Selection {
   void close_row(long r) { thr[r] = kInf; }
 
   // The k-th largest lower end among row r's entries (-inf when fewer than k).
-  float kth_lower(long r, int iterations) { return kth_largest_bound(lo.data() + r * cap, n[r], k, iterations); }
+  float kth_lower(long r, int iterations, float above) {
+    return kth_largest_bound(lo.data() + r * cap, n[r], k, iterations, above);
+  }
   // Drops row r's entries whose upper end is below t = max(k-th lower end, thresholds) and raises thr[r] to t.
   void compact(long r, float shared, int iterations) {
-    const float t = std::max({kth_lower(r, iterations), thr[r], shared});
+    const float t = kth_lower(r, iterations, std::max(thr[r], shared));
     float* u = up.data() + r * cap;
     float* l = lo.data() + r * cap;
     int32_t* j = js.data() + r * cap;
@@ -130,15 +143,24 @@ struct Selection {
     thr[r] = t;
     fresh[r] = 0;
   }
-  // Makes room for 16 more entries in row r; false when the row overflowed.
-  bool make_room(long r, float shared) {
-    if (n[r] + 16 <= cap) return true;
-    compact(r, shared, 20);
-    if (n[r] + 32 > cap) {
-      n[r] = -1;
-      thr[r] = kInf;
-      return false;
+  // Appends one entry to row r (compacting a full list first); false when the row overflowed.
+  bool push(long r, float u, float l, int32_t j, float shared) {
+    if (n[r] == cap) {
+      compact(r, shared, 20);
+      if (n[r] + 32 > cap) {  // the compaction freed too little: the float32 path takes the row
+        n[r] = -1;
+        thr[r] = kInf;
+        return false;
+      }
+      if (u < thr[r]) return true;  // below the raised threshold: nothing to keep
     }
+    const long at = r * cap + n[r];
+    up.data()[at] = u;
+    lo.data()[at] = l;
+    js.data()[at] = j;
+    ++n[r];
+    ++fresh[r];
+    ++offers;
     return true;
   }
   // After a block: tightens row r's threshold once enough entries arrived since the last compaction (offers then
@@ -149,29 +171,16 @@ struct Selection {
     compact(r, shared, 14);
     return thr[r] > before;
   }
-  // Appends the lanes of `mask` (latents j0 + lane) with their ends.
-  void append(long r, __mmask16 mask, __m512 u, __m512 l, int32_t j0) {
-    const int at = n[r];
-    // Compressed in registers and stored whole (room for 16 is guaranteed): compress-to-memory is slow on Intel cores.
-    _mm512_storeu_ps(up.data() + r * cap + at, _mm512_maskz_compress_ps(mask, u));
-    _mm512_storeu_ps(lo.data() + r * cap + at, _mm512_maskz_compress_ps(mask, l));
-    const __m512i lanes = _mm512_add_epi32(_mm512_set1_epi32(j0), _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
-                                                                                     11, 12, 13, 14, 15));
-    _mm512_storeu_si512(js.data() + r * cap + at, _mm512_maskz_compress_epi32(mask, lanes));
-    const int c = __builtin_popcount(mask);
-    n[r] = at + c;
-    fresh[r] += c;
-    offers += c;
-  }
 };
 
-// Entries per row of a selection: room for the k best, the bound's window and 16 appended at once.
+// Entries per row of a selection: room for the k best, the bound's window and slack so compactions stay rare.
 int selection_cap(int k, long m) { return static_cast<int>(std::min<long>(m, 4L * k) + 64); }
 
 struct WorkerState {
   Selection main, aux;
   AlignedBuffer<float> C;     // [32 rows][latents of a block]
   AlignedBuffer<float> seed;  // [latents of a block]: lower ends for a row's seed threshold
+  AlignedBuffer<int32_t> hits;  // [latents of a block + 16]: offsets of a row's lanes that pass the pre-filter
 };
 
 // Per-row inputs of a pass: Xc = x - b_dec (float32, for the exact recompute), Xh = bf16(Xc) padded, and the bound's
@@ -353,7 +362,7 @@ void block_epilogue(const float* C, long n, long row0, long rows, long j0, const
     const float sha = has_aux ? shared.aux[row].load(std::memory_order_relaxed) : -kInf;
     if (tm != kInf) tm = std::max(tm, shm);
     if (has_aux && ws.aux.thr[row] != kInf) ws.aux.thr[row] = std::max(ws.aux.thr[row], sha);
-    const float& ta = has_aux ? ws.aux.thr[row] : kInf;  // current (make_room may raise it)
+    const float& ta = has_aux ? ws.aux.thr[row] : kInf;  // current (a compaction in push may raise it)
     if (tm == kInf && ta == kInf) continue;
     const float Ar = in.A[row], Br = in.B[row], Dr = in.D[row];
     // E_max >= every E of the block (all terms >= 0; the float rounding is inside the terms' margins).
@@ -372,26 +381,34 @@ void block_epilogue(const float* C, long n, long row0, long rows, long j0, const
             _mm512_fmadd_ps(Bv, _mm512_load_ps(e.Q.data() + j), _mm512_add_ps(_mm512_load_ps(e.C.data() + j), Dv)));
         _mm512_store_ps(lows + c0, _mm512_sub_ps(v, E));
       }
-      tm = std::max(tm, kth_largest_bound(lows, static_cast<int>(n), ws.main.k, 20));
+      tm = kth_largest_bound(lows, static_cast<int>(n), ws.main.k, 12, tm);
     }
     const __m512 pre_m = _mm512_set1_ps(prefilter(tm, Emax)), pre_a = _mm512_set1_ps(prefilter(ta, Emax));
+    // Pass 1, branch-free: the block's lanes that pass the pre-filter, as latent offsets (compressed lane numbers).
+    int32_t* hits = ws.hits.data();
+    int nh = 0;
+    const __m512i lane_ids = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     for (long c0 = 0; c0 < n; c0 += 16) {
-      const long j = j0 + c0;
-      const __m512 v = _mm512_add_ps(_mm512_load_ps(Crow + c0), _mm512_load_ps(e.bias.data() + j));
+      const __m512 v = _mm512_add_ps(_mm512_load_ps(Crow + c0), _mm512_load_ps(e.bias.data() + j0 + c0));
       __mmask16 hit = _mm512_cmp_ps_mask(v, pre_m, _CMP_GE_OQ);
-      const __mmask16 dead = has_aux ? dead16[j / 16] : 0;
-      if (dead) hit |= _mm512_mask_cmp_ps_mask(dead, v, pre_a, _CMP_GE_OQ);
-      if (!hit) continue;
-      const __m512 E = _mm512_fmadd_ps(
-          Av, _mm512_load_ps(e.P.data() + j),
-          _mm512_fmadd_ps(Bv, _mm512_load_ps(e.Q.data() + j), _mm512_add_ps(_mm512_load_ps(e.C.data() + j), Dv)));
-      const __m512 up = _mm512_add_ps(v, E);
-      const __mmask16 mk = _mm512_cmp_ps_mask(up, _mm512_set1_ps(tm), _CMP_GE_OQ);
-      const __mmask16 ma = dead ? _mm512_mask_cmp_ps_mask(dead, up, _mm512_set1_ps(ta), _CMP_GE_OQ) : 0;
-      if (!(mk | ma)) continue;
-      const __m512 lo = _mm512_sub_ps(v, E);
-      if (mk && ws.main.make_room(row, shm)) ws.main.append(row, mk, up, lo, static_cast<int32_t>(j));
-      if (ma && ws.aux.make_room(row, sha)) ws.aux.append(row, ma, up, lo, static_cast<int32_t>(j));
+      if (has_aux) hit |= _mm512_mask_cmp_ps_mask(dead16[(j0 + c0) / 16], v, pre_a, _CMP_GE_OQ);
+      _mm512_storeu_si512(hits + nh, _mm512_maskz_compress_epi32(
+                                         hit, _mm512_add_epi32(lane_ids, _mm512_set1_epi32(static_cast<int32_t>(c0)))));
+      nh += __builtin_popcount(hit);
+    }
+    // Pass 2, per lane that passed: its own bound, then the lists (thresholds may rise as entries come).
+    const float* P = e.P.data() + j0;
+    const float* Q = e.Q.data() + j0;
+    const float* Cj = e.C.data() + j0;
+    const float* bias = e.bias.data() + j0;
+    for (int h = 0; h < nh; ++h) {
+      const int c = hits[h];
+      const float v = Crow[c] + bias[c];
+      const float E = std::fma(Ar, P[c], std::fma(Br, Q[c], Cj[c] + Dr));
+      const float up = v + E, lo = v - E;
+      const int32_t j = static_cast<int32_t>(j0 + c);
+      if (up >= tm) ws.main.push(row, up, lo, j, shm);
+      if (has_aux && up >= ta && ((dead16[j / 16] >> (j % 16)) & 1u)) ws.aux.push(row, up, lo, j, sha);
     }
     ws.main.tighten(row, shm);
     if (has_aux) ws.aux.tighten(row, sha);
@@ -489,6 +506,7 @@ void certified_pass(EncodePath path, const EncoderView& enc, const float* x, lon
     if (states[t].C.size() < static_cast<size_t>(kBf16BlockRows * block_pairs * kBf16BlockLatents)) {
       states[t].C.reset(static_cast<size_t>(kBf16BlockRows * block_pairs * kBf16BlockLatents));
       states[t].seed.reset(static_cast<size_t>(block_pairs * kBf16BlockLatents));
+      states[t].hits.reset(static_cast<size_t>(block_pairs * kBf16BlockLatents + 16));
     }
   parallel_for_workers(static_cast<int>(n_chunks * n_blocks), [&](int item, int worker) {
     WorkerState& ws = states[worker];
