@@ -101,7 +101,7 @@
     {
       "target_name": "cmsae_bf16",
       "type": "static_library",
-      "sources": ["native/sae/certified_encode.cc", "native/sae/bf16_gemm.cc"],
+      "sources": ["native/sae/certified_encode.cc", "native/sae/bf16_gemm.cc", "native/sae/bf16_pack_avx512.cc"],
       "include_dirs": ["native"],
       "defines": ["CMSAE_HAVE_X86_SIMD=1"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],

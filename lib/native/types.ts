@@ -192,6 +192,10 @@ export interface NativeBinding {
     rowToCol: Int32Array, colToRow: Int32Array, u: Float64Array, v: Float64Array,
   ): { maxViolation: number; gap: number; objective: number };
   alignLatents(correlation: Float32Array, m: number, aliveA: Uint8Array, aliveB: Uint8Array, signed: boolean, device?: 'cpu' | 'cuda'): Int32Array;
+  /** Test hook: the BF16 encoder copy of the certified encode, by the active packer or its plain reference. */
+  packBf16(W: Float32Array, b: Float32Array, d: number, m: number, impl: 'reference' | 'active'): {
+    Wp: Uint16Array; bias: Float32Array; P: Float32Array; Q: Float32Array; C: Float32Array; finite: Uint8Array;
+  };
   pairCodeLoss(kind: string, idx: Int32Array, val: Float32Array, k: number, n: number, m: number, scale: number): { loss: number; dval: Float32Array };
   synthDictionary(d: number, n: number, delta: number, seed: number, maxIters: number): { atoms: Float32Array; steps: number; maxDot: number };
   synthPartner(phi: Float32Array, n: number, d: number, alpha: number, seed: number): Float32Array;

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "../common/validate.h"
+#include "../sae/bf16_encoder.h"
 #include "../sae/external_layout.h"
 #include "addon_data.h"
 #include "args.h"
@@ -558,8 +559,46 @@ Napi::Value pair_code_loss_js(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// The BF16 copy of an encoder as the certified encode packs it (a test hook: packer against its reference).
+// packBf16(W [m*d], b [m], d, m, impl 'reference' | 'active') -> { Wp, bias, P, Q, C, finite }
+Napi::Value pack_bf16_js(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int d = static_cast<int>(count_arg(env, info[2], "d", 1));
+  const int m = static_cast<int>(count_arg(env, info[3], "m", 1));
+  Napi::Float32Array W = float32_arg(env, info[0], "W", static_cast<size_t>(m) * d);
+  Napi::Float32Array b = float32_arg(env, info[1], "b", static_cast<size_t>(m));
+  const std::string impl = info[4].IsString() ? info[4].As<Napi::String>().Utf8Value() : "";
+  if (impl != "reference" && impl != "active") throw_js(env, "ERR_ARG", "impl must be 'reference' or 'active'");
+  Bf16Encoder e;
+  e.resize(d, m);
+  guarded(env, [&] {
+    if (impl == "reference") pack_bf16_panels_reference(W.Data(), b.Data(), 0, e.panels, e);
+    else pack_bf16_panels(W.Data(), b.Data(), 0, e.panels, e);
+    return 0;
+  });
+  const size_t lat = static_cast<size_t>(e.panels) * kBf16PanelLatents;
+  auto f32 = [&](const float* src) {
+    Napi::Float32Array a = Napi::Float32Array::New(env, lat);
+    std::memcpy(a.Data(), src, lat * sizeof(float));
+    return a;
+  };
+  Napi::Uint16Array wp = Napi::Uint16Array::New(env, lat * e.dpad);
+  std::memcpy(wp.Data(), e.Wp.data(), lat * e.dpad * sizeof(uint16_t));
+  Napi::Uint8Array fin = Napi::Uint8Array::New(env, static_cast<size_t>(e.panels));
+  std::memcpy(fin.Data(), e.finite.data(), static_cast<size_t>(e.panels));
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("Wp", wp);
+  o.Set("bias", f32(e.bias.data()));
+  o.Set("P", f32(e.P.data()));
+  o.Set("Q", f32(e.Q.data()));
+  o.Set("C", f32(e.C.data()));
+  o.Set("finite", fin);
+  return o;
+}
+
 void register_sae_functions(Napi::Env env, Napi::Object exports) {
   exports.Set("pairCodeLoss", Napi::Function::New(env, pair_code_loss_js));
+  exports.Set("packBf16", Napi::Function::New(env, pack_bf16_js));
 }
 
 }  // namespace cmsae::binding

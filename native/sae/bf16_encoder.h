@@ -54,8 +54,18 @@ struct Bf16Encoder {
   void resize(int d, int m);
 };
 
-// Packs latent panels [p0, p1) of W_rows ([m, d]) / b_enc ([m]) into `e` (already resized to d, m).
+// Packs latent panels [p0, p1) of W_rows ([m, d]) / b_enc ([m]) into `e` (already resized to d, m): the AVX-512
+// packer when that SIMD level is active, else the plain reference (same bits; bound terms within a float ulp, their
+// float64 norms being summed in another order).
 void pack_bf16_panels(const float* W_rows, const float* b_enc, long p0, long p1, Bf16Encoder& e);
+void pack_bf16_panels_reference(const float* W_rows, const float* b_enc, long p0, long p1, Bf16Encoder& e);
+#if defined(CMSAE_HAVE_X86_SIMD)
+void pack_bf16_panels_avx512(const float* W_rows, const float* b_enc, long p0, long p1, Bf16Encoder& e);
+#endif
+// Latent j's bias and bound terms from its squared norms ||W_j||^2, ||Wh_j||^2, ||Wl_j||^2; false if one is not finite.
+bool set_bf16_latent_terms(Bf16Encoder& e, long j, double sw, double sh, double sl, float b);
+// Latent j past m: bias -inf, zero terms.
+void set_bf16_padding_latent(Bf16Encoder& e, long j);
 // Derives e.max_Q and e.all_finite after the panels were packed.
 void finish_bf16_encoder(Bf16Encoder& e);
 

@@ -23,6 +23,7 @@
 
 #include "../common/aligned.h"
 #include "../common/thread_pool.h"
+#include "avx512_transpose.h"
 #include "bf16_encoder.h"
 #include "bf16_gemm.h"
 #include "topk_select.h"
@@ -235,35 +236,6 @@ void prepare_rows(const EncoderView& enc, const Bf16Encoder& e, const float* x, 
   });
 }
 
-// r[0..16) (16 rows of 16 floats) transposed in registers: afterwards r[q] lane i = the old r[i] lane q.
-inline void transpose16(__m512 r[16]) {
-  __m512 t[16];
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-  }
-  for (int i = 0; i < 16; i += 4) {
-    const __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]);
-    const __m512d c = _mm512_castps_pd(t[i + 2]), e = _mm512_castps_pd(t[i + 3]);
-    r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
-    r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
-    r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, e));
-    r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, e));
-  }
-  for (int i = 0; i < 4; ++i) {  // 128-bit lanes
-    t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
-    t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xdd);
-    t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
-    t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xdd);
-  }
-  for (int i = 0; i < 4; ++i) {
-    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
-    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
-    r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
-    r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xdd);
-  }
-}
-
 // Candidates of one row's selection: js[begin, end) in a flat list, exact values to vals[begin, end).
 struct CandidateSegment {
   long row;
@@ -305,12 +277,12 @@ void exact_preacts(const float* Xc, const float* W, const float* b, int d, const
     for (int k0 = 0; k0 < full; k0 += 16) {
       for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(rows[i] + k0);
       for (int i = 0; i < n_next; ++i) _mm_prefetch(reinterpret_cast<const char*>(next[i] + k0), _MM_HINT_T0);
-      transpose16(r);
+      transpose16x16(r);
       for (int q = 0; q < 16; ++q) acc = _mm512_fmadd_ps(_mm512_set1_ps(xc[k0 + q]), r[q], acc);
     }
     if (rem) {
       for (int i = 0; i < 16; ++i) r[i] = _mm512_maskz_loadu_ps(tail, rows[i] + full);
-      transpose16(r);
+      transpose16x16(r);
       for (int q = 0; q < rem; ++q) acc = _mm512_fmadd_ps(_mm512_set1_ps(xc[full + q]), r[q], acc);
     }
     const __mmask16 mk = static_cast<__mmask16>((1u << g.count) - 1u);
