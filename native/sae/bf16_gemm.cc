@@ -31,31 +31,7 @@ void amx_tiles_begin() { _tile_loadconfig(&kTileConfig); }
 void amx_tiles_end() { _tile_release(); }
 
 void amx_bf16_block(const uint16_t* Xh, int dpad, const uint16_t* Wp, float* C, long ldc) {
-  const long panel = static_cast<long>(dpad) * kBf16PanelLatents;  // bf16 per VNNI panel
-  const long xstride = static_cast<long>(dpad) * 2;                  // bytes per row of Xh
-  const uint16_t* W0 = Wp;
-  const uint16_t* W1 = Wp + panel;
-  const uint16_t* X1 = Xh + 16L * dpad;
-  _tile_zero(0);
-  _tile_zero(1);
-  _tile_zero(2);
-  _tile_zero(3);
-  for (int k = 0; k < dpad; k += 32) {
-    // A depth step of 32 = 16 VNNI pairs = 16 rows of 64 bytes in a panel, 1 KiB apart per step.
-    _tile_loadd(4, Xh + k, xstride);
-    _tile_loadd(6, W0 + static_cast<long>(k) * kBf16PanelLatents, 64);
-    _tile_loadd(7, W1 + static_cast<long>(k) * kBf16PanelLatents, 64);
-    _tile_loadd(5, X1 + k, xstride);
-    _tile_dpbf16ps(0, 4, 6);
-    _tile_dpbf16ps(1, 4, 7);
-    _tile_dpbf16ps(2, 5, 6);
-    _tile_dpbf16ps(3, 5, 7);
-  }
-  const long ldb = ldc * 4;
-  _tile_stored(0, C, ldb);
-  _tile_stored(1, C + 16, ldb);
-  _tile_stored(2, C + 16 * ldc, ldb);
-  _tile_stored(3, C + 16 * ldc + 16, ldb);
+  amx_bf16_block_between(Xh, dpad, Wp, C, ldc, 0, [] {});
 }
 
 // 8 rows x 32 latents per register tile (16 accumulators), four tiles per block.

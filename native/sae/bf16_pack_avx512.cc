@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "avx512_transpose.h"
+#include "bf16_avx512.h"
 #include "bf16_encoder.h"
 
 // GCC 12 warns falsely about the _mm512_undefined_* inside the shuffle intrinsics once they are inlined.
@@ -14,20 +15,6 @@
 namespace cmsae {
 
 namespace {
-
-inline __m512d square_sum(__m512d acc, __m512 x) {
-  const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(x));
-  const __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1)));
-  return _mm512_fmadd_pd(hi, hi, _mm512_fmadd_pd(lo, lo, acc));
-}
-
-// The float whose bits are bf16_round(x) << 16, lane by lane.
-inline __m512i bf16_bits(__m512 x) {
-  const __m512i u = _mm512_castps_si512(x);
-  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-  const __m512i r = _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7FFF)), lsb);
-  return _mm512_and_si512(r, _mm512_set1_epi32(static_cast<int32_t>(0xFFFF0000u)));
-}
 
 // 8 VNNI pairs (element 2i in the low half, 2i + 1 in the high half) from the bf16 bits of 16 consecutive floats.
 inline __m256i vnni_pairs(__m512i bits) {
@@ -60,9 +47,7 @@ void pack_bf16_panels_avx512(const float* W_rows, const float* b_enc, long p0, l
         __m512i bits[2];
         for (int h = 0; h < 2; ++h) {
           const int k0 = k + 16 * h;
-          const __mmask16 in = k0 + 16 <= d ? static_cast<__mmask16>(0xFFFF)
-                                            : static_cast<__mmask16>(k0 >= d ? 0u : (1u << (d - k0)) - 1u);
-          const __m512 x = _mm512_maskz_loadu_ps(in, w + k0);
+          const __m512 x = _mm512_maskz_loadu_ps(first_lanes(d - k0), w + k0);
           bits[h] = bf16_bits(x);
           const __m512 hf = _mm512_castsi512_ps(bits[h]);
           sw = square_sum(sw, x);

@@ -24,6 +24,7 @@
 #include "../common/aligned.h"
 #include "../common/thread_pool.h"
 #include "avx512_transpose.h"
+#include "bf16_avx512.h"
 #include "bf16_encoder.h"
 #include "bf16_gemm.h"
 #include "topk_select.h"
@@ -179,7 +180,7 @@ int selection_cap(int k, long m) { return static_cast<int>(std::min<long>(m, 4L 
 
 struct WorkerState {
   Selection main, aux;
-  AlignedBuffer<float> C;     // [32 rows][latents of a block]
+  AlignedBuffer<float> C;     // [2][32 rows][latents of a block]: two buffers, one computed while the other is read
   AlignedBuffer<float> seed;  // [latents of a block]: lower ends for a row's seed threshold
   AlignedBuffer<int32_t> hits;  // [latents of a block + 16]: offsets of a row's lanes that pass the pre-filter
 };
@@ -214,18 +215,20 @@ void prepare_rows(const EncoderView& enc, const Bf16Encoder& e, const float* x, 
       }
       const float* src = x + r * d;
       float* xc = in.Xc.data() + r * d;
-      double sc = 0, sh = 0, sl = 0;
-      for (int k = 0; k < d; ++k) {
-        const float v = enc.b_dec ? src[k] - enc.b_dec[k] : src[k];
-        xc[k] = v;
-        const uint16_t b = bf16_round(v);
-        const float hf = bf16_to_float(b), lo = v - hf;
-        h[k] = b;
-        sc += static_cast<double>(v) * v;
-        sh += static_cast<double>(hf) * hf;
-        sl += static_cast<double>(lo) * lo;
+      __m512d vc = _mm512_setzero_pd(), vh = vc, vl = vc;
+      for (int k = 0; k < dpad; k += 16) {  // d < k < dpad: zeros
+        const __mmask16 live = first_lanes(d - k);
+        __m512 v = _mm512_maskz_loadu_ps(live, src + k);
+        if (enc.b_dec) v = _mm512_sub_ps(v, _mm512_maskz_loadu_ps(live, enc.b_dec + k));
+        _mm512_mask_storeu_ps(xc + k, live, v);
+        const __m512i bits = bf16_bits(v);
+        const __m512 hf = _mm512_castsi512_ps(bits);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(h + k), _mm512_cvtepi32_epi16(_mm512_srli_epi32(bits, 16)));
+        vc = square_sum(vc, v);
+        vh = square_sum(vh, hf);
+        vl = square_sum(vl, _mm512_sub_ps(v, hf));  // exact residual
       }
-      for (int k = d; k < dpad; ++k) h[k] = 0;
+      const double sc = _mm512_reduce_add_pd(vc), sh = _mm512_reduce_add_pd(vh), sl = _mm512_reduce_add_pd(vl);
       const double nc = std::sqrt(sc), nh = std::sqrt(sh), nl = std::sqrt(sl);
       in.A[r] = static_cast<float>(nh * inflate);
       in.B[r] = static_cast<float>((nl + G * nc) * inflate);
@@ -323,19 +326,36 @@ struct BlockTerms {
 
 // The candidates' bounds for 32 rows (row0..) x the n latents of a block (j0..); C holds Xh . Wh without the bias,
 // row stride n. Per row, a pre-filter with the block's largest E (one scalar); lanes that pass it get their own E.
-void block_epilogue(const float* C, long n, long row0, long rows, long j0, const BlockTerms& bt, const Bf16Encoder& e,
-                    const RowInputs& in, const uint16_t* dead16, SharedThresholds& shared, WorkerState& ws) {
+struct BlockEpilogue {
+  const float* C;  // 32 rows x n latents, row stride n
+  long n, row0, rows, j0;
+  const BlockTerms* bt;
+  const Bf16Encoder* e;
+  const RowInputs* in;
+  const uint16_t* dead16;  // per 16 latents, the dead ones (AuxK); null without AuxK
+  SharedThresholds* shared;
+};
+
+// Row r of a block epilogue (rows past the batch are skipped).
+void epilogue_row(const BlockEpilogue& be, int r, WorkerState& ws) {
+  const long row = be.row0 + r;
+  if (row >= be.rows) return;
+  const float* C = be.C;
+  const long n = be.n, j0 = be.j0;
+  const BlockTerms& bt = *be.bt;
+  const Bf16Encoder& e = *be.e;
+  const RowInputs& in = *be.in;
+  const uint16_t* dead16 = be.dead16;
+  SharedThresholds& shared = *be.shared;
   const bool has_aux = dead16 != nullptr;
-  for (int r = 0; r < kBf16BlockRows; ++r) {
-    const long row = row0 + r;
-    if (row >= rows) break;
+  {
     float& tm = ws.main.thr[row];
     const float shm = shared.main[row].load(std::memory_order_relaxed);
     const float sha = has_aux ? shared.aux[row].load(std::memory_order_relaxed) : -kInf;
     if (tm != kInf) tm = std::max(tm, shm);
     if (has_aux && ws.aux.thr[row] != kInf) ws.aux.thr[row] = std::max(ws.aux.thr[row], sha);
     const float& ta = has_aux ? ws.aux.thr[row] : kInf;  // current (a compaction in push may raise it)
-    if (tm == kInf && ta == kInf) continue;
+    if (tm == kInf && ta == kInf) return;
     const float Ar = in.A[row], Br = in.B[row], Dr = in.D[row];
     // E_max >= every E of the block (all terms >= 0; the float rounding is inside the terms' margins).
     const float Emax = std::fma(Ar, bt.P, std::fma(Br, bt.Q, bt.C + Dr)) * (1.f + 0x1p-20f);
@@ -475,8 +495,8 @@ void certified_pass(EncodePath path, const EncoderView& enc, const float* x, lon
       terms[b].C = std::max(terms[b].C, e.C.data()[j]);
     }
   for (int t = 0; t < T; ++t)
-    if (states[t].C.size() < static_cast<size_t>(kBf16BlockRows * block_pairs * kBf16BlockLatents)) {
-      states[t].C.reset(static_cast<size_t>(kBf16BlockRows * block_pairs * kBf16BlockLatents));
+    if (states[t].C.size() < static_cast<size_t>(2 * kBf16BlockRows * block_pairs * kBf16BlockLatents)) {
+      states[t].C.reset(static_cast<size_t>(2 * kBf16BlockRows * block_pairs * kBf16BlockLatents));
       states[t].seed.reset(static_cast<size_t>(block_pairs * kBf16BlockLatents));
       states[t].hits.reset(static_cast<size_t>(block_pairs * kBf16BlockLatents + 16));
     }
@@ -488,19 +508,39 @@ void certified_pass(EncodePath path, const EncoderView& enc, const float* x, lon
     const long rb0 = chunk * chunk_blocks, rb1 = std::min(row_blocks, rb0 + chunk_blocks);
     const long q0 = block * block_pairs, q1 = std::min(pairs, q0 + block_pairs);
     const long n = (q1 - q0) * kBf16BlockLatents;
-    if (amx) amx_tiles_begin();
-    for (long rb = rb0; rb < rb1; ++rb) {
-      const uint16_t* Xh = in.Xh.data() + rb * kBf16BlockRows * e.dpad;
-      for (long q = q0; q < q1; ++q) {
-        const uint16_t* Wp = e.Wp.data() + 2 * q * panel_elems;
-        float* C = ws.C.data() + (q - q0) * kBf16BlockLatents;
-        if (amx)
-          amx_bf16_block(Xh, e.dpad, Wp, C, n);
-        else
-          avx512_bf16_block(Xh, e.dpad, Wp, C, n);
+    BlockEpilogue be{nullptr, n, 0, rows, q0 * kBf16BlockLatents, &terms[block], &e, &in, dead_ptr, &shared};
+    if (amx) {
+      // The epilogue of row block rb - 1 (in the other C buffer) runs between the tile products of row block rb.
+      amx_tiles_begin();
+      const int steps = e.dpad / 32 * static_cast<int>(q1 - q0);
+      const int every = std::max(1, steps / kBf16BlockRows);
+      BlockEpilogue pending = be;
+      int next_row = kBf16BlockRows;  // rows of `pending` done
+      auto run_pending = [&] {
+        if (next_row < kBf16BlockRows) epilogue_row(pending, next_row++, ws);
+      };
+      for (long rb = rb0; rb < rb1; ++rb) {
+        const uint16_t* Xh = in.Xh.data() + rb * kBf16BlockRows * e.dpad;
+        float* Cbuf = ws.C.data() + ((rb - rb0) & 1) * kBf16BlockRows * n;
+        for (long q = q0; q < q1; ++q)
+          amx_bf16_block_between(Xh, e.dpad, e.Wp.data() + 2 * q * panel_elems, Cbuf + (q - q0) * kBf16BlockLatents, n,
+                                 every, run_pending);
+        while (next_row < kBf16BlockRows) run_pending();
+        pending.C = Cbuf;
+        pending.row0 = rb * kBf16BlockRows;
+        next_row = 0;
       }
-      block_epilogue(ws.C.data(), n, rb * kBf16BlockRows, rows, q0 * kBf16BlockLatents, terms[block], e, in, dead_ptr,
-                     shared, ws);
+      while (next_row < kBf16BlockRows) run_pending();
+      amx_tiles_end();
+    } else {
+      for (long rb = rb0; rb < rb1; ++rb) {
+        const uint16_t* Xh = in.Xh.data() + rb * kBf16BlockRows * e.dpad;
+        for (long q = q0; q < q1; ++q)
+          avx512_bf16_block(Xh, e.dpad, e.Wp.data() + 2 * q * panel_elems, ws.C.data() + (q - q0) * kBf16BlockLatents, n);
+        be.C = ws.C.data();
+        be.row0 = rb * kBf16BlockRows;
+        for (int r = 0; r < kBf16BlockRows; ++r) epilogue_row(be, r, ws);
+      }
     }
     if (amx) amx_tiles_end();
   });
