@@ -542,7 +542,6 @@ void certified_pass(EncodePath path, const EncoderView& enc, const float* x, lon
         for (int r = 0; r < kBf16BlockRows; ++r) epilogue_row(be, r, ws);
       }
     }
-    if (amx) amx_tiles_end();
   });
   const auto t2 = std::chrono::steady_clock::now();
 
@@ -644,8 +643,9 @@ void certified_topk_encode(EncodePath path, const EncoderView& enc, const float*
   }
   const int k_aux = aux ? aux->k : 0;
   const long per_row = 12L * selection_cap(k, enc.m) + 8 + (aux ? 12L * selection_cap(k_aux, enc.m) + 8 : 0);
-  long pass = std::min(kMaxPassRows, std::max<long>(kBf16BlockRows, kStateBytesPerThread / per_row));
-  pass = pass / kBf16BlockRows * kBf16BlockRows;
+  const long most = std::min(kMaxPassRows, std::max<long>(kBf16BlockRows, kStateBytesPerThread / per_row));
+  const long n_passes = (rows + most - 1) / most;  // passes of equal size (no small last one)
+  const long pass = ((rows + n_passes - 1) / n_passes + kBf16BlockRows - 1) / kBf16BlockRows * kBf16BlockRows;
   for (long r0 = 0; r0 < rows; r0 += pass) {
     const long n = std::min(pass, rows - r0);
     certified_pass(path, enc, x + r0 * enc.d, n, k, floor, idx + r0 * k, val + r0 * k, aux, r0);
