@@ -192,6 +192,8 @@ export interface NativeBinding {
     rowToCol: Int32Array, colToRow: Int32Array, u: Float64Array, v: Float64Array,
   ): { maxViolation: number; gap: number; objective: number };
   alignLatents(correlation: Float32Array, m: number, aliveA: Uint8Array, aliveB: Uint8Array, signed: boolean, device?: 'cpu' | 'cuda'): Int32Array;
+  /** Benchmark helper: best in-place streaming bandwidth (GB/s, 20 bytes per element) over three arrays of n floats. */
+  streamFloor(n: number, reps: number): number;
   /** Test hook: the BF16 encoder copy of the certified encode, by the active packer or its plain reference. */
   packBf16(W: Float32Array, b: Float32Array, d: number, m: number, impl: 'reference' | 'active'): {
     Wp: Uint16Array; bias: Float32Array; P: Float32Array; Q: Float32Array; C: Float32Array; finite: Uint8Array;
