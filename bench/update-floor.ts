@@ -8,22 +8,14 @@
  */
 import os from 'node:os';
 
-import { TopKSAE, info, type Matrix } from '../lib/index.js';
+import { TopKSAE, info } from '../lib/index.js';
 import { native } from '../lib/native/load.js';
+import { randomMatrix } from './random-matrix.js';
 
 const args = process.argv.slice(2);
 const reps = Number(args[args.indexOf('--reps') + 1] ?? 10) || 10;
 const [B, d, m, k] = [1024, 512, 8192, 32];
 
-function randomMatrix(rows: number, cols: number, seed: number): Matrix {
-  let s = seed >>> 0;
-  const data = new Float32Array(rows * cols);
-  for (let i = 0; i < data.length; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    data[i] = s / 2147483648 - 1;
-  }
-  return { rows, cols, data };
-}
 
 const sae = TopKSAE.create({ d, m, k, seed: 1 });
 const x = randomMatrix(B, d, 9);

@@ -10,7 +10,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { TopKSAE, info, setEncodePath, type EncodeMode, type Matrix } from '../../lib/index.js';
+import { TopKSAE, info, setEncodePath, type EncodeMode } from '../../lib/index.js';
+import { randomMatrix } from '../random-matrix.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
@@ -46,15 +47,6 @@ function bestOf(fn: () => void, n: number): number {
   return best;
 }
 
-function randomMatrix(rows: number, cols: number, seed: number): Matrix {
-  let s = seed >>> 0;
-  const data = new Float32Array(rows * cols);
-  for (let i = 0; i < data.length; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    data[i] = s / 2147483648 - 1;
-  }
-  return { rows, cols, data };
-}
 
 const results: Record<string, unknown>[] = [];
 const fmt = (x: number, digits = 1) => x.toFixed(digits);
