@@ -5,6 +5,10 @@
 
 namespace cmsae {
 
+// GCC 12 warns falsely about the _mm512_undefined_* inside the unpack/shuffle intrinsics once inlined here.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 inline void transpose16x16(__m512 r[16]) {
   __m512 t[16];
   for (int i = 0; i < 16; i += 2) {
@@ -32,5 +36,6 @@ inline void transpose16x16(__m512 r[16]) {
     r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xdd);
   }
 }
+#pragma GCC diagnostic pop
 
 }  // namespace cmsae

@@ -6,8 +6,10 @@
 
 #include <immintrin.h>
 
-// GCC 12 warns falsely about the _mm512_undefined_* inside the shuffle/min/max intrinsics once they are inlined.
+// GCC 12 warns falsely about the _mm512_undefined_* inside the shuffle/min/max intrinsics once they are inlined
+// (-Wuninitialized in the sanitizer build).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 
 #include <algorithm>
 #include <atomic>
