@@ -3,10 +3,10 @@
 
 #include <algorithm>
 #include <chrono>
-#include <vector>
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "../common/thread_pool.h"
 #include "../common/validate.h"

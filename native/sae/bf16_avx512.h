@@ -5,6 +5,10 @@
 
 namespace cmsae {
 
+// GCC 12 warns falsely about the _mm512_undefined_* inside the extract intrinsics once inlined here.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 // Lane by lane, the float whose bits are bf16_round(x) << 16 (round to nearest even by u + 0x7FFF + lsb).
 inline __m512i bf16_bits(__m512 x) {
   const __m512i u = _mm512_castps_si512(x);
@@ -18,11 +22,6 @@ inline __m512d square_sum(__m512d acc, __m512 x) {
   const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(x));
   const __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1)));
   return _mm512_fmadd_pd(hi, hi, _mm512_fmadd_pd(lo, lo, acc));
-}
-
-// Lanes [0, n) of 16 (n may exceed 16 or be <= 0).
-inline __mmask16 first_lanes(int n) {
-  return n >= 16 ? static_cast<__mmask16>(0xFFFF) : n <= 0 ? static_cast<__mmask16>(0) : static_cast<__mmask16>((1u << n) - 1u);
 }
 
 }  // namespace cmsae

@@ -30,10 +30,6 @@ void amx_tiles_begin() { _tile_loadconfig(&kTileConfig); }
 
 void amx_tiles_end() { _tile_release(); }
 
-void amx_bf16_block(const uint16_t* Xh, int dpad, const uint16_t* Wp, float* C, long ldc) {
-  amx_bf16_block_between(Xh, dpad, Wp, C, ldc, 0, [] {});
-}
-
 // 8 rows x 32 latents per register tile (16 accumulators), four tiles per block.
 void avx512_bf16_block(const uint16_t* Xh, int dpad, const uint16_t* Wp, float* C, long ldc) {
   constexpr int R = 8;

@@ -15,12 +15,11 @@ constexpr int kBf16BlockLatents = 32;  // latents of one block (two VNNI panels 
 
 // Xh: 32 rows of `dpad` bf16 (row-major, dpad a multiple of 32); Wp: two consecutive VNNI panels (bf16_encoder.h);
 // C: 32 x 32 floats, row-major with row stride ldc floats. Before the first AMX block on a thread call amx_tiles_begin(), and
-// amx_tiles_end() when done (the tile configuration is per thread).
-void amx_bf16_block(const uint16_t* Xh, int dpad, const uint16_t* Wp, float* C, long ldc);
-// The same, calling between() after every `every`-th depth step (never when every = 0): other work (vector code)
-// then runs while the tile unit works on the products already issued. Instantiate only where AMX is compiled in.
+// amx_tiles_end() when done (the tile configuration is per thread). between() runs after every `every`-th depth step:
+// other work (vector code) then runs while the tile unit works on the products already issued. Instantiate only where
+// AMX is compiled in.
 template <class Between>
-inline void amx_bf16_block_between(const uint16_t* Xh, int dpad, const uint16_t* Wp, float* C, long ldc, int every,
+inline void amx_bf16_block(const uint16_t* Xh, int dpad, const uint16_t* Wp, float* C, long ldc, int every,
                                    Between&& between) {
   const long panel = static_cast<long>(dpad) * kBf16PanelLatents;  // bf16 per VNNI panel
   const long xstride = static_cast<long>(dpad) * 2;                  // bytes per row of Xh
@@ -42,7 +41,7 @@ inline void amx_bf16_block_between(const uint16_t* Xh, int dpad, const uint16_t*
     _tile_dpbf16ps(1, 4, 7);
     _tile_dpbf16ps(2, 5, 6);
     _tile_dpbf16ps(3, 5, 7);
-    if (every > 0 && ++step == every) {
+    if (++step == every) {
       step = 0;
       between();
     }

@@ -5,14 +5,9 @@
 #include <cstdint>
 #include <vector>
 
-#include "avx512_transpose.h"
+#include "avx512_util.h"
 #include "bf16_avx512.h"
 #include "bf16_encoder.h"
-
-// GCC 12 warns falsely about the _mm512_undefined_* inside the shuffle intrinsics once they are inlined
-// (-Wuninitialized in the sanitizer build).
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
 
 namespace cmsae {
 

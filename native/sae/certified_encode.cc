@@ -6,11 +6,6 @@
 
 #include <immintrin.h>
 
-// GCC 12 warns falsely about the _mm512_undefined_* inside the shuffle/min/max intrinsics once they are inlined
-// (-Wuninitialized in the sanitizer build).
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -25,7 +20,7 @@
 
 #include "../common/aligned.h"
 #include "../common/thread_pool.h"
-#include "avx512_transpose.h"
+#include "avx512_util.h"
 #include "bf16_avx512.h"
 #include "bf16_encoder.h"
 #include "bf16_gemm.h"
@@ -127,7 +122,7 @@ void exact_preacts(const float* Xc, const float* W, const float* b, int d, const
     for (int32_t g = sg.begin; g < sg.end; g += 16)
       groups.push_back(Group{Xc + sg.row * d, g, std::min<int32_t>(16, sg.end - g)});
   const int full = d / 16 * 16, rem = d - full;
-  const __mmask16 tail = static_cast<__mmask16>((1u << rem) - 1u);
+  const __mmask16 tail = first_lanes(rem);
   for (size_t gi = 0; gi < groups.size(); ++gi) {
     const Group& g = groups[gi];
     const float* rows[16];
@@ -153,7 +148,7 @@ void exact_preacts(const float* Xc, const float* W, const float* b, int d, const
       transpose16x16(r);
       for (int q = 0; q < rem; ++q) acc = _mm512_fmadd_ps(_mm512_set1_ps(xc[full + q]), r[q], acc);
     }
-    const __mmask16 mk = static_cast<__mmask16>((1u << g.count) - 1u);
+    const __mmask16 mk = first_lanes(g.count);
     const __m512i jv = _mm512_maskz_loadu_epi32(mk, js + g.at);
     acc = _mm512_add_ps(acc, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mk, jv, b, 4));
     _mm512_mask_storeu_ps(vals + g.at, mk, acc);
@@ -205,73 +200,66 @@ struct BlockEpilogue {
 void epilogue_row(const BlockEpilogue& be, int r, WorkerState& ws) {
   const long row = be.row0 + r;
   if (row >= be.rows) return;
-  const float* C = be.C;
   const long n = be.n, j0 = be.j0;
-  const BlockTerms& bt = *be.bt;
   const Bf16Encoder& e = *be.e;
-  const RowInputs& in = *be.in;
   const uint16_t* dead16 = be.dead16;
   SharedThresholds& shared = *be.shared;
   const bool has_aux = dead16 != nullptr;
-  {
-    float& tm = ws.main.thr[row];
-    const float shm = shared.main[row].load(std::memory_order_relaxed);
-    const float sha = has_aux ? shared.aux[row].load(std::memory_order_relaxed) : -kInf;
-    if (tm != kInf) tm = std::max(tm, shm);
-    if (has_aux && ws.aux.thr[row] != kInf) ws.aux.thr[row] = std::max(ws.aux.thr[row], sha);
-    const float& ta = has_aux ? ws.aux.thr[row] : kInf;  // current (a compaction in push may raise it)
-    if (tm == kInf && ta == kInf) return;
-    const float Ar = in.A[row], Br = in.B[row], Dr = in.D[row];
-    // E_max >= every E of the block (all terms >= 0; the float rounding is inside the terms' margins).
-    const float Emax = std::fma(Ar, bt.P, std::fma(Br, bt.Q, bt.C + Dr)) * (1.f + 0x1p-20f);
+  float& tm = ws.main.thr[row];
+  const float shm = shared.main[row].load(std::memory_order_relaxed);
+  const float sha = has_aux ? shared.aux[row].load(std::memory_order_relaxed) : -kInf;
+  if (tm != kInf) tm = std::max(tm, shm);
+  if (has_aux && ws.aux.thr[row] != kInf) ws.aux.thr[row] = std::max(ws.aux.thr[row], sha);
+  const float& ta = has_aux ? ws.aux.thr[row] : kInf;  // current (a compaction in push may raise it)
+  if (tm == kInf && ta == kInf) return;
+  const float Ar = be.in->A[row], Br = be.in->B[row], Dr = be.in->D[row];
+  // E_max >= every E of the block (all terms >= 0; the float rounding is inside the terms' margins).
+  const float Emax = std::fma(Ar, be.bt->P, std::fma(Br, be.bt->Q, be.bt->C + Dr)) * (1.f + 0x1p-20f);
+  const float* Crow = be.C + r * n;
+  const float* P = e.P.data() + j0;
+  const float* Q = e.Q.data() + j0;
+  const float* Cj = e.C.data() + j0;
+  const float* bias = e.bias.data() + j0;
+  if (tm != kInf && ws.main.n[row] < ws.main.k && n >= ws.main.k) {
+    // No k-th value known yet (the row's first block here): seed the threshold with the k-th largest lower end of
+    // this block, a lower bound of the row's k-th value like any other, so the block offers ~k, not all its latents.
     const __m512 Av = _mm512_set1_ps(Ar), Bv = _mm512_set1_ps(Br), Dv = _mm512_set1_ps(Dr);
-    const float* Crow = C + r * n;
-    if (tm != kInf && ws.main.n[row] < ws.main.k && n >= ws.main.k) {
-      // No k-th value known yet (the row's first block here): seed the threshold with the k-th largest lower end of
-      // this block, a lower bound of the row's k-th value like any other, so the block offers ~k, not all its latents.
-      float* lows = ws.seed.data();
-      for (long c0 = 0; c0 < n; c0 += 16) {
-        const long j = j0 + c0;
-        const __m512 v = _mm512_add_ps(_mm512_load_ps(Crow + c0), _mm512_load_ps(e.bias.data() + j));
-        const __m512 E = _mm512_fmadd_ps(
-            Av, _mm512_load_ps(e.P.data() + j),
-            _mm512_fmadd_ps(Bv, _mm512_load_ps(e.Q.data() + j), _mm512_add_ps(_mm512_load_ps(e.C.data() + j), Dv)));
-        _mm512_store_ps(lows + c0, _mm512_sub_ps(v, E));
-      }
-      tm = kth_largest_bound(lows, static_cast<int>(n), ws.main.k, 12, tm);
+    float* lows = ws.seed.data();
+    for (long c = 0; c < n; c += 16) {
+      const __m512 v = _mm512_add_ps(_mm512_load_ps(Crow + c), _mm512_load_ps(bias + c));
+      const __m512 E = _mm512_fmadd_ps(
+          Av, _mm512_load_ps(P + c), _mm512_fmadd_ps(Bv, _mm512_load_ps(Q + c), _mm512_add_ps(_mm512_load_ps(Cj + c), Dv)));
+      _mm512_store_ps(lows + c, _mm512_sub_ps(v, E));
     }
-    const __m512 pre_m = _mm512_set1_ps(prefilter(tm, Emax)), pre_a = _mm512_set1_ps(prefilter(ta, Emax));
-    // Pass 1, branch-free: the block's lanes that pass the pre-filter, as latent offsets (compressed lane numbers).
-    int32_t* hits = ws.hits.data();
-    int nh = 0;
-    const __m512i lane_ids = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    for (long c0 = 0; c0 < n; c0 += 16) {
-      const __m512 v = _mm512_add_ps(_mm512_load_ps(Crow + c0), _mm512_load_ps(e.bias.data() + j0 + c0));
-      __mmask16 hit = _mm512_cmp_ps_mask(v, pre_m, _CMP_GE_OQ);
-      if (has_aux) hit |= _mm512_mask_cmp_ps_mask(dead16[(j0 + c0) / 16], v, pre_a, _CMP_GE_OQ);
-      _mm512_storeu_si512(hits + nh, _mm512_maskz_compress_epi32(
-                                         hit, _mm512_add_epi32(lane_ids, _mm512_set1_epi32(static_cast<int32_t>(c0)))));
-      nh += __builtin_popcount(hit);
-    }
-    // Pass 2, per lane that passed: its own bound, then the lists (thresholds may rise as entries come).
-    const float* P = e.P.data() + j0;
-    const float* Q = e.Q.data() + j0;
-    const float* Cj = e.C.data() + j0;
-    const float* bias = e.bias.data() + j0;
-    for (int h = 0; h < nh; ++h) {
-      const int c = hits[h];
-      const float v = Crow[c] + bias[c];
-      const float E = std::fma(Ar, P[c], std::fma(Br, Q[c], Cj[c] + Dr));
-      const float up = v + E, lo = v - E;
-      const int32_t j = static_cast<int32_t>(j0 + c);
-      if (up >= tm) ws.main.push(row, up, lo, j, shm);
-      if (has_aux && up >= ta && ((dead16[j / 16] >> (j % 16)) & 1u)) ws.aux.push(row, up, lo, j, sha);
-    }
-    ws.main.tighten(row, shm);
-    if (has_aux) ws.aux.tighten(row, sha);
-    if (tm > shm) publish(shared.main[row], tm);  // tm, ta: references to the (possibly raised) thresholds
-    if (has_aux && ta > sha) publish(shared.aux[row], ta);
+    tm = kth_largest_bound(lows, static_cast<int>(n), ws.main.k, 12, tm);
   }
+  const __m512 pre_m = _mm512_set1_ps(prefilter(tm, Emax)), pre_a = _mm512_set1_ps(prefilter(ta, Emax));
+  // Pass 1, branch-free: the block's lanes that pass the pre-filter, as latent offsets (compressed lane numbers).
+  int32_t* hits = ws.hits.data();
+  int nh = 0;
+  const __m512i lane_ids = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  for (long c0 = 0; c0 < n; c0 += 16) {
+    const __m512 v = _mm512_add_ps(_mm512_load_ps(Crow + c0), _mm512_load_ps(bias + c0));
+    __mmask16 hit = _mm512_cmp_ps_mask(v, pre_m, _CMP_GE_OQ);
+    if (has_aux) hit |= _mm512_mask_cmp_ps_mask(dead16[(j0 + c0) / 16], v, pre_a, _CMP_GE_OQ);
+    _mm512_storeu_si512(hits + nh, _mm512_maskz_compress_epi32(
+                                       hit, _mm512_add_epi32(lane_ids, _mm512_set1_epi32(static_cast<int32_t>(c0)))));
+    nh += __builtin_popcount(hit);
+  }
+  // Pass 2, per lane that passed: its own bound E, then the lists (thresholds may rise as entries come).
+  for (int h = 0; h < nh; ++h) {
+    const int c = hits[h];
+    const float v = Crow[c] + bias[c];
+    const float E = std::fma(Ar, P[c], std::fma(Br, Q[c], Cj[c] + Dr));
+    const float up = v + E, lo = v - E;
+    const int32_t j = static_cast<int32_t>(j0 + c);
+    if (up >= tm) ws.main.push(row, up, lo, j, shm);
+    if (has_aux && up >= ta && ((dead16[j / 16] >> (j % 16)) & 1u)) ws.aux.push(row, up, lo, j, sha);
+  }
+  ws.main.tighten(row, shm);
+  if (has_aux) ws.aux.tighten(row, sha);
+  if (tm > shm) publish(shared.main[row], tm);  // tm, ta: references to the (possibly raised) thresholds
+  if (has_aux && ta > sha) publish(shared.aux[row], ta);
 }
 
 // Candidates of one row from every thread's state: the entries whose upper end reaches the k-th largest lower end
@@ -388,7 +376,7 @@ void certified_pass(EncodePath path, const EncoderView& enc, const float* x, lon
         const uint16_t* Xh = in.Xh.data() + rb * kBf16BlockRows * e.dpad;
         float* Cbuf = ws.C.data() + ((rb - rb0) & 1) * kBf16BlockRows * n;
         for (long q = q0; q < q1; ++q)
-          amx_bf16_block_between(Xh, e.dpad, e.Wp.data() + 2 * q * panel_elems, Cbuf + (q - q0) * kBf16BlockLatents, n,
+          amx_bf16_block(Xh, e.dpad, e.Wp.data() + 2 * q * panel_elems, Cbuf + (q - q0) * kBf16BlockLatents, n,
                                  every, run_pending);
         while (next_row < kBf16BlockRows) run_pending();
         pending.C = Cbuf;

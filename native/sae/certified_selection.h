@@ -12,20 +12,25 @@
 
 #include "../common/aligned.h"
 #include "../common/candidate_keys.h"
+#include "avx512_util.h"
 
 namespace cmsae::certified {
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
 constexpr int kTightenEvery = 32;  // entries a row gathers before its threshold is recomputed after a block
 
+// GCC 12 warns falsely about the _mm512_undefined_* inside the min/max intrinsics once inlined here.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+
 // The number of lo[0..n) >= t.
 inline int count_at_least(const float* lo, int n, float t) {
   const __m512 tv = _mm512_set1_ps(t);
-  int c = 0, i = 0;
-  for (; i + 16 <= n; i += 16) c += __builtin_popcount(_mm512_cmp_ps_mask(_mm512_loadu_ps(lo + i), tv, _CMP_GE_OQ));
-  if (i < n) {
-    const __mmask16 tail = static_cast<__mmask16>((1u << (n - i)) - 1u);
-    c += __builtin_popcount(_mm512_mask_cmp_ps_mask(tail, _mm512_maskz_loadu_ps(tail, lo + i), tv, _CMP_GE_OQ));
+  int c = 0;
+  for (int i = 0; i < n; i += 16) {
+    const __mmask16 in = first_lanes(n - i);
+    c += __builtin_popcount(_mm512_mask_cmp_ps_mask(in, _mm512_maskz_loadu_ps(in, lo + i), tv, _CMP_GE_OQ));
   }
   return c;
 }
@@ -38,19 +43,12 @@ inline float kth_largest_bound(const float* lo, int n, int k, int iterations, fl
   if (k <= 0 || n < k) return above;
   __m512 vmn = _mm512_set1_ps(lo[0]), vmx = vmn;
   for (int i = 0; i < n; i += 16) {
-    const __mmask16 mk = i + 16 <= n ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (n - i)) - 1u);
-    const __m512 v = _mm512_mask_loadu_ps(vmn, mk, lo + i);  // masked-off lanes repeat lo[0]
+    const __m512 v = _mm512_mask_loadu_ps(vmn, first_lanes(n - i), lo + i);  // masked-off lanes repeat lo[0]
     vmn = _mm512_min_ps(vmn, v);
     vmx = _mm512_max_ps(vmx, v);
   }
-  alignas(64) float lanes_mn[16], lanes_mx[16];
-  _mm512_store_ps(lanes_mn, vmn);
-  _mm512_store_ps(lanes_mx, vmx);
-  float mn = lanes_mn[0], mx = lanes_mx[0];
-  for (int i = 1; i < 16; ++i) {
-    mn = std::min(mn, lanes_mn[i]);
-    mx = std::max(mx, lanes_mx[i]);
-  }
+  float mn = _mm512_reduce_min_ps(vmn);
+  const float mx = _mm512_reduce_max_ps(vmx);
   if (above > mn) {  // search above a bound already known: fewer steps, or none when it is not beaten
     if (count_at_least(lo, n, above) < k) return above;
     mn = above;
@@ -64,6 +62,8 @@ inline float kth_largest_bound(const float* lo, int n, int k, int iterations, fl
   }
   return float_from_order_bits(static_cast<uint32_t>(a));
 }
+
+#pragma GCC diagnostic pop
 
 // One thread's state of one selection (the main Top-K or AuxK) for the rows of a pass. Per row, an append-only list
 // of offered latents (upper end, lower end, index) that is compacted when full: L = the k-th largest lower end kept
@@ -109,11 +109,10 @@ struct Selection {
     const __m512 tv = _mm512_set1_ps(t);
     int w = 0;
     for (int i = 0; i < n[r]; i += 16) {  // in place: each store lands at or below the chunk just read
-      const __mmask16 in = i + 16 <= n[r] ? static_cast<__mmask16>(0xFFFF)
-                                          : static_cast<__mmask16>((1u << (n[r] - i)) - 1u);
+      const __mmask16 in = first_lanes(n[r] - i);
       const __m512 uv = _mm512_maskz_loadu_ps(in, u + i);
       const __mmask16 keep = _mm512_mask_cmp_ps_mask(in, uv, tv, _CMP_GE_OQ);
-      const __mmask16 out = static_cast<__mmask16>((1u << __builtin_popcount(keep)) - 1u);
+      const __mmask16 out = first_lanes(__builtin_popcount(keep));
       _mm512_mask_storeu_ps(u + w, out, _mm512_maskz_compress_ps(keep, uv));
       _mm512_mask_storeu_ps(l + w, out, _mm512_maskz_compress_ps(keep, _mm512_maskz_loadu_ps(in, l + i)));
       _mm512_mask_storeu_epi32(j + w, out, _mm512_maskz_compress_epi32(keep, _mm512_maskz_loadu_epi32(in, j + i)));
@@ -144,12 +143,9 @@ struct Selection {
     return true;
   }
   // After a block: tightens row r's threshold once enough entries arrived since the last compaction (offers then
-  // stay near k ln(m/k) instead of filling the list first). True when the threshold rose.
-  bool tighten(long r, float shared) {
-    if (n[r] < 0 || thr[r] == kInf || fresh[r] < kTightenEvery || n[r] < k) return false;
-    const float before = thr[r];
-    compact(r, shared, 14);
-    return thr[r] > before;
+  // stay near k ln(m/k) instead of filling the list first).
+  void tighten(long r, float shared) {
+    if (n[r] >= k && thr[r] != kInf && fresh[r] >= kTightenEvery) compact(r, shared, 14);
   }
 };
 

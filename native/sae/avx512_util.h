@@ -1,14 +1,20 @@
-// r[0..16) (16 rows of 16 32-bit lanes) transposed in registers: afterwards r[q] lane i = the old r[i] lane q.
+// Small AVX-512 helpers of the certified encode and the BF16 packer: lane masks and a 16x16 register transpose.
 // Include only from translation units compiled with AVX-512F.
 #pragma once
 #include <immintrin.h>
 
 namespace cmsae {
 
+// Lanes [0, n) of 16 (n may exceed 16 or be <= 0).
+inline __mmask16 first_lanes(int n) {
+  return n >= 16 ? static_cast<__mmask16>(0xFFFF) : n <= 0 ? static_cast<__mmask16>(0) : static_cast<__mmask16>((1u << n) - 1u);
+}
+
 // GCC 12 warns falsely about the _mm512_undefined_* inside the unpack/shuffle intrinsics once inlined here.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
+// r[0..16) (16 rows of 16 32-bit lanes) transposed in registers: afterwards r[q] lane i = the old r[i] lane q.
 inline void transpose16x16(__m512 r[16]) {
   __m512 t[16];
   for (int i = 0; i < 16; i += 2) {
