@@ -32,10 +32,11 @@ inline void amx_bf16_block(const uint16_t* Xh, int dpad, const uint16_t* Wp, flo
   _tile_zero(3);
   int step = 0;
   for (int k = 0; k < dpad; k += 32) {
-    // A depth step of 32 = 16 VNNI pairs = 16 rows of 64 bytes in a panel, 1 KiB apart per step.
+    // A depth step of 32 = 16 VNNI pairs = 16 rows of 64 bytes in a panel, 1 KiB apart per step. The panels are
+    // used once per call: loaded with the streaming hint (tileloaddt1) so the rows' tiles, reused, stay in L1.
     _tile_loadd(4, Xh + k, xstride);
-    _tile_loadd(6, W0 + static_cast<long>(k) * kBf16PanelLatents, 64);
-    _tile_loadd(7, W1 + static_cast<long>(k) * kBf16PanelLatents, 64);
+    _tile_stream_loadd(6, W0 + static_cast<long>(k) * kBf16PanelLatents, 64);
+    _tile_stream_loadd(7, W1 + static_cast<long>(k) * kBf16PanelLatents, 64);
     _tile_loadd(5, X1 + k, xstride);
     _tile_dpbf16ps(0, 4, 6);
     _tile_dpbf16ps(1, 4, 7);

@@ -325,17 +325,18 @@ void certified_pass(EncodePath path, const EncoderView& enc, const float* x, lon
   }
   const auto t1 = std::chrono::steady_clock::now();
 
-  // Work items: (row chunk, latent block); a latent block (~256 KiB of VNNI panels) stays in L2 while the chunk's
-  // 32-row blocks stream past, each 32-row block of Xh staying in L1 across the block's latent pairs.
+  // Work items: (run of up to 8 row blocks, latent block); a latent block (~256 KiB of VNNI panels) stays in L2 while
+  // the run's 32-row blocks stream past, each 32-row block of Xh staying in L1 across the block's latent pairs (the
+  // panels are loaded with the streaming hint, so they do not evict it). Each thread takes a fixed range of row blocks
+  // and goes through the latent blocks in order: its rows' lists and thresholds stay in its own caches, and a row's
+  // later blocks start from the thresholds its earlier blocks set. Batches with fewer row blocks than threads spread
+  // the latent blocks over the threads instead.
   const long row_blocks = rows_pad / kBf16BlockRows;
   const long pairs = e.panels / 2;
   const long panel_elems = static_cast<long>(e.dpad) * kBf16PanelLatents;
   const long block_pairs = std::max<long>(1, (256L << 10) / (panel_elems * 2 * 2));
   const long n_blocks = (pairs + block_pairs - 1) / block_pairs;
-  long chunk_blocks = 8;
-  if (n_blocks * ((row_blocks + chunk_blocks - 1) / chunk_blocks) < 8L * T)
-    chunk_blocks = std::max<long>(1, row_blocks * n_blocks / (8L * T));
-  const long n_chunks = (row_blocks + chunk_blocks - 1) / chunk_blocks;
+  constexpr long kRunBlocks = 8;
   const bool amx = path == EncodePath::AmxBf16;
   const uint16_t* dead_ptr = aux ? dead16.data() : nullptr;
   SharedThresholds shared;
@@ -353,12 +354,7 @@ void certified_pass(EncodePath path, const EncoderView& enc, const float* x, lon
       states[t].seed.reset(static_cast<size_t>(block_pairs * kBf16BlockLatents));
       states[t].hits.reset(static_cast<size_t>(block_pairs * kBf16BlockLatents + 16));
     }
-  parallel_for_workers(static_cast<int>(n_chunks * n_blocks), [&](int item, int worker) {
-    WorkerState& ws = states[worker];
-    // Block-major: the threads spread over the chunks of one latent block first, so a chunk's later blocks start
-    // from the thresholds its earlier blocks set.
-    const long chunk = item % n_chunks, block = item / n_chunks;
-    const long rb0 = chunk * chunk_blocks, rb1 = std::min(row_blocks, rb0 + chunk_blocks);
+  auto run_item = [&](long rb0, long rb1, long block, WorkerState& ws) {
     const long q0 = block * block_pairs, q1 = std::min(pairs, q0 + block_pairs);
     const long n = (q1 - q0) * kBf16BlockLatents;
     BlockEpilogue be{nullptr, n, 0, rows, q0 * kBf16BlockLatents, &terms[block], &e, &in, dead_ptr, &shared};
@@ -395,7 +391,19 @@ void certified_pass(EncodePath path, const EncoderView& enc, const float* x, lon
         for (int r = 0; r < kBf16BlockRows; ++r) epilogue_row(be, r, ws);
       }
     }
-  });
+  };
+  if (row_blocks >= T) {
+    parallel_for(T, [&](int t) {
+      const long r0 = split_begin(row_blocks, T, t), r1 = split_begin(row_blocks, T, t + 1);
+      for (long block = 0; block < n_blocks; ++block)
+        for (long rb = r0; rb < r1; rb += kRunBlocks) run_item(rb, std::min(r1, rb + kRunBlocks), block, states[t]);
+    });
+  } else {  // block-major items: the threads spread over the row blocks of one latent block first
+    parallel_for_workers(static_cast<int>(row_blocks * n_blocks), [&](int item, int worker) {
+      const long rb = item % row_blocks, block = item / row_blocks;
+      run_item(rb, rb + 1, block, states[worker]);
+    });
+  }
   const auto t2 = std::chrono::steady_clock::now();
 
   // Per row: exact values of the surviving candidates, or the whole row to the float32 path.

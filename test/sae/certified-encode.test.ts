@@ -73,8 +73,13 @@ describe('certified BF16 Top-K encode equals the float32 encode', function () {
 
   it('random inputs at several shapes and thread counts', () => {
     const rng = new Rng(11);
+    // Row blocks (32 rows) per thread: 5 (300 rows, 2 threads), 9-10 in two runs (600, 2), uneven (70, 2; 600, 3),
+    // fewer than the threads (1, 2; 64, 4: the latent blocks are spread instead).
     for (const [B, d, m, k, t] of [
       [300, 64, 1024, 16, 2],
+      [600, 32, 1024, 8, 2],
+      [600, 32, 1024, 8, 3],
+      [64, 64, 1024, 16, 4],
       [97, 100, 640, 8, 1],
       [1, 48, 512, 32, 2],
       [70, 512, 2048, 32, 2],
