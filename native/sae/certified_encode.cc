@@ -37,6 +37,7 @@ using certified::kth_largest_bound;
 using certified::selection_cap;
 constexpr long kStateBytesPerThread = 8L << 20;  // bounds the rows of one pass
 constexpr long kMaxPassRows = 4096;
+constexpr int kRankSelectMost = 256;  // candidates of a row up to which the rank count beats sorting
 
 struct WorkerState {
   Selection main, aux;
@@ -284,11 +285,23 @@ void collect_candidates(Selection WorkerState::*which, const WorkerState* states
 
 // The row's Top-k from the exact values of its candidates (the float32 kernel's key order).
 void finish_segment(const CandidateSegment& sg, const int32_t* js, const float* vals, int k, float floor, long m,
-                    std::vector<uint64_t>& keys, int32_t* idx, float* val) {
+                    std::vector<uint64_t>& keys, std::vector<uint64_t>& top, int32_t* idx, float* val) {
   keys.clear();
   for (int32_t i = sg.begin; i < sg.end; ++i)
     if (vals[i] > floor) keys.push_back(candidate_key(vals[i], js[i]));
-  finalize_keys(keys, k, m, idx, val);
+  const int n = static_cast<int>(keys.size());
+  if (n > kRankSelectMost) {
+    finalize_keys(keys, k, m, idx, val);
+    return;
+  }
+  top.resize(static_cast<size_t>(k) + 1);
+  const int keep = certified::top_keys_by_rank(keys.data(), n, k, top.data());
+  for (int s = 0; s < keep; ++s) {
+    const Candidate c = key_candidate(top[s]);
+    idx[s] = c.index;
+    val[s] = c.value;
+  }
+  pad_row(keep, k, static_cast<int>(m), idx, val);
 }
 
 void certified_pass(EncodePath path, const EncoderView& enc, const float* x, long rows, int k, float floor,
@@ -414,7 +427,7 @@ void certified_pass(EncodePath path, const EncoderView& enc, const float* x, lon
   parallel_for(TM, [&](int t) {
     std::vector<float> lows, vals;
     std::vector<int32_t> js;
-    std::vector<uint64_t> keys;
+    std::vector<uint64_t> keys, top;
     std::vector<CandidateSegment> segs;
     std::vector<long> mine;
     long long nc = 0, na = 0;
@@ -442,10 +455,10 @@ void certified_pass(EncodePath path, const EncoderView& enc, const float* x, lon
     for (const CandidateSegment& sg : segs) {
       if (sg.aux) {
         const long out_row = aux_row0 + sg.row;
-        finish_segment(sg, js.data(), vals.data(), k_aux, 0.f, enc.m, keys, aux->idx + out_row * k_aux,
+        finish_segment(sg, js.data(), vals.data(), k_aux, 0.f, enc.m, keys, top, aux->idx + out_row * k_aux,
                        aux->val + out_row * k_aux);
       } else {
-        finish_segment(sg, js.data(), vals.data(), k, floor, enc.m, keys, idx + sg.row * k, val + sg.row * k);
+        finish_segment(sg, js.data(), vals.data(), k, floor, enc.m, keys, top, idx + sg.row * k, val + sg.row * k);
       }
     }
     n_cand += nc;

@@ -63,6 +63,23 @@ inline float kth_largest_bound(const float* lo, int n, int k, int iterations, fl
   return float_from_order_bits(static_cast<uint32_t>(a));
 }
 
+// The keep = min(n, k) largest of the distinct keys[0..n), in descending order, to out[0..keep): each key's rank (the
+// number of keys above it) is counted against 8 keys at a time, and the key is stored at its rank (ranks >= k go to
+// the spare slot out[k]). O(n^2) but branch-free: cheaper than sorting the few dozen candidates of a row. out has
+// room for k + 1 keys.
+inline int top_keys_by_rank(const uint64_t* keys, int n, int k, uint64_t* out) {
+  for (int i = 0; i < n; ++i) {
+    const __m512i ki = _mm512_set1_epi64(static_cast<long long>(keys[i]));
+    int rank = 0;
+    for (int j = 0; j < n; j += 8) {
+      const __mmask8 in = static_cast<__mmask8>(first_lanes(n - j));
+      rank += __builtin_popcount(_mm512_mask_cmpgt_epu64_mask(in, _mm512_maskz_loadu_epi64(in, keys + j), ki));
+    }
+    out[std::min(rank, k)] = keys[i];
+  }
+  return std::min(n, k);
+}
+
 #pragma GCC diagnostic pop
 
 // One thread's state of one selection (the main Top-K or AuxK) for the rows of a pass. Per row, an append-only list
