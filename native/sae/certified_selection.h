@@ -24,15 +24,18 @@ constexpr int kTightenEvery = 32;  // entries a row gathers before its threshold
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 
-// The number of lo[0..n) >= t.
+// The number of lo[0..n) >= t: per-lane counts (one masked add per 16 entries), summed at the end.
 inline int count_at_least(const float* lo, int n, float t) {
   const __m512 tv = _mm512_set1_ps(t);
-  int c = 0;
-  for (int i = 0; i < n; i += 16) {
+  const __m512i one = _mm512_set1_epi32(1);
+  __m512i c = _mm512_setzero_si512();
+  int i = 0;
+  for (; i + 16 <= n; i += 16) c = _mm512_mask_add_epi32(c, _mm512_cmp_ps_mask(_mm512_loadu_ps(lo + i), tv, _CMP_GE_OQ), c, one);
+  if (i < n) {
     const __mmask16 in = first_lanes(n - i);
-    c += __builtin_popcount(_mm512_mask_cmp_ps_mask(in, _mm512_maskz_loadu_ps(in, lo + i), tv, _CMP_GE_OQ));
+    c = _mm512_mask_add_epi32(c, _mm512_mask_cmp_ps_mask(in, _mm512_maskz_loadu_ps(in, lo + i), tv, _CMP_GE_OQ), c, one);
   }
-  return c;
+  return _mm512_reduce_add_epi32(c);
 }
 
 // A float L with at least k of lo[0..n) >= L, as large as `iterations` bisection steps over the order-preserving
@@ -57,8 +60,9 @@ inline float kth_largest_bound(const float* lo, int n, int k, int iterations, fl
   uint64_t a = float_order_bits(mn), b = static_cast<uint64_t>(float_order_bits(mx)) + 1;
   for (int it = 0; it < iterations && b - a > 1; ++it) {
     const uint64_t mid = a + (b - a) / 2;
-    const int c = count_at_least(lo, n, float_from_order_bits(static_cast<uint32_t>(mid)));
-    if (c >= k) a = mid; else b = mid;
+    const bool enough = count_at_least(lo, n, float_from_order_bits(static_cast<uint32_t>(mid))) >= k;
+    a = enough ? mid : a;
+    b = enough ? b : mid;
   }
   return float_from_order_bits(static_cast<uint32_t>(a));
 }
