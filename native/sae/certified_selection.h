@@ -18,6 +18,7 @@ namespace cmsae::certified {
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
 constexpr int kTightenEvery = 32;  // entries a row gathers before its threshold is recomputed after a block
+constexpr int kTightenSteps = 5;   // bisection steps of that recomputation: a rough k-th bound is as good, and cheap
 
 // GCC 12 warns falsely about the _mm512_undefined_* inside the min/max intrinsics once inlined here.
 #pragma GCC diagnostic push
@@ -166,7 +167,7 @@ struct Selection {
   // After a block: tightens row r's threshold once enough entries arrived since the last compaction (offers then
   // stay near k ln(m/k) instead of filling the list first).
   void tighten(long r, float shared) {
-    if (n[r] >= k && thr[r] != kInf && fresh[r] >= kTightenEvery) compact(r, shared, 14);
+    if (n[r] >= k && thr[r] != kInf && fresh[r] >= kTightenEvery) compact(r, shared, kTightenSteps);
   }
 };
 
