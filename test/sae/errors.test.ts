@@ -22,6 +22,22 @@ describe('bad input gives typed errors and leaves the model unchanged', () => {
     expectSaeError(() => TopKSAE.create(null as never), 'ERR_ARG');
   });
 
+  it('finds a NaN, +Inf or -Inf at any position (vector lanes and the tail), and accepts the largest finite values', () => {
+    const dd = 7, rows = 5;  // 35 elements: two 16-element runs and a 3-element tail
+    const sae = TopKSAE.create({ d: dd, m: 12, k: 2, seed: 3 });
+    const base = rng.normals(rows * dd);
+    for (const bad of [NaN, Infinity, -Infinity])
+      for (let at = 0; at < rows * dd; ++at) {
+        const data = base.slice();
+        data[at] = bad;
+        const where = new RegExp(`row ${Math.floor(at / dd)}, column ${at % dd}`);
+        expectSaeError(() => sae.encode({ rows, cols: dd, data }), 'ERR_NONFINITE', where);
+      }
+    const huge = base.map((v, i) => (i % 2 ? 3.4028234663852886e38 : -3.4028234663852886e38));
+    expect(() => sae.encode({ rows, cols: dd, data: huge })).to.not.throw();
+    sae.dispose();
+  });
+
   it('rejects NaN/Inf, wrong shapes, wrong dtypes, empty batches and bad lr without changing weights', () => {
     const sae = TopKSAE.create({ d, m, k, seed: 5 });
     const before = sae.getWeights();
