@@ -247,7 +247,33 @@ void epilogue_row(const BlockEpilogue& be, int r, WorkerState& ws) {
                                        hit, _mm512_add_epi32(lane_ids, _mm512_set1_epi32(static_cast<int32_t>(c0)))));
     nh += __builtin_popcount(hit);
   }
-  // Pass 2, per lane that passed: its own bound E, then the lists (thresholds may rise as entries come).
+  // Pass 2, per lane that passed: its own bound E, then the lists. Branch-free when they all fit in the main list
+  // (each is written, and kept when its upper end reaches the threshold); else one by one, so compactions can raise
+  // the thresholds as entries come.
+  Selection& sel = ws.main;
+  if (!has_aux && sel.n[row] >= 0 && sel.n[row] + nh <= sel.cap) {
+    const long base = row * sel.cap;
+    float* U = sel.up.data() + base;
+    float* Lo = sel.lo.data() + base;
+    int32_t* J = sel.js.data() + base;
+    const int n0 = sel.n[row];
+    const float t = tm;
+    int w = n0;
+    for (int h = 0; h < nh; ++h) {
+      const int c = hits[h];
+      const float v = Crow[c] + bias[c];
+      const float E = std::fma(Ar, P[c], std::fma(Br, Q[c], Cj[c] + Dr));
+      const float up = v + E;
+      U[w] = up;
+      Lo[w] = v - E;
+      J[w] = static_cast<int32_t>(j0 + c);
+      w += up >= t;
+    }
+    sel.n[row] = w;
+    sel.fresh[row] += w - n0;
+    sel.offers += w - n0;
+    nh = 0;
+  }
   for (int h = 0; h < nh; ++h) {
     const int c = hits[h];
     const float v = Crow[c] + bias[c];
