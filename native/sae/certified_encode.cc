@@ -290,22 +290,45 @@ void epilogue_row(const BlockEpilogue& be, int r, WorkerState& ws) {
 }
 
 // Candidates of one row from every thread's state: the entries whose upper end reaches the k-th largest lower end
-// (and the floor), appended to js.
+// (and the floor), appended to js (their upper ends to ups).
 void collect_candidates(Selection WorkerState::*which, const WorkerState* states, int T, long row, int k, float floor,
-                        std::vector<float>& lows, std::vector<int32_t>& js) {
+                        std::vector<float>& lows, std::vector<int32_t>& js, std::vector<float>& ups) {
+  // The threads' thresholds are valid lower bounds of the row's k-th value already: the k-th largest lower end is
+  // among the lower ends at or above them (usually ~k: counted exactly, not bisected), or is them.
+  float known = -kInf;
+  for (int t = 0; t < T; ++t) {
+    const Selection& s = states[t].*which;
+    if (s.thr[row] != kInf) known = std::max(known, s.thr[row]);
+  }
   lows.clear();
   for (int t = 0; t < T; ++t) {
     const Selection& s = states[t].*which;
-    if (s.n[row] > 0) lows.insert(lows.end(), s.lo.data() + row * s.cap, s.lo.data() + row * s.cap + s.n[row]);
+    const float* l = s.lo.data() + row * s.cap;
+    size_t w = lows.size();
+    lows.resize(w + s.n[row]);
+    for (int i = 0; i < s.n[row]; ++i) {
+      lows[w] = l[i];
+      w += l[i] >= known;
+    }
+    lows.resize(w);
   }
-  const float L = kth_largest_bound(lows.data(), static_cast<int>(lows.size()), k, 32);
+  const int nl = static_cast<int>(lows.size());
+  const float L = nl >= k ? certified::kth_largest(lows.data(), nl, k) : known;
   const float thr = std::max(L, std::nextafter(floor, kInf));
   for (int t = 0; t < T; ++t) {
     const Selection& s = states[t].*which;
     const float* u = s.up.data() + row * s.cap;
     const int32_t* j = s.js.data() + row * s.cap;
-    for (int i = 0; i < s.n[row]; ++i)
-      if (u[i] >= thr) js.push_back(j[i]);
+    size_t w = js.size();  // branch-free: each entry written, kept when it reaches thr
+    js.resize(w + s.n[row]);
+    ups.resize(w + s.n[row]);
+    for (int i = 0; i < s.n[row]; ++i) {
+      js[w] = j[i];
+      ups[w] = u[i];
+      w += u[i] >= thr;
+    }
+    js.resize(w);
+    ups.resize(w);
   }
 }
 
@@ -451,10 +474,10 @@ void certified_pass(EncodePath path, const EncoderView& enc, const float* x, lon
   std::atomic<long long> n_cand{0}, n_aux_cand{0};
   const int TM = std::max(1, std::min<int>(T, static_cast<int>(rows)));
   parallel_for(TM, [&](int t) {
-    std::vector<float> lows, vals;
-    std::vector<int32_t> js;
+    std::vector<float> lows, vals, ups, part_ups;
+    std::vector<int32_t> js, part_js;
     std::vector<uint64_t> keys, top;
-    std::vector<CandidateSegment> segs;
+    std::vector<CandidateSegment> segs, first, second;
     std::vector<long> mine;
     long long nc = 0, na = 0;
     for (long row = split_begin(rows, TM, t); row < split_begin(rows, TM, t + 1); ++row) {
@@ -466,24 +489,70 @@ void certified_pass(EncodePath path, const EncoderView& enc, const float* x, lon
         continue;
       }
       const int32_t b0 = static_cast<int32_t>(js.size());
-      collect_candidates(&WorkerState::main, states.data(), T, row, k, floor, lows, js);
+      collect_candidates(&WorkerState::main, states.data(), T, row, k, floor, lows, js, ups);
       segs.push_back(CandidateSegment{row, b0, static_cast<int32_t>(js.size()), false});
-      nc += static_cast<long long>(js.size()) - b0;
       if (aux) {
         const int32_t a0 = static_cast<int32_t>(js.size());
-        collect_candidates(&WorkerState::aux, states.data(), T, row, k_aux, 0.f, lows, js);
+        collect_candidates(&WorkerState::aux, states.data(), T, row, k_aux, 0.f, lows, js, ups);
         segs.push_back(CandidateSegment{row, a0, static_cast<int32_t>(js.size()), true});
-        na += static_cast<long long>(js.size()) - a0;
       }
     }
+    // Two rounds of exact values: first a main row's candidates with the largest upper ends (k rounded up to whole
+    // vectors), then only those of the rest whose upper end reaches the k-th exact value found (the others cannot
+    // reach the Top-k: k values are already at or above it).
+    const int first_count = (k + 15) / 16 * 16;
+    for (CandidateSegment& sg : segs) {
+      const int n = sg.end - sg.begin;
+      if (sg.aux || n <= first_count) {
+        first.push_back(sg);
+        continue;
+      }
+      const float u_cut = kth_largest_bound(ups.data() + sg.begin, n, first_count, 10);  // >= first_count reach it
+      // Partition, branch-free through a scratch copy: upper ends >= u_cut first (in order), the rest after (reversed).
+      part_js.resize(n);
+      part_ups.resize(n);
+      int a = 0, b = n;
+      for (int32_t i = sg.begin; i < sg.end; ++i) {
+        const bool in_first = ups[i] >= u_cut;
+        const int at = in_first ? a : b - 1;
+        part_js[at] = js[i];
+        part_ups[at] = ups[i];
+        a += in_first;
+        b -= !in_first;
+      }
+      std::copy(part_js.begin(), part_js.end(), js.begin() + sg.begin);
+      std::copy(part_ups.begin(), part_ups.end(), ups.begin() + sg.begin);
+      const int32_t w = sg.begin + a;
+      first.push_back(CandidateSegment{sg.row, sg.begin, w, false});
+      second.push_back(CandidateSegment{sg.row, w, sg.end, false});
+    }
     vals.resize(js.size());
-    exact_preacts(in.Xc.data(), enc.W_rows, enc.b_enc, enc.d, js.data(), segs, vals.data());
+    exact_preacts(in.Xc.data(), enc.W_rows, enc.b_enc, enc.d, js.data(), first, vals.data());
+    size_t si = 0;
+    for (CandidateSegment& sg : segs) {
+      if (si == second.size() || second[si].row != sg.row || sg.aux) continue;
+      CandidateSegment& rest = second[si++];
+      lows.clear();  // the first round's exact values above the floor
+      for (int32_t i = sg.begin; i < rest.begin; ++i)
+        if (vals[i] > floor) lows.push_back(vals[i]);
+      const float t_k = certified::kth_largest(lows.data(), static_cast<int>(lows.size()), k);  // -inf: fewer than k
+      int32_t w = rest.begin;
+      for (int32_t i = rest.begin; i < rest.end; ++i) {  // branch-free compaction
+        js[w] = js[i];
+        w += ups[i] >= t_k;
+      }
+      rest.end = w;
+      sg.end = w;
+    }
+    exact_preacts(in.Xc.data(), enc.W_rows, enc.b_enc, enc.d, js.data(), second, vals.data());
     for (const CandidateSegment& sg : segs) {
       if (sg.aux) {
+        na += sg.end - sg.begin;
         const long out_row = aux_row0 + sg.row;
         finish_segment(sg, js.data(), vals.data(), k_aux, 0.f, enc.m, keys, top, aux->idx + out_row * k_aux,
                        aux->val + out_row * k_aux);
       } else {
+        nc += sg.end - sg.begin;
         finish_segment(sg, js.data(), vals.data(), k, floor, enc.m, keys, top, idx + sg.row * k, val + sg.row * k);
       }
     }

@@ -85,6 +85,31 @@ inline int top_keys_by_rank(const uint64_t* keys, int n, int k, uint64_t* out) {
   return std::min(n, k);
 }
 
+// The k-th largest of v[0..n) exactly (-inf when n < k), for n <= kRankMost: the v[i] with fewer than k values above
+// it and at least k at or above it, found by counting against 16 values at a time (no dependent bisection steps).
+constexpr int kRankMost = 64;
+inline float kth_largest_small(const float* v, int n, int k) {
+  if (k <= 0 || n < k) return -kInf;
+  float best = -kInf;
+  for (int i = 0; i < n; ++i) {
+    const __m512 vi = _mm512_set1_ps(v[i]);
+    int above = 0, at_least = 0;
+    for (int j = 0; j < n; j += 16) {
+      const __mmask16 in = first_lanes(n - j);
+      const __m512 x = _mm512_maskz_loadu_ps(in, v + j);
+      above += __builtin_popcount(_mm512_mask_cmp_ps_mask(in, x, vi, _CMP_GT_OQ));
+      at_least += __builtin_popcount(_mm512_mask_cmp_ps_mask(in, x, vi, _CMP_GE_OQ));
+    }
+    best = (above < k && at_least >= k) ? std::max(best, v[i]) : best;
+  }
+  return best;
+}
+
+// The k-th largest of v[0..n) exactly (-inf when n < k).
+inline float kth_largest(const float* v, int n, int k) {
+  return n <= kRankMost ? kth_largest_small(v, n, k) : kth_largest_bound(v, n, k, 32);
+}
+
 #pragma GCC diagnostic pop
 
 // One thread's state of one selection (the main Top-K or AuxK) for the rows of a pass. Per row, an append-only list
