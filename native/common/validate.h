@@ -1,11 +1,13 @@
 // Cheap input checks shared by the binding and the kernels (finiteness with the first bad position).
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <string>
 
 #include "errors.h"
+#include "thread_pool.h"
 
 namespace cmsae {
 
@@ -31,10 +33,26 @@ inline bool any_nonfinite(const float* x, long n) {
   return bad != 0;
 }
 
+// any_nonfinite over the pool's threads for large arrays (a batch is read from memory once, at the threads' rate).
+inline bool any_nonfinite_parallel(const float* x, long n) {
+  constexpr long kPerTask = 1L << 17;  // elements below which one thread is as fast
+  const int T = static_cast<int>(std::min<long>(num_threads(), n / kPerTask));
+  if (T <= 1) return any_nonfinite(x, n);
+  bool found[64] = {};
+  const int parts = std::min(T, 64);
+  parallel_for(parts, [&](int t) {
+    const long b = split_begin(n, parts, t), e = split_begin(n, parts, t + 1);
+    found[t] = any_nonfinite(x + b, e - b);
+  });
+  for (int t = 0; t < parts; ++t)
+    if (found[t]) return true;
+  return false;
+}
+
 // Throws ERR_NONFINITE naming the first NaN/Inf element of x ([rows, cols]).
 inline void check_finite(const float* x, long rows, int cols, const char* name) {
   const long n = rows * static_cast<long>(cols);
-  if (!any_nonfinite(x, n)) return;
+  if (!any_nonfinite_parallel(x, n)) return;
   for (long i = 0; i < n; ++i) {
     if (!std::isfinite(x[i])) {
       const long r = i / cols, c = i % cols;

@@ -38,6 +38,19 @@ describe('bad input gives typed errors and leaves the model unchanged', () => {
     sae.dispose();
   });
 
+  it('finds a NaN or Inf anywhere in a batch large enough to be checked on several threads', () => {
+    const dd = 512, rows = 600;  // 307200 elements: split over the threads
+    const sae = TopKSAE.create({ d: dd, m: 64, k: 4, seed: 4 });
+    const base = rng.normals(rows * dd);
+    for (const at of [0, 153599, 153600, rows * dd - 1]) {
+      const data = base.slice();
+      data[at] = at % 2 ? Infinity : NaN;
+      expectSaeError(() => sae.encode({ rows, cols: dd, data }), 'ERR_NONFINITE', new RegExp(`row ${Math.floor(at / dd)}, column ${at % dd}`));
+    }
+    expect(sae.encode({ rows, cols: dd, data: base }).rows).to.equal(rows);
+    sae.dispose();
+  });
+
   it('rejects NaN/Inf, wrong shapes, wrong dtypes, empty batches and bad lr without changing weights', () => {
     const sae = TopKSAE.create({ d, m, k, seed: 5 });
     const before = sae.getWeights();
