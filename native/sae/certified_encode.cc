@@ -107,52 +107,103 @@ struct CandidateSegment {
   bool aux;
 };
 
+// 16 lanes of candidates for the exact recompute: lanes [0, count) from one row's list at `at`, and lanes
+// [count, count + count2) from a second row's list at `at2` when count2 > 0 (two rows' partial groups share a
+// vector; each lane multiplies its own row's x).
+struct ExactGroup {
+  const float* xc;
+  const float* xc2;
+  int32_t at, count, at2, count2;
+};
+
+// The groups of the segments in order: whole groups of 16, and each segment's last partial group merged into an
+// earlier one with room.
+void exact_groups(const float* Xc, int d, const std::vector<CandidateSegment>& segs, std::vector<ExactGroup>& groups) {
+  groups.clear();
+  long open = -1;  // a one-row partial group that may take a second row's piece
+  for (const CandidateSegment& sg : segs) {
+    const float* xc = Xc + sg.row * d;
+    for (int32_t g = sg.begin; g < sg.end; g += 16) {
+      const int32_t count = std::min<int32_t>(16, sg.end - g);
+      if (count < 16 && open >= 0 && groups[open].count + count <= 16) {
+        groups[open].xc2 = xc;
+        groups[open].at2 = g;
+        groups[open].count2 = count;
+        open = -1;
+        continue;
+      }
+      groups.push_back(ExactGroup{xc, nullptr, g, count, 0, 0});
+      if (count < 16) open = static_cast<long>(groups.size()) - 1;
+    }
+  }
+}
+
+// The group's latent indices, lane by lane (lanes past the last repeat it); returns the lanes in use.
+inline int group_latents(const ExactGroup& g, const int32_t* js, int32_t out[16]) {
+  __m512i jv = _mm512_maskz_loadu_epi32(first_lanes(g.count), js + g.at);
+  const int c = g.count + g.count2;
+  if (g.count2) jv = _mm512_mask_expandloadu_epi32(jv, static_cast<__mmask16>(first_lanes(c) & ~first_lanes(g.count)), js + g.at2);
+  _mm512_storeu_si512(out, jv);
+  for (int i = c; i < 16; ++i) out[i] = out[c - 1];
+  return c;
+}
+
 // p32 of every segment's latents: the FMA chain of encode_tile (acc = 0; acc = fma(xc[k], W[j][k], acc) for k
-// ascending; acc + b_j). 16 latents of one row per vector: 16 encoder rows are read 16 floats at a time and
-// transposed in registers (each lane keeps its own chain, so the order of operations is the float32 kernel's), and
-// the next group's rows are prefetched meanwhile (the encoder rows come from far caches).
+// ascending; acc + b_j). 16 latents per vector: 16 encoder rows are read 16 floats at a time and transposed in
+// registers (each lane keeps its own chain, so the order of operations is the float32 kernel's), and the next
+// group's rows are prefetched meanwhile (the encoder rows come from far caches).
 void exact_preacts(const float* Xc, const float* W, const float* b, int d, const int32_t* js,
                    const std::vector<CandidateSegment>& segs, float* vals) {
-  // The groups in order: (segment, offset); the next one's rows are prefetched.
-  struct Group {
-    const float* xc;
-    int32_t at, count;
-  };
-  std::vector<Group> groups;
-  for (const CandidateSegment& sg : segs)
-    for (int32_t g = sg.begin; g < sg.end; g += 16)
-      groups.push_back(Group{Xc + sg.row * d, g, std::min<int32_t>(16, sg.end - g)});
+  thread_local std::vector<ExactGroup> groups_cache;
+  std::vector<ExactGroup>& groups = groups_cache;
+  exact_groups(Xc, d, segs, groups);
   const int full = d / 16 * 16, rem = d - full;
   const __mmask16 tail = first_lanes(rem);
+  const __m512i lane_ids = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  int32_t lat[16], lat_next[16];
+  int c_next = groups.empty() ? 0 : group_latents(groups[0], js, lat_next);
   for (size_t gi = 0; gi < groups.size(); ++gi) {
-    const Group& g = groups[gi];
+    const ExactGroup& g = groups[gi];
+    std::memcpy(lat, lat_next, sizeof lat);
+    const int c = c_next;
     const float* rows[16];
-    for (int i = 0; i < 16; ++i) rows[i] = W + static_cast<long>(js[g.at + std::min(i, g.count - 1)]) * d;
+    for (int i = 0; i < 16; ++i) rows[i] = W + static_cast<long>(lat[i]) * d;
     const float* next[16];
     int n_next = 0;
     if (gi + 1 < groups.size()) {
-      const Group& h = groups[gi + 1];
-      n_next = h.count;
-      for (int i = 0; i < n_next; ++i) next[i] = W + static_cast<long>(js[h.at + i]) * d;
+      c_next = group_latents(groups[gi + 1], js, lat_next);
+      n_next = c_next;
+      for (int i = 0; i < n_next; ++i) next[i] = W + static_cast<long>(lat_next[i]) * d;
     }
     const float* xc = g.xc;
+    const float* xc2 = g.count2 ? g.xc2 : g.xc;
+    const __mmask16 second = static_cast<__mmask16>(first_lanes(c) & ~first_lanes(g.count));
     __m512 acc = _mm512_setzero_ps();
     __m512 r[16];
     for (int k0 = 0; k0 < full; k0 += 16) {
       for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(rows[i] + k0);
       for (int i = 0; i < n_next; ++i) _mm_prefetch(reinterpret_cast<const char*>(next[i] + k0), _MM_HINT_T0);
       transpose16x16(r);
-      for (int q = 0; q < 16; ++q) acc = _mm512_fmadd_ps(_mm512_set1_ps(xc[k0 + q]), r[q], acc);
+      if (g.count2) {
+        for (int q = 0; q < 16; ++q)
+          acc = _mm512_fmadd_ps(_mm512_mask_blend_ps(second, _mm512_set1_ps(xc[k0 + q]), _mm512_set1_ps(xc2[k0 + q])), r[q], acc);
+      } else {
+        for (int q = 0; q < 16; ++q) acc = _mm512_fmadd_ps(_mm512_set1_ps(xc[k0 + q]), r[q], acc);
+      }
     }
     if (rem) {
       for (int i = 0; i < 16; ++i) r[i] = _mm512_maskz_loadu_ps(tail, rows[i] + full);
       transpose16x16(r);
-      for (int q = 0; q < rem; ++q) acc = _mm512_fmadd_ps(_mm512_set1_ps(xc[full + q]), r[q], acc);
+      for (int q = 0; q < rem; ++q)
+        acc = _mm512_fmadd_ps(_mm512_mask_blend_ps(second, _mm512_set1_ps(xc[full + q]), _mm512_set1_ps(xc2[full + q])), r[q], acc);
     }
-    const __mmask16 mk = first_lanes(g.count);
-    const __m512i jv = _mm512_maskz_loadu_epi32(mk, js + g.at);
-    acc = _mm512_add_ps(acc, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mk, jv, b, 4));
-    _mm512_mask_storeu_ps(vals + g.at, mk, acc);
+    const __mmask16 live = first_lanes(c);
+    acc = _mm512_add_ps(acc, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), live, _mm512_loadu_si512(lat), b, 4));
+    _mm512_mask_storeu_ps(vals + g.at, first_lanes(g.count), acc);
+    if (g.count2) {  // lanes [count, c) down to lane 0
+      const __m512 down = _mm512_permutexvar_ps(_mm512_add_epi32(lane_ids, _mm512_set1_epi32(g.count)), acc);
+      _mm512_mask_storeu_ps(vals + g.at2, first_lanes(g.count2), down);
+    }
   }
 }
 
