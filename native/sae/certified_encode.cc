@@ -340,19 +340,21 @@ void epilogue_row(const BlockEpilogue& be, int r, WorkerState& ws) {
   if (has_aux && ta > sha) publish(shared.aux[row], ta);
 }
 
-// Candidates of one row from every thread's state: the entries whose upper end reaches the k-th largest lower end
-// (and the floor), appended to js (their upper ends to ups).
+// Candidates of one row from every thread's state: the entries whose upper end reaches L (a lower bound of the row's
+// k-th value; see below) and the floor, appended to js (their upper ends to ups).
 void collect_candidates(Selection WorkerState::*which, const WorkerState* states, int T, long row, int k, float floor,
-                        std::vector<float>& lows, std::vector<int32_t>& js, std::vector<float>& ups) {
-  // The threads' thresholds are valid lower bounds of the row's k-th value already: the k-th largest lower end is
-  // among the lower ends at or above them (usually ~k: counted exactly, not bisected), or is them.
+                        std::vector<float>& lows, std::vector<int32_t>& js, std::vector<float>& ups, bool tighten) {
+  // The threads' thresholds are valid lower bounds of the row's k-th value already. With `tighten`, L is the k-th
+  // largest lower end, found among the lower ends at or above them (usually ~k: counted exactly, not bisected);
+  // without (the main selection, whose exact values come in two rounds that skip what cannot reach the Top-k),
+  // L is the thresholds themselves.
   float known = -kInf;
   for (int t = 0; t < T; ++t) {
     const Selection& s = states[t].*which;
     if (s.thr[row] != kInf) known = std::max(known, s.thr[row]);
   }
   lows.clear();
-  for (int t = 0; t < T; ++t) {
+  for (int t = 0; t < T && tighten; ++t) {
     const Selection& s = states[t].*which;
     const float* l = s.lo.data() + row * s.cap;
     size_t w = lows.size();
@@ -364,7 +366,7 @@ void collect_candidates(Selection WorkerState::*which, const WorkerState* states
     lows.resize(w);
   }
   const int nl = static_cast<int>(lows.size());
-  const float L = nl >= k ? certified::kth_largest(lows.data(), nl, k) : known;
+  const float L = tighten && nl >= k ? certified::kth_largest(lows.data(), nl, k) : known;
   const float thr = std::max(L, std::nextafter(floor, kInf));
   for (int t = 0; t < T; ++t) {
     const Selection& s = states[t].*which;
@@ -540,11 +542,11 @@ void certified_pass(EncodePath path, const EncoderView& enc, const float* x, lon
         continue;
       }
       const int32_t b0 = static_cast<int32_t>(js.size());
-      collect_candidates(&WorkerState::main, states.data(), T, row, k, floor, lows, js, ups);
+      collect_candidates(&WorkerState::main, states.data(), T, row, k, floor, lows, js, ups, false);
       segs.push_back(CandidateSegment{row, b0, static_cast<int32_t>(js.size()), false});
       if (aux) {
         const int32_t a0 = static_cast<int32_t>(js.size());
-        collect_candidates(&WorkerState::aux, states.data(), T, row, k_aux, 0.f, lows, js, ups);
+        collect_candidates(&WorkerState::aux, states.data(), T, row, k_aux, 0.f, lows, js, ups, true);
         segs.push_back(CandidateSegment{row, a0, static_cast<int32_t>(js.size()), true});
       }
     }
