@@ -26,6 +26,8 @@ class Pool {
   ~Pool() { stop_workers(); }
 
   int size() {
+    // Inside a region (its caller holds region_mutex_, so threads_ cannot change): no lock, which would deadlock.
+    if (tls_in_region) return threads_;
     std::lock_guard<std::mutex> region(region_mutex_);
     return threads_;
   }

@@ -6,7 +6,8 @@
 
 namespace cmsae {
 
-// Number of threads parallel regions use (>= 1). Default: CMSAE_THREADS, else hardware concurrency.
+// Number of threads parallel regions use (>= 1). Default: CMSAE_THREADS, else hardware concurrency. Safe to call
+// from inside a task.
 int num_threads();
 // Change the thread count (n >= 1). Waits for a running region to finish first.
 void set_num_threads(int n);

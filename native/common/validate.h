@@ -36,6 +36,7 @@ inline bool any_nonfinite(const float* x, long n) {
 // any_nonfinite over the pool's threads for large arrays (a batch is read from memory once, at the threads' rate).
 inline bool any_nonfinite_parallel(const float* x, long n) {
   constexpr long kPerTask = 1L << 17;  // elements below which one thread is as fast
+  if (n < 2 * kPerTask) return any_nonfinite(x, n);
   const int T = static_cast<int>(std::min<long>(num_threads(), n / kPerTask));
   if (T <= 1) return any_nonfinite(x, n);
   bool found[64] = {};

@@ -444,8 +444,8 @@ void certified_pass(EncodePath path, const EncoderView& enc, const float* x, lon
   // the run's 32-row blocks stream past, each 32-row block of Xh staying in L1 across the block's latent pairs (the
   // panels are loaded with the streaming hint, so they do not evict it). Each thread takes a fixed range of row blocks
   // and goes through the latent blocks in order: its rows' lists and thresholds stay in its own caches, and a row's
-  // later blocks start from the thresholds its earlier blocks set. Batches with fewer row blocks than threads spread
-  // the latent blocks over the threads instead.
+  // later blocks start from the thresholds its earlier blocks set. Batches whose row blocks do not split evenly
+  // enough over the threads spread the latent blocks over the threads instead.
   const long row_blocks = rows_pad / kBf16BlockRows;
   const long pairs = e.panels / 2;
   const long panel_elems = static_cast<long>(e.dpad) * kBf16PanelLatents;
@@ -507,7 +507,8 @@ void certified_pass(EncodePath path, const EncoderView& enc, const float* x, lon
       }
     }
   };
-  if (row_blocks >= T) {
+  // Fixed ranges when they balance (within 1.25x, or evenly); else the spread items, balanced but sharing thresholds.
+  if (row_blocks >= 4L * T || (row_blocks >= T && row_blocks % T == 0)) {
     parallel_for(T, [&](int t) {
       const long r0 = split_begin(row_blocks, T, t), r1 = split_begin(row_blocks, T, t + 1);
       for (long block = 0; block < n_blocks; ++block)

@@ -73,8 +73,8 @@ describe('certified BF16 Top-K encode equals the float32 encode', function () {
 
   it('random inputs at several shapes and thread counts', () => {
     const rng = new Rng(11);
-    // Row blocks (32 rows) per thread: 5 (300 rows, 2 threads), 9-10 in two runs (600, 2), uneven (70, 2; 600, 3),
-    // fewer than the threads (1, 2; 64, 4: the latent blocks are spread instead).
+    // Row blocks (32 rows) per thread: 5 (300 rows, 2 threads), 9-10 in two runs (600, 2), uneven (600, 3); too few
+    // or too uneven for fixed ranges (1, 2; 70, 2; 64, 4: the latent blocks are spread instead).
     for (const [B, d, m, k, t] of [
       [300, 64, 1024, 16, 2],
       [600, 32, 1024, 8, 2],
@@ -163,42 +163,50 @@ describe('certified BF16 Top-K encode equals the float32 encode', function () {
   });
 
   it('20 training steps (AuxK, BatchTopK, b_dec mean) end with bit-identical weights, moments and codes', () => {
-    const cases: Omit<TopKSAEOptions, 'd' | 'm' | 'k'>[] = [
-      { bDecInit: 'mean', weightDecay: 1e-3 },
-      { auxCoef: 1 / 32, kAux: 16, deadWindow: 64 },
-      { activation: 'batchtopk', batchCapacity: 12 },
-    ];
-    const d = 40, m = 320, k = 6, B = 64;
-    for (const opts of cases) {
-      const run = (path: EncodeMode) => {
-        setEncodePath(path);
-        const rng = new Rng(21);
-        const sae = TopKSAE.create({ d, m, k, seed: 4, device: 'cpu', ...opts });
-        const s0 = encodeStats();
-        const losses: number[] = [];
-        for (let s = 0; s < 20; s++) losses.push(sae.step(matrix(B, d, rng.normals(B * d)), { lr: 5e-3 }).loss);
-        const certified = encodeStats().certifiedRows - s0.certifiedRows;
-        const w = sae.getWeights();
-        const st = sae.getTrainingState();
-        const codes = sae.encode(matrix(B, d, rng.normals(B * d)));
-        sae.dispose();
-        return { losses, w, st, codes, certified };
-      };
-      const ref = run('fp32');
-      expect(ref.certified).to.equal(0);
-      for (const p of certifiedPaths()) {
-        const got = run(p);
-        const what = `${JSON.stringify(opts)} [${p}]`;
-        expect(got.certified, `${what}: the steps used the certified encode`).to.be.greaterThan(20 * B - 1);
-        expect(got.losses, `${what}: losses`).to.deep.equal(ref.losses);
-        for (const key of ['W_enc', 'W_dec'] as const) expect(Buffer.from(got.w[key].data.buffer).equals(Buffer.from(ref.w[key].data.buffer)), `${what}: ${key}`).to.equal(true);
-        expect(Buffer.from(got.w.b_enc.buffer).equals(Buffer.from(ref.w.b_enc.buffer)), `${what}: b_enc`).to.equal(true);
-        for (const name of Object.keys(ref.st.arrays)) {
-          const a = ref.st.arrays[name], b = got.st.arrays[name];
-          expect(Buffer.from(b.buffer, b.byteOffset, b.byteLength).equals(Buffer.from(a.buffer, a.byteOffset, a.byteLength)), `${what}: ${name}`).to.equal(true);
+    // The second shape (d = 7: a depth tail; k = 17: a second exact round and rows sharing a vector; one thread)
+    // runs every option with odd sizes.
+    for (const [d, m, k, B, t] of [
+      [40, 320, 6, 64, 0],
+      [7, 400, 17, 50, 1],
+    ]) {
+      if (t) setThreads(t);
+      const cases: Omit<TopKSAEOptions, 'd' | 'm' | 'k'>[] = [
+        { bDecInit: 'mean', weightDecay: 1e-3 },
+        { auxCoef: 1 / 32, kAux: 16, deadWindow: 64 },
+        { activation: 'batchtopk', batchCapacity: 2 * k },
+      ];
+      for (const opts of cases) {
+        const run = (path: EncodeMode) => {
+          setEncodePath(path);
+          const rng = new Rng(21);
+          const sae = TopKSAE.create({ d, m, k, seed: 4, device: 'cpu', ...opts });
+          const s0 = encodeStats();
+          const losses: number[] = [];
+          for (let s = 0; s < 20; s++) losses.push(sae.step(matrix(B, d, rng.normals(B * d)), { lr: 5e-3 }).loss);
+          const certified = encodeStats().certifiedRows - s0.certifiedRows;
+          const w = sae.getWeights();
+          const st = sae.getTrainingState();
+          const codes = sae.encode(matrix(B, d, rng.normals(B * d)));
+          sae.dispose();
+          return { losses, w, st, codes, certified };
+        };
+        const ref = run('fp32');
+        expect(ref.certified).to.equal(0);
+        for (const p of certifiedPaths()) {
+          const got = run(p);
+          const what = `d=${d} m=${m} k=${k} ${JSON.stringify(opts)} [${p}]`;
+          expect(got.certified, `${what}: the steps used the certified encode`).to.be.greaterThan(20 * B - 1);
+          expect(got.losses, `${what}: losses`).to.deep.equal(ref.losses);
+          for (const key of ['W_enc', 'W_dec'] as const) expect(Buffer.from(got.w[key].data.buffer).equals(Buffer.from(ref.w[key].data.buffer)), `${what}: ${key}`).to.equal(true);
+          expect(Buffer.from(got.w.b_enc.buffer).equals(Buffer.from(ref.w.b_enc.buffer)), `${what}: b_enc`).to.equal(true);
+          for (const name of Object.keys(ref.st.arrays)) {
+            const a = ref.st.arrays[name], b = got.st.arrays[name];
+            expect(Buffer.from(b.buffer, b.byteOffset, b.byteLength).equals(Buffer.from(a.buffer, a.byteOffset, a.byteLength)), `${what}: ${name}`).to.equal(true);
+          }
+          expectSameCodes(ref.codes, got.codes, `${what}: codes after training`);
         }
-        expectSameCodes(ref.codes, got.codes, `${what}: codes after training`);
       }
+      if (t) setThreads(threads);
     }
   });
 });
