@@ -55,20 +55,23 @@ struct RowInputs {
   std::vector<uint8_t> ok;
 };
 
-void prepare_rows(const EncoderView& enc, const Bf16Encoder& e, const float* x, long rows, long rows_pad,
-                  RowInputs& in) {
-  const int d = enc.d, dpad = e.dpad;
+void size_row_inputs(int d, int dpad, long rows, long rows_pad, RowInputs& in) {
   if (in.Xc.size() < static_cast<size_t>(rows) * d) in.Xc.reset(static_cast<size_t>(rows) * d);
   if (in.Xh.size() < static_cast<size_t>(rows_pad) * dpad) in.Xh.reset(static_cast<size_t>(rows_pad) * dpad);
   in.A.resize(rows);
   in.B.resize(rows);
   in.D.resize(rows);
   in.ok.resize(rows);
+}
+
+// Rows [r_begin, r_end) of the padded batch (rows past `rows` get zero Xh); `in` sized by size_row_inputs.
+void prepare_row_range(const EncoderView& enc, const Bf16Encoder& e, const float* x, long rows, long r_begin,
+                       long r_end, RowInputs& in) {
+  const int d = enc.d, dpad = e.dpad;
   const double G = bf16_bound_gamma(d), sqrt_d = std::sqrt(static_cast<double>(d)), inflate = 1.0 + 0x1p-20;
   const double maxQ = e.max_Q;
-  const int T = std::max(1, std::min<int>(num_threads(), static_cast<int>(rows_pad / 32)));
-  parallel_for(T, [&](int t) {
-    for (long r = split_begin(rows_pad, T, t); r < split_begin(rows_pad, T, t + 1); ++r) {
+  {
+    for (long r = r_begin; r < r_end; ++r) {
       uint16_t* h = in.Xh.data() + r * dpad;
       if (r >= rows) {
         std::memset(h, 0, sizeof(uint16_t) * dpad);
@@ -97,6 +100,16 @@ void prepare_rows(const EncoderView& enc, const Bf16Encoder& e, const float* x, 
       // Products and sums must stay far from float32 overflow for the bound (and p16) to mean anything.
       in.ok[r] = std::isfinite(in.A[r]) && std::isfinite(in.B[r]) && std::isfinite(in.D[r]) && nc * maxQ < 0x1p120;
     }
+  }
+}
+
+// All rows of the padded batch, split over the threads.
+void prepare_rows(const EncoderView& enc, const Bf16Encoder& e, const float* x, long rows, long rows_pad,
+                  RowInputs& in) {
+  size_row_inputs(enc.d, e.dpad, rows, rows_pad, in);
+  const int T = std::max(1, std::min<int>(num_threads(), static_cast<int>(rows_pad / 32)));
+  parallel_for(T, [&](int t) {
+    prepare_row_range(enc, e, x, rows, split_begin(rows_pad, T, t), split_begin(rows_pad, T, t + 1), in);
   });
 }
 
@@ -406,6 +419,15 @@ void finish_segment(const CandidateSegment& sg, const int32_t* js, const float* 
   pad_row(keep, k, static_cast<int>(m), idx, val);
 }
 
+// Closes the rows in [r_begin, r_end) whose bound is void in one thread's selections (the float32 path takes them).
+void close_void_rows(const RowInputs& in, long r_begin, long r_end, bool aux, WorkerState& ws) {
+  for (long r = r_begin; r < r_end; ++r)
+    if (!in.ok[r]) {
+      ws.main.close_row(r);
+      if (aux) ws.aux.close_row(r);
+    }
+}
+
 void certified_pass(EncodePath path, const EncoderView& enc, const float* x, long rows, int k, float floor,
                     int32_t* idx, float* val, const AuxSelect* aux, long aux_row0) {
   const Bf16Encoder& e = *enc.bf16;
@@ -419,18 +441,23 @@ void certified_pass(EncodePath path, const EncoderView& enc, const float* x, lon
   thread_local RowInputs in_cache;
   thread_local std::vector<WorkerState> states_cache;
   RowInputs& in = in_cache;
-  prepare_rows(enc, e, x, rows, rows_pad, in);
+  // Each thread takes a fixed range of row blocks when they split evenly enough over the threads (within 1.25x, or
+  // exactly): then a thread prepares, multiplies and finishes its own rows in one parallel region, with no barrier
+  // between the phases (nothing of a row is read by another thread). Otherwise the phases run one after another,
+  // the latent blocks spread over the threads.
+  const long row_blocks = rows_pad / kBf16BlockRows;
+  const bool fixed = row_blocks >= 4L * T || (row_blocks >= T && row_blocks % T == 0);
+  if (fixed)
+    size_row_inputs(enc.d, e.dpad, rows, rows_pad, in);
+  else
+    prepare_rows(enc, e, x, rows, rows_pad, in);
   std::vector<WorkerState>& states = states_cache;
   if (states.size() < static_cast<size_t>(T)) states = std::vector<WorkerState>(T);
   const int cap_main = selection_cap(k, enc.m), cap_aux = selection_cap(k_aux, enc.m);
   for (int t = 0; t < T; ++t) {
     states[t].main.reset(rows, k, cap_main, floor);
     if (aux) states[t].aux.reset(rows, k_aux, cap_aux, 0.f);
-    for (long r = 0; r < rows; ++r)
-      if (!in.ok[r]) {
-        states[t].main.close_row(r);
-        if (aux) states[t].aux.close_row(r);
-      }
+    if (!fixed) close_void_rows(in, 0, rows, aux != nullptr, states[t]);
   }
   std::vector<uint16_t> dead16;
   if (aux) {
@@ -440,18 +467,16 @@ void certified_pass(EncodePath path, const EncoderView& enc, const float* x, lon
   }
   const auto t1 = std::chrono::steady_clock::now();
 
-  // Work items: (run of up to 8 row blocks, latent block); a latent block (~256 KiB of VNNI panels) stays in L2 while
+  // Work items: (run of up to 16 row blocks, latent block); a latent block (~256 KiB of VNNI panels) stays in L2 while
   // the run's 32-row blocks stream past, each 32-row block of Xh staying in L1 across the block's latent pairs (the
-  // panels are loaded with the streaming hint, so they do not evict it). Each thread takes a fixed range of row blocks
-  // and goes through the latent blocks in order: its rows' lists and thresholds stay in its own caches, and a row's
-  // later blocks start from the thresholds its earlier blocks set. Batches whose row blocks do not split evenly
-  // enough over the threads spread the latent blocks over the threads instead.
-  const long row_blocks = rows_pad / kBf16BlockRows;
+  // panels are loaded with the streaming hint, so they do not evict it). With fixed ranges a thread goes through the
+  // latent blocks in order: its rows' lists and thresholds stay in its own caches, and a row's later blocks start
+  // from the thresholds its earlier blocks set.
   const long pairs = e.panels / 2;
   const long panel_elems = static_cast<long>(e.dpad) * kBf16PanelLatents;
   const long block_pairs = std::max<long>(1, (256L << 10) / (panel_elems * 2 * 2));
   const long n_blocks = (pairs + block_pairs - 1) / block_pairs;
-  constexpr long kRunBlocks = 8;
+  constexpr long kRunBlocks = 16;
   const bool amx = path == EncodePath::AmxBf16;
   const uint16_t* dead_ptr = aux ? dead16.data() : nullptr;
   SharedThresholds shared;
@@ -469,7 +494,10 @@ void certified_pass(EncodePath path, const EncoderView& enc, const float* x, lon
       states[t].seed.reset(static_cast<size_t>(block_pairs * kBf16BlockLatents));
       states[t].hits.reset(static_cast<size_t>(block_pairs * kBf16BlockLatents + 16));
     }
-  auto run_item = [&](long rb0, long rb1, long block, WorkerState& ws) {
+  // prefetch_next: the last run of this latent block on this thread; its tile products then also pull the next
+  // latent block's panels into L2 (prefetcht1, a slice per epilogue row), so that the next block's first row block
+  // does not wait on far caches for them.
+  auto run_item = [&](long rb0, long rb1, long block, WorkerState& ws, bool prefetch_next) {
     const long q0 = block * block_pairs, q1 = std::min(pairs, q0 + block_pairs);
     const long n = (q1 - q0) * kBf16BlockLatents;
     BlockEpilogue be{nullptr, n, 0, rows, q0 * kBf16BlockLatents, &terms[block], &e, &in, dead_ptr, &shared};
@@ -480,8 +508,22 @@ void certified_pass(EncodePath path, const EncoderView& enc, const float* x, lon
       const int every = std::max(1, steps / kBf16BlockRows);
       BlockEpilogue pending = be;
       int next_row = kBf16BlockRows;  // rows of `pending` done
+      const char* pf = nullptr;  // the next block's panels still to prefetch, [pf, pf_end)
+      const char* pf_end = nullptr;
+      long pf_step = 0;  // bytes per epilogue row slot
+      if (prefetch_next && block + 1 < n_blocks) {
+        const long nq0 = q1, nq1 = std::min(pairs, nq0 + block_pairs);
+        pf = reinterpret_cast<const char*>(e.Wp.data() + 2 * nq0 * panel_elems);
+        pf_end = reinterpret_cast<const char*>(e.Wp.data() + 2 * nq1 * panel_elems);
+        const long slots = (rb1 - rb0) * kBf16BlockRows;
+        pf_step = ((pf_end - pf) / slots + 63) / 64 * 64;
+      }
       auto run_pending = [&] {
         if (next_row < kBf16BlockRows) epilogue_row(pending, next_row++, ws);
+        if (pf < pf_end) {
+          const char* stop = std::min(pf_end, pf + pf_step);
+          for (; pf < stop; pf += 64) _mm_prefetch(pf, _MM_HINT_T1);
+        }
       };
       for (long rb = rb0; rb < rb1; ++rb) {
         const uint16_t* Xh = in.Xh.data() + rb * kBf16BlockRows * e.dpad;
@@ -507,34 +549,18 @@ void certified_pass(EncodePath path, const EncoderView& enc, const float* x, lon
       }
     }
   };
-  // Fixed ranges when they balance (within 1.25x, or evenly); else the spread items, balanced but sharing thresholds.
-  if (row_blocks >= 4L * T || (row_blocks >= T && row_blocks % T == 0)) {
-    parallel_for(T, [&](int t) {
-      const long r0 = split_begin(row_blocks, T, t), r1 = split_begin(row_blocks, T, t + 1);
-      for (long block = 0; block < n_blocks; ++block)
-        for (long rb = r0; rb < r1; rb += kRunBlocks) run_item(rb, std::min(r1, rb + kRunBlocks), block, states[t]);
-    });
-  } else {  // block-major items: the threads spread over the row blocks of one latent block first
-    parallel_for_workers(static_cast<int>(row_blocks * n_blocks), [&](int item, int worker) {
-      const long rb = item % row_blocks, block = item / row_blocks;
-      run_item(rb, rb + 1, block, states[worker]);
-    });
-  }
-  const auto t2 = std::chrono::steady_clock::now();
-
   // Per row: exact values of the surviving candidates, or the whole row to the float32 path.
   std::vector<long> fallback;
   std::mutex fallback_mutex;
   std::atomic<long long> n_cand{0}, n_aux_cand{0};
-  const int TM = std::max(1, std::min<int>(T, static_cast<int>(rows)));
-  parallel_for(TM, [&](int t) {
+  auto exact_rows = [&](long r_begin, long r_end) {
     std::vector<float> lows, vals, ups, part_ups;
     std::vector<int32_t> js, part_js;
     std::vector<uint64_t> keys, top;
     std::vector<CandidateSegment> segs, first, second;
     std::vector<long> mine;
     long long nc = 0, na = 0;
-    for (long row = split_begin(rows, TM, t); row < split_begin(rows, TM, t + 1); ++row) {
+    for (long row = r_begin; row < r_end; ++row) {
       bool over = !in.ok[row];
       for (int w = 0; w < T && !over; ++w)
         over = states[w].main.n[row] < 0 || (aux && states[w].aux.n[row] < 0);
@@ -614,7 +640,31 @@ void certified_pass(EncodePath path, const EncoderView& enc, const float* x, lon
     n_aux_cand += na;
     std::lock_guard<std::mutex> lock(fallback_mutex);
     fallback.insert(fallback.end(), mine.begin(), mine.end());
-  });
+  };
+
+  std::vector<std::chrono::steady_clock::time_point> gemm_end(T);  // per thread (CMSAE_PROFILE)
+  if (fixed) {
+    parallel_for(T, [&](int t) {
+      const long r0 = split_begin(row_blocks, T, t), r1 = split_begin(row_blocks, T, t + 1);
+      const long lo = std::min(rows, r0 * kBf16BlockRows), hi = std::min(rows, r1 * kBf16BlockRows);
+      prepare_row_range(enc, e, x, rows, r0 * kBf16BlockRows, r1 * kBf16BlockRows, in);
+      close_void_rows(in, lo, hi, aux != nullptr, states[t]);
+      for (long block = 0; block < n_blocks; ++block)
+        for (long rb = r0; rb < r1; rb += kRunBlocks)
+          run_item(rb, std::min(r1, rb + kRunBlocks), block, states[t], rb + kRunBlocks >= r1);
+      gemm_end[t] = std::chrono::steady_clock::now();
+      exact_rows(lo, hi);
+    });
+  } else {  // block-major items: the threads spread over the row blocks of one latent block first
+    parallel_for_workers(static_cast<int>(row_blocks * n_blocks), [&](int item, int worker) {
+      const long rb = item % row_blocks, block = item / row_blocks;
+      run_item(rb, rb + 1, block, states[worker], false);
+    });
+    gemm_end.assign(T, std::chrono::steady_clock::now());
+    const int TM = std::max(1, std::min<int>(T, static_cast<int>(rows)));
+    parallel_for(TM, [&](int t) { exact_rows(split_begin(rows, TM, t), split_begin(rows, TM, t + 1)); });
+  }
+  const auto t2 = *std::max_element(gemm_end.begin(), gemm_end.end());
   const auto t3 = std::chrono::steady_clock::now();
 
   if (!fallback.empty()) {
@@ -646,9 +696,10 @@ void certified_pass(EncodePath path, const EncoderView& enc, const float* x, lon
     auto ms = [](auto a, auto b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
     std::fprintf(stderr,
                  "[certified %s %ld rows] prepare %.2fms gemm+bounds %.2fms exact %.2fms (%.1f cand/row) fallback "
-                 "%.2fms (%zu rows)\n",
+                 "%.2fms (%zu rows)%s\n",
                  encode_path_name(path), rows, ms(t0, t1), ms(t1, t2), ms(t2, t3),
-                 rows ? static_cast<double>(n_cand.load()) / rows : 0.0, ms(t3, t4), fallback.size());
+                 rows ? static_cast<double>(n_cand.load()) / rows : 0.0, ms(t3, t4), fallback.size(),
+                 fixed ? "; one region: prepare counted in gemm+bounds, exact from the last thread's gemm end" : "");
     long long off = 0;
     for (int t = 0; t < T; ++t) off += states[t].main.offers;
     std::fprintf(stderr, "  offers/row %.1f\n", static_cast<double>(off) / rows);
