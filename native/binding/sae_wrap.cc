@@ -212,9 +212,12 @@ EncodeCall parse_encode(const Napi::CallbackInfo& info, const SaeModel& m) {
           float32_arg(env, info[3], "values", rows * kc), rows};
 }
 
+// The encode checks x itself (the certified path while it reads the rows: no separate pass over x); on a NaN or
+// +-Inf, check_finite finds the first one and throws ERR_NONFINITE naming its row and column.
 void run_encode(const SaeModel& m, const float* x, long long rows, int32_t* idx, float* val) {
+  if (m.encode_checking_input(x, rows, idx, val)) return;
   check_finite(x, rows, m.d(), "x");
-  m.encode(x, rows, idx, val);
+  fail("ERR_NONFINITE", "x has a non-finite value: remove or repair that row before calling again");
 }
 
 // step(x, y | null, rows, lr): arguments shared by the sync and async forms.

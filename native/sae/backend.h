@@ -100,6 +100,9 @@ class SaeBackend {
   // The k best ReLU pre-activations > floor per row (x: host [rows, d]), best first, padded with value-0 slots
   // holding the smallest unused latent indices.
   virtual void encode(const float* x, long rows, int k, float floor, int32_t* idx, float* val) = 0;
+  // encode() that checks x (rows x d) as well: false when x holds a NaN or +-Inf (the codes are then not all
+  // written). The default checks first; the CPU engine's certified path checks while it reads the rows.
+  virtual bool encode_checking_input(const float* x, long rows, int d, int k, float floor, int32_t* idx, float* val);
   virtual void decode(const int32_t* idx, const float* val, long rows, int k, float* out) = 0;
   // The batch's rows [x; y] as host rows (resident rows are gathered; the first step's b_dec mean).
   virtual void stage(const SaeBatch& batch, float* host) = 0;

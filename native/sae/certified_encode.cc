@@ -20,6 +20,7 @@
 
 #include "../common/aligned.h"
 #include "../common/thread_pool.h"
+#include "../common/validate.h"
 #include "avx512_util.h"
 #include "bf16_avx512.h"
 #include "bf16_encoder.h"
@@ -64,9 +65,12 @@ void size_row_inputs(int d, int dpad, long rows, long rows_pad, RowInputs& in) {
   in.ok.resize(rows);
 }
 
-// Rows [r_begin, r_end) of the padded batch (rows past `rows` get zero Xh); `in` sized by size_row_inputs.
-void prepare_row_range(const EncoderView& enc, const Bf16Encoder& e, const float* x, long rows, long r_begin,
+// Rows [r_begin, r_end) of the padded batch (rows past `rows` get zero Xh); `in` sized by size_row_inputs. Returns
+// whether those rows of x hold a NaN or +-Inf (an all-ones exponent), checked on the loads the rows need anyway.
+bool prepare_row_range(const EncoderView& enc, const Bf16Encoder& e, const float* x, long rows, long r_begin,
                        long r_end, RowInputs& in) {
+  const __m512i exp_bits = _mm512_set1_epi32(0x7f800000);
+  __mmask16 nonfinite = 0;
   const int d = enc.d, dpad = e.dpad;
   const double G = bf16_bound_gamma(d), sqrt_d = std::sqrt(static_cast<double>(d)), inflate = 1.0 + 0x1p-20;
   const double maxQ = e.max_Q;
@@ -83,6 +87,8 @@ void prepare_row_range(const EncoderView& enc, const Bf16Encoder& e, const float
       for (int k = 0; k < dpad; k += 16) {  // d < k < dpad: zeros
         const __mmask16 live = first_lanes(d - k);
         __m512 v = _mm512_maskz_loadu_ps(live, src + k);
+        const __m512i ex = _mm512_and_si512(_mm512_castps_si512(v), exp_bits);
+        nonfinite = static_cast<__mmask16>(nonfinite | _mm512_cmpeq_epi32_mask(ex, exp_bits));
         if (enc.b_dec) v = _mm512_sub_ps(v, _mm512_maskz_loadu_ps(live, enc.b_dec + k));
         _mm512_mask_storeu_ps(xc + k, live, v);
         const __m512i bits = bf16_bits(v);
@@ -101,16 +107,20 @@ void prepare_row_range(const EncoderView& enc, const Bf16Encoder& e, const float
       in.ok[r] = std::isfinite(in.A[r]) && std::isfinite(in.B[r]) && std::isfinite(in.D[r]) && nc * maxQ < 0x1p120;
     }
   }
+  return nonfinite != 0;
 }
 
-// All rows of the padded batch, split over the threads.
-void prepare_rows(const EncoderView& enc, const Bf16Encoder& e, const float* x, long rows, long rows_pad,
+// All rows of the padded batch, split over the threads; returns whether x holds a NaN or +-Inf.
+bool prepare_rows(const EncoderView& enc, const Bf16Encoder& e, const float* x, long rows, long rows_pad,
                   RowInputs& in) {
   size_row_inputs(enc.d, e.dpad, rows, rows_pad, in);
   const int T = std::max(1, std::min<int>(num_threads(), static_cast<int>(rows_pad / 32)));
+  std::atomic<bool> nonfinite{false};
   parallel_for(T, [&](int t) {
-    prepare_row_range(enc, e, x, rows, split_begin(rows_pad, T, t), split_begin(rows_pad, T, t + 1), in);
+    if (prepare_row_range(enc, e, x, rows, split_begin(rows_pad, T, t), split_begin(rows_pad, T, t + 1), in))
+      nonfinite.store(true, std::memory_order_relaxed);
   });
+  return nonfinite.load();
 }
 
 // Candidates of one row's selection: js[begin, end) in a flat list, exact values to vals[begin, end).
@@ -258,7 +268,7 @@ struct BlockEpilogue {
   const Bf16Encoder* e;
   const RowInputs* in;
   const uint16_t* dead16;  // per 16 latents, the dead ones (AuxK); null without AuxK
-  SharedThresholds* shared;
+  SharedThresholds* shared;  // null with fixed row ranges: a row's thresholds are then its own thread's
 };
 
 // Row r of a block epilogue (rows past the batch are skipped).
@@ -268,11 +278,11 @@ void epilogue_row(const BlockEpilogue& be, int r, WorkerState& ws) {
   const long n = be.n, j0 = be.j0;
   const Bf16Encoder& e = *be.e;
   const uint16_t* dead16 = be.dead16;
-  SharedThresholds& shared = *be.shared;
+  SharedThresholds* shared = be.shared;
   const bool has_aux = dead16 != nullptr;
   float& tm = ws.main.thr[row];
-  const float shm = shared.main[row].load(std::memory_order_relaxed);
-  const float sha = has_aux ? shared.aux[row].load(std::memory_order_relaxed) : -kInf;
+  const float shm = shared ? shared->main[row].load(std::memory_order_relaxed) : -kInf;
+  const float sha = shared && has_aux ? shared->aux[row].load(std::memory_order_relaxed) : -kInf;
   if (tm != kInf) tm = std::max(tm, shm);
   if (has_aux && ws.aux.thr[row] != kInf) ws.aux.thr[row] = std::max(ws.aux.thr[row], sha);
   const float& ta = has_aux ? ws.aux.thr[row] : kInf;  // current (a compaction in push may raise it)
@@ -349,8 +359,9 @@ void epilogue_row(const BlockEpilogue& be, int r, WorkerState& ws) {
   }
   ws.main.tighten(row, shm);
   if (has_aux) ws.aux.tighten(row, sha);
-  if (tm > shm) publish(shared.main[row], tm);  // tm, ta: references to the (possibly raised) thresholds
-  if (has_aux && ta > sha) publish(shared.aux[row], ta);
+  if (!shared) return;
+  if (tm > shm) publish(shared->main[row], tm);  // tm, ta: references to the (possibly raised) thresholds
+  if (has_aux && ta > sha) publish(shared->aux[row], ta);
 }
 
 // Candidates of one row from every thread's state: the entries whose upper end reaches L (a lower bound of the row's
@@ -428,8 +439,9 @@ void close_void_rows(const RowInputs& in, long r_begin, long r_end, bool aux, Wo
     }
 }
 
+// x_nonfinite (not null): set when x holds a NaN or +-Inf; the pass then stops before writing codes.
 void certified_pass(EncodePath path, const EncoderView& enc, const float* x, long rows, int k, float floor,
-                    int32_t* idx, float* val, const AuxSelect* aux, long aux_row0) {
+                    int32_t* idx, float* val, const AuxSelect* aux, long aux_row0, bool* x_nonfinite) {
   const Bf16Encoder& e = *enc.bf16;
   const int T = num_threads();
   const int k_aux = aux ? aux->k : 0;
@@ -447,10 +459,13 @@ void certified_pass(EncodePath path, const EncoderView& enc, const float* x, lon
   // the latent blocks spread over the threads.
   const long row_blocks = rows_pad / kBf16BlockRows;
   const bool fixed = row_blocks >= 4L * T || (row_blocks >= T && row_blocks % T == 0);
-  if (fixed)
+  std::atomic<bool> nonfinite{false};
+  if (fixed) {
     size_row_inputs(enc.d, e.dpad, rows, rows_pad, in);
-  else
-    prepare_rows(enc, e, x, rows, rows_pad, in);
+  } else if (prepare_rows(enc, e, x, rows, rows_pad, in) && x_nonfinite) {
+    *x_nonfinite = true;
+    return;
+  }
   std::vector<WorkerState>& states = states_cache;
   if (states.size() < static_cast<size_t>(T)) states = std::vector<WorkerState>(T);
   const int cap_main = selection_cap(k, enc.m), cap_aux = selection_cap(k_aux, enc.m);
@@ -480,7 +495,7 @@ void certified_pass(EncodePath path, const EncoderView& enc, const float* x, lon
   const bool amx = path == EncodePath::AmxBf16;
   const uint16_t* dead_ptr = aux ? dead16.data() : nullptr;
   SharedThresholds shared;
-  shared.reset(rows, aux != nullptr);
+  if (!fixed) shared.reset(rows, aux != nullptr);
   std::vector<BlockTerms> terms(n_blocks, BlockTerms{0.f, 0.f, 0.f});
   for (long b = 0; b < n_blocks; ++b)
     for (long j = b * block_pairs * kBf16BlockLatents; j < std::min(pairs, (b + 1) * block_pairs) * kBf16BlockLatents; ++j) {
@@ -500,7 +515,7 @@ void certified_pass(EncodePath path, const EncoderView& enc, const float* x, lon
   auto run_item = [&](long rb0, long rb1, long block, WorkerState& ws, bool prefetch_next) {
     const long q0 = block * block_pairs, q1 = std::min(pairs, q0 + block_pairs);
     const long n = (q1 - q0) * kBf16BlockLatents;
-    BlockEpilogue be{nullptr, n, 0, rows, q0 * kBf16BlockLatents, &terms[block], &e, &in, dead_ptr, &shared};
+    BlockEpilogue be{nullptr, n, 0, rows, q0 * kBf16BlockLatents, &terms[block], &e, &in, dead_ptr, fixed ? nullptr : &shared};
     if (amx) {
       // The epilogue of row block rb - 1 (in the other C buffer) runs between the tile products of row block rb.
       amx_tiles_begin();
@@ -647,7 +662,9 @@ void certified_pass(EncodePath path, const EncoderView& enc, const float* x, lon
     parallel_for(T, [&](int t) {
       const long r0 = split_begin(row_blocks, T, t), r1 = split_begin(row_blocks, T, t + 1);
       const long lo = std::min(rows, r0 * kBf16BlockRows), hi = std::min(rows, r1 * kBf16BlockRows);
-      prepare_row_range(enc, e, x, rows, r0 * kBf16BlockRows, r1 * kBf16BlockRows, in);
+      // A NaN or Inf row gets a void bound (closed below); the batch is refused after the region.
+      if (prepare_row_range(enc, e, x, rows, r0 * kBf16BlockRows, r1 * kBf16BlockRows, in))
+        nonfinite.store(true, std::memory_order_relaxed);
       close_void_rows(in, lo, hi, aux != nullptr, states[t]);
       for (long block = 0; block < n_blocks; ++block)
         for (long rb = r0; rb < r1; rb += kRunBlocks)
@@ -666,6 +683,10 @@ void certified_pass(EncodePath path, const EncoderView& enc, const float* x, lon
   }
   const auto t2 = *std::max_element(gemm_end.begin(), gemm_end.end());
   const auto t3 = std::chrono::steady_clock::now();
+  if (x_nonfinite && nonfinite.load()) {
+    *x_nonfinite = true;
+    return;
+  }
 
   if (!fallback.empty()) {
     std::sort(fallback.begin(), fallback.end());
@@ -709,8 +730,10 @@ void certified_pass(EncodePath path, const EncoderView& enc, const float* x, lon
 }  // namespace
 
 void certified_topk_encode(EncodePath path, const EncoderView& enc, const float* x, long rows, int k, float floor,
-                           int32_t* idx, float* val, const AuxSelect* aux) {
+                           int32_t* idx, float* val, const AuxSelect* aux, bool* x_nonfinite) {
+  if (x_nonfinite) *x_nonfinite = false;
   if (!enc.bf16->all_finite) {  // a non-finite bound term: no certificate for any row
+    if (x_nonfinite && (*x_nonfinite = any_nonfinite_parallel(x, rows * static_cast<long>(enc.d)))) return;
     topk_encode_fp32(enc, x, rows, k, floor, idx, val, aux);
     count_encode_rows(0, rows, 0, 0);
     return;
@@ -722,7 +745,8 @@ void certified_topk_encode(EncodePath path, const EncoderView& enc, const float*
   const long pass = ((rows + n_passes - 1) / n_passes + kBf16BlockRows - 1) / kBf16BlockRows * kBf16BlockRows;
   for (long r0 = 0; r0 < rows; r0 += pass) {
     const long n = std::min(pass, rows - r0);
-    certified_pass(path, enc, x + r0 * enc.d, n, k, floor, idx + r0 * k, val + r0 * k, aux, r0);
+    certified_pass(path, enc, x + r0 * enc.d, n, k, floor, idx + r0 * k, val + r0 * k, aux, r0, x_nonfinite);
+    if (x_nonfinite && *x_nonfinite) return;
   }
 }
 

@@ -37,7 +37,8 @@ EncodeCounters encode_counters();
 void count_encode_rows(long long certified, long long fallback, long long candidates, long long aux_candidates);
 
 // The certified encode on `path` (not Fp32); enc.bf16 must hold the packed BF16 copy of enc's W_rows/b_enc.
+// x_nonfinite: as for topk_encode (null: the caller checked x).
 void certified_topk_encode(EncodePath path, const EncoderView& enc, const float* x, long rows, int k, float floor,
-                           int32_t* idx, float* val, const AuxSelect* aux);
+                           int32_t* idx, float* val, const AuxSelect* aux, bool* x_nonfinite = nullptr);
 
 }  // namespace cmsae

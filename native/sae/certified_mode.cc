@@ -4,6 +4,7 @@
 #include <string>
 
 #include "../common/cpu_features.h"
+#include "../common/validate.h"
 #include "certified_encode.h"
 
 namespace cmsae {
@@ -94,7 +95,8 @@ void count_encode_rows(long long certified, long long fallback, long long candid
 #if !defined(CMSAE_HAVE_X86_SIMD)
 // No certified path off x86 (encode_path_available is false there); the float32 path keeps the contract.
 void certified_topk_encode(EncodePath, const EncoderView& enc, const float* x, long rows, int k, float floor,
-                           int32_t* idx, float* val, const AuxSelect* aux) {
+                           int32_t* idx, float* val, const AuxSelect* aux, bool* x_nonfinite) {
+  if (x_nonfinite && (*x_nonfinite = any_nonfinite_parallel(x, rows * static_cast<long>(enc.d)))) return;
   topk_encode_fp32(enc, x, rows, k, floor, idx, val, aux);
   count_encode_rows(0, rows, 0, 0);
 }

@@ -151,6 +151,12 @@ void CpuBackend::encode(const float* x, long rows, int k, float floor, int32_t* 
   topk_encode(encoder_view(), x, rows, k, floor, idx, val);
 }
 
+bool CpuBackend::encode_checking_input(const float* x, long rows, int, int k, float floor, int32_t* idx, float* val) {
+  bool nonfinite = false;
+  topk_encode(encoder_view(), x, rows, k, floor, idx, val, nullptr, &nonfinite);
+  return !nonfinite;
+}
+
 void CpuBackend::decode(const int32_t* idx, const float* val, long rows, int k, float* out) {
   sparse_decode(a_->W_dec.data(), a_->b_dec.data(), d_, idx, val, rows, k, out);
 }

@@ -36,6 +36,7 @@ class CpuBackend final : public SaeBackend {
   void download(SaeArrays& host, unsigned parts) override;
   void host_arrays_changed(unsigned parts) override;
   void encode(const float* x, long rows, int k, float floor, int32_t* idx, float* val) override;
+  bool encode_checking_input(const float* x, long rows, int d, int k, float floor, int32_t* idx, float* val) override;
   void decode(const int32_t* idx, const float* val, long rows, int k, float* out) override;
   void stage(const SaeBatch& batch, float* host) override;
   ForwardResult forward(const SaeBatch& batch, const ForwardArgs& args) override;

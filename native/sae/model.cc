@@ -129,10 +129,26 @@ int SaeModel::capacity() const {
 
 void SaeModel::encode(const float* x, long rows, int32_t* idx, float* val) const {
   sync();
-  float floor = 0.f;
-  if (cfg_.activation == Activation::BatchTopK && theta_ready_) floor = std::max(0.f, static_cast<float>(theta_));
-  backend_->encode(x, rows, capacity(), floor, idx, val);
+  backend_->encode(x, rows, capacity(), encode_floor(), idx, val);
   check_output_finite(val, rows, capacity(), "encoding");
+}
+
+bool SaeModel::encode_checking_input(const float* x, long rows, int32_t* idx, float* val) const {
+  sync();
+  if (!backend_->encode_checking_input(x, rows, cfg_.d, capacity(), encode_floor(), idx, val)) return false;
+  check_output_finite(val, rows, capacity(), "encoding");
+  return true;
+}
+
+float SaeModel::encode_floor() const {
+  if (cfg_.activation == Activation::BatchTopK && theta_ready_) return std::max(0.f, static_cast<float>(theta_));
+  return 0.f;
+}
+
+bool SaeBackend::encode_checking_input(const float* x, long rows, int d, int k, float floor, int32_t* idx, float* val) {
+  if (any_nonfinite_parallel(x, rows * static_cast<long>(d))) return false;
+  encode(x, rows, k, floor, idx, val);
+  return true;
 }
 
 void SaeModel::decode(const int32_t* idx, const float* val, long rows, int k, float* out) const {

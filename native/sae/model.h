@@ -76,6 +76,11 @@ class SaeModel {
   // at most capacity() per row. Output rows are [rows, capacity()].
   int capacity() const;
   void encode(const float* x, long rows, int32_t* idx, float* val) const;
+  // encode() that checks x as well (where the engine can, while it reads the rows): false when x holds a NaN or
+  // +-Inf, and then the codes are not all written.
+  bool encode_checking_input(const float* x, long rows, int32_t* idx, float* val) const;
+  // The inference encode's floor: BatchTopK's running threshold once learned (>= 0), else 0 (plain Top-K).
+  float encode_floor() const;
   void decode(const int32_t* idx, const float* val, long rows, int k, float* out) const;
 
   // Forward + backward over one batch (x: [rows, d]; y: optional paired batch of the same shape that

@@ -19,6 +19,7 @@
 
 #include "../common/aligned.h"
 #include "../common/thread_pool.h"
+#include "../common/validate.h"
 #include "certified_encode.h"
 #include "kernels.h"
 #include "topk_select.h"
@@ -266,14 +267,15 @@ void encode_pass(const EncoderView& enc, const float* x, long rows, int k, float
 }  // namespace
 
 void topk_encode(const EncoderView& enc, const float* x, long rows, int k, float floor, int32_t* idx,
-                 float* val, const AuxSelect* aux) {
+                 float* val, const AuxSelect* aux, bool* x_nonfinite) {
   if (enc.bf16 && rows > 0) {
     const EncodePath path = encode_path_for(k, enc.m);
     if (path != EncodePath::Fp32) {
-      certified_topk_encode(path, enc, x, rows, k, floor, idx, val, aux);
+      certified_topk_encode(path, enc, x, rows, k, floor, idx, val, aux, x_nonfinite);
       return;
     }
   }
+  if (x_nonfinite && (*x_nonfinite = any_nonfinite_parallel(x, rows * static_cast<long>(enc.d)))) return;
   topk_encode_fp32(enc, x, rows, k, floor, idx, val, aux);
 }
 

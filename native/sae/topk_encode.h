@@ -39,8 +39,11 @@ struct AuxSelect {
 // idx/val ([rows, k]) best first; slots left over (fewer than k pass) get value 0 and the smallest
 // unused latent indices. The rows x m pre-activations are never materialized.
 // Takes the certified BF16 path when enc.bf16 is set and encode_path_for(k, m) names one, else the float32 path.
+// With x_nonfinite (not null) the encode checks x as well: *x_nonfinite = true when x holds a NaN or +-Inf (the codes
+// are then not all written; the caller locates and reports it, check_finite), false when x is finite. The certified
+// path checks while it prepares the rows, with no separate pass over x; the float32 path checks first.
 void topk_encode(const EncoderView& enc, const float* x, long rows, int k, float floor, int32_t* idx,
-                 float* val, const AuxSelect* aux = nullptr);
+                 float* val, const AuxSelect* aux = nullptr, bool* x_nonfinite = nullptr);
 // The float32 path alone (register-tiled GEMM with the selection in its epilogue).
 void topk_encode_fp32(const EncoderView& enc, const float* x, long rows, int k, float floor, int32_t* idx,
                       float* val, const AuxSelect* aux = nullptr);

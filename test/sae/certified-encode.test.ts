@@ -147,6 +147,67 @@ describe('certified BF16 Top-K encode equals the float32 encode', function () {
     sae.dispose();
   });
 
+  it('refuses NaN and Inf in x on every certified path (checked while the rows are prepared), naming the first one', () => {
+    const rng = new Rng(23);
+    // Fixed ranges (600 rows, 2 threads), spread latent blocks (64 rows, 4 threads), two passes of rows (5000 rows:
+    // the bad value in the second), and d = 33 (a tail of 1 past two whole vectors).
+    for (const [B, d, m, k, t] of [
+      [600, 64, 1024, 16, 2],
+      [64, 64, 1024, 16, 4],
+      [5000, 16, 256, 8, 2],
+      [40, 33, 512, 8, 1],
+    ]) {
+      setThreads(t);
+      const sae = TopKSAE.create({ d, m, k, seed: B, device: 'cpu' });
+      const base = rng.normals(B * d);
+      for (const p of certifiedPaths()) {
+        setEncodePath(p);
+        for (const [at, bad] of [[0, NaN], [B * d - 1, Infinity], [Math.floor(B / 2) * d + d - 1, -Infinity], [(B - 1) * d + 32 % d, NaN]] as const) {
+          const data = base.slice();
+          data[at] = bad;
+          const where = new RegExp(`row ${Math.floor(at / d)}, column ${at % d}`);
+          let err: unknown;
+          try {
+            sae.encode(matrix(B, d, data));
+          } catch (e) {
+            err = e;
+          }
+          expect(err, `B=${B} d=${d} [${p}] bad value at ${at}`).to.be.instanceOf(SaeError);
+          expect((err as SaeError).code).to.equal('ERR_NONFINITE');
+          expect((err as SaeError).message).to.match(where);
+        }
+      }
+      // The engine is unharmed: a clean batch still encodes as float32 does, through the certified path.
+      const res = compareAll(sae, matrix(B, d, base), `after refusals B=${B} d=${d}`);
+      for (const [p, r] of Object.entries(res)) expect(r.fallback, `${p} rows handed back`).to.equal(0);
+      sae.dispose();
+    }
+    // x finite but x - b_dec overflowing float32: not an input error; every path does what float32 does.
+    setThreads(2);
+    const d = 64, B = 600;
+    const sae = TopKSAE.create({ d, m: 1024, k: 16, seed: 5, device: 'cpu' });
+    const w = sae.getWeights();
+    w.b_dec[3] = 3e38;
+    sae.setWeights(w);
+    const x = rng.normals(B * d);
+    x[7 * d + 3] = -3e38;
+    const outcome = (p: EncodeMode) => {
+      setEncodePath(p);
+      try {
+        return sae.encode(matrix(B, d, x));
+      } catch (e) {
+        return `${(e as SaeError).code}: ${(e as Error).message}`;
+      }
+    };
+    const ref = outcome('fp32');
+    for (const p of certifiedPaths()) {
+      const got = outcome(p);
+      if (typeof ref === 'string') expect(got, p).to.equal(ref);
+      else expectSameCodes(ref, got as SparseCodes, `x - b_dec overflow [${p}]`);
+    }
+    sae.dispose();
+  });
+
   it('huge and tiny row norms (including rows the bound cannot certify: the float32 fallback)', () => {
     const rng = new Rng(14);
     const d = 32, m = 768, k = 8, B = 48;
