@@ -50,6 +50,12 @@ inline bool any_nonfinite_parallel(const float* x, long n) {
   return false;
 }
 
+// For an encode asked to check its input (x_nonfinite not null) that cannot check it on the way: checks x[0..n)
+// first, sets *x_nonfinite and returns it. Returns false when not asked.
+inline bool nonfinite_checked_first(const float* x, long n, bool* x_nonfinite) {
+  return x_nonfinite && (*x_nonfinite = any_nonfinite_parallel(x, n));
+}
+
 // Throws ERR_NONFINITE naming the first NaN/Inf element of x ([rows, cols]).
 inline void check_finite(const float* x, long rows, int cols, const char* name) {
   const long n = rows * static_cast<long>(cols);

@@ -74,38 +74,36 @@ bool prepare_row_range(const EncoderView& enc, const Bf16Encoder& e, const float
   const int d = enc.d, dpad = e.dpad;
   const double G = bf16_bound_gamma(d), sqrt_d = std::sqrt(static_cast<double>(d)), inflate = 1.0 + 0x1p-20;
   const double maxQ = e.max_Q;
-  {
-    for (long r = r_begin; r < r_end; ++r) {
-      uint16_t* h = in.Xh.data() + r * dpad;
-      if (r >= rows) {
-        std::memset(h, 0, sizeof(uint16_t) * dpad);
-        continue;
-      }
-      const float* src = x + r * d;
-      float* xc = in.Xc.data() + r * d;
-      __m512d vc = _mm512_setzero_pd(), vh = vc, vl = vc;
-      for (int k = 0; k < dpad; k += 16) {  // d < k < dpad: zeros
-        const __mmask16 live = first_lanes(d - k);
-        __m512 v = _mm512_maskz_loadu_ps(live, src + k);
-        const __m512i ex = _mm512_and_si512(_mm512_castps_si512(v), exp_bits);
-        nonfinite = static_cast<__mmask16>(nonfinite | _mm512_cmpeq_epi32_mask(ex, exp_bits));
-        if (enc.b_dec) v = _mm512_sub_ps(v, _mm512_maskz_loadu_ps(live, enc.b_dec + k));
-        _mm512_mask_storeu_ps(xc + k, live, v);
-        const __m512i bits = bf16_bits(v);
-        const __m512 hf = _mm512_castsi512_ps(bits);
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(h + k), _mm512_cvtepi32_epi16(_mm512_srli_epi32(bits, 16)));
-        vc = square_sum(vc, v);
-        vh = square_sum(vh, hf);
-        vl = square_sum(vl, _mm512_sub_ps(v, hf));  // exact residual
-      }
-      const double sc = _mm512_reduce_add_pd(vc), sh = _mm512_reduce_add_pd(vh), sl = _mm512_reduce_add_pd(vl);
-      const double nc = std::sqrt(sc), nh = std::sqrt(sh), nl = std::sqrt(sl);
-      in.A[r] = static_cast<float>(nh * inflate);
-      in.B[r] = static_cast<float>((nl + G * nc) * inflate);
-      in.D[r] = static_cast<float>(0x1p-126 * (sqrt_d * nh + 3.0 * d + 4.0) * inflate);
-      // Products and sums must stay far from float32 overflow for the bound (and p16) to mean anything.
-      in.ok[r] = std::isfinite(in.A[r]) && std::isfinite(in.B[r]) && std::isfinite(in.D[r]) && nc * maxQ < 0x1p120;
+  for (long r = r_begin; r < r_end; ++r) {
+    uint16_t* h = in.Xh.data() + r * dpad;
+    if (r >= rows) {
+      std::memset(h, 0, sizeof(uint16_t) * dpad);
+      continue;
     }
+    const float* src = x + r * d;
+    float* xc = in.Xc.data() + r * d;
+    __m512d vc = _mm512_setzero_pd(), vh = vc, vl = vc;
+    for (int k = 0; k < dpad; k += 16) {  // d < k < dpad: zeros
+      const __mmask16 live = first_lanes(d - k);
+      __m512 v = _mm512_maskz_loadu_ps(live, src + k);
+      const __m512i ex = _mm512_and_si512(_mm512_castps_si512(v), exp_bits);
+      nonfinite = static_cast<__mmask16>(nonfinite | _mm512_cmpeq_epi32_mask(ex, exp_bits));
+      if (enc.b_dec) v = _mm512_sub_ps(v, _mm512_maskz_loadu_ps(live, enc.b_dec + k));
+      _mm512_mask_storeu_ps(xc + k, live, v);
+      const __m512i bits = bf16_bits(v);
+      const __m512 hf = _mm512_castsi512_ps(bits);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(h + k), _mm512_cvtepi32_epi16(_mm512_srli_epi32(bits, 16)));
+      vc = square_sum(vc, v);
+      vh = square_sum(vh, hf);
+      vl = square_sum(vl, _mm512_sub_ps(v, hf));  // exact residual
+    }
+    const double sc = _mm512_reduce_add_pd(vc), sh = _mm512_reduce_add_pd(vh), sl = _mm512_reduce_add_pd(vl);
+    const double nc = std::sqrt(sc), nh = std::sqrt(sh), nl = std::sqrt(sl);
+    in.A[r] = static_cast<float>(nh * inflate);
+    in.B[r] = static_cast<float>((nl + G * nc) * inflate);
+    in.D[r] = static_cast<float>(0x1p-126 * (sqrt_d * nh + 3.0 * d + 4.0) * inflate);
+    // Products and sums must stay far from float32 overflow for the bound (and p16) to mean anything.
+    in.ok[r] = std::isfinite(in.A[r]) && std::isfinite(in.B[r]) && std::isfinite(in.D[r]) && nc * maxQ < 0x1p120;
   }
   return nonfinite != 0;
 }
@@ -733,7 +731,7 @@ void certified_topk_encode(EncodePath path, const EncoderView& enc, const float*
                            int32_t* idx, float* val, const AuxSelect* aux, bool* x_nonfinite) {
   if (x_nonfinite) *x_nonfinite = false;
   if (!enc.bf16->all_finite) {  // a non-finite bound term: no certificate for any row
-    if (x_nonfinite && (*x_nonfinite = any_nonfinite_parallel(x, rows * static_cast<long>(enc.d)))) return;
+    if (nonfinite_checked_first(x, rows * static_cast<long>(enc.d), x_nonfinite)) return;
     topk_encode_fp32(enc, x, rows, k, floor, idx, val, aux);
     count_encode_rows(0, rows, 0, 0);
     return;

@@ -96,7 +96,7 @@ void count_encode_rows(long long certified, long long fallback, long long candid
 // No certified path off x86 (encode_path_available is false there); the float32 path keeps the contract.
 void certified_topk_encode(EncodePath, const EncoderView& enc, const float* x, long rows, int k, float floor,
                            int32_t* idx, float* val, const AuxSelect* aux, bool* x_nonfinite) {
-  if (x_nonfinite && (*x_nonfinite = any_nonfinite_parallel(x, rows * static_cast<long>(enc.d)))) return;
+  if (nonfinite_checked_first(x, rows * static_cast<long>(enc.d), x_nonfinite)) return;
   topk_encode_fp32(enc, x, rows, k, floor, idx, val, aux);
   count_encode_rows(0, rows, 0, 0);
 }

@@ -145,6 +145,7 @@ float SaeModel::encode_floor() const {
   return 0.f;
 }
 
+// The SaeBackend default (backend.h has no source file of its own): check x first, then encode.
 bool SaeBackend::encode_checking_input(const float* x, long rows, int d, int k, float floor, int32_t* idx, float* val) {
   if (any_nonfinite_parallel(x, rows * static_cast<long>(d))) return false;
   encode(x, rows, k, floor, idx, val);

@@ -275,7 +275,7 @@ void topk_encode(const EncoderView& enc, const float* x, long rows, int k, float
       return;
     }
   }
-  if (x_nonfinite && (*x_nonfinite = any_nonfinite_parallel(x, rows * static_cast<long>(enc.d)))) return;
+  if (nonfinite_checked_first(x, rows * static_cast<long>(enc.d), x_nonfinite)) return;
   topk_encode_fp32(enc, x, rows, k, floor, idx, val, aux);
 }
 
